@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Dependency direction (DESIGN.md): pyramid → PyramidTrain → PyramidLoader → PyramidCache;
+// PyramidBuild → PyramidCache + CVips. Reading a cache needs LMDB and zstd only.
+let package = Package(
+    name: "Pyramid",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "PyramidCache", targets: ["PyramidCache"]),
+        .library(name: "PyramidBuild", targets: ["PyramidBuild"]),
+        .executable(name: "pyramid", targets: ["pyramid"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
+        .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+
+        .target(name: "PyramidCache", dependencies: ["CLMDB", "CZstd"]),
+        .target(name: "PyramidBuild", dependencies: ["PyramidCache", "CVips", "CZlib"]),
+        .executableTarget(
+            name: "pyramid",
+            dependencies: [
+                "PyramidCache", "PyramidBuild",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        .target(name: "PyramidTestSupport", dependencies: ["PyramidCache", "CVips", "CZlib"], path: "Tests/PyramidTestSupport"),
+        .testTarget(name: "PyramidCacheTests", dependencies: ["PyramidCache", "PyramidTestSupport"]),
+        .testTarget(name: "PyramidBuildTests", dependencies: ["PyramidBuild", "PyramidCache", "PyramidTestSupport"]),
+        .testTarget(name: "PyramidEndToEndTests", dependencies: ["PyramidCache", "PyramidTestSupport"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

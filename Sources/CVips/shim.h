@@ -1,0 +1,75 @@
+// Fixed-arity wrappers over libvips' varargs API, which Swift cannot call.
+// Each wrapper names the options it fixes and holds no logic of its own.
+#include <vips/vips.h>
+
+// vips_init, then libvips single-threaded per call (the build spreads work by
+// image over its own worker threads) and no operation cache (every image is new).
+static inline int pyr_vips_init(void) {
+    if (VIPS_INIT("pyramid")) return -1;
+    vips_concurrency_set(1);
+    vips_cache_set_max(0);
+    return 0;
+}
+
+// Opens a file lazily: only the header is read. Sequential access.
+static inline VipsImage *pyr_vips_open_header(const char *path) {
+    return vips_image_new_from_file(path, "access", VIPS_ACCESS_SEQUENTIAL, NULL);
+}
+
+// vips_thumbnail with shrink-on-load. crop != 0: fill width x height then crop the
+// centre; crop == 0: size=force (exact width x height; the caller keeps the aspect).
+// fail-on=error: a truncated or damaged file is an error, not a grey image.
+static inline int pyr_vips_thumbnail(const char *path, VipsImage **out, int width, int height, int crop) {
+    if (crop) {
+        return vips_thumbnail(path, out, width, "height", height, "crop", VIPS_INTERESTING_CENTRE,
+                              "fail_on", VIPS_FAIL_ON_ERROR, NULL);
+    }
+    return vips_thumbnail(path, out, width, "height", height, "size", VIPS_SIZE_FORCE,
+                          "fail_on", VIPS_FAIL_ON_ERROR, NULL);
+}
+
+// vips_resize with lanczos3 and gap=0 (no integer block-shrink first, so the
+// result of a tile in a mosaic depends only on that tile and its padding).
+static inline int pyr_vips_resize(VipsImage *in, VipsImage **out, double hscale, double vscale) {
+    return vips_resize(in, out, hscale, "vscale", vscale, "kernel", VIPS_KERNEL_LANCZOS3, "gap", 0.0, NULL);
+}
+
+static inline int pyr_vips_colourspace(VipsImage *in, VipsImage **out, VipsInterpretation space) {
+    return vips_colourspace(in, out, space, NULL);
+}
+
+// Flatten alpha onto a white background (8-bit images: max_alpha 255).
+static inline int pyr_vips_flatten_white(VipsImage *in, VipsImage **out) {
+    double white[3] = {255.0, 255.0, 255.0};
+    VipsArrayDouble *bg = vips_array_double_new(white, 3);
+    int rc = vips_flatten(in, out, "background", bg, NULL);
+    vips_area_unref(VIPS_AREA(bg));
+    return rc;
+}
+
+static inline int pyr_vips_cast_uchar(VipsImage *in, VipsImage **out) {
+    return vips_cast(in, out, VIPS_FORMAT_UCHAR, NULL);
+}
+
+static inline int pyr_vips_extract_band(VipsImage *in, VipsImage **out, int band, int n) {
+    return vips_extract_band(in, out, band, "n", n, NULL);
+}
+
+// Wraps caller-owned interleaved 8-bit pixels; no copy, so the memory must outlive the image.
+static inline VipsImage *pyr_vips_image_from_u8(const void *data, size_t size, int width, int height, int bands) {
+    return vips_image_new_from_memory(data, size, width, height, bands, VIPS_FORMAT_UCHAR);
+}
+
+// PNG with default compression.
+static inline int pyr_vips_pngsave(VipsImage *in, const char *path) {
+    return vips_pngsave(in, path, NULL);
+}
+
+static inline int pyr_vips_width(VipsImage *in) { return vips_image_get_width(in); }
+static inline int pyr_vips_height(VipsImage *in) { return vips_image_get_height(in); }
+static inline int pyr_vips_bands(VipsImage *in) { return vips_image_get_bands(in); }
+static inline int pyr_vips_hasalpha(VipsImage *in) { return vips_image_hasalpha(in); }
+static inline VipsInterpretation pyr_vips_interpretation(VipsImage *in) { return vips_image_get_interpretation(in); }
+static inline VipsBandFormat pyr_vips_format(VipsImage *in) { return vips_image_get_format(in); }
+static inline void pyr_vips_unref(VipsImage *in) { g_object_unref(in); }
+static inline void pyr_g_free(void *p) { g_free(p); }

@@ -1,0 +1,55 @@
+/// Errors raised while reading or writing a Pyramid cache.
+///
+/// Every case carries what a person needs in order to act: the file, the shard,
+/// the sample index and level, or the C function and its return code.
+public enum CacheError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// The directory has no `manifest.json`: it is not a cache, or its build never finished.
+    case missingManifest(path: String)
+    /// The manifest names a format version this reader does not understand.
+    case unsupportedVersion(path: String, found: Int, supported: Int)
+    /// The manifest could not be decoded or is inconsistent.
+    case invalidManifest(path: String, reason: String)
+    /// A shard on disk does not agree with the manifest.
+    case shardMismatch(path: String, reason: String)
+    /// An LMDB call failed.
+    case lmdb(function: String, code: Int32, message: String, path: String)
+    /// A zstd call failed outside of reading a record (compression, dictionary training).
+    case zstd(function: String, message: String)
+    /// A record failed its checksum, its header or its size check.
+    case corruptRecord(shard: Int, index: Int, level: Int, reason: String)
+    /// A record that the manifest promises is not in its shard.
+    case missingRecord(shard: Int, index: Int, level: Int)
+    /// The cache stores no such level.
+    case unknownLevel(level: Int, available: [Int])
+    /// A sample index outside `0..<sampleCount`.
+    case indexOutOfRange(index: Int, count: Int)
+    /// A file-system operation failed.
+    case io(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .missingManifest(let path):
+            return "\(path): no manifest.json (not a Pyramid cache, or its build did not finish; `pyramid build --resume` finishes it)"
+        case .unsupportedVersion(let path, let found, let supported):
+            return "\(path): cache format version \(found) is not supported (this pyramid reads version \(supported))"
+        case .invalidManifest(let path, let reason):
+            return "\(path): invalid manifest: \(reason)"
+        case .shardMismatch(let path, let reason):
+            return "\(path): shard does not match the manifest: \(reason)"
+        case .lmdb(let function, let code, let message, let path):
+            return "\(path): \(function) failed (\(code)): \(message)"
+        case .zstd(let function, let message):
+            return "zstd \(function) failed: \(message)"
+        case .corruptRecord(let shard, let index, let level, let reason):
+            return "corrupt record: shard \(shard), index \(index), level \(level): \(reason)"
+        case .missingRecord(let shard, let index, let level):
+            return "missing record: shard \(shard), index \(index), level \(level)"
+        case .unknownLevel(let level, let available):
+            return "the cache has no level \(level) (levels: \(available.map(String.init).joined(separator: ",")))"
+        case .indexOutOfRange(let index, let count):
+            return "sample index \(index) is out of range (the cache has \(count) samples)"
+        case .io(let path, let reason):
+            return "\(path): \(reason)"
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import CLMDB
+import Foundation
+
+/// Turns an LMDB return code into ``CacheError/lmdb(function:code:message:path:)``. Every LMDB call goes through here.
+@inline(__always)
+func lmdbCheck(_ rc: Int32, _ function: String, _ path: String) throws {
+    if rc != MDB_SUCCESS {
+        throw CacheError.lmdb(function: function, code: rc, message: String(cString: mdb_strerror(rc)), path: path)
+    }
+}
+
+/// An LMDB environment (one shard). Closed when released.
+final class LMDBEnvironment: @unchecked Sendable {
+    let env: OpaquePointer
+    let path: String
+
+    /// - Parameters:
+    ///   - readOnly: open with `MDB_RDONLY | MDB_NOLOCK` (a finished cache is never written again, so
+    ///     readers need no lock file and the cache may sit on a read-only disk).
+    ///   - mapSize: the initial map size; writers grow it when it fills.
+    init(path: String, readOnly: Bool, maxDatabases: Int, mapSize: Int) throws {
+        var e: OpaquePointer?
+        try lmdbCheck(mdb_env_create(&e), "mdb_env_create", path)
+        env = e!
+        self.path = path
+        do {
+            try lmdbCheck(mdb_env_set_maxdbs(env, MDB_dbi(maxDatabases)), "mdb_env_set_maxdbs", path)
+            try lmdbCheck(mdb_env_set_mapsize(env, mapSize), "mdb_env_set_mapsize", path)
+            let flags: Int32 = readOnly
+                ? Int32(MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS)
+                : Int32(MDB_NOSYNC | MDB_NOTLS)
+            try lmdbCheck(mdb_env_open(env, path, UInt32(flags), 0o644), "mdb_env_open", path)
+        } catch {
+            mdb_env_close(env)
+            throw error
+        }
+    }
+
+    deinit { mdb_env_close(env) }
+
+    /// The size of the data file's used part (pages in use × page size).
+    var usedBytes: Int {
+        var info = MDB_envinfo(); var stat = MDB_stat()
+        mdb_env_info(env, &info); mdb_env_stat(env, &stat)
+        return (info.me_last_pgno + 1) * Int(stat.ms_psize)
+    }
+}
+
+/// The LMDB key of sample `index`: 8 bytes, big-endian, so key order is index order.
+@inline(__always)
+func withIndexKey<R>(_ index: Int, _ body: (inout MDB_val) throws -> R) rethrows -> R {
+    var be = UInt64(index).bigEndian
+    return try withUnsafeMutableBytes(of: &be) { raw in
+        var key = MDB_val(mv_size: 8, mv_data: raw.baseAddress)
+        return try body(&key)
+    }
+}
+
+/// Decodes an 8-byte big-endian key.
+@inline(__always)
+func indexFromKey(_ key: MDB_val) -> Int? {
+    guard key.mv_size == 8 else { return nil }
+    var v: UInt64 = 0
+    withUnsafeMutableBytes(of: &v) { $0.copyMemory(from: UnsafeRawBufferPointer(start: key.mv_data, count: 8)) }
+    return Int(UInt64(bigEndian: v))
+}
+
+/// Database names inside every shard.
+enum ShardDatabase {
+    static let labels = "labels"
+    static let meta = "meta"
+    static func level(_ size: Int) -> String { "level-\(size)" }
+}

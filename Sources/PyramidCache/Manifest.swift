@@ -1,0 +1,225 @@
+import Foundation
+
+/// The JSON description of a cache, stored as `manifest.json` at its top.
+///
+/// The manifest is written last and atomically (temporary file, then rename), so a
+/// directory with a manifest holds a complete cache. Readers decode `formatVersion`
+/// first and refuse versions they do not know (see ``Manifest/load(from:)``).
+/// The format is specified in `docs/cache-format.md`.
+public struct Manifest: Codable, Equatable, Sendable {
+    /// The cache format version this module writes and reads.
+    public static let currentFormatVersion = 1
+    /// The file name of the manifest inside a cache directory.
+    public static let fileName = "manifest.json"
+
+    /// Where the samples came from.
+    public struct Source: Codable, Equatable, Sendable {
+        /// `folder`, `list`, `cifar10`, `cifar100` or `idx`.
+        public var format: String
+        /// The path given to `pyramid build`.
+        public var path: String
+        /// The split read (`train` or `test`) for sources that have splits.
+        public var split: String?
+        public init(format: String, path: String, split: String? = nil) {
+            self.format = format; self.path = path; self.split = split
+        }
+    }
+
+    /// One stored resolution.
+    public struct Level: Codable, Equatable, Sendable {
+        /// The nominal size: the side of the square view (or short side) a loader serves at this level.
+        public var size: Int
+        /// The stored short side: `round(size × margin)`. Equal to `size` without a margin.
+        public var storedShortSide: Int
+        /// Compressed bytes of all records of this level (headers included).
+        public var bytes: Int
+        /// Uncompressed pixel bytes of all records of this level.
+        public var rawBytes: Int
+        /// The zstd dictionary of this level, base64, if the build trained one.
+        public var dictionary: String?
+        public init(size: Int, storedShortSide: Int, bytes: Int = 0, rawBytes: Int = 0, dictionary: String? = nil) {
+            self.size = size; self.storedShortSide = storedShortSide
+            self.bytes = bytes; self.rawBytes = rawBytes; self.dictionary = dictionary
+        }
+        /// The LMDB database name holding this level in every shard.
+        public var databaseName: String { "level-\(size)" }
+        /// The decoded dictionary bytes, if any.
+        public var dictionaryBytes: [UInt8]? {
+            dictionary.flatMap { Data(base64Encoded: $0) }.map { [UInt8]($0) }
+        }
+    }
+
+    /// How the stored image relates to the source image.
+    public struct Shape: Codable, Equatable, Sendable {
+        /// `center`: the centred square of the source's short side; `full`: the whole image, aspect kept.
+        public var crop: String
+        /// Stored extent over nominal extent (≥ 1). A margin of 1.143 stores the short side at
+        /// `size/0.875`, so a centre crop of `size` is the usual evaluation view.
+        public var margin: Double
+        public init(crop: String, margin: Double) { self.crop = crop; self.margin = margin }
+        /// True when every stored level is square.
+        public var square: Bool { crop == "center" }
+    }
+
+    /// How records are encoded.
+    public struct Codec: Codable, Equatable, Sendable {
+        /// Always `zstd` in version 1.
+        public var name: String
+        /// The zstd compression level used.
+        public var level: Int
+        /// `none` or `sub` (PNG-style left-neighbour delta before compression).
+        public var filter: String
+        public init(name: String = "zstd", level: Int, filter: String) {
+            self.name = name; self.level = level; self.filter = filter
+        }
+    }
+
+    /// One shard: an LMDB environment holding a contiguous range of sample indices.
+    public struct Shard: Codable, Equatable, Sendable {
+        /// Directory name inside the cache, e.g. `shard-00000`.
+        public var name: String
+        /// The first sample index stored in this shard.
+        public var firstIndex: Int
+        /// The number of samples stored in this shard.
+        public var count: Int
+        public init(name: String, firstIndex: Int, count: Int) {
+            self.name = name; self.firstIndex = firstIndex; self.count = count
+        }
+    }
+
+    public var formatVersion: Int
+    public var toolVersion: String
+    /// ISO 8601 time the build finished.
+    public var createdAt: String
+    public var source: Source
+    /// Class names; a label is an index into this array.
+    public var classes: [String]
+    public var sampleCount: Int
+    /// 1 (grey) or 3 (sRGB); pixels are interleaved (HWC), 8 bits per channel.
+    public var channels: Int
+    /// Stored levels, largest first.
+    public var levels: [Level]
+    public var shape: Shape
+    public var codec: Codec
+    public var shards: [Shard]
+    /// Per-channel mean of the largest level's pixels, on a 0...1 scale.
+    public var mean: [Double]
+    /// Per-channel standard deviation of the largest level's pixels, on a 0...1 scale.
+    public var std: [Double]
+    /// Samples per class, indexed like `classes`.
+    public var labelHistogram: [Int]
+    /// Samples skipped as unreadable (details in `build-report.json`).
+    public var skipped: Int
+    /// The options the build ran with, as given on the command line.
+    public var buildOptions: [String: String]
+    /// Wall time of the build, summed over resumed parts.
+    public var buildSeconds: Double
+
+    public init(
+        toolVersion: String, createdAt: String, source: Source, classes: [String], sampleCount: Int,
+        channels: Int, levels: [Level], shape: Shape, codec: Codec, shards: [Shard], mean: [Double],
+        std: [Double], labelHistogram: [Int], skipped: Int, buildOptions: [String: String], buildSeconds: Double
+    ) {
+        self.formatVersion = Manifest.currentFormatVersion
+        self.toolVersion = toolVersion; self.createdAt = createdAt; self.source = source
+        self.classes = classes; self.sampleCount = sampleCount; self.channels = channels
+        self.levels = levels; self.shape = shape; self.codec = codec; self.shards = shards
+        self.mean = mean; self.std = std; self.labelHistogram = labelHistogram; self.skipped = skipped
+        self.buildOptions = buildOptions; self.buildSeconds = buildSeconds
+    }
+
+    /// Level sizes, largest first.
+    public var levelSizes: [Int] { levels.map(\.size) }
+
+    /// The level with nominal size `size`.
+    /// - Throws: ``CacheError/unknownLevel(level:available:)``.
+    public func level(_ size: Int) throws -> Level {
+        guard let level = levels.first(where: { $0.size == size }) else {
+            throw CacheError.unknownLevel(level: size, available: levelSizes)
+        }
+        return level
+    }
+
+    /// The shard holding sample `index`, by binary search over the shard ranges.
+    /// - Complexity: O(log shards).
+    public func shardNumber(of index: Int) -> Int? {
+        guard index >= 0, index < sampleCount else { return nil }
+        var lo = 0, hi = shards.count - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if shards[mid].firstIndex <= index { lo = mid } else { hi = mid - 1 }
+        }
+        return lo
+    }
+
+    private struct VersionProbe: Decodable { var formatVersion: Int }
+
+    /// Reads `manifest.json` from a cache directory, checking the version before anything else.
+    /// - Throws: ``CacheError/missingManifest(path:)``, ``CacheError/unsupportedVersion(path:found:supported:)``,
+    ///   ``CacheError/invalidManifest(path:reason:)``.
+    public static func load(from directory: URL) throws -> Manifest {
+        let url = directory.appendingPathComponent(fileName)
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            if FileManager.default.fileExists(atPath: directory.path) {
+                throw CacheError.missingManifest(path: directory.path)
+            }
+            throw CacheError.io(path: directory.path, reason: "no such cache directory")
+        }
+        let decoder = JSONDecoder()
+        let probe: VersionProbe
+        do { probe = try decoder.decode(VersionProbe.self, from: data) } catch {
+            throw CacheError.invalidManifest(path: url.path, reason: "no formatVersion (\(error.localizedDescription))")
+        }
+        guard probe.formatVersion == currentFormatVersion else {
+            throw CacheError.unsupportedVersion(path: url.path, found: probe.formatVersion, supported: currentFormatVersion)
+        }
+        let manifest: Manifest
+        do { manifest = try decoder.decode(Manifest.self, from: data) } catch {
+            throw CacheError.invalidManifest(path: url.path, reason: "\(error)")
+        }
+        try manifest.validate(path: url.path)
+        return manifest
+    }
+
+    /// Checks internal consistency: shard ranges tile `0..<sampleCount`, levels are distinct and descending.
+    public func validate(path: String) throws {
+        var next = 0
+        for shard in shards {
+            guard shard.firstIndex == next, shard.count >= 0 else {
+                throw CacheError.invalidManifest(path: path, reason: "shard \(shard.name) starts at \(shard.firstIndex), expected \(next)")
+            }
+            next += shard.count
+        }
+        guard next == sampleCount else {
+            throw CacheError.invalidManifest(path: path, reason: "shards hold \(next) samples but sampleCount is \(sampleCount)")
+        }
+        guard !levels.isEmpty, zip(levels, levels.dropFirst()).allSatisfy({ $0.size > $1.size }) else {
+            throw CacheError.invalidManifest(path: path, reason: "levels must be distinct and listed largest first")
+        }
+        guard channels == 1 || channels == 3 else {
+            throw CacheError.invalidManifest(path: path, reason: "channels must be 1 or 3, found \(channels)")
+        }
+    }
+
+    /// Writes the manifest atomically: a temporary file in the same directory, then a rename.
+    public func write(to directory: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try writeAtomically(encoder.encode(self), to: directory.appendingPathComponent(Manifest.fileName))
+    }
+}
+
+/// Writes `data` to a temporary file beside `url`, then renames it over `url`.
+public func writeAtomically(_ data: Data, to url: URL) throws {
+    let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+    do {
+        try data.write(to: tmp)
+        if rename(tmp.path, url.path) != 0 {
+            throw CacheError.io(path: url.path, reason: "rename failed: \(String(cString: strerror(errno)))")
+        }
+    } catch let error as CacheError {
+        throw error
+    } catch {
+        throw CacheError.io(path: url.path, reason: "cannot write: \(error.localizedDescription)")
+    }
+}

@@ -73,3 +73,12 @@ static inline VipsInterpretation pyr_vips_interpretation(VipsImage *in) { return
 static inline VipsBandFormat pyr_vips_format(VipsImage *in) { return vips_image_get_format(in); }
 static inline void pyr_vips_unref(VipsImage *in) { g_object_unref(in); }
 static inline void pyr_g_free(void *p) { g_free(p); }
+
+// vips_copy that only relabels the interpretation (no pixel change), e.g. raw 3-band memory as sRGB.
+static inline int pyr_vips_copy_interpretation(VipsImage *in, VipsImage **out, VipsInterpretation space) {
+    return vips_copy(in, out, "interpretation", space, NULL);
+}
+
+// Returns the error buffer as a new string (g_free it) and clears it.
+static inline char *pyr_vips_error_take(void) { return vips_error_buffer_copy(); }
+static inline void pyr_vips_thread_shutdown(void) { vips_thread_shutdown(); }

@@ -52,7 +52,9 @@ public final class CacheReader: @unchecked Sendable {
         let env = try LMDBEnvironment(path: path, readOnly: true, maxDatabases: manifest.levels.count + 2, mapSize: 0)
         var txn: OpaquePointer?
         try lmdbCheck(mdb_txn_begin(env.env, nil, UInt32(MDB_RDONLY), &txn), "mdb_txn_begin", path)
-        defer { mdb_txn_abort(txn) }
+        // Database handles opened in a transaction survive only if it commits (an abort closes them).
+        var committed = false
+        defer { if !committed { mdb_txn_abort(txn) } }
         func open(_ name: String) throws -> MDB_dbi {
             var dbi: MDB_dbi = 0
             let rc = mdb_dbi_open(txn, name, 0, &dbi)
@@ -85,6 +87,8 @@ public final class CacheReader: @unchecked Sendable {
                 path: path,
                 reason: "shard says number \(info.number), indices \(info.firstIndex)..<\(info.firstIndex + info.count), levels \(info.levels), build \(info.buildID); manifest says number \(number), indices \(shard.firstIndex)..<\(shard.firstIndex + shard.count), levels \(manifest.levelSizes), build \(expected ?? "?")")
         }
+        committed = true
+        try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit", path)
         return OpenShard(env: env, info: shard, levelDBs: levelDBs, labelsDB: labelsDB, metaDB: metaDB)
     }
 

@@ -1,0 +1,46 @@
+import Foundation
+
+/// `build-report.json`: what was read, what was skipped and why, what it cost.
+public struct BuildReport: Codable, Sendable {
+    public struct LevelReport: Codable, Sendable {
+        public var size: Int
+        public var storedShortSide: Int
+        public var bytes: Int
+        public var rawBytes: Int
+        public var bytesPerSample: Double
+        /// Raw pixel bytes over stored bytes.
+        public var compressionRatio: Double
+        public var dictionaryBytes: Int
+    }
+    public static let fileName = "build-report.json"
+
+    public var source: String
+    public var format: String
+    public var output: String
+    public var sourceItems: Int
+    public var samplesWritten: Int
+    public var skippedCount: Int
+    /// Every skipped item with its reason, in source order (refused-while-listing items first).
+    public var skipped: [SkippedItem]
+    public var levels: [LevelReport]
+    public var workers: Int
+    public var shards: Int
+    /// Seconds of this run; `totalSeconds` adds earlier interrupted runs.
+    public var seconds: Double
+    public var totalSeconds: Double
+    public var dictionarySeconds: Double
+    /// Source items per second in this run.
+    public var itemsPerSecond: Double
+    public var resumed: Bool
+
+    /// The one-line summary the tool prints.
+    public var summary: String {
+        let rate = itemsPerSecond >= 100 ? String(Int(itemsPerSecond)) : String(format: "%.1f", itemsPerSecond)
+        var s = "built \(samplesWritten) samples at \(levels.count) levels (\(levels.map { String($0.size) }.joined(separator: ","))) into \(output)"
+        s += "; \(skippedCount) skipped"
+        s += String(format: "; %.1f s, %@ items/s", seconds, rate)
+        if resumed { s += " (resumed)" }
+        if skippedCount > 0 { s += "; reasons in \(output)/\(BuildReport.fileName)" }
+        return s
+    }
+}

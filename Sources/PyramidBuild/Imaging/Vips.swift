@@ -1,0 +1,75 @@
+import CVips
+import Foundation
+
+/// libvips set-up and a small owning wrapper around `VipsImage`.
+enum Vips {
+    private static let started: Bool = pyr_vips_init() == 0
+
+    /// Starts libvips once per process (single-threaded per call, no operation cache).
+    static func start() throws {
+        guard started else { throw BuildError.vips(function: "vips_init", message: takeError()) }
+    }
+
+    /// Takes and clears libvips' error buffer.
+    static func takeError() -> String {
+        guard let p = pyr_vips_error_take() else { return "unknown libvips error" }
+        defer { pyr_g_free(p) }
+        let text = String(cString: p).trimmingCharacters(in: .whitespacesAndNewlines)
+        // One line is enough for a report; libvips often repeats the cause on several lines.
+        return text.split(separator: "\n").first.map(String.init) ?? "unknown libvips error"
+    }
+
+    /// Frees libvips' per-thread state; call when a worker thread ends.
+    static func threadShutdown() { pyr_vips_thread_shutdown() }
+}
+
+/// An owned `VipsImage` reference, released on deinit.
+final class VImage {
+    let ptr: UnsafeMutablePointer<VipsImage>
+
+    init(_ ptr: UnsafeMutablePointer<VipsImage>) { self.ptr = ptr }
+    deinit { pyr_vips_unref(ptr) }
+
+    var width: Int { Int(pyr_vips_width(ptr)) }
+    var height: Int { Int(pyr_vips_height(ptr)) }
+    var bands: Int { Int(pyr_vips_bands(ptr)) }
+    var hasAlpha: Bool { pyr_vips_hasalpha(ptr) != 0 }
+
+    /// Runs one libvips operation producing a new image; the error names the operation.
+    func apply(_ name: String, _ op: (UnsafeMutablePointer<VipsImage>, UnsafeMutablePointer<UnsafeMutablePointer<VipsImage>?>) -> Int32) throws -> VImage {
+        var out: UnsafeMutablePointer<VipsImage>?
+        guard op(ptr, &out) == 0, let out else { throw VipsFailure(function: name, message: Vips.takeError()) }
+        return VImage(out)
+    }
+
+    /// An integer header field (e.g. `orientation`), or nil when absent.
+    func int(_ field: String) -> Int? {
+        var v: Int32 = 0
+        return vips_image_get_int(ptr, field, &v) == 0 ? Int(v) : nil
+    }
+
+    /// Computes the image and returns its pixels (interleaved, 8-bit for uchar images).
+    func pixels() throws -> [UInt8] {
+        var size = 0
+        guard let data = vips_image_write_to_memory(ptr, &size) else {
+            throw VipsFailure(function: "vips_image_write_to_memory", message: Vips.takeError())
+        }
+        defer { pyr_g_free(data) }
+        return Array(UnsafeRawBufferPointer(start: data, count: size))
+    }
+
+    /// Wraps 8-bit interleaved pixels. The buffer must stay alive (and unmoved) while the image is used.
+    static func wrap(_ buffer: UnsafeRawBufferPointer, width: Int, height: Int, bands: Int) throws -> VImage {
+        guard let p = pyr_vips_image_from_u8(buffer.baseAddress, buffer.count, Int32(width), Int32(height), Int32(bands)) else {
+            throw VipsFailure(function: "vips_image_new_from_memory", message: Vips.takeError())
+        }
+        return VImage(p)
+    }
+}
+
+/// A libvips call that failed.
+struct VipsFailure: Error, CustomStringConvertible {
+    var function: String
+    var message: String
+    var description: String { "\(function): \(message)" }
+}

@@ -1,0 +1,173 @@
+import ArgumentParser
+import Foundation
+import PyramidBuild
+import PyramidCache
+
+struct BuildCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "build",
+        abstract: "Build a multi-resolution cache from an image folder, a list file, CIFAR binaries or IDX files.",
+        discussion: """
+            SOURCE is one of (detected, or named with --format):
+              folder   root/<class>/<image>; classes are the sorted folder names. Anything libvips \
+            loads (JPEG, PNG, WebP, TIFF, GIF, ...).
+              list     a text file of `path<TAB>label` lines (paths relative to the file).
+              cifar10  a folder with data_batch_1..5.bin and test_batch.bin, or one .bin batch.
+              cifar100 a folder with train.bin and test.bin, or one .bin file.
+              idx      a folder with <split>-images-idx3-ubyte[.gz] and labels (MNIST, Fashion-MNIST), \
+            or the images file.
+
+            Every level of a sample comes from one crop: the centred square (--crop center) or the \
+            whole image (--crop full, short side = level). A bad image (unreadable, truncated, not an \
+            image, over --max-pixels) is skipped and listed in CACHE/build-report.json; --strict \
+            stops at the first one instead. Ctrl-C stops after the current commit; --resume finishes \
+            the build and gives the same cache as an uninterrupted one.
+
+            Exit status: 0 built (possibly with skipped items), 1 error, 130 interrupted.
+            """)
+
+    @Argument(help: "The source dataset (folder, list file, CIFAR binaries or IDX files).")
+    var source: String
+
+    @Option(name: [.short, .customLong("out")], help: "The cache directory to create.")
+    var out: String
+
+    @Option(help: "Level sizes in pixels, comma-separated (any order; stored largest first).")
+    var levels: String = "224,192,160,128,96"
+
+    @Option(help: "Source format: folder, list, cifar10, cifar100 or idx (default: detected).")
+    var format: String?
+
+    @Option(help: "Split to read from CIFAR and IDX folders: train or test.")
+    var split: String = "train"
+
+    @Option(name: .customLong("class-names"), help: "Class names for integer labels: comma-separated, or @FILE with one per line.")
+    var classNames: String?
+
+    @Option(help: "Channels to store: 1 (grey) or 3 (sRGB). Default: the source's (1 for IDX, 3 otherwise).")
+    var channels: Int?
+
+    @Option(help: "center: the centred square of the short side; full: the whole image, aspect kept.")
+    var crop: String = "center"
+
+    @Option(help: "Store this much context around the crop (≥ 1): the stored short side is round(level × margin). 1.143 stores short side = level/0.875 for the usual centre-crop evaluation.")
+    var margin: Double = 1.0
+
+    @Option(help: "Number of LMDB shards.")
+    var shards: Int = 1
+
+    @Option(help: "Worker threads decoding and encoding (default: the number of cores).")
+    var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(name: .customLong("zstd-level"), help: "zstd compression level (-7...19).")
+    var zstdLevel: Int = 3
+
+    @Flag(help: "Train a zstd dictionary per level (helps small images most).")
+    var dictionary = false
+
+    @Option(help: "Pixel filter before zstd: none or sub (PNG-style left-neighbour delta; helps photos).")
+    var filter: String = "none"
+
+    @Option(name: .customLong("max-pixels"), help: "Refuse images whose header claims more pixels than this (decompression bombs), before decoding.")
+    var maxPixels: Int = 100_000_000
+
+    @Flag(help: "Stop at the first bad input instead of skipping it.")
+    var strict = false
+
+    @Flag(help: "Finish an interrupted build in --out.")
+    var resume = false
+
+    @Flag(help: "Replace an existing cache or interrupted build in --out.")
+    var overwrite = false
+
+    @Option(help: "Use only the first N source items.")
+    var limit: Int?
+
+    @Flag(help: "No progress line and no summary.")
+    var quiet = false
+
+    @Flag(help: "Print the build report as JSON on standard output.")
+    var json = false
+
+    func validate() throws {
+        if resume && overwrite { throw ValidationError("--resume and --overwrite cannot be used together") }
+        guard BuildOptionsCrop(rawValue: crop) != nil else { throw ValidationError("--crop: must be center or full, not '\(crop)'") }
+        if let format, SourceFormat(rawValue: format) == nil {
+            throw ValidationError("--format: must be one of \(SourceFormat.allCases.map(\.rawValue).joined(separator: ", ")), not '\(format)'")
+        }
+        if filter != "none" && filter != "sub" { throw ValidationError("--filter: must be none or sub, not '\(filter)'") }
+        if split != "train" && split != "test" { throw ValidationError("--split: must be train or test, not '\(split)'") }
+        do { try makeOptions().validate() } catch let error as BuildError { throw ValidationError(error.description) }
+    }
+
+    func makeOptions() throws -> BuildOptions {
+        var o = BuildOptions(levels: try parseIntList(levels, flag: "levels"))
+        o.channels = channels
+        o.crop = BuildOptionsCrop(rawValue: crop) ?? .center
+        o.margin = margin
+        o.shards = shards
+        o.workers = workers
+        o.zstdLevel = zstdLevel
+        o.dictionary = dictionary
+        o.filter = filter == "sub" ? .sub : .none
+        o.maxPixels = maxPixels
+        o.strict = strict
+        o.mode = resume ? .resume : overwrite ? .overwrite : .create
+        o.limit = limit
+        return o
+    }
+
+    func run() throws {
+        let options = try makeOptions()
+        var names: [String]? = nil
+        if let classNames {
+            if classNames.hasPrefix("@") {
+                let file = String(classNames.dropFirst())
+                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                    throw ValidationError("--class-names: cannot read \(file)")
+                }
+                names = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            } else {
+                names = classNames.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            }
+        }
+        let catalog = try SourceFormat.open(path: source, format: format.flatMap(SourceFormat.init(rawValue:)), split: split, classNames: names)
+        let builder = try Builder(catalog: catalog, options: options, output: URL(fileURLWithPath: out))
+        builder.toolVersion = Pyramid.version
+        builder.recordedOptions = [
+            "levels": levels, "crop": crop, "margin": String(margin), "shards": String(shards), "workers": String(workers),
+            "zstd-level": String(zstdLevel), "dictionary": String(dictionary), "filter": filter,
+            "max-pixels": String(maxPixels), "strict": String(strict), "limit": limit.map(String.init) ?? "",
+            "channels": String(builder.channels), "split": split,
+        ]
+        installInterruptHandler()
+        let progress = ProgressLine(quiet: quiet)
+        let report: BuildReport
+        do {
+            report = try builder.run(progress: { p in
+                if p.phase == "dictionary" {
+                    progress.update("training dictionaries", done: 0, total: p.total, force: true)
+                } else {
+                    progress.update("build", done: p.processed, total: p.total, doneThisRun: p.processedThisRun,
+                                    extra: p.skipped > 0 ? "\(p.skipped) skipped" : "", force: p.processed == p.total)
+                }
+            }, isCancelled: { interruptRequested != 0 })
+        } catch let error as BuildError {
+            progress.finish()
+            if case .interrupted = error {
+                printError("pyramid build: \(error)")
+                throw ExitCode(130)
+            }
+            throw error
+        }
+        progress.finish()
+        if json {
+            let encoder = JSONEncoder(); encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else if !quiet {
+            print(report.summary)
+        }
+    }
+}
+
+typealias BuildOptionsCrop = BuildOptions.Crop

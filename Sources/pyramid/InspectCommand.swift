@@ -1,0 +1,56 @@
+import ArgumentParser
+import Foundation
+import PyramidCache
+
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Describe a cache: samples, classes, levels, bytes per level, compression, mean/std, build options.")
+
+    @Argument(help: "The cache directory.")
+    var cache: String
+
+    @Flag(help: "Print the manifest as JSON instead.")
+    var json = false
+
+    func run() throws {
+        let reader = try CacheReader(url: URL(fileURLWithPath: cache))
+        let m = reader.manifest
+        if json {
+            let encoder = JSONEncoder(); encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(m), as: UTF8.self))
+            return
+        }
+        func mib(_ b: Int) -> String { String(format: "%.2f MiB", Double(b) / 1_048_576) }
+        var out = "cache        \(cache)\n"
+        out += "format       version \(m.formatVersion), built by pyramid \(m.toolVersion) at \(m.createdAt)\n"
+        out += "source       \(m.source.format) \(m.source.path)\(m.source.split.map { " (\($0))" } ?? "")\n"
+        out += "samples      \(m.sampleCount) in \(m.shards.count) shard\(m.shards.count == 1 ? "" : "s"), \(m.skipped) skipped at build\n"
+        let shownClasses = m.classes.prefix(12).enumerated().map { "\($1) \(m.labelHistogram[safe: $0] ?? 0)" }.joined(separator: ", ")
+        out += "classes      \(m.classes.count): \(shownClasses)\(m.classes.count > 12 ? ", …" : "")\n"
+        out += "pixels       \(m.channels == 1 ? "grey" : "sRGB"), crop \(m.shape.crop), margin \(m.shape.margin)\n"
+        out += "codec        zstd level \(m.codec.level), filter \(m.codec.filter), checksum on\n"
+        out += "mean         \(m.mean.map { String(format: "%.4f", $0) }.joined(separator: " "))\n"
+        out += "std          \(m.std.map { String(format: "%.4f", $0) }.joined(separator: " "))\n"
+        out += "levels\n"
+        out += "   size  stored        bytes   bytes/sample   ratio  dictionary\n"
+        var totalBytes = 0, totalRaw = 0
+        for l in m.levels {
+            totalBytes += l.bytes; totalRaw += l.rawBytes
+            let perSample = Double(l.bytes) / Double(max(m.sampleCount, 1))
+            let ratio = Double(l.rawBytes) / Double(max(l.bytes, 1))
+            let dict = l.dictionaryBytes.map { "\($0.count) B" } ?? "-"
+            out += String(format: "  %5d  %6d  %11@  %13.1f  %6.2f  %@\n", l.size, l.storedShortSide, mib(l.bytes) as NSString, perSample, ratio, dict as NSString)
+        }
+        out += String(format: "  total          %11@  %13.1f  %6.2f\n", mib(totalBytes) as NSString,
+                      Double(totalBytes) / Double(max(m.sampleCount, 1)), Double(totalRaw) / Double(max(totalBytes, 1)))
+        out += String(format: "build        %.1f s", m.buildSeconds)
+        let shown = m.buildOptions.filter { $0.key != "buildID" }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        out += "; " + shown.joined(separator: " ")
+        print(out)
+    }
+}
+
+extension Array {
+    subscript(safe i: Int) -> Element? { indices.contains(i) ? self[i] : nil }
+}

@@ -82,3 +82,22 @@ static inline int pyr_vips_copy_interpretation(VipsImage *in, VipsImage **out, V
 // Returns the error buffer as a new string (g_free it) and clears it.
 static inline char *pyr_vips_error_take(void) { return vips_error_buffer_copy(); }
 static inline void pyr_vips_thread_shutdown(void) { vips_thread_shutdown(); }
+
+// Saves by file suffix; options may follow the name in brackets, e.g. "a.jpg[Q=90,interlace]".
+static inline int pyr_vips_save(VipsImage *in, const char *path) {
+    return vips_image_write_to_file(in, path, NULL);
+}
+
+// Appends one constant band (e.g. an alpha channel).
+static inline int pyr_vips_bandjoin_const1(VipsImage *in, VipsImage **out, double value) {
+    return vips_bandjoin_const1(in, out, value, NULL);
+}
+
+static inline int pyr_vips_cast(VipsImage *in, VipsImage **out, VipsBandFormat format) {
+    return vips_cast(in, out, format, NULL);
+}
+
+// Multiplies every band by a constant (e.g. 257 to widen 8-bit values to 16-bit).
+static inline int pyr_vips_linear1(VipsImage *in, VipsImage **out, double a, double b) {
+    return vips_linear1(in, out, a, b, NULL);
+}

@@ -23,6 +23,7 @@ public final class CacheReader: @unchecked Sendable {
 
     let shards: [OpenShard]
     let dictionaries: [Int: RecordDictionary]
+    let filter: RecordHeader.Filter
 
     /// Opens the cache at `url`.
     /// - Throws: ``CacheError/missingManifest(path:)``, ``CacheError/unsupportedVersion(path:found:supported:)``,
@@ -30,6 +31,11 @@ public final class CacheReader: @unchecked Sendable {
     public init(url: URL) throws {
         self.url = url
         manifest = try Manifest.load(from: url)
+        guard manifest.codec.name == "zstd", let filter = RecordHeader.Filter(name: manifest.codec.filter) else {
+            throw CacheError.invalidManifest(path: url.appendingPathComponent(Manifest.fileName).path,
+                                             reason: "unknown codec \(manifest.codec.name) with filter \(manifest.codec.filter)")
+        }
+        self.filter = filter
         var opened: [OpenShard] = []
         for (number, shard) in manifest.shards.enumerated() {
             opened.append(try Self.openShard(url.appendingPathComponent(shard.name), number: number, shard: shard, manifest: manifest))
@@ -140,7 +146,7 @@ public final class ReadSession {
 
     private func decoder(_ level: Int) -> RecordDecoder {
         if let d = decoders[level] { return d }
-        let d = RecordDecoder(dictionary: reader.dictionaries[level])
+        let d = RecordDecoder(dictionary: reader.dictionaries[level], filter: reader.filter)
         decoders[level] = d
         return d
     }

@@ -165,14 +165,24 @@ public final class RecordEncoder {
 }
 
 /// Decodes records. One per thread: it owns a zstd decompression context.
+///
+/// The zstd checksum covers the pixels, not the 8-byte header, so every header field is checked
+/// against what the cache promises: the version exactly, the codec against whether the level has a
+/// dictionary, the filter against the manifest's, and width × height × channels against the
+/// frame's content size. A flipped byte anywhere in a record is therefore reported, never decoded
+/// into other pixels.
 public final class RecordDecoder {
     private let dctx: OpaquePointer
     private let dictionary: RecordDictionary?
+    private let filter: RecordHeader.Filter
 
-    /// - Parameter dictionary: the level's dictionary, needed for records encoded with one.
-    public init(dictionary: RecordDictionary?) {
+    /// - Parameters:
+    ///   - dictionary: the level's dictionary; records of a level with a dictionary must use it.
+    ///   - filter: the filter the cache's manifest names; a record claiming another is corrupt.
+    public init(dictionary: RecordDictionary?, filter: RecordHeader.Filter) {
         dctx = ZSTD_createDCtx()
         self.dictionary = dictionary
+        self.filter = filter
     }
 
     deinit { ZSTD_freeDCtx(dctx) }
@@ -191,18 +201,27 @@ public final class RecordDecoder {
         case .success(let h): header = h
         case .failure(let f): return .failure(f)
         }
+        guard header.filter == filter else {
+            return .failure(.init("header names filter \(header.filter.name), the cache uses \(filter.name)"))
+        }
+        guard (header.codec == .zstdDictionary) == (dictionary != nil) else {
+            return .failure(.init(dictionary == nil ? "header names a dictionary the level does not have" : "header names no dictionary but the level has one"))
+        }
         let count = header.pixelCount
         guard destination.count >= count else {
             return .failure(.init("destination of \(destination.count) bytes is smaller than the record's \(count)"))
         }
         let frame = UnsafeRawBufferPointer(rebasing: record[RecordHeader.size...])
+        let contentSize = ZSTD_getFrameContentSize(frame.baseAddress, frame.count)
+        guard contentSize == UInt64(count) else {
+            return .failure(.init("frame holds \(contentSize >= UInt64(Int64.max) ? "an unknown number of" : String(contentSize)) bytes, header promises \(count)"))
+        }
         let n: Int
         switch header.codec {
         case .zstd:
             n = ZSTD_decompressDCtx(dctx, destination.baseAddress, count, frame.baseAddress, frame.count)
         case .zstdDictionary:
-            guard let dictionary else { return .failure(.init("record needs a dictionary the manifest does not have")) }
-            n = ZSTD_decompress_usingDDict(dctx, destination.baseAddress, count, frame.baseAddress, frame.count, dictionary.ddict)
+            n = ZSTD_decompress_usingDDict(dctx, destination.baseAddress, count, frame.baseAddress, frame.count, dictionary!.ddict)
         }
         if ZSTD_isError(n) != 0 {
             return .failure(.init("zstd: \(String(cString: ZSTD_getErrorName(n)))"))

@@ -1,0 +1,87 @@
+import Foundation
+import PyramidCache
+
+/// Writes small caches through PyramidCache's own API (no libvips), for format tests.
+public enum CacheFixture {
+    /// One synthetic sample: pixels per level (largest first), each `side × side × channels`.
+    public struct Sample {
+        public var label: Int
+        public var levels: [[UInt8]]
+    }
+
+    /// Random samples at `levels` (square, `channels` channels), with a fixed seed.
+    public static func randomSamples(count: Int, levels: [Int], channels: Int, classes: Int, seed: UInt64) -> [Sample] {
+        var rng = SeededGenerator(seed: seed)
+        return (0..<count).map { _ in
+            Sample(label: Int.random(in: 0..<classes, using: &rng), levels: levels.map { side in
+                // Smooth-ish content so zstd has something to compress, plus noise.
+                let base = UInt8.random(in: 0...200, using: &rng)
+                return (0..<(side * side * channels)).map { i in base &+ UInt8(i % 17) &+ UInt8.random(in: 0...3, using: &rng) }
+            })
+        }
+    }
+
+    /// Writes a complete cache (shards, manifest) holding `samples`.
+    @discardableResult
+    public static func write(_ samples: [Sample], levels: [Int], channels: Int, classes: Int, shards: Int = 1,
+                             filter: RecordHeader.Filter = .none, dictionary: Bool = false, to dir: URL) throws -> Manifest {
+        let buildID = "fixture"
+        var dictionaries: [Int: RecordDictionary] = [:]
+        var dictionaryText: [Int: String] = [:]
+        if dictionary {
+            for (l, size) in levels.enumerated() {
+                if let d = RecordDictionary.train(samples: samples.map { $0.levels[l] }, capacity: 4096) {
+                    dictionaries[size] = try RecordDictionary(bytes: d, compressionLevel: 3)
+                    dictionaryText[size] = Data(d).base64EncodedString()
+                }
+            }
+        }
+        let encoders = Dictionary(uniqueKeysWithValues: levels.map { ($0, RecordEncoder(compressionLevel: 3, filter: filter, dictionary: dictionaries[$0])) })
+        var manifestShards: [Manifest.Shard] = []
+        var bytes = Array(repeating: 0, count: levels.count)
+        for k in 0..<shards {
+            let range = (k * samples.count / shards)..<((k + 1) * samples.count / shards)
+            let name = shardDirectoryName(k)
+            let writer = try ShardWriter(directory: dir.appendingPathComponent(name), levels: levels, initialMapSize: 1 << 16)
+            var batch = ShardWriter.Batch()
+            for i in range {
+                for (l, size) in levels.enumerated() {
+                    let record = try samples[i].levels[l].withUnsafeBytes {
+                        try encoders[size]!.encode(pixels: $0, width: size, height: size, channels: channels)
+                    }
+                    bytes[l] += record.count
+                    batch.records.append((i, size, record))
+                }
+                batch.labels.append((i, samples[i].label))
+            }
+            batch.meta.append((ShardInfo.metaKey, ShardInfo(number: k, firstIndex: range.lowerBound, count: range.count,
+                                                             levels: levels, channels: channels, buildID: buildID).encoded()))
+            try writer.commit(batch)
+            try writer.sync()
+            manifestShards.append(.init(name: name, firstIndex: range.lowerBound, count: range.count))
+        }
+        let manifest = Manifest(
+            toolVersion: "test", createdAt: "2026-01-01T00:00:00Z", source: .init(format: "test", path: "memory"),
+            classes: (0..<classes).map(String.init), sampleCount: samples.count, channels: channels,
+            levels: levels.enumerated().map { l, size in
+                Manifest.Level(size: size, storedShortSide: size, bytes: bytes[l], rawBytes: samples.count * size * size * channels, dictionary: dictionaryText[size])
+            },
+            shape: .init(crop: "center", margin: 1), codec: .init(level: 3, filter: filter.name), shards: manifestShards,
+            mean: Array(repeating: 0.5, count: channels), std: Array(repeating: 0.25, count: channels),
+            labelHistogram: (0..<classes).map { c in samples.filter { $0.label == c }.count }, skipped: 0,
+            buildOptions: ["buildID": buildID], buildSeconds: 0)
+        try manifest.write(to: dir)
+        return manifest
+    }
+
+    /// Finds `needle` in a file and flips one byte at `offset` inside the first match.
+    /// - Returns: whether the needle was found.
+    @discardableResult
+    public static func flipByte(in file: String, inside needle: [UInt8], offset: Int) throws -> Bool {
+        var data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
+        guard needle.count > offset, let at = data.firstRange(of: needle)?.lowerBound else { return false }
+        data[at + offset] ^= 0x5A
+        try Data(data).write(to: URL(fileURLWithPath: file))
+        return true
+    }
+}

@@ -1,0 +1,135 @@
+import CVips
+import CZlib
+import Foundation
+
+/// A temporary directory removed when released.
+public final class TempDirectory {
+    public let url: URL
+    public init(_ name: String = "pyramid-test") {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(8))")
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(at: url) }
+    public func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+}
+
+/// A small deterministic random generator for reproducible test data (SplitMix64).
+public struct SeededGenerator: RandomNumberGenerator {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+public enum FixtureError: Error { case vips(String) }
+
+/// Synthetic images and dataset files for tests, made by code.
+public enum Fixtures {
+    private static let vipsReady: Bool = pyr_vips_init() == 0
+
+    /// A smooth pattern with structure (gradients plus a disc), so resizing and cropping are visible.
+    public static func pattern(width: Int, height: Int, channels: Int, seed: Int = 0) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: width * height * channels)
+        let cx = Double(width) * (0.3 + 0.4 * Double(seed % 5) / 5), cy = Double(height) * 0.5
+        let r = Double(min(width, height)) * 0.3
+        for y in 0..<height {
+            for x in 0..<width {
+                let inside = (Double(x) - cx) * (Double(x) - cx) + (Double(y) - cy) * (Double(y) - cy) < r * r
+                for c in 0..<channels {
+                    let g = Double(x * (c + 1) + y * (3 - c) + seed * 17) / Double(width + height) * 255
+                    let v = inside ? 255 - Int(g) % 256 : Int(g) % 256
+                    out[(y * width + x) * channels + c] = UInt8(clamping: v)
+                }
+            }
+        }
+        return out
+    }
+
+    /// A solid colour.
+    public static func solid(width: Int, height: Int, color: [UInt8]) -> [UInt8] {
+        Array((0..<(width * height)).lazy.flatMap { _ in color })
+    }
+
+    /// Writes pixels with libvips; the format follows the suffix and bracketed save options
+    /// (`x.jpg[interlace]`, `x.png[bitdepth=16]`).
+    /// - Parameters:
+    ///   - alpha: append an alpha band with this value (0–255).
+    ///   - cmyk: convert to CMYK before saving (JPEG).
+    ///   - sixteenBit: widen to 16 bits per channel before saving (PNG, TIFF).
+    public static func writeImage(_ pixels: [UInt8], width: Int, height: Int, channels: Int, to path: String,
+                                  alpha: UInt8? = nil, cmyk: Bool = false, sixteenBit: Bool = false) throws {
+        precondition(vipsReady)
+        try pixels.withUnsafeBytes { raw in
+            guard var img = pyr_vips_image_from_u8(raw.baseAddress, raw.count, Int32(width), Int32(height), Int32(channels)) else {
+                throw FixtureError.vips("new_from_memory")
+            }
+            var images = [img]
+            defer { for i in images { pyr_vips_unref(i) } }
+            func step(_ f: (UnsafeMutablePointer<VipsImage>, UnsafeMutablePointer<UnsafeMutablePointer<VipsImage>?>) -> Int32) throws {
+                var out: UnsafeMutablePointer<VipsImage>?
+                guard f(img, &out) == 0, let out else { throw FixtureError.vips(String(cString: vips_error_buffer())) }
+                images.append(out); img = out
+            }
+            try step { pyr_vips_copy_interpretation($0, $1, channels == 1 ? VIPS_INTERPRETATION_B_W : VIPS_INTERPRETATION_sRGB) }
+            if let alpha { try step { pyr_vips_bandjoin_const1($0, $1, Double(alpha)) } }
+            if cmyk { try step { pyr_vips_colourspace($0, $1, VIPS_INTERPRETATION_CMYK) } }
+            if sixteenBit {
+                try step { pyr_vips_linear1($0, $1, 257, 0) }
+                try step { pyr_vips_cast($0, $1, VIPS_FORMAT_USHORT) }
+                try step { pyr_vips_copy_interpretation($0, $1, channels == 1 ? VIPS_INTERPRETATION_GREY16 : VIPS_INTERPRETATION_RGB16) }
+            }
+            guard pyr_vips_save(img, path) == 0 else { throw FixtureError.vips(String(cString: vips_error_buffer())) }
+        }
+    }
+
+    /// A PNG whose header claims `width × height` pixels but which holds almost no data:
+    /// a decompression bomb as far as a header check is concerned.
+    public static func writePNGBomb(to path: String, width: UInt32, height: UInt32) throws {
+        func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
+            var body = Array(type.utf8) + data
+            let crc = body.withUnsafeMutableBufferPointer { UInt32(crc32(0, $0.baseAddress, UInt32($0.count))) }
+            func be(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+            body = be(UInt32(data.count)) + body + be(crc)
+            return body
+        }
+        func be(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+        var png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        png += chunk("IHDR", be(width) + be(height) + [8, 2, 0, 0, 0])
+        png += chunk("IDAT", [0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01])
+        png += chunk("IEND", [])
+        try Data(png).write(to: URL(fileURLWithPath: path))
+    }
+
+    /// Writes an IDX image file and its label file (`<prefix>-images-idx3-ubyte[.gz]`, `<prefix>-labels-idx1-ubyte[.gz]`).
+    public static func writeIDX(directory: String, prefix: String, images: [[UInt8]], rows: Int, cols: Int, labels: [UInt8], gzip: Bool) throws {
+        func be(_ v: Int) -> [UInt8] { [UInt8(v >> 24 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+        let imageBytes = be(0x0803) + be(images.count) + be(rows) + be(cols) + images.flatMap { $0 }
+        let labelBytes = be(0x0801) + be(labels.count) + labels
+        let suffix = gzip ? ".gz" : ""
+        try write(imageBytes, to: "\(directory)/\(prefix)-images-idx3-ubyte\(suffix)", gzip: gzip)
+        try write(labelBytes, to: "\(directory)/\(prefix)-labels-idx1-ubyte\(suffix)", gzip: gzip)
+    }
+
+    /// Writes CIFAR records: `labelBytes` label bytes then planar R, G, B of 32×32, from interleaved images.
+    public static func writeCIFAR(path: String, images: [[UInt8]], labels: [[UInt8]]) throws {
+        var out: [UInt8] = []
+        for (image, label) in zip(images, labels) {
+            out += label
+            for c in 0..<3 { for i in 0..<1024 { out.append(image[i * 3 + c]) } }
+        }
+        try Data(out).write(to: URL(fileURLWithPath: path))
+    }
+
+    static func write(_ bytes: [UInt8], to path: String, gzip: Bool) throws {
+        if !gzip { try Data(bytes).write(to: URL(fileURLWithPath: path)); return }
+        guard let gz = gzopen(path, "wb") else { throw FixtureError.vips("gzopen \(path)") }
+        var b = bytes
+        _ = b.withUnsafeMutableBytes { gzwrite(gz, $0.baseAddress, UInt32($0.count)) }
+        gzclose(gz)
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+import PyramidBuild
+import PyramidCache
+import PyramidTestSupport
+import Testing
+
+/// A folder with every kind of bad input beside good images.
+struct BadCorpus {
+    let dir = TempDirectory("bad-corpus")
+    /// Expected report: path → a fragment of the reason.
+    var expected: [String: String] = [:]
+    let goodCount = 3
+
+    init() throws {
+        let fm = FileManager.default
+        let cls = dir.path("class")
+        try fm.createDirectory(atPath: cls, withIntermediateDirectories: true)
+        for i in 0..<goodCount {
+            try Fixtures.writeImage(Fixtures.pattern(width: 48, height: 40, channels: 3, seed: i), width: 48, height: 40, channels: 3, to: "\(cls)/good-\(i).jpg")
+        }
+        // Truncated JPEG and PNG: the first part of a real file.
+        try Fixtures.writeImage(Fixtures.pattern(width: 64, height: 64, channels: 3, seed: 9), width: 64, height: 64, channels: 3, to: "\(cls)/full.jpg")
+        try Fixtures.writeImage(Fixtures.pattern(width: 64, height: 64, channels: 3, seed: 9), width: 64, height: 64, channels: 3, to: "\(cls)/full.png")
+        for (name, from) in [("truncated.jpg", "full.jpg"), ("truncated.png", "full.png")] {
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: "\(cls)/\(from)"))
+            try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: "\(cls)/\(name)"))
+            try fm.removeItem(atPath: "\(cls)/\(from)")
+            expected["\(cls)/\(name)"] = "cannot decode"
+        }
+        try Data().write(to: URL(fileURLWithPath: "\(cls)/empty.jpg"))
+        expected["\(cls)/empty.jpg"] = "empty file"
+        try "this is not a picture\n".write(toFile: "\(cls)/text.jpg", atomically: true, encoding: .utf8)
+        expected["\(cls)/text.jpg"] = "not an image"
+        try Fixtures.writePNGBomb(to: "\(cls)/bomb.png", width: 60000, height: 60000)
+        expected["\(cls)/bomb.png"] = "more than --max-pixels"
+        try fm.createSymbolicLink(atPath: "\(cls)/unreadable.png", withDestinationPath: dir.path("does-not-exist.png"))
+        expected["\(cls)/unreadable.png"] = "cannot open"
+        try "stray".write(toFile: dir.path("stray.txt"), atomically: true, encoding: .utf8)
+        expected[dir.path("stray.txt")] = "not inside a class folder"
+    }
+}
+
+@Suite struct BadInputTests {
+    @Test func eachBadInputIsSkippedAndReported() throws {
+        let corpus = try BadCorpus()
+        let out = TempDirectory()
+        var options = BuildOptions(levels: [32, 16])
+        options.maxPixels = 10_000_000
+        let report = try build(corpus.dir.url.path, out.url.appendingPathComponent("c"), options)
+        #expect(report.samplesWritten == corpus.goodCount)
+        #expect(report.skippedCount == corpus.expected.count)
+        #expect(Set(report.skipped.map(\.path)) == Set(corpus.expected.keys))
+        for item in report.skipped {
+            let fragment = corpus.expected[item.path] ?? "?"
+            #expect(item.reason.contains(fragment), "\(item.path): '\(item.reason)' should mention '\(fragment)'")
+        }
+        // The report on disk says the same, and the cache is complete and sound.
+        let onDisk = try JSONDecoder().decode(BuildReport.self, from: Data(contentsOf: out.url.appendingPathComponent("c/build-report.json")))
+        #expect(onDisk.skipped == report.skipped)
+        let reader = try CacheReader(url: out.url.appendingPathComponent("c"))
+        #expect(reader.manifest.skipped == corpus.expected.count)
+        #expect(try CacheVerifier(reader: reader).verify().ok)
+        #expect(report.summary.contains("\(corpus.expected.count) skipped"))
+    }
+
+    @Test func strictStopsAtTheFirstBadInputWithoutAManifest() throws {
+        let corpus = try BadCorpus()
+        let out = TempDirectory()
+        var options = BuildOptions(levels: [16])
+        options.strict = true
+        #expect(throws: BuildError.self) { try build(corpus.dir.url.path, out.url.appendingPathComponent("c"), options) }
+        do { try build(corpus.dir.url.path, out.url.appendingPathComponent("d"), options) } catch let BuildError.badInput(path, _) {
+            #expect(corpus.expected[path] != nil)
+        }
+        #expect(!FileManager.default.fileExists(atPath: out.path("c/manifest.json")))
+    }
+
+    @Test func bombIsRefusedFromItsHeader() throws {
+        // 60000 x 60000 x 3 would be 10.8 GB decoded; the refusal must come from the header alone.
+        let dir = TempDirectory(), out = TempDirectory()
+        try FileManager.default.createDirectory(atPath: dir.path("c"), withIntermediateDirectories: true)
+        try Fixtures.writePNGBomb(to: dir.path("c/bomb.png"), width: 60000, height: 60000)
+        try Fixtures.writeImage(Fixtures.pattern(width: 10, height: 10, channels: 3), width: 10, height: 10, channels: 3, to: dir.path("c/ok.png"))
+        let report = try build(dir.url.path, out.url.appendingPathComponent("c"), BuildOptions(levels: [8]))
+        #expect(report.skipped.count == 1)
+        #expect(report.skipped.first?.reason.contains("60000x60000") == true)
+    }
+}

@@ -100,7 +100,8 @@ public final class Builder {
             default: break
             }
         } else {
-            do { try fm.createDirectory(at: output, withIntermediateDirectories: true) } catch {
+            try? fm.createDirectory(at: output.deletingLastPathComponent(), withIntermediateDirectories: true)
+            if mkdir(path, 0o755) != 0 {
                 throw BuildError.output(path: path, reason: "cannot create: \(String(cString: strerror(errno)))")
             }
         }

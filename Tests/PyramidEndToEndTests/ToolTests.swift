@@ -1,0 +1,186 @@
+import Foundation
+import PyramidCache
+import PyramidTestSupport
+import Testing
+
+/// Runs the real `pyramid` binary built beside the tests.
+struct Tool {
+    static let url: URL = {
+        let here = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var dir = here.deletingLastPathComponent()
+        for _ in 0..<4 { // the runner may sit inside a bundle folder
+            let candidate = dir.appendingPathComponent("pyramid")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(".build/debug/pyramid")
+    }()
+
+    struct Output { var status: Int32; var stdout: String; var stderr: String }
+
+    static func start(_ arguments: [String]) throws -> (Process, Pipe, Pipe) {
+        let p = Process()
+        p.executableURL = url
+        p.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        return (p, out, err)
+    }
+
+    static func finish(_ p: Process, _ out: Pipe, _ err: Pipe) -> Output {
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Output(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    static func run(_ arguments: [String]) throws -> Output {
+        let (p, o, e) = try start(arguments)
+        return finish(p, o, e)
+    }
+}
+
+/// A folder of a few small images, one of them broken.
+func makeTinyFolder(_ dir: TempDirectory) throws {
+    for (c, name) in ["cat", "dog"].enumerated() {
+        try FileManager.default.createDirectory(atPath: dir.path(name), withIntermediateDirectories: true)
+        for i in 0..<4 {
+            try Fixtures.writeImage(Fixtures.pattern(width: 60, height: 45, channels: 3, seed: i + 10 * c), width: 60, height: 45, channels: 3, to: dir.path("\(name)/\(i).jpg"))
+        }
+    }
+    try "not a jpeg".write(toFile: dir.path("dog/broken.jpg"), atomically: true, encoding: .utf8)
+}
+
+/// An IDX source large enough that a debug build takes several seconds.
+func makeLargeIDX(_ dir: TempDirectory, count: Int) throws {
+    var state: UInt64 = 7
+    let images: [[UInt8]] = (0..<count).map { i in
+        (0..<784).map { j in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return UInt8(truncatingIfNeeded: (j % 28) * 4 + i % 50 + Int(state >> 61))
+        }
+    }
+    try Fixtures.writeIDX(directory: dir.url.path, prefix: "train", images: images, rows: 28, cols: 28,
+                          labels: (0..<count).map { UInt8($0 % 10) }, gzip: false)
+}
+
+func recordBytes(_ dir: String) throws -> [[UInt8]] {
+    let reader = try CacheReader(url: URL(fileURLWithPath: dir))
+    let session = reader.makeSession()
+    var out: [[UInt8]] = []
+    for level in reader.manifest.levelSizes {
+        for i in 0..<reader.manifest.sampleCount { out.append(try session.withRecord(index: i, level: level) { Array($0) }) }
+    }
+    return out
+}
+
+@Suite struct ToolTests {
+    @Test func buildInspectVerifyExportOnATinyFolder() throws {
+        let src = TempDirectory(), out = TempDirectory()
+        try makeTinyFolder(src)
+        let cache = out.path("cache")
+        let b = try Tool.run(["build", src.url.path, "--out", cache, "--levels", "32,24,16", "--workers", "2"])
+        #expect(b.status == 0, "\(b.stderr)")
+        #expect(b.stdout.contains("built 8 samples at 3 levels (32,24,16)"))
+        #expect(b.stdout.contains("1 skipped"))
+        #expect(b.stderr.isEmpty, "no progress line when not on a terminal: \(b.stderr)")
+        let report = try String(contentsOfFile: "\(cache)/build-report.json", encoding: .utf8)
+        #expect(report.contains("broken.jpg") && report.contains("not an image"))
+
+        let i = try Tool.run(["inspect", cache])
+        #expect(i.status == 0)
+        #expect(i.stdout.contains("samples      8 in 1 shard, 1 skipped"))
+        #expect(i.stdout.contains("cat 4, dog 4"))
+        let j = try Tool.run(["inspect", cache, "--json"])
+        let manifest = try JSONDecoder().decode(Manifest.self, from: Data(j.stdout.utf8))
+        #expect(manifest.sampleCount == 8 && manifest.levelSizes == [32, 24, 16] && manifest.classes == ["cat", "dog"])
+
+        let v = try Tool.run(["verify", cache])
+        #expect(v.status == 0 && v.stdout.hasPrefix("ok: 32 records"), "\(v.stdout)")
+
+        let e = try Tool.run(["export", cache, "--grid", "8", "-o", out.path("sheet.png")])
+        #expect(e.status == 0 && FileManager.default.fileExists(atPath: out.path("sheet.png")))
+        let one = try Tool.run(["export", cache, "--index", "5", "--level", "16", "-o", out.path("five.png")])
+        #expect(one.status == 0 && one.stdout.contains("sample 5 at level 16"))
+    }
+
+    @Test func verifyNamesTheDamagedRecordAndFails() throws {
+        let src = TempDirectory(), out = TempDirectory()
+        try makeTinyFolder(src)
+        let cache = out.path("cache")
+        #expect(try Tool.run(["build", src.url.path, "--out", cache, "--levels", "32,16", "--quiet"]).status == 0)
+        let record = try CacheReader(url: URL(fileURLWithPath: cache)).makeSession().withRecord(index: 6, level: 32) { Array($0) }
+        #expect(try CacheFixture.flipByte(in: "\(cache)/shard-00000/data.mdb", inside: record, offset: record.count - 3))
+        let v = try Tool.run(["verify", cache, "--quiet"])
+        #expect(v.status == 1)
+        #expect(v.stdout.contains("bad: shard 0 index 6 level 32"), "\(v.stdout)")
+        #expect(v.stdout.contains("1 bad record of"))
+    }
+
+    /// Each bad command: its exit status and a fragment of its one-line error.
+    @Test(arguments: [
+        (["build", "/nonexistent/src", "--out", "/tmp/pyramid-e2e-x", "--levels", "28"], Int32(1), "/nonexistent/src: no such file or directory"),
+        (["build", "SRC", "--out", "/tmp/pyramid-e2e-x", "--levels", "28,abc"], 64, "--levels: 'abc' is not a whole number"),
+        (["build", "SRC", "--out", "/tmp/pyramid-e2e-x", "--levels", "28", "--channels", "2"], 64, "--channels: must be 1 or 3, not 2"),
+        (["build", "SRC", "--out", "/tmp/pyramid-e2e-x", "--crop", "middle"], 64, "--crop: must be center or full"),
+        (["build", "SRC", "--out", "/tmp/pyramid-e2e-x", "--resume", "--overwrite"], 64, "--resume and --overwrite cannot be used together"),
+        (["build", "SRC", "--out", "/tmp/pyramid-e2e-x", "--filter", "up"], 64, "--filter: must be none or sub"),
+        (["build", "SRC", "--out", "/tmp/pyramid-e2e-x", "--levels", "28", "--format", "png"], 64, "--format: must be one of"),
+        (["build", "SRC", "--out", "/proc/pyramid-e2e/out", "--levels", "16"], 1, "/proc/pyramid-e2e/out: cannot create"),
+        (["build", "SRC", "--out", "EXISTING", "--levels", "16"], 1, "already holds a cache (--overwrite replaces it)"),
+        (["inspect", "/tmp"], 1, "/tmp: no manifest.json"),
+        (["verify", "/nonexistent/cache"], 1, "/nonexistent/cache: no such cache directory"),
+        (["export", "EXISTING", "--index", "99", "-o", "/tmp/pyramid-e2e.png"], 1, "sample index 99 is out of range (the cache has 8 samples)"),
+        (["export", "EXISTING", "-o", "/tmp/pyramid-e2e.png"], 64, "give exactly one of --index I or --grid N"),
+    ] as [([String], Int32, String)])
+    func errorMessages(arguments: [String], status: Int32, message: String) throws {
+        let src = TempDirectory(), out = TempDirectory()
+        try makeTinyFolder(src)
+        let existing = out.path("existing")
+        if arguments.contains("EXISTING") {
+            #expect(try Tool.run(["build", src.url.path, "--out", existing, "--levels", "16", "--quiet"]).status == 0)
+        }
+        let args = arguments.map { $0 == "SRC" ? src.url.path : $0 == "EXISTING" ? existing : $0 }
+        let r = try Tool.run(args)
+        #expect(r.status == status, "\(args): \(r.stderr)")
+        #expect(r.stderr.contains(message), "\(args): \(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/pyramid-e2e-x/manifest.json"))
+    }
+
+    @Test(arguments: [SIGINT, SIGKILL])
+    func killedBuildResumesToTheSameCache(signal: Int32) throws {
+        let src = TempDirectory(), out = TempDirectory()
+        try makeLargeIDX(src, count: 12000)
+        let args = [src.url.path, "--levels", "28,24,20,16,14,12", "--shards", "2", "--quiet"]
+        let reference = out.path("reference")
+        #expect(try Tool.run(["build"] + args + ["--out", reference]).status == 0)
+
+        let cache = out.path("cache")
+        let (p, o, e) = try Tool.start(["build"] + args + ["--out", cache, "--workers", "1"])
+        // Wait for the first commits to land, then interrupt.
+        let data = "\(cache)/shard-00000/data.mdb"
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let size = (try? FileManager.default.attributesOfItem(atPath: data)[.size] as? Int) ?? 0
+            if size > 400_000 || !p.isRunning { break }
+            usleep(20_000)
+        }
+        #expect(p.isRunning, "the build finished before it could be interrupted")
+        kill(p.processIdentifier, signal)
+        let r = Tool.finish(p, o, e)
+        if signal == SIGINT {
+            #expect(r.status == 130, "\(r.stderr)")
+            #expect(r.stderr.contains("run the same command with --resume"), "\(r.stderr)")
+        } else {
+            #expect(p.terminationReason == .uncaughtSignal)
+        }
+        #expect(!FileManager.default.fileExists(atPath: "\(cache)/manifest.json"))
+        let again = try Tool.run(["build"] + args + ["--out", cache])
+        #expect(again.status == 1 && again.stderr.contains("holds an interrupted build (--resume finishes it"))
+        let resumed = try Tool.run(["build"] + args + ["--out", cache, "--resume"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(try recordBytes(cache) == recordBytes(reference))
+        #expect(try Tool.run(["verify", cache, "--quiet"]).status == 0)
+    }
+}

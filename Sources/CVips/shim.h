@@ -11,21 +11,27 @@ static inline int pyr_vips_init(void) {
     return 0;
 }
 
-// Opens a file lazily: only the header is read. Sequential access.
-static inline VipsImage *pyr_vips_open_header(const char *path) {
-    return vips_image_new_from_file(path, "access", VIPS_ACCESS_SEQUENTIAL, NULL);
+// Opens an encoded image held in memory lazily (only the header is parsed), sequential access,
+// fail_on=error so that a truncated or damaged file fails when its pixels are computed.
+// jpeg_shrink > 1 asks libjpeg to decode at 1/2, 1/4 or 1/8 size (shrink-on-load); only valid
+// for JPEG. (Sniffing a buffer asks only the in-memory loaders, not every file loader.)
+static inline VipsImage *pyr_vips_load_buffer(const void *buf, size_t len, int jpeg_shrink) {
+    if (jpeg_shrink > 1)
+        return vips_image_new_from_buffer(buf, len, "", "access", VIPS_ACCESS_SEQUENTIAL,
+                                          "fail_on", VIPS_FAIL_ON_ERROR, "shrink", jpeg_shrink, NULL);
+    return vips_image_new_from_buffer(buf, len, "", "access", VIPS_ACCESS_SEQUENTIAL,
+                                      "fail_on", VIPS_FAIL_ON_ERROR, NULL);
 }
 
-// vips_thumbnail with shrink-on-load. crop != 0: fill width x height then crop the
-// centre; crop == 0: size=force (exact width x height; the caller keeps the aspect).
-// fail-on=error: a truncated or damaged file is an error, not a grey image.
-static inline int pyr_vips_thumbnail(const char *path, VipsImage **out, int width, int height, int crop) {
-    if (crop) {
-        return vips_thumbnail(path, out, width, "height", height, "crop", VIPS_INTERESTING_CENTRE,
-                              "fail_on", VIPS_FAIL_ON_ERROR, NULL);
-    }
-    return vips_thumbnail(path, out, width, "height", height, "size", VIPS_SIZE_FORCE,
-                          "fail_on", VIPS_FAIL_ON_ERROR, NULL);
+// The name of the loader libvips would use for this buffer (e.g. "jpegload_buffer"), or NULL.
+static inline const char *pyr_vips_loader_name(const void *buf, size_t len) {
+    return vips_foreign_find_load_buffer(buf, len);
+}
+
+// vips_thumbnail_image to exactly width x height (size=force): autorotate, colour profile import,
+// alpha premultiplied while resampling. No crop, so no copy to memory and no libvips threadpool.
+static inline int pyr_vips_thumbnail_image(VipsImage *in, VipsImage **out, int width, int height) {
+    return vips_thumbnail_image(in, out, width, "height", height, "size", VIPS_SIZE_FORCE, NULL);
 }
 
 // vips_resize with lanczos3 and gap=0 (no integer block-shrink first, so the
@@ -101,3 +107,24 @@ static inline int pyr_vips_cast(VipsImage *in, VipsImage **out, VipsBandFormat f
 static inline int pyr_vips_linear1(VipsImage *in, VipsImage **out, double a, double b) {
     return vips_linear1(in, out, a, b, NULL);
 }
+
+// Computes the whole image in the calling thread, in strips of `strip` rows from the top (what the
+// pipeline's sequential loaders and line caches expect), without a libvips threadpool and so
+// without hand-offs between threads, copying the rows into dst.
+// Returns -1 on error (including a decode failure) or when dst is too small.
+static inline int pyr_vips_fetch(VipsImage *in, void *dst, size_t size, int strip) {
+    size_t line = VIPS_IMAGE_SIZEOF_LINE(in);
+    if (size < line * (size_t)in->Ysize) return -1;
+    VipsRegion *region = vips_region_new(in);
+    if (!region) return -1;
+    for (int top = 0; top < in->Ysize; top += strip) {
+        VipsRect r = {0, top, in->Xsize, VIPS_MIN(strip, in->Ysize - top)};
+        if (vips_region_prepare(region, &r)) { g_object_unref(region); return -1; }
+        for (int y = r.top; y < r.top + r.height; y++)
+            memcpy((char *)dst + (size_t)y * line, VIPS_REGION_ADDR(region, 0, y), line);
+    }
+    g_object_unref(region);
+    return 0;
+}
+
+static inline size_t pyr_vips_size_of_image(VipsImage *in) { return VIPS_IMAGE_SIZEOF_IMAGE(in); }

@@ -29,7 +29,7 @@ public struct BuildOptions: Sendable {
     public var margin: Double = 1.0
     public var shards: Int = 1
     public var workers: Int = 2
-    public var zstdLevel: Int = 3
+    public var zstdLevel: Int = 1
     /// Train one zstd dictionary per level from a fixed sample of the source.
     public var dictionary: Bool = false
     public var filter: RecordHeader.Filter = .none

@@ -60,7 +60,7 @@ struct BuildCommand: ParsableCommand {
     var workers: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Option(name: .customLong("zstd-level"), help: "zstd compression level (-7...19).")
-    var zstdLevel: Int = 3
+    var zstdLevel: Int = 1
 
     @Flag(help: "Train a zstd dictionary per level (helps small images most).")
     var dictionary = false

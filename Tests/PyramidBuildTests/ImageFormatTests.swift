@@ -45,6 +45,32 @@ import Testing
         #expect(meanAbsDiff(white, [UInt8](repeating: 255, count: white.count)) < 2)
     }
 
+    @Test func largeJPEGUsesShrinkOnLoadAndATruncatedOneIsStillCaught() throws {
+        // 1600x1200 to a 96 px top level: libjpeg decodes at 1/8 (factor 12.5), then libvips resamples.
+        let dir = TempDirectory(), out = TempDirectory()
+        try FileManager.default.createDirectory(atPath: dir.path("c"), withIntermediateDirectories: true)
+        let big = Fixtures.pattern(width: 1600, height: 1200, channels: 3, seed: 3)
+        try Fixtures.writeImage(big, width: 1600, height: 1200, channels: 3, to: dir.path("c/big.jpg"))
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: dir.path("c/big.jpg")))
+        try bytes.prefix(bytes.count * 2 / 3).write(to: URL(fileURLWithPath: dir.path("c/big-truncated.jpg")))
+        let report = try build(dir.url.path, out.url.appendingPathComponent("c"), BuildOptions(levels: [96, 48]))
+        #expect(report.samplesWritten == 1)
+        #expect(report.skipped.map(\.path) == [dir.path("c/big-truncated.jpg")])
+        let image = try CacheReader(url: out.url.appendingPathComponent("c")).makeSession().image(index: 0, level: 96)
+        // Compare with a box-filtered centre square of the source, at 96 px.
+        var reference = [UInt8]()
+        let (x0, side) = (200, 1200)
+        for y in 0..<96 { for x in 0..<96 { for c in 0..<3 {
+            var s = 0, n = 0
+            for yy in stride(from: y * side / 96, to: (y + 1) * side / 96, by: 2) {
+                for xx in stride(from: x0 + x * side / 96, to: x0 + (x + 1) * side / 96, by: 2) { s += Int(big[(yy * 1600 + xx) * 3 + c]); n += 1 }
+            }
+            reference.append(UInt8(s / n))
+        } } }
+        let diff = meanAbsDiff(image.pixels, reference)
+        #expect(diff < 12, "mean difference \(diff) from a box-filtered reference")
+    }
+
     @Test func greyOutputFromColourAndColourFromGrey() throws {
         let dir = TempDirectory(), out = TempDirectory()
         try FileManager.default.createDirectory(atPath: dir.path("c"), withIntermediateDirectories: true)

@@ -3,10 +3,12 @@ import Foundation
 
 /// Decodes one image file to its largest stored level with libvips.
 ///
-/// Steps: check the file can be opened and is not empty; read the header only and refuse images
-/// over `maxPixels` (a decompression bomb is refused before any pixel is decoded); then
-/// `vips_thumbnail` with shrink-on-load (centre crop, or exact size for `full`), conversion to sRGB
-/// or grey, alpha flattened onto white, 8 bits per channel.
+/// Steps: read the file (it must open and not be empty); parse the header only and refuse images
+/// over `maxPixels` (a decompression bomb is refused before any pixel is decoded); decode with
+/// `fail_on=error` (JPEG shrink-on-load when the image is 4x the target or more) and
+/// `vips_thumbnail_image` to short side = the stored size; conversion to sRGB
+/// or grey, alpha flattened onto white, 8 bits per channel; for `center` the centred square is then
+/// cut out of the rows.
 struct ImageFile {
     /// Decoded pixels of the largest level.
     struct Decoded {
@@ -22,39 +24,62 @@ struct ImageFile {
 
     /// Returns the decoded image or the reason the file is skipped.
     func decode(_ path: String) -> Result<Decoded, SkipReason> {
-        let fd = open(path, O_RDONLY)
-        if fd < 0 { return .failure(.init("cannot open: \(String(cString: strerror(errno)))")) }
-        var st = stat()
-        let statOK = fstat(fd, &st) == 0
-        close(fd)
-        if statOK && (st.st_mode & S_IFMT) == S_IFDIR { return .failure(.init("is a folder")) }
-        if statOK && st.st_size == 0 { return .failure(.init("empty file (0 bytes)")) }
+        // Read the file once; libvips then works from memory (no second open, no file-loader sniffing).
+        let bytes: [UInt8]
+        switch readFile(path) {
+        case .success(let b): bytes = b
+        case .failure(let reason): return .failure(reason)
+        }
+        return bytes.withUnsafeBytes { buffer in decode(buffer) }
+    }
 
-        guard let headerPtr = pyr_vips_open_header(path) else {
+    private func decode(_ buffer: UnsafeRawBufferPointer) -> Result<Decoded, SkipReason> {
+        guard let headerPtr = pyr_vips_load_buffer(buffer.baseAddress, buffer.count, 1) else {
             return .failure(.init("not an image libvips can read (\(Vips.takeError()))"))
         }
-        let header = VImage(headerPtr)
-        var (w, h) = (header.width, header.height)
+        var source = VImage(headerPtr)
+        var (w, h) = (source.width, source.height)
         if w * h > maxPixels {
             return .failure(.init("header claims \(w)x\(h) = \(w * h) pixels, more than --max-pixels \(maxPixels); refused before decoding"))
         }
-        if let o = header.int("orientation"), (5...8).contains(o) { swap(&w, &h) } // thumbnail turns it upright
-        let (tw, th) = crop == .center ? (storedSide, storedSide) : fullSize(width: w, height: h, short: storedSide)
-        do {
-            var image: VImage
-            var out: UnsafeMutablePointer<VipsImage>?
-            guard pyr_vips_thumbnail(path, &out, Int32(tw), Int32(th), crop == .center ? 1 : 0) == 0, let out else {
+        if let o = source.int("orientation"), (5...8).contains(o) { swap(&w, &h) } // turned upright below
+        // Resize the whole image to short side = storedSide; the centre square is cut out of the
+        // decoded rows afterwards. (vips_thumbnail's own centre crop first copies the image to memory
+        // through a libvips threadpool, which cost more than the crop; and libvips 8.14's
+        // vips_thumbnail does not pass fail-on to its shrink-on-load decode, so truncated files would
+        // decode to grey. Hence: our own loader with fail_on, then vips_thumbnail_image.)
+        let (tw, th) = fullSize(width: w, height: h, short: storedSide)
+        let factor = Double(min(w, h)) / Double(storedSide)
+        if factor >= 4, let loader = pyr_vips_loader_name(buffer.baseAddress, buffer.count),
+           String(cString: loader).hasPrefix("jpegload") {
+            // Shrink-on-load: libjpeg decodes at 1/2, 1/4 or 1/8 size, keeping at least 2x to resample.
+            let shrink: Int32 = factor >= 16 ? 8 : factor >= 8 ? 4 : 2
+            guard let shrunk = pyr_vips_load_buffer(buffer.baseAddress, buffer.count, shrink) else {
                 return .failure(.init("cannot decode (\(Vips.takeError()))"))
             }
-            image = VImage(out)
-            image = try image.apply("vips_colourspace") { pyr_vips_colourspace($0, $1, channels == 1 ? VIPS_INTERPRETATION_B_W : VIPS_INTERPRETATION_sRGB) }
-            if image.hasAlpha { image = try image.apply("vips_flatten") { pyr_vips_flatten_white($0, $1) } }
-            image = try image.apply("vips_cast") { pyr_vips_cast_uchar($0, $1) }
-            if image.bands > channels { image = try image.apply("vips_extract_band") { pyr_vips_extract_band($0, $1, 0, Int32(channels)) } }
+            source = VImage(shrunk)
+        }
+        do {
+            var out: UnsafeMutablePointer<VipsImage>?
+            guard pyr_vips_thumbnail_image(source.ptr, &out, Int32(tw), Int32(th)) == 0, let out else {
+                return .failure(.init("cannot decode (\(Vips.takeError()))"))
+            }
+            var image = VImage(out)
+            let space = channels == 1 ? VIPS_INTERPRETATION_B_W : VIPS_INTERPRETATION_sRGB
+            let ready = pyr_vips_interpretation(image.ptr) == space && pyr_vips_format(image.ptr) == VIPS_FORMAT_UCHAR && image.bands == channels
+            if !ready { // most photos are 8-bit sRGB already; skip the no-op stages
+                image = try image.apply("vips_colourspace") { pyr_vips_colourspace($0, $1, space) }
+                if image.hasAlpha { image = try image.apply("vips_flatten") { pyr_vips_flatten_white($0, $1) } }
+                image = try image.apply("vips_cast") { pyr_vips_cast_uchar($0, $1) }
+                if image.bands > channels { image = try image.apply("vips_extract_band") { pyr_vips_extract_band($0, $1, 0, Int32(channels)) } }
+            }
             guard image.bands == channels else { return .failure(.init("has \(image.bands) bands after conversion, expected \(channels)")) }
-            let pixels = try image.pixels()
+            let pixels = try image.pixels(strip: 16)
             guard image.width == tw, image.height == th, pixels.count == tw * th * channels else {
                 return .failure(.init("decoded to \(image.width)x\(image.height), expected \(tw)x\(th)"))
+            }
+            if crop == .center && (tw != storedSide || th != storedSide) {
+                return .success(Decoded(pixels: centreSquare(pixels, width: tw, height: th), width: storedSide, height: storedSide))
             }
             return .success(Decoded(pixels: pixels, width: tw, height: th))
         } catch let failure as VipsFailure {
@@ -62,6 +87,43 @@ struct ImageFile {
         } catch {
             return .failure(.init("cannot decode (\(error))"))
         }
+    }
+
+    /// The centred `storedSide` square of an image whose short side is `storedSide`.
+    private func centreSquare(_ pixels: [UInt8], width: Int, height: Int) -> [UInt8] {
+        let side = storedSide, c = channels
+        let (x0, y0) = ((width - side) / 2, (height - side) / 2)
+        var out = [UInt8](repeating: 0, count: side * side * c)
+        pixels.withUnsafeBytes { src in
+            out.withUnsafeMutableBytes { dst in
+                for y in 0..<side {
+                    dst.baseAddress!.advanced(by: y * side * c)
+                        .copyMemory(from: src.baseAddress!.advanced(by: ((y0 + y) * width + x0) * c), byteCount: side * c)
+                }
+            }
+        }
+        return out
+    }
+
+    /// Reads a whole file; the reasons name what a person would check (permissions, a folder, an empty file).
+    private func readFile(_ path: String) -> Result<[UInt8], SkipReason> {
+        let fd = open(path, O_RDONLY)
+        if fd < 0 { return .failure(.init("cannot open: \(String(cString: strerror(errno)))")) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return .failure(.init("cannot stat: \(String(cString: strerror(errno)))")) }
+        if (st.st_mode & S_IFMT) == S_IFDIR { return .failure(.init("is a folder")) }
+        if st.st_size == 0 { return .failure(.init("empty file (0 bytes)")) }
+        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, $0.count - done) }
+            if n < 0 { return .failure(.init("cannot read: \(String(cString: strerror(errno)))")) }
+            if n == 0 { break }
+            done += n
+        }
+        if done < bytes.count { bytes.removeLast(bytes.count - done) }
+        return .success(bytes)
     }
 }
 

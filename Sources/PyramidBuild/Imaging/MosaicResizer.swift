@@ -83,7 +83,7 @@ struct MosaicResizer {
                 guard image.width == cols * outTileW, image.height == rows * outTileH, image.bands == outChannels else {
                     throw BuildError.vips(function: "vips_resize", message: "mosaic came out \(image.width)x\(image.height)x\(image.bands), expected \(cols * outTileW)x\(rows * outTileH)x\(outChannels)")
                 }
-                return try image.pixels()
+                return try image.pixels(strip: 16)
             }
             let rowBytes = cols * outTileW * outChannels
             var level: [[UInt8]] = []

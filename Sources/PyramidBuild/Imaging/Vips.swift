@@ -48,14 +48,19 @@ final class VImage {
         return vips_image_get_int(ptr, field, &v) == 0 ? Int(v) : nil
     }
 
-    /// Computes the image and returns its pixels (interleaved, 8-bit for uchar images).
-    func pixels() throws -> [UInt8] {
-        var size = 0
-        guard let data = vips_image_write_to_memory(ptr, &size) else {
-            throw VipsFailure(function: "vips_image_write_to_memory", message: Vips.takeError())
-        }
-        defer { pyr_g_free(data) }
-        return Array(UnsafeRawBufferPointer(start: data, count: size))
+    /// Computes the image in the calling thread and returns its pixels (interleaved; 8-bit for uchar
+    /// images). A region over the whole image is prepared directly, so libvips starts no threadpool:
+    /// with one pipeline per image that hand-off between threads cost more than the pixels.
+    /// - Parameter strip: rows computed per request. A decoding pipeline wants small strips from
+    ///   the top (its sequential loader and line caches expect them); a pipeline over an image in
+    ///   memory is cheapest in one request, since each strip would recompute the rows its resampling
+    ///   kernel shares with the next.
+    func pixels(strip: Int? = nil) throws -> [UInt8] {
+        let size = pyr_vips_size_of_image(ptr)
+        var out = [UInt8](unsafeUninitializedCapacity: size) { _, n in n = size }
+        let rc = out.withUnsafeMutableBytes { pyr_vips_fetch(ptr, $0.baseAddress, $0.count, Int32(strip ?? height)) }
+        guard rc == 0 else { throw VipsFailure(function: "vips_region_prepare", message: Vips.takeError()) }
+        return out
     }
 
     /// Wraps 8-bit interleaved pixels. The buffer must stay alive (and unmoved) while the image is used.

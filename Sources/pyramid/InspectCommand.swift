@@ -45,7 +45,7 @@ struct InspectCommand: ParsableCommand {
         out += String(format: "  total          %11@  %13.1f  %6.2f\n", mib(totalBytes) as NSString,
                       Double(totalBytes) / Double(max(m.sampleCount, 1)), Double(totalRaw) / Double(max(totalBytes, 1)))
         out += String(format: "build        %.1f s", m.buildSeconds)
-        let shown = m.buildOptions.filter { $0.key != "buildID" }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        let shown = m.buildOptions.filter { $0.key != "buildID" && !$0.value.isEmpty }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         out += "; " + shown.joined(separator: " ")
         print(out)
     }

@@ -29,7 +29,7 @@ public struct BuildReport: Codable, Sendable {
     public var seconds: Double
     public var totalSeconds: Double
     public var dictionarySeconds: Double
-    /// Source items per second in this run.
+    /// Source items processed per wall second of this run (dictionary training included).
     public var itemsPerSecond: Double
     public var resumed: Bool
 
@@ -39,6 +39,7 @@ public struct BuildReport: Codable, Sendable {
         var s = "built \(samplesWritten) samples at \(levels.count) levels (\(levels.map { String($0.size) }.joined(separator: ","))) into \(output)"
         s += "; \(skippedCount) skipped"
         s += String(format: "; %.1f s, %@ items/s", seconds, rate)
+        if dictionarySeconds >= 0.05 { s += String(format: " (%.1f s of it training dictionaries)", dictionarySeconds) }
         if resumed { s += " (resumed)" }
         if skippedCount > 0 { s += "; reasons in \(output)/\(BuildReport.fileName)" }
         return s

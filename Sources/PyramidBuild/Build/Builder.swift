@@ -179,7 +179,6 @@ public final class Builder {
         var processed = doneBefore
         var written = shardProgress.reduce(0) { $0 + $1.count }
         var skippedTotal = shardProgress.reduce(0) { $0 + $1.skipped }
-        let encodeStart = Date()
 
         // Workers render and encode; this thread commits in order.
         let queue = ChunkQueue(count: chunks.count, window: options.workers * 2 + 2)
@@ -248,8 +247,7 @@ public final class Builder {
         for writer in writers { try writer.sync() }
         let seconds = Date().timeIntervalSince(started)
         return try finish(writers: writers, progress: shardProgress, state: state, seconds: seconds,
-                          dictionarySeconds: dictionarySeconds, itemsThisRun: processed - doneBefore,
-                          encodeSeconds: Date().timeIntervalSince(encodeStart), resumed: resumed != nil)
+                          dictionarySeconds: dictionarySeconds, itemsThisRun: processed - doneBefore, resumed: resumed != nil)
     }
 
     // MARK: - Work of one chunk (worker threads)
@@ -328,7 +326,7 @@ public final class Builder {
     // MARK: - Finish
 
     private func finish(writers: [ShardWriter], progress: [ShardProgress], state: BuildState, seconds: Double,
-                        dictionarySeconds: Double, itemsThisRun: Int, encodeSeconds: Double, resumed: Bool) throws -> BuildReport {
+                        dictionarySeconds: Double, itemsThisRun: Int, resumed: Bool) throws -> BuildReport {
         var skipped = catalog.refused
         for writer in writers {
             for (_, value) in try writer.metaEntries(prefix: "skip/") {
@@ -370,7 +368,7 @@ public final class Builder {
             source: catalog.source.path, format: catalog.source.format, output: output.path, sourceItems: catalog.count,
             samplesWritten: count, skippedCount: skipped.count, skipped: skipped, levels: levelReports,
             workers: options.workers, shards: options.shards, seconds: seconds, totalSeconds: total,
-            dictionarySeconds: dictionarySeconds, itemsPerSecond: Double(itemsThisRun) / max(encodeSeconds, 1e-9), resumed: resumed)
+            dictionarySeconds: dictionarySeconds, itemsPerSecond: Double(itemsThisRun) / max(seconds, 1e-9), resumed: resumed)
         let encoder = JSONEncoder(); encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try writeAtomically(encoder.encode(report), to: output.appendingPathComponent(BuildReport.fileName))
 

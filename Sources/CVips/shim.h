@@ -34,10 +34,11 @@ static inline int pyr_vips_thumbnail_image(VipsImage *in, VipsImage **out, int w
     return vips_thumbnail_image(in, out, width, "height", height, "size", VIPS_SIZE_FORCE, NULL);
 }
 
-// vips_resize with lanczos3 and gap=0 (no integer block-shrink first, so the
+// vips_resize with the linear kernel (a triangle filter, stretched when shrinking: antialiased
+// bilinear, the loader's own resampling filter) and gap=0 (no integer block-shrink first, so the
 // result of a tile in a mosaic depends only on that tile and its padding).
 static inline int pyr_vips_resize(VipsImage *in, VipsImage **out, double hscale, double vscale) {
-    return vips_resize(in, out, hscale, "vscale", vscale, "kernel", VIPS_KERNEL_LANCZOS3, "gap", 0.0, NULL);
+    return vips_resize(in, out, hscale, "vscale", vscale, "kernel", VIPS_KERNEL_LINEAR, "gap", 0.0, NULL);
 }
 
 static inline int pyr_vips_colourspace(VipsImage *in, VipsImage **out, VipsInterpretation space) {

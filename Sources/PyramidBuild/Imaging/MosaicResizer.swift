@@ -10,7 +10,7 @@ import Foundation
 ///
 /// A tile's result depends only on that tile: P is a multiple of `w / gcd(w, tw)` (and the same
 /// vertically) for every target, so tile borders land on whole output pixels and every tile sees
-/// the same sampling grid; and P is wider than the lanczos3 kernel's reach, so no kernel reads a
+/// the same sampling grid; and P is wider than the resampling kernel's reach, so no kernel reads a
 /// neighbour. Hence a sample's bytes do not depend on which other samples share its mosaic, and the
 /// cache is identical for any number of workers or shards. When such a P would be larger than the
 /// image itself, each image is resized alone (no padding) instead; which path is used depends only
@@ -26,6 +26,10 @@ struct MosaicResizer {
     let padding: Int
     let tiled: Bool
 
+    /// Radius, in output pixels, of the resampling kernel (libvips' linear kernel: a triangle of
+    /// radius 1, stretched by the shrink factor when shrinking).
+    static let kernelRadius = 1.0
+
     init(width: Int, height: Int, inChannels: Int, outChannels: Int, targets: [(Int, Int)]) {
         self.width = width; self.height = height
         self.inChannels = inChannels; self.outChannels = outChannels
@@ -35,7 +39,7 @@ struct MosaicResizer {
         for (tw, th) in targets where tw != width || th != height {
             step = lcm(step, width / gcd(width, tw))
             step = lcm(step, height / gcd(height, th))
-            reach = max(reach, 3.0 * max(Double(width) / Double(tw), Double(height) / Double(th), 1.0))
+            reach = max(reach, MosaicResizer.kernelRadius * max(Double(width) / Double(tw), Double(height) / Double(th), 1.0))
         }
         let need = Int(reach.rounded(.up)) + 2
         let p = reach == 0 ? 0 : step * ((need + step - 1) / step)

@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .library(name: "PyramidCache", targets: ["PyramidCache"]),
         .library(name: "PyramidBuild", targets: ["PyramidBuild"]),
+        .library(name: "PyramidLoader", targets: ["PyramidLoader"]),
         .executable(name: "pyramid", targets: ["pyramid"]),
     ],
     dependencies: [
@@ -23,16 +24,18 @@ let package = Package(
 
         .target(name: "PyramidCache", dependencies: ["CLMDB", "CZstd"]),
         .target(name: "PyramidBuild", dependencies: ["PyramidCache", "CVips", "CZlib"]),
+        .target(name: "PyramidLoader", dependencies: ["PyramidCache"]),
         .executableTarget(
             name: "pyramid",
             dependencies: [
-                "PyramidCache", "PyramidBuild",
+                "PyramidCache", "PyramidBuild", "PyramidLoader",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         .target(name: "PyramidTestSupport", dependencies: ["PyramidCache", "CVips", "CZlib"], path: "Tests/PyramidTestSupport"),
         .testTarget(name: "PyramidCacheTests", dependencies: ["PyramidCache", "PyramidTestSupport"]),
         .testTarget(name: "PyramidBuildTests", dependencies: ["PyramidBuild", "PyramidCache", "PyramidTestSupport"]),
+        .testTarget(name: "PyramidLoaderTests", dependencies: ["PyramidLoader", "PyramidCache", "PyramidTestSupport"]),
         .testTarget(name: "PyramidEndToEndTests", dependencies: ["PyramidCache", "PyramidTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

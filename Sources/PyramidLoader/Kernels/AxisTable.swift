@@ -1,0 +1,64 @@
+import Foundation
+
+/// The weights that resample one axis: output pixel `j` is `Σ_t weights[j·stride + t] · source[first[j] + t]`.
+///
+/// The filter is the triangle (bilinear) kernel, widened by the scale when shrinking so that every
+/// source pixel contributes (antialiasing, as PIL's and libvips' "linear" resamplers do). Taps that
+/// fall outside the image are dropped and the rest renormalized (edge pixels keep their value);
+/// an output pixel whose centre lies outside the image is padding (`first == -1`): zero.
+struct AxisTable {
+    /// First source index of each output pixel, or -1 for padding.
+    var first: [Int32]
+    /// Number of taps of each output pixel.
+    var taps: [Int32]
+    /// `stride` weights per output pixel.
+    var weights: [Float]
+    var stride: Int
+    /// Every output pixel is padding or one tap of weight 1: the axis is a plain gather.
+    var isGather: Bool
+    /// Lowest and highest source index used (lo > hi when all padding).
+    var lo: Int, hi: Int
+
+    /// - Parameters:
+    ///   - source: source pixels on this axis.
+    ///   - output: output pixels on this axis.
+    ///   - origin: the box's start, in source pixels (may be negative).
+    ///   - extent: the box's length, in source pixels.
+    ///   - flip: output pixel `j` takes the place of `output - 1 - j`.
+    init(source: Int, output: Int, origin: Double, extent: Double, flip: Bool) {
+        var scale = extent / Double(output)
+        if abs(scale - 1) < 1e-9 { scale = 1 }
+        let support = max(1.0, scale)
+        stride = Int((2 * support).rounded(.up)) + 1
+        first = Array(repeating: -1, count: output)
+        taps = Array(repeating: 0, count: output)
+        weights = Array(repeating: 0, count: output * stride)
+        isGather = true
+        lo = Int.max; hi = Int.min
+        for j in 0..<output {
+            let jj = flip ? output - 1 - j : j
+            let u = origin + (Double(jj) + 0.5) * scale
+            guard u >= 0, u < Double(source) else { continue }
+            var center = u - 0.5
+            let r = center.rounded()
+            if abs(center - r) < 1e-6 { center = r }
+            let k0 = max(0, Int((center - support).rounded(.down)))
+            let k1 = min(source - 1, Int((center + support).rounded(.up)))
+            var sum = 0.0, n = 0, start = -1
+            var local = [Double](repeating: 0, count: stride)
+            // The triangle is positive strictly inside its support, so the positive taps are contiguous.
+            for k in k0...max(k0, k1) where k <= k1 && n < stride {
+                let w = 1 - abs(Double(k) - center) / support
+                if w <= 1e-9 { continue }
+                if start < 0 { start = k }
+                local[n] = w; sum += w; n += 1
+            }
+            guard start >= 0, sum > 0 else { continue }
+            first[j] = Int32(start)
+            taps[j] = Int32(n)
+            for t in 0..<n { weights[j * stride + t] = Float(local[t] / sum) }
+            if n != 1 { isGather = false }
+            lo = min(lo, start); hi = max(hi, start + n - 1)
+        }
+    }
+}

@@ -1,0 +1,154 @@
+/// Renders a crop box of an 8-bit interleaved image at `size × size`: the loader's resampler.
+///
+/// Separable: a horizontal pass over the source rows the box needs, into Float rows, then a
+/// vertical pass (SIMD over each row). When both axes are gathers (same scale, whole-pixel offset:
+/// a stored level at its own size, a flip, a pad-and-crop shift) no arithmetic is done at all and
+/// the result stays 8-bit. One `Resampler` per thread: it owns its scratch memory.
+final class Resampler {
+    /// What a render produced, in the resampler's scratch; valid until the next render.
+    enum Result {
+        /// Interleaved bytes (`size × size × channels`): a gather, no rounding happened.
+        case bytes(UnsafePointer<UInt8>)
+        /// Interleaved floats on the 0…255 scale.
+        case floats(UnsafePointer<Float>)
+    }
+
+    private var rows = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    private var rowsCapacity = 1
+    private var out = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    private var outCapacity = 1
+    private var bytes = UnsafeMutablePointer<UInt8>.allocate(capacity: 1)
+    private var bytesCapacity = 1
+
+    deinit { rows.deallocate(); out.deallocate(); bytes.deallocate() }
+
+    private static func ensure<T>(_ p: inout UnsafeMutablePointer<T>, _ cap: inout Int, _ need: Int) {
+        if need > cap { p.deallocate(); p = .allocate(capacity: need); cap = need }
+    }
+
+    /// Renders `box` of `source` (`width × height × channels`, interleaved) at `size × size`.
+    func render(_ source: UnsafePointer<UInt8>, width: Int, height: Int, channels: Int, box: CropBox, size: Int) -> Result {
+        let xs = AxisTable(source: width, output: size, origin: box.x * Double(width), extent: box.width * Double(width), flip: box.flip)
+        let ys = AxisTable(source: height, output: size, origin: box.y * Double(height), extent: box.height * Double(height), flip: false)
+        let c = channels
+        let rowLength = size * c
+        if xs.isGather && ys.isGather {
+            Self.ensure(&bytes, &bytesCapacity, size * rowLength)
+            for y in 0..<size {
+                let dst = bytes + y * rowLength
+                let sy = Int(ys.first[y])
+                if sy < 0 { dst.initialize(repeating: 0, count: rowLength); continue }
+                let src = source + sy * width * c
+                for x in 0..<size {
+                    let sx = Int(xs.first[x])
+                    if sx < 0 { for k in 0..<c { dst[x * c + k] = 0 } } else { for k in 0..<c { dst[x * c + k] = src[sx * c + k] } }
+                }
+            }
+            return .bytes(UnsafePointer(bytes))
+        }
+        // Horizontal pass over the rows the vertical pass reads.
+        let lo = ys.lo, hi = ys.hi
+        let rowCount = max(0, hi - lo + 1)
+        Self.ensure(&rows, &rowsCapacity, max(1, rowCount * rowLength))
+        Self.ensure(&out, &outCapacity, size * rowLength)
+        xs.first.withUnsafeBufferPointer { first in
+            xs.taps.withUnsafeBufferPointer { taps in
+                xs.weights.withUnsafeBufferPointer { weights in
+                    for r in 0..<rowCount {
+                        let src = source + (lo + r) * width * c
+                        let dst = rows + r * rowLength
+                        for x in 0..<size {
+                            let f = Int(first[x])
+                            if f < 0 { for k in 0..<c { dst[x * c + k] = 0 }; continue }
+                            let n = Int(taps[x]), w = weights.baseAddress! + x * xs.stride
+                            if c == 1 {
+                                var s: Float = 0
+                                for t in 0..<n { s += w[t] * Float(src[f + t]) }
+                                dst[x] = s
+                            } else {
+                                for k in 0..<c {
+                                    var s: Float = 0
+                                    for t in 0..<n { s += w[t] * Float(src[(f + t) * c + k]) }
+                                    dst[x * c + k] = s
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Vertical pass: each output row is a weighted sum of whole rows.
+        for y in 0..<size {
+            let dst = out + y * rowLength
+            let f = Int(ys.first[y])
+            if f < 0 { dst.initialize(repeating: 0, count: rowLength); continue }
+            let n = Int(ys.taps[y])
+            let w0 = ys.weights[y * ys.stride]
+            Self.scale(rows + (f - lo) * rowLength, by: w0, into: dst, count: rowLength)
+            for t in 1..<max(1, n) {
+                Self.accumulate(rows + (f - lo + t) * rowLength, by: ys.weights[y * ys.stride + t], into: dst, count: rowLength)
+            }
+        }
+        return .floats(UnsafePointer(out))
+    }
+
+    @inline(__always)
+    private static func scale(_ src: UnsafePointer<Float>, by w: Float, into dst: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        let wv = SIMD8<Float>(repeating: w)
+        while i + 8 <= count {
+            let v = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(dst + i).storeBytes(of: v * wv, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < count { dst[i] = src[i] * w; i += 1 }
+    }
+
+    @inline(__always)
+    private static func accumulate(_ src: UnsafePointer<Float>, by w: Float, into dst: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        let wv = SIMD8<Float>(repeating: w)
+        while i + 8 <= count {
+            let v = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self)
+            let d = UnsafeRawPointer(dst + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(dst + i).storeBytes(of: d + v * wv, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < count { dst[i] += src[i] * w; i += 1 }
+    }
+}
+
+/// The naive twin of ``Resampler``: every output pixel computed directly from the 2-D kernel in
+/// Double, with no tables, no separable passes and no fast paths. Tests compare the two.
+public enum ReferenceResampler {
+    /// Renders `box` of an interleaved 8-bit image at `size × size`; values on the 0…255 scale.
+    public static func render(_ source: [UInt8], width: Int, height: Int, channels: Int, box: CropBox, size: Int) -> [Double] {
+        func axis(_ n: Int, _ origin: Double, _ extent: Double, _ j: Int) -> [(Int, Double)]? {
+            let scale = extent / Double(size)
+            let u = origin + (Double(j) + 0.5) * scale
+            if u < 0 || u >= Double(n) { return nil }
+            let support = max(1, scale), center = u - 0.5
+            var taps: [(Int, Double)] = []
+            for k in 0..<n {
+                let w = 1 - abs(Double(k) - center) / support
+                if w > 1e-9 { taps.append((k, w)) }
+            }
+            let sum = taps.reduce(0) { $0 + $1.1 }
+            return taps.map { ($0.0, $0.1 / sum) }
+        }
+        var out = [Double](repeating: 0, count: size * size * channels)
+        for y in 0..<size {
+            guard let ty = axis(height, box.y * Double(height), box.height * Double(height), y) else { continue }
+            for x in 0..<size {
+                let xx = box.flip ? size - 1 - x : x
+                guard let tx = axis(width, box.x * Double(width), box.width * Double(width), xx) else { continue }
+                for c in 0..<channels {
+                    var s = 0.0
+                    for (ky, wy) in ty { for (kx, wx) in tx { s += wy * wx * Double(source[(ky * width + kx) * channels + c]) } }
+                    out[(y * size + x) * channels + c] = s
+                }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,38 @@
+import PyramidCache
+
+/// Errors raised while configuring or running a ``Loader``.
+public enum LoaderError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// A schedule string could not be parsed.
+    case invalidSchedule(spec: String, reason: String)
+    /// The schedule asks for a size the cache cannot serve.
+    case unservableSize(size: Int, levels: [Int], reason: String)
+    /// A configuration value is out of range.
+    case invalidConfiguration(name: String, reason: String)
+    /// An augmentation string could not be parsed.
+    case invalidAugmentation(spec: String, reason: String)
+    /// A resume cursor outside the epoch.
+    case invalidCursor(cursor: Int, sampleCount: Int)
+    /// Reading a record failed (corrupt, missing); under the `fail` policy this stops the epoch.
+    case cache(CacheError)
+    /// Substitution found no readable record at all.
+    case nothingReadable(index: Int, level: Int)
+
+    public var description: String {
+        switch self {
+        case .invalidSchedule(let spec, let reason):
+            return "invalid schedule '\(spec)': \(reason)"
+        case .unservableSize(let size, let levels, let reason):
+            return "the cache cannot serve size \(size) (levels \(levels.map(String.init).joined(separator: ","))): \(reason)"
+        case .invalidConfiguration(let name, let reason):
+            return "invalid \(name): \(reason)"
+        case .invalidAugmentation(let spec, let reason):
+            return "invalid augmentation '\(spec)': \(reason)"
+        case .invalidCursor(let cursor, let count):
+            return "resume cursor \(cursor) is outside the epoch (0...\(count))"
+        case .cache(let error):
+            return error.description
+        case .nothingReadable(let index, let level):
+            return "no readable record found to substitute for index \(index) at level \(level)"
+        }
+    }
+}

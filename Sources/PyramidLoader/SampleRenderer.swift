@@ -1,0 +1,153 @@
+import Foundation
+import PyramidCache
+
+/// Fills one batch buffer: reads each sample's records, draws its crop, renders every view and
+/// writes it in the output layout. One per worker thread (it owns a read session and scratch).
+final class SampleRenderer {
+    private let loader: Loader
+    private let session: ReadSession
+    private let resampler = Resampler()
+    private let manifest: Manifest
+    private let channels: Int
+    private let reference: Int
+    private var decoded: [Int: (pointer: UnsafeMutableRawPointer, capacity: Int)] = [:]
+    /// `lut[c][v]`: the normalized value of byte `v` in channel `c`.
+    private let lut: [[Float]]
+
+    init(loader: Loader) {
+        self.loader = loader
+        session = loader.cache.makeSession()
+        manifest = loader.cache.manifest
+        channels = manifest.channels
+        reference = manifest.levelSizes.max()!
+        lut = (0..<manifest.channels).map { c in
+            (0..<256).map { Float($0) * loader.normalizeScale[c] + loader.normalizeOffset[c] }
+        }
+    }
+
+    deinit { for d in decoded.values { d.pointer.deallocate() } }
+
+    /// A decoded sample at one level.
+    struct Image { var pixels: UnsafePointer<UInt8>; var width: Int; var height: Int }
+
+    /// Decodes `index` at `level` into this renderer's scratch for that level.
+    private func decode(index: Int, level: Int) throws -> Image {
+        let shard = manifest.shardNumber(of: index) ?? -1
+        let decoder = session.recordDecoder(level: level)
+        let stored = try manifest.level(level).storedShortSide
+        return try session.withRecord(index: index, level: level) { bytes in
+            let header: RecordHeader
+            switch RecordDecoder.header(of: bytes) {
+            case .success(let h): header = h
+            case .failure(let f): throw CacheError.corruptRecord(shard: shard, index: index, level: level, reason: f.reason)
+            }
+            guard header.channels == channels, min(header.width, header.height) == stored,
+                  !manifest.shape.square || header.width == header.height else {
+                throw CacheError.corruptRecord(shard: shard, index: index, level: level,
+                                               reason: "header says \(header.width)x\(header.height)x\(header.channels), the manifest short side \(stored) and \(channels) channels")
+            }
+            var slot = decoded[level] ?? (UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64), 1)
+            if slot.capacity < header.pixelCount {
+                slot.pointer.deallocate()
+                slot = (.allocate(byteCount: header.pixelCount, alignment: 64), header.pixelCount)
+            }
+            decoded[level] = slot
+            switch decoder.decode(bytes, into: UnsafeMutableRawBufferPointer(start: slot.pointer, count: slot.capacity)) {
+            case .success: break
+            case .failure(let f): throw CacheError.corruptRecord(shard: shard, index: index, level: level, reason: f.reason)
+            }
+            return Image(pixels: UnsafePointer(slot.pointer.assumingMemoryBound(to: UInt8.self)), width: header.width, height: header.height)
+        }
+    }
+
+    /// Decodes `index` at every level in `levels`; under `substitute`, moves on to the next
+    /// readable sample when a record is corrupt or missing.
+    private func load(index: Int, levels: [Int]) throws -> (index: Int, images: [Image], substituted: Bool) {
+        let n = manifest.sampleCount
+        var candidate = index
+        for _ in 0..<n {
+            do {
+                return (candidate, try levels.map { try decode(index: candidate, level: $0) }, candidate != index)
+            } catch let error as CacheError {
+                let fault: (shard: Int, level: Int, reason: String)
+                switch error {
+                case .corruptRecord(let shard, _, let level, let reason): fault = (shard, level, reason)
+                case .missingRecord(let shard, _, let level): fault = (shard, level, "missing")
+                default: throw LoaderError.cache(error)
+                }
+                guard loader.configuration.corruptRecords == .substitute else { throw LoaderError.cache(error) }
+                let next = (candidate + 1) % n
+                loader.record(Substitution(index: candidate, level: fault.level, shard: fault.shard, reason: fault.reason, replacement: next))
+                candidate = next
+            }
+        }
+        throw LoaderError.nothingReadable(index: index, level: levels.first ?? 0)
+    }
+
+    func fill(_ storage: BatchStorage, epoch: Int, step: Int, plan: StepPlan, order: [Int32]) throws {
+        let config = loader.configuration
+        let positions = Sampler.positions(cursor: plan.cursor, batchSize: plan.batchSize, rank: config.rank,
+                                          worldSize: config.worldSize, available: plan.globalImages)
+        let dup = plan.duplicates
+        let count = positions.count * dup
+        storage.prepare(plan: plan, epoch: epoch, step: step, count: count, channels: channels, format: config.output)
+        let levels = plan.sizes.map { loader.sourceLevel(for: $0) }
+        var distinct: [Int] = []
+        for l in levels where !distinct.contains(l) { distinct.append(l) }
+        let augmentation = loader.augmentation
+        for (i, position) in positions.enumerated() {
+            let (index, images, substituted) = try load(index: Int(order[position]), levels: distinct)
+            if substituted { storage.substitutions += dup }
+            let label = loader.labels[index]
+            let first = images[0]
+            for d in 0..<dup {
+                var rng = SplitMix64(seed: RandomKey.mix(config.seed, UInt64(epoch), UInt64(position), UInt64(d), RandomKey.augmentation))
+                var box = augmentation.box(width: first.width, height: first.height, referenceSize: reference, rng: &rng)
+                let slot = i * dup + d
+                for (v, size) in plan.sizes.enumerated() {
+                    if v > 0 && augmentation.flip && augmentation.independentFlips { box.flip = rng.nextUnit() < 0.5 }
+                    let image = images[distinct.firstIndex(of: levels[v])!]
+                    let result = resampler.render(image.pixels, width: image.width, height: image.height, channels: channels, box: box, size: size)
+                    store(result, into: storage.views[v].pointer, slot: slot, size: size, format: config.output)
+                }
+                storage.labels.append(label)
+                storage.indices.append(index)
+            }
+        }
+    }
+
+    /// Writes one rendered view into its slot of the batch, converting layout and type.
+    private func store(_ result: Resampler.Result, into base: UnsafeMutableRawPointer, slot: Int, size: Int, format: OutputFormat) {
+        let plane = size * size, c = channels
+        switch format {
+        case .float32:
+            let dst = base.assumingMemoryBound(to: Float.self) + slot * c * plane
+            switch result {
+            case .bytes(let src):
+                for k in 0..<c {
+                    lut[k].withUnsafeBufferPointer { table in
+                        let out = dst + k * plane
+                        if c == 1 { for i in 0..<plane { out[i] = table[Int(src[i])] } } else {
+                            for i in 0..<plane { out[i] = table[Int(src[i * c + k])] }
+                        }
+                    }
+                }
+            case .floats(let src):
+                for k in 0..<c {
+                    let a = loader.normalizeScale[k], b = loader.normalizeOffset[k]
+                    let out = dst + k * plane
+                    if c == 1 { for i in 0..<plane { out[i] = src[i] * a + b } } else {
+                        for i in 0..<plane { out[i] = src[i * c + k] * a + b }
+                    }
+                }
+            }
+        case .uint8:
+            let dst = base.assumingMemoryBound(to: UInt8.self) + slot * c * plane
+            switch result {
+            case .bytes(let src): dst.update(from: src, count: plane * c)
+            case .floats(let src):
+                for i in 0..<(plane * c) { dst[i] = UInt8(max(0, min(255, src[i].rounded()))) }
+            }
+        }
+    }
+}

@@ -46,11 +46,11 @@ public final class ShardWriter {
             for level in levels { levelDBs[level] = try open(txn, ShardDatabase.level(level)) }
             labelsDB = try open(txn, ShardDatabase.labels)
             metaDB = try open(txn, ShardDatabase.meta)
-            try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit", directory.path)
         } catch {
             mdb_txn_abort(txn)
             throw error
         }
+        try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit", directory.path)
     }
 
     private func open(_ txn: OpaquePointer?, _ name: String) throws -> MDB_dbi {
@@ -93,11 +93,13 @@ public final class ShardWriter {
                     try putValue(txn, metaDB, &mk, value)
                 }
             }
-            try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit", directory.path)
         } catch {
             mdb_txn_abort(txn)
             throw error
         }
+        // mdb_txn_commit frees the transaction even when it fails (e.g. MDB_MAP_FULL while writing
+        // the last pages): it must not be aborted afterwards.
+        try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit", directory.path)
     }
 
     private func put(_ txn: OpaquePointer?, _ dbi: MDB_dbi, index: Int, _ value: [UInt8]) throws {

@@ -4,9 +4,9 @@ import PyramidCache
 /// One epoch being served: worker threads claim steps in order, fill reusable buffers, and hand
 /// them over in step order.
 ///
-/// Buffers: the workers may hold `prefetch` of them (filled or being filled); the consumer holds
-/// the batch it is working on, which returns its buffer when released. If the consumer keeps
-/// batches beyond that and every buffer is out, one more is allocated instead of waiting forever.
+/// Buffers: at most `prefetch` exist — being filled, filled and waiting, or held by the consumer
+/// (a ``Batch`` returns its buffer when released). If the consumer keeps batches and every buffer
+/// is out, one more is allocated instead of waiting forever.
 final class EpochRun: @unchecked Sendable {
     let loader: Loader
     let epoch: Int

@@ -20,7 +20,8 @@ import PyramidCache
 ///   nothing, and ``batches(epoch:from:)`` starts at any step boundary with the same results.
 /// - Views: a view of size `s` is rendered from the smallest stored level at least `s` (the largest
 ///   level when `s` is larger: upsampling, up to 2×), so reading cost follows the output size.
-/// - Memory: `(prefetch + 1)` batch buffers at most, each as large as the largest batch seen.
+/// - Memory: `prefetch` batch buffers at most (the one you hold included), each as large as the
+///   largest batch seen.
 public final class Loader: @unchecked Sendable {
     /// The cache read from.
     public let cache: CacheReader
@@ -152,7 +153,7 @@ public struct EpochIterator {
     /// The next batch, or nil at the end of the epoch.
     /// - Throws: ``LoaderError/cache(_:)`` for a corrupt record under the `fail` policy.
     public mutating func next() throws -> Batch? { try handle.run.next() }
-    /// Buffers allocated so far (at most `prefetch + 1` unless batches are kept past the next step).
+    /// Buffers allocated so far (at most `prefetch`, unless batches are kept past the next step).
     public var buffersAllocated: Int { handle.run.buffersAllocated }
 }
 

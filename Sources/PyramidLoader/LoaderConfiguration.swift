@@ -29,8 +29,9 @@ public struct LoaderConfiguration: Sendable {
     public var augmentation: Augmentation?
     /// Float32 NCHW (normalized) or UInt8 NHWC.
     public var output: OutputFormat
-    /// Batch buffers the workers may hold, filled or being filled (at least `workers`). Peak image
-    /// memory is `(prefetch + 1) ×` the largest batch's bytes: the `+1` is the batch you hold.
+    /// Batch buffers in use at once: being filled, filled and waiting, and the one you hold (at
+    /// least `workers`). Peak image memory is `prefetch ×` the largest batch's bytes, as long as
+    /// you release each batch before asking for the next (a `for` loop does).
     public var prefetch: Int
     /// Worker threads; each fills whole batches.
     public var workers: Int

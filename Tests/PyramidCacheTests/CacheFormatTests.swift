@@ -92,3 +92,16 @@ import Testing
         }
     }
 }
+
+@Suite struct MapGrowthTests {
+    /// A shard whose map fills during `mdb_txn_commit` (not only during `mdb_put`) grows and retries:
+    /// commit frees the transaction even when it fails, so it must not be aborted a second time.
+    @Test(arguments: [1, 7, 40, 160])
+    func tinyMapGrowsWhateverCallFillsIt(count: Int) throws {
+        let dir = TempDirectory("pyramid-growth")
+        let samples = CacheFixture.randomSamples(count: count, levels: [12, 8], channels: 1, classes: 3, seed: UInt64(count))
+        try CacheFixture.write(samples, levels: [12, 8], channels: 1, classes: 3, shards: 1, to: dir.url)
+        let session = try CacheReader(url: dir.url).makeSession()
+        for i in 0..<count { #expect(try session.image(index: i, level: 12).pixels == samples[i].levels[0]) }
+    }
+}

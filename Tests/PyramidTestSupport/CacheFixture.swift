@@ -7,6 +7,7 @@ public enum CacheFixture {
     public struct Sample {
         public var label: Int
         public var levels: [[UInt8]]
+        public init(label: Int, levels: [[UInt8]]) { self.label = label; self.levels = levels }
     }
 
     /// Random samples at `levels` (square, `channels` channels), with a fixed seed.

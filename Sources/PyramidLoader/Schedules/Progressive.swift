@@ -23,7 +23,7 @@ public struct Progressive: ResolutionSchedule {
             t = Double(epoch - startEpoch) / Double(endEpoch - startEpoch)
         }
         let raw = Double(from) + t * Double(to - from)
-        return max(multiple, Int((raw / Double(multiple)).rounded()) * multiple)
+        return max(multiple, Int((raw / Double(multiple)).rounded(.toNearestOrEven)) * multiple)
     }
 
     public var sizes: [Int] {

@@ -1,0 +1,65 @@
+import Testing
+import PyramidTestSupport
+@testable import PyramidLoader
+
+@Suite struct ResamplerTests {
+    static func image(_ w: Int, _ h: Int, _ c: Int, seed: UInt64) -> [UInt8] {
+        var rng = SeededGenerator(seed: seed)
+        return (0..<(w * h * c)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+    }
+
+    func render(_ px: [UInt8], _ w: Int, _ h: Int, _ c: Int, _ box: CropBox, _ size: Int) -> [Float] {
+        let r = Resampler()
+        return px.withUnsafeBufferPointer { p -> [Float] in
+            switch r.render(p.baseAddress!, width: w, height: h, channels: c, box: box, size: size) {
+            case .bytes(let b): return (0..<(size * size * c)).map { Float(b[$0]) }
+            case .floats(let f): return (0..<(size * size * c)).map { f[$0] }
+            }
+        }
+    }
+
+    @Test(arguments: [
+        (28, 28, 1, CropBox.whole, 14), (28, 28, 1, CropBox.whole, 28), (28, 28, 3, CropBox(x: 0.1, y: 0.2, width: 0.5, height: 0.7, flip: true), 24),
+        (40, 30, 3, CropBox(x: 0.3, y: 0.1, width: 0.2, height: 0.3), 20), (16, 16, 1, CropBox(x: -0.1, y: 0.125, width: 1, height: 1, flip: true), 16),
+        (16, 16, 1, CropBox(x: 0.0625, y: -0.0625, width: 1, height: 1), 12), (64, 48, 3, CropBox(x: 0.05, y: 0.05, width: 0.9, height: 0.9), 9),
+        (12, 12, 1, CropBox.whole, 30),
+    ])
+    func fastResamplerMatchesTheNaiveTwin(w: Int, h: Int, c: Int, box: CropBox, size: Int) {
+        let px = Self.image(w, h, c, seed: UInt64(w * 31 + size))
+        let fast = render(px, w, h, c, box, size)
+        let naive = ReferenceResampler.render(px, width: w, height: h, channels: c, box: box, size: size)
+        let worst = zip(fast, naive).map { abs(Double($0) - $1) }.max()!
+        #expect(worst < 0.01, "max |fast − naive| = \(worst)")
+    }
+
+    @Test func storedSizeWholeBoxIsACopyAndAShiftIsAGather() {
+        let px = Self.image(16, 16, 3, seed: 1)
+        #expect(render(px, 16, 16, 3, .whole, 16) == px.map(Float.init))
+        let flipped = render(px, 16, 16, 3, CropBox(x: 0, y: 0, width: 1, height: 1, flip: true), 16)
+        for y in 0..<16 { for x in 0..<16 { for k in 0..<3 {
+            #expect(flipped[(y * 16 + x) * 3 + k] == Float(px[(y * 16 + 15 - x) * 3 + k]))
+        } } }
+        // Shift right by 2 pixels and down by 1: zero fill where the box leaves the image.
+        let shifted = render(px, 16, 16, 3, CropBox(x: -2.0 / 16, y: 1.0 / 16, width: 1, height: 1), 16)
+        for y in 0..<16 { for x in 0..<16 {
+            let sx = x - 2, sy = y + 1
+            let expected: Float = (sx < 0 || sy > 15) ? 0 : Float(px[(sy * 16 + sx) * 3])
+            #expect(shifted[(y * 16 + x) * 3] == expected)
+        } }
+        let table = AxisTable(source: 16, output: 16, origin: 3, extent: 16, flip: false)
+        #expect(table.isGather)
+        #expect(!AxisTable(source: 16, output: 16, origin: 0.5, extent: 16, flip: false).isGather)
+    }
+
+    @Test func shrinkingAveragesEverySourcePixel() {
+        // A 2:1 shrink of a checkerboard of columns must come out flat grey (antialiased), not the
+        // value of every other column (point sampling).
+        let w = 32
+        let px = (0..<(w * w)).map { UInt8(($0 % w) % 2 == 0 ? 0 : 200) }
+        let out = render(px, w, w, 1, .whole, 8)
+        // Interior columns (edge outputs lose the taps beyond the border and renormalize).
+        for y in 0..<8 { for x in 1..<7 { #expect(abs(out[y * 8 + x] - 100) < 0.5, "\(out[(y * 8)..<(y * 8 + 8)])") } }
+        let point = ReferenceResampler.render(px, width: w, height: w, channels: 1, box: .whole, size: 8)
+        #expect(abs(point[3] - Double(out[3])) < 0.01)
+    }
+}

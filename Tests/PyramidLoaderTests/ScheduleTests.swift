@@ -1,0 +1,147 @@
+import Foundation
+import Testing
+@testable import PyramidLoader
+
+@Suite struct ScheduleTests {
+    // ALGORITHMS.md §1.1: mFLOPs = (1−p)·F(R) + p·F(r), with the paper's numbers.
+    @Test(arguments: [
+        (4.1, 224, 112, 0.5, 2.56), (4.1, 224, 84, 0.5, 2.34), (4.1, 224, 56, 0.9, 0.64),
+        (90.3, 32, 16, 0.3, 69.98), (90.3, 32, 16, 0.5, 56.4),
+    ])
+    func trdNominalCostMatchesThePaper(flops: Double, full: Int, reduced: Int, p: Double, expected: Double) {
+        let trd = TemporalDecrement(full: full, reduced: reduced, participation: p)
+        #expect(abs(flops * trd.nominalRelativeCost / expected - 1) < 0.002)
+    }
+
+    @Test func trdEpochsFollowTheDrawGuardsAndFinalEpochs() {
+        let trd = TemporalDecrement(full: 28, reduced: 14, participation: 0.5, milestones: [10, 20])
+        let seed: UInt64 = 7, epochs = 30
+        var reduced = 0
+        for e in 0..<epochs {
+            let drawn = trd.draw(epoch: e, seed: seed) < 0.5
+            let guarded = (8...11).contains(e) || (18...21).contains(e)
+            let final = e >= 28
+            let plan = trd.plan(PlanContext(epoch: e, epochs: epochs, images: 1000, batchSize: 100, seed: seed))
+            let expected = drawn && !guarded && !final ? 14 : 28
+            #expect(plan.steps.count == 10)
+            #expect(plan.steps.allSatisfy { $0.sizes == [expected] && $0.batchSize == 100 }, "epoch \(e)")
+            #expect(trd.decision(epoch: e, epochs: epochs, seed: seed) == (!drawn ? .full : guarded ? .guarded : final ? .final : .reduced))
+            if expected == 14 { reduced += 1 }
+        }
+        #expect(trd.realizedFraction(epochs: epochs, seed: seed) == Double(reduced) / Double(epochs))
+        // The draw is a pure function of (seed, epoch), not of the guards.
+        let plain = TemporalDecrement(full: 28, reduced: 14, participation: 0.5, finalFullEpochs: 0)
+        #expect((0..<epochs).allSatisfy { plain.draw(epoch: $0, seed: seed) == trd.draw(epoch: $0, seed: seed) })
+    }
+
+    @Test func trdRealizedFractionIsNearP() {
+        let trd = TemporalDecrement(full: 28, reduced: 14, participation: 0.3, finalFullEpochs: 0)
+        let n = 4000
+        let f = trd.realizedFraction(epochs: n, seed: 1)
+        let sigma = (0.3 * 0.7 / Double(n)).squareRoot()
+        #expect(abs(f - 0.3) < 4 * sigma, "realized \(f)")
+    }
+
+    // ALGORITHMS.md §2.3: CIFAR, N=50,000, B₀=64, sizes 16,24,32,48 @ 0.2,0.3,0.3,0.2.
+    @Test func mixSizeCIFARTable() throws {
+        let ctx = PlanContext(epoch: 0, images: 50_000, batchSize: 64, seed: 3)
+        let baseline = Fixed(size: 32).plan(ctx)
+        #expect(baseline.steps.count == 781)
+        let bPlus = try #require(try ScheduleParser.parse("mixsize:16,24,32,48@0.2,0.3,0.3,0.2,mode=B+,base=32") as? MixSize)
+        #expect([16, 24, 32, 48].map { bPlus.setting(for: $0, baseBatch: 64).batch } == [256, 114, 64, 28])
+        let pb = bPlus.plan(ctx)
+        #expect(pb.steps.count == 761)
+        let work = pb.pixelWork / baseline.pixelWork
+        #expect(abs(work - 0.97) < 0.005, "B+ work \(work)")
+        let dPlus = try #require(try ScheduleParser.parse("mixsize:16,24,32,48@0.2,0.3,0.3,0.2,mode=D+,base=32") as? MixSize)
+        #expect([16, 24, 32, 48].map { dPlus.setting(for: $0, baseBatch: 64) }.map { [$0.batch, $0.duplicates] } == [[64, 4], [64, 2], [64, 1], [28, 1]])
+        let pd = dPlus.plan(ctx)
+        #expect(pd.steps.count == 981)
+        #expect(abs(pd.pixelWork / baseline.pixelWork - 1.29) < 0.01)
+        // B+ keeps B·s² about constant.
+        for s in [16, 24, 32, 48] {
+            let b = bPlus.setting(for: s, baseBatch: 64).batch
+            #expect(abs(Double(b * s * s) / Double(64 * 32 * 32) - 1) < 0.03)
+        }
+    }
+
+    // ALGORITHMS.md §2.3, ImageNet: 256 per step (64 per device × 4), N = 1,281,167.
+    @Test(arguments: [
+        ("mixsize:128,160,192,224,256,288,320@0.1333333333,0.1333333333,0.1333333333,0.2,0.1333333333,0.1333333333,0.1333333334,mode=B+", 1.08, 1.08),
+        ("mixsize:128,160,192,224,256,288,320@0.1333333333,0.1333333333,0.1333333333,0.2,0.1333333333,0.1333333333,0.1333333334,mode=D+", 1.14, 1.23),
+        ("mixsize:256,224,128,96@0.1,0.1,0.6,0.2,mode=B+", 0.46, 0.46),
+        ("mixsize:256,224,128,96@0.1,0.1,0.6,0.2,mode=D+", 1.00, 1.00),
+    ])
+    func mixSizeImageNetTable(spec: String, steps: Double, work: Double) throws {
+        let schedule = try ScheduleParser.parse(spec + ",base=224")
+        let ctx = PlanContext(epoch: 0, images: 1_281_167, batchSize: 64, worldSize: 4, seed: 1)
+        let baseline = Fixed(size: 224).plan(ctx)
+        let plan = schedule.plan(ctx)
+        let stepRatio = Double(plan.steps.count) / Double(baseline.steps.count)
+        let workRatio = plan.pixelWork / baseline.pixelWork
+        #expect(abs(stepRatio - steps) < 0.01, "steps \(stepRatio)")
+        #expect(abs(workRatio - work) < 0.01, "work \(workRatio)")
+    }
+
+    @Test func mixSizePartitionIsDeterministicAndInterleaved() throws {
+        let m = try ScheduleParser.parse("mixsize:14,21,28,42@0.2,0.3,0.3,0.2", largestLevel: 28)
+        #expect((m as? MixSize)?.baseSize == 28)
+        let ctx = PlanContext(epoch: 4, images: 60_000, batchSize: 128, seed: 9)
+        let a = m.plan(ctx), b = m.plan(ctx)
+        #expect(a == b)
+        var other = ctx; other.epoch = 5
+        #expect(a.steps.map(\.sizes) != m.plan(other).steps.map(\.sizes))
+        // Steps are contiguous in the stream and never overlap: every image at most once.
+        var cursor = 0
+        for s in a.steps { #expect(s.cursor == cursor); cursor += s.globalImages }
+        #expect(a.endCursor <= 60_000)
+        // Not sorted by size: the sizes are interleaved.
+        #expect(a.steps.map { $0.sizes[0] } != a.steps.map { $0.sizes[0] }.sorted())
+    }
+
+    @Test func mixSizeIndependentDrawsFollowTheProbabilities() throws {
+        let m = try ScheduleParser.parse("mixsize:14,28@0.5,0.5,sampling=iid,mode=D+,base=28")
+        let plan = m.plan(PlanContext(epoch: 0, images: 200_000, batchSize: 10, seed: 2))
+        let small = plan.steps.filter { $0.sizes == [14] }.count
+        let fraction = Double(small) / Double(plan.steps.count)
+        #expect(abs(fraction - 0.5) < 0.02)
+        #expect(plan.images <= 200_000 && plan.images > 200_000 - 10)
+        #expect(plan.steps.allSatisfy { $0.sizes != [14] || $0.duplicates == 4 })
+    }
+
+    @Test func parallelAndProgressive() throws {
+        let p = try ScheduleParser.parse("parallel:12,28,20,16,24")
+        #expect(p.sizes == [28, 24, 20, 16, 12])
+        #expect(p.plan(PlanContext(epoch: 0, images: 1000, batchSize: 64)).steps.allSatisfy { $0.sizes == [28, 24, 20, 16, 12] })
+        let g = try #require(try ScheduleParser.parse("progressive:16,28,start=2,end=8") as? Progressive)
+        // FFCV: np.interp, then np.round (half to even) to a multiple: 18→16, 22→24, 26→24.
+        #expect((0...10).map { g.size(epoch: $0) } == [16, 16, 16, 16, 20, 24, 24, 24, 28, 28, 28])
+    }
+
+    @Test(arguments: [
+        ("28", "expected KIND:ARGUMENTS"),
+        ("fixed:", "empty item"),
+        ("fixed:0", "not a positive size"),
+        ("fixed:28,14", "one size"),
+        ("trd:28,14", "p= (participation rate) is required"),
+        ("trd:14,28,p=0.5", "must be smaller"),
+        ("trd:28,14,p=1.5", "in 0...1"),
+        ("trd:28,14,p=0.5,milestones=a", "milestones"),
+        ("trd:28,14,p=0.5,speed=2", "unknown option speed="),
+        ("mixsize:14,28", "sizes@probabilities"),
+        ("mixsize:14,28@0.5", "2 sizes but 1 probabilities"),
+        ("mixsize:14,28@0.5,0.6", "add up to"),
+        ("mixsize:14,28@0.5,0.5,mode=C+", "expected B+ or D+"),
+        ("parallel:28,28", "listed twice"),
+        ("progressive:16,28,start=3", "end= is required"),
+        ("warp:28", "unknown kind"),
+    ])
+    func malformedSchedulesAreNamed(spec: String, message: String) {
+        #expect {
+            _ = try ScheduleParser.parse(spec)
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains(message) && text.contains(spec)
+        }
+    }
+}

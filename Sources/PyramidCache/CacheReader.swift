@@ -183,6 +183,17 @@ public final class ReadSession {
         }
     }
 
+    /// The header of a record when its pixels would not fit in `capacity` bytes, nil when they fit
+    /// (or when the cache's levels are square and `capacity` holds a stored square: no lookup then).
+    public func header(index: Int, level: Int, ifLargerThan capacity: Int) throws -> RecordHeader? {
+        if reader.manifest.shape.square, let l = try? reader.manifest.level(level),
+           l.storedShortSide * l.storedShortSide * reader.manifest.channels <= capacity {
+            return nil
+        }
+        let h = try header(index: index, level: level)
+        return h.pixelCount > capacity ? h : nil
+    }
+
     /// Decodes sample `index` at `level` into `destination` (interleaved HWC, 8 bits per channel).
     /// - Returns: the record header (its width, height and channels give the shape written).
     /// - Throws: ``CacheError/corruptRecord(shard:index:level:reason:)`` when the checksum, header or size is wrong.

@@ -58,10 +58,22 @@ public enum RandomKey {
     public static let substitute: UInt64 = 0x7375_6273
 
     /// Hashes a list of integers into one seed; order matters.
-    @inline(__always)
     public static func mix(_ values: UInt64...) -> UInt64 {
-        var h: UInt64 = 0x243F_6A88_85A3_08D3
-        for v in values { h = SplitMix64.finalize(h ^ SplitMix64.finalize(v &+ 0x9E37_79B9_7F4A_7C15)) }
+        var h = start
+        for v in values { h = step(h, v) }
         return h
+    }
+
+    /// ``mix(_:)-(UInt64...)`` of five values, without the variadic array (the per-sample hot path).
+    @inline(__always)
+    public static func mix(_ a: UInt64, _ b: UInt64, _ c: UInt64, _ d: UInt64, _ e: UInt64) -> UInt64 {
+        step(step(step(step(step(start, a), b), c), d), e)
+    }
+
+    private static let start: UInt64 = 0x243F_6A88_85A3_08D3
+
+    @inline(__always)
+    private static func step(_ h: UInt64, _ v: UInt64) -> UInt64 {
+        SplitMix64.finalize(h ^ SplitMix64.finalize(v &+ 0x9E37_79B9_7F4A_7C15))
     }
 }

@@ -33,31 +33,28 @@ final class SampleRenderer {
     /// Decodes `index` at `level` into this renderer's scratch for that level.
     private func decode(index: Int, level: Int) throws -> Image {
         let shard = manifest.shardNumber(of: index) ?? -1
-        let decoder = session.recordDecoder(level: level)
         let stored = try manifest.level(level).storedShortSide
-        return try session.withRecord(index: index, level: level) { bytes in
-            let header: RecordHeader
-            switch RecordDecoder.header(of: bytes) {
-            case .success(let h): header = h
-            case .failure(let f): throw CacheError.corruptRecord(shard: shard, index: index, level: level, reason: f.reason)
-            }
-            guard header.channels == channels, min(header.width, header.height) == stored,
-                  !manifest.shape.square || header.width == header.height else {
-                throw CacheError.corruptRecord(shard: shard, index: index, level: level,
-                                               reason: "header says \(header.width)x\(header.height)x\(header.channels), the manifest short side \(stored) and \(channels) channels")
-            }
-            var slot = decoded[level] ?? (UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64), 1)
-            if slot.capacity < header.pixelCount {
-                slot.pointer.deallocate()
-                slot = (.allocate(byteCount: header.pixelCount, alignment: 64), header.pixelCount)
-            }
+        var slot: (pointer: UnsafeMutableRawPointer, capacity: Int)
+        if let s = decoded[level] { slot = s } else {
+            // Square levels have a known size; others grow to the largest record seen.
+            let side = stored
+            let bytes = manifest.shape.square ? side * side * channels : 4 * side * side * channels
+            slot = (.allocate(byteCount: bytes, alignment: 64), bytes)
             decoded[level] = slot
-            switch decoder.decode(bytes, into: UnsafeMutableRawBufferPointer(start: slot.pointer, count: slot.capacity)) {
-            case .success: break
-            case .failure(let f): throw CacheError.corruptRecord(shard: shard, index: index, level: level, reason: f.reason)
-            }
-            return Image(pixels: UnsafePointer(slot.pointer.assumingMemoryBound(to: UInt8.self)), width: header.width, height: header.height)
         }
+        var header = try session.header(index: index, level: level, ifLargerThan: slot.capacity)
+        if let h = header, h.pixelCount > slot.capacity {
+            slot.pointer.deallocate()
+            slot = (.allocate(byteCount: h.pixelCount, alignment: 64), h.pixelCount)
+            decoded[level] = slot
+        }
+        header = try session.read(index: index, level: level, into: UnsafeMutableRawBufferPointer(start: slot.pointer, count: slot.capacity))
+        let h = header!
+        guard min(h.width, h.height) == stored, !manifest.shape.square || h.width == h.height else {
+            throw CacheError.corruptRecord(shard: shard, index: index, level: level,
+                                           reason: "header says \(h.width)x\(h.height), the manifest's short side is \(stored)")
+        }
+        return Image(pixels: UnsafePointer(slot.pointer.assumingMemoryBound(to: UInt8.self)), width: h.width, height: h.height)
     }
 
     /// Decodes `index` at every level in `levels`; under `substitute`, moves on to the next

@@ -2,12 +2,13 @@ import ArgumentParser
 import Foundation
 import PyramidBuild
 import PyramidCache
+import PyramidLoader
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Pyramid against limits measured in the same run.",
-        subcommands: [BenchBuildCommand.self])
+        subcommands: [BenchBuildCommand.self, BenchLoadCommand.self])
 }
 
 struct BenchBuildCommand: ParsableCommand {
@@ -84,5 +85,126 @@ struct BenchBuildCommand: ParsableCommand {
             print(String(format: "complete build     %9.0f items/s  (%d items in %.2f s, %d workers)", buildRate, report.samplesWritten, buildSeconds, workers))
             print(String(format: "build / resize     %9.2f", ratio))
         }
+    }
+}
+
+struct BenchLoadCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load",
+        abstract: "Time the loader over one epoch against limits measured in the same run.",
+        discussion: """
+            Measures, over exactly the records and output bytes of the same epoch: (1) a loop that \
+            only reads and decompresses those records into reused buffers, with the same number of \
+            threads; (2) a memcpy of the output bytes, batch by batch, with the same threads; (3) the \
+            loader itself, its consumer doing nothing but take batches (or, with --consumer-us, \
+            spinning that long per batch, to check that prefetch keeps the consumer from waiting).
+            Each is run --repeat times and the best is kept.
+            """)
+
+    @Argument(help: "The cache directory.")
+    var cache: String
+
+    @Option(help: "The resolution schedule (\(ScheduleParser.syntax)).")
+    var schedule: String
+
+    @Option(help: "Base images per step.")
+    var batch: Int = 128
+
+    @Option(help: "Augmentation (\(Augmentation.syntax)); default: the cache's training augmentation.")
+    var augment: String?
+
+    @Option(help: "Output: float32 (NCHW, normalized) or uint8 (NHWC).")
+    var output: String = "float32"
+
+    @Option(help: "Worker threads (also used by the limit loops).")
+    var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Batch buffers in flight (default: max(4, 2 x workers)).")
+    var prefetch: Int?
+
+    @Option(help: "Epoch to load.")
+    var epoch: Int = 0
+
+    @Option(help: "Busy work per batch in the consumer, microseconds: reports how long the consumer waited.")
+    var consumerUs: Int = 0
+
+    @Option(name: .customLong("repeat"), help: "Repetitions of each measurement; the best is reported.")
+    var repetitions: Int = 3
+
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+
+    func validate() throws {
+        if batch < 1 { throw ValidationError("--batch: must be at least 1") }
+        if workers < 1 { throw ValidationError("--workers: must be at least 1") }
+        if OutputFormat(rawValue: output) == nil { throw ValidationError("--output: must be float32 or uint8, not '\(output)'") }
+        if consumerUs < 0 { throw ValidationError("--consumer-us: must not be negative") }
+    }
+
+    func run() throws {
+        let reader = try CacheReader(url: URL(fileURLWithPath: cache))
+        let parsed: any ResolutionSchedule
+        var augmentation: Augmentation?
+        do {
+            parsed = try ScheduleParser.parse(schedule, largestLevel: reader.manifest.levelSizes.max())
+            augmentation = try augment.map(Augmentation.parse)
+        } catch let error as LoaderError { throw ValidationError(error.description) }
+        let config = LoaderConfiguration(schedule: parsed, batchSize: batch, augmentation: augmentation,
+                                         output: OutputFormat(rawValue: output)!, prefetch: prefetch, workers: workers)
+        let loader = try Loader(cache: reader, configuration: config)
+        let records = LoadBenchmark.records(of: loader, epoch: epoch)
+        let images = loader.plan(epoch: epoch).images
+        let samples = loader.plan(epoch: epoch).steps.reduce(0) { $0 + $1.globalImages * $1.duplicates }
+        let outBytes = LoadBenchmark.outputBytes(of: loader, epoch: epoch)
+        let steps = loader.plan(epoch: epoch).steps.count
+        var decode = Double.infinity, copy = Double.infinity, load = Double.infinity, waited = 0.0
+        for _ in 0..<max(1, repetitions) {
+            decode = min(decode, try LoadBenchmark.decodeOnly(reader, records: records, threads: workers))
+            copy = min(copy, LoadBenchmark.copy(bytes: outBytes, block: outBytes / max(1, steps), threads: workers))
+            let (seconds, wait) = try timeLoader(loader)
+            if seconds < load { load = seconds; waited = wait }
+        }
+        let rate = Double(images) / load, decodeRate = Double(images) / decode, copyRate = Double(images) / copy
+        if json {
+            let result: [String: Double] = [
+                "images": Double(images), "samples": Double(samples), "records": Double(records.count), "outputBytes": Double(outBytes),
+                "loaderImagesPerSecond": rate, "decodeOnlyImagesPerSecond": decodeRate, "copyImagesPerSecond": copyRate,
+                "ratioToDecodeOnly": rate / decodeRate, "ratioToCopy": rate / copyRate, "consumerWaitFraction": waited / load,
+                "workers": Double(workers),
+            ]
+            let encoder = JSONEncoder(); encoder.outputFormatting = [.sortedKeys]
+            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            return
+        }
+        print("schedule         \(parsed), batch \(batch), \(loader.augmentation), \(output), \(workers) workers, epoch \(epoch)")
+        print("epoch            \(images) images, \(samples) samples, \(records.count) records, \(String(format: "%.1f", Double(outBytes) / 1_048_576)) MiB out")
+        print(String(format: "decode-only loop %10.0f images/s", decodeRate))
+        print(String(format: "memcpy of output %10.0f images/s  (%.1f GB/s)", copyRate, Double(outBytes) / copy / 1e9))
+        print(String(format: "loader           %10.0f images/s  (%.3f s)", rate, load))
+        print(String(format: "loader / decode  %10.2f", rate / decodeRate))
+        print(String(format: "loader / memcpy  %10.2f", rate / copyRate))
+        if consumerUs > 0 {
+            print(String(format: "consumer         %d us of work per batch; waited %.1f%% of the epoch (%.3f s)", consumerUs, 100 * waited / load, waited))
+        }
+    }
+
+    /// One epoch through the loader; returns wall seconds and the time the consumer spent waiting.
+    private func timeLoader(_ loader: Loader) throws -> (Double, Double) {
+        let clock = { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+        let start = clock()
+        var it = try loader.batches(epoch: epoch)
+        var waited = 0.0, sink: Float = 0
+        while true {
+            let before = clock()
+            guard let batch = try it.next() else { break }
+            waited += clock() - before
+            if batch.format == .float32 { sink += batch.images().floats[0] }
+            if consumerUs > 0 {
+                let until = clock() + Double(consumerUs) / 1e6
+                while clock() < until {}
+            }
+        }
+        if sink.isNaN { print("") }
+        return (clock() - start, waited)
     }
 }

@@ -30,35 +30,43 @@ struct AxisTable {
         if abs(scale - 1) < 1e-9 { scale = 1 }
         let support = max(1.0, scale)
         stride = Int((2 * support).rounded(.up)) + 1
-        first = Array(repeating: -1, count: output)
-        taps = Array(repeating: 0, count: output)
-        weights = Array(repeating: 0, count: output * stride)
-        isGather = true
-        lo = Int.max; hi = Int.min
-        for j in 0..<output {
-            let jj = flip ? output - 1 - j : j
-            let u = origin + (Double(jj) + 0.5) * scale
-            guard u >= 0, u < Double(source) else { continue }
-            var center = u - 0.5
-            let r = center.rounded()
-            if abs(center - r) < 1e-6 { center = r }
-            let k0 = max(0, Int((center - support).rounded(.down)))
-            let k1 = min(source - 1, Int((center + support).rounded(.up)))
-            var sum = 0.0, n = 0, start = -1
-            var local = [Double](repeating: 0, count: stride)
-            // The triangle is positive strictly inside its support, so the positive taps are contiguous.
-            for k in k0...max(k0, k1) where k <= k1 && n < stride {
-                let w = 1 - abs(Double(k) - center) / support
-                if w <= 1e-9 { continue }
-                if start < 0 { start = k }
-                local[n] = w; sum += w; n += 1
+        var first = [Int32](repeating: -1, count: output)
+        var taps = [Int32](repeating: 0, count: output)
+        var weights = [Float](repeating: 0, count: output * stride)
+        var gather = true, lo = Int.max, hi = Int.min
+        let stride = self.stride
+        weights.withUnsafeMutableBufferPointer { wb in
+            for j in 0..<output {
+                let jj = flip ? output - 1 - j : j
+                let u = origin + (Double(jj) + 0.5) * scale
+                guard u >= 0, u < Double(source) else { continue }
+                var center = u - 0.5
+                let r = center.rounded()
+                if abs(center - r) < 1e-6 { center = r }
+                let k0 = max(0, Int((center - support).rounded(.down)))
+                let k1 = min(source - 1, Int((center + support).rounded(.up)))
+                // The triangle is positive strictly inside its support: the positive taps are contiguous.
+                var sum = 0.0, n = 0, start = -1
+                let w = wb.baseAddress! + j * stride
+                var k = k0
+                while k <= k1 && n < stride {
+                    let wk = 1 - abs(Double(k) - center) / support
+                    if wk > 1e-9 {
+                        if start < 0 { start = k }
+                        w[n] = Float(wk); sum += wk; n += 1
+                    }
+                    k += 1
+                }
+                guard start >= 0, sum > 0 else { continue }
+                let inv = Float(1 / sum)
+                for t in 0..<n { w[t] *= inv }
+                first[j] = Int32(start)
+                taps[j] = Int32(n)
+                if n != 1 { gather = false }
+                lo = min(lo, start); hi = max(hi, start + n - 1)
             }
-            guard start >= 0, sum > 0 else { continue }
-            first[j] = Int32(start)
-            taps[j] = Int32(n)
-            for t in 0..<n { weights[j * stride + t] = Float(local[t] / sum) }
-            if n != 1 { isGather = false }
-            lo = min(lo, start); hi = max(hi, start + n - 1)
         }
+        self.first = first; self.taps = taps; self.weights = weights
+        self.isGather = gather; self.lo = lo; self.hi = hi
     }
 }

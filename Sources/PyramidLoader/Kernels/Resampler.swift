@@ -28,6 +28,13 @@ final class Resampler {
 
     /// Renders `box` of `source` (`width × height × channels`, interleaved) at `size × size`.
     func render(_ source: UnsafePointer<UInt8>, width: Int, height: Int, channels: Int, box: CropBox, size: Int) -> Result {
+        // Same scale, whole-pixel offset: a shifted (maybe mirrored) copy, no tables needed.
+        let ox = box.x * Double(width), oy = box.y * Double(height)
+        if abs(box.width * Double(width) - Double(size)) < 1e-9, abs(box.height * Double(height) - Double(size)) < 1e-9,
+           abs(ox - ox.rounded()) < 1e-6, abs(oy - oy.rounded()) < 1e-6 {
+            return shift(source, width: width, height: height, channels: channels, dx: Int(ox.rounded()), dy: Int(oy.rounded()),
+                         flip: box.flip, size: size)
+        }
         let xs = AxisTable(source: width, output: size, origin: box.x * Double(width), extent: box.width * Double(width), flip: box.flip)
         let ys = AxisTable(source: height, output: size, origin: box.y * Double(height), extent: box.height * Double(height), flip: false)
         let c = channels
@@ -90,6 +97,37 @@ final class Resampler {
             }
         }
         return .floats(UnsafePointer(out))
+    }
+
+    /// Output pixel (x, y) is source pixel (dx + x, dy + y) — or (dx + size−1−x, dy + y) mirrored —
+    /// and zero outside the image: exactly what the tables give for a unit scale.
+    private func shift(_ source: UnsafePointer<UInt8>, width: Int, height: Int, channels c: Int, dx: Int, dy: Int,
+                       flip: Bool, size: Int) -> Result {
+        let rowLength = size * c
+        Self.ensure(&bytes, &bytesCapacity, size * rowLength)
+        let x0 = max(0, -dx), x1 = min(size, width - dx)  // output columns inside the image (unmirrored)
+        for y in 0..<size {
+            let dst = bytes + y * rowLength
+            let sy = dy + y
+            guard sy >= 0, sy < height, x0 < x1 else { dst.initialize(repeating: 0, count: rowLength); continue }
+            let src = source + sy * width * c
+            if !flip {
+                if x0 > 0 { dst.initialize(repeating: 0, count: x0 * c) }
+                (dst + x0 * c).update(from: src + (dx + x0) * c, count: (x1 - x0) * c)
+                if x1 < size { (dst + x1 * c).initialize(repeating: 0, count: (size - x1) * c) }
+            } else {
+                // Mirrored: output x shows unmirrored column size−1−x.
+                for x in 0..<size {
+                    let u = size - 1 - x
+                    let o = dst + x * c
+                    if u < x0 || u >= x1 { for k in 0..<c { o[k] = 0 } } else {
+                        let p = src + (dx + u) * c
+                        for k in 0..<c { o[k] = p[k] }
+                    }
+                }
+            }
+        }
+        return .bytes(UnsafePointer(bytes))
     }
 
     @inline(__always)

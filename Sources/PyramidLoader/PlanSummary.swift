@@ -1,0 +1,63 @@
+/// Compute and step accounting of a schedule over a run, without reading a pixel.
+///
+/// Compute is counted as rendered pixels (`Σ samples × s²` over every step and size), which is
+/// what a convolutional network's multiply-adds scale with; it is reported relative to a
+/// fixed-size run at the schedule's ``ResolutionSchedule/referenceSize`` with the same base batch
+/// (the baseline every paper compares against).
+public struct PlanSummary: Sendable {
+    /// One epoch's accounting.
+    public struct Epoch: Sendable, Codable, Equatable {
+        public var epoch: Int
+        public var steps: Int
+        /// Stream positions served (images, before duplicates), all ranks.
+        public var images: Int
+        /// Steps per size, largest size first (for ``Parallel`` the key is the largest size).
+        public var stepsPerSize: [Int: Int]
+        /// Distinct per-rank batch sizes, in size order.
+        public var batchPerSize: [Int: Int]
+        /// Duplicates per size.
+        public var duplicatesPerSize: [Int: Int]
+        /// The sizes every step serves (``Parallel``), or nil.
+        public var parallelSizes: [Int]?
+        /// Compute relative to the fixed-size baseline epoch.
+        public var relativeCompute: Double
+        /// Steps relative to the baseline epoch.
+        public var relativeSteps: Double
+        public var note: String?
+    }
+
+    public var epochs: [Epoch]
+    /// Baseline (fixed reference size) steps per epoch.
+    public var baselineSteps: Int
+    /// Compute of the whole run relative to the baseline run.
+    public var relativeCompute: Double { epochs.isEmpty ? 0 : epochs.reduce(0) { $0 + $1.relativeCompute } / Double(epochs.count) }
+    /// Steps of the whole run.
+    public var steps: Int { epochs.reduce(0) { $0 + $1.steps } }
+    /// Images of the whole run.
+    public var images: Int { epochs.reduce(0) { $0 + $1.images } }
+
+    /// Accounts `epochs` epochs of `schedule` over `sampleCount` samples.
+    public init(schedule: any ResolutionSchedule, sampleCount: Int, epochs: Int, batchSize: Int, worldSize: Int = 1, seed: UInt64 = 0) {
+        func context(_ e: Int) -> PlanContext {
+            PlanContext(epoch: e, epochs: epochs, images: sampleCount, batchSize: batchSize, worldSize: worldSize, seed: seed)
+        }
+        let baseline = Fixed(size: schedule.referenceSize).plan(context(0))
+        baselineSteps = baseline.steps.count
+        let baseWork = max(baseline.pixelWork, 1)
+        self.epochs = (0..<epochs).map { e in
+            let plan = schedule.plan(context(e))
+            var steps: [Int: Int] = [:], batch: [Int: Int] = [:], dup: [Int: Int] = [:]
+            var parallel: [Int]?
+            for s in plan.steps {
+                let key = s.sizes[0]
+                steps[key, default: 0] += 1
+                batch[key] = s.batchSize
+                dup[key] = s.duplicates
+                if s.sizes.count > 1 { parallel = s.sizes }
+            }
+            return Epoch(epoch: e, steps: plan.steps.count, images: plan.images, stepsPerSize: steps, batchPerSize: batch,
+                         duplicatesPerSize: dup, parallelSizes: parallel, relativeCompute: plan.pixelWork / baseWork,
+                         relativeSteps: Double(plan.steps.count) / Double(max(1, baseline.steps.count)), note: plan.note)
+        }
+    }
+}

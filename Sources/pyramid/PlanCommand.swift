@@ -1,0 +1,140 @@
+import ArgumentParser
+import Foundation
+import PyramidCache
+import PyramidLoader
+
+struct PlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Show what a resolution schedule does, epoch by epoch, without reading a pixel.",
+        discussion: """
+            Per epoch: the size(s), steps, batch per size, images, and compute relative to a fixed \
+            run at the schedule's full size with the same base batch (compute = rendered pixels, \
+            which a CNN's multiply-adds follow). With a cache, its sample count and levels are used \
+            and every size is checked; without one, give --samples.
+
+            Schedules: \(ScheduleParser.syntax)
+
+            Examples:
+              pyramid plan fmnist.pyr --schedule trd:28,14,p=0.5 --epochs 10
+              pyramid plan --samples 50000 --batch 64 --epochs 1 \\
+                  --schedule mixsize:16,24,32,48@0.2,0.3,0.3,0.2,mode=D+,base=32
+            """)
+
+    @Argument(help: "A cache directory (optional with --samples).")
+    var cache: String?
+
+    @Option(help: "The resolution schedule.")
+    var schedule: String
+
+    @Option(help: "Epochs to plan.")
+    var epochs: Int = 1
+
+    @Option(help: "Base images per rank per step.")
+    var batch: Int = 128
+
+    @Option(help: "Samples per epoch, when no cache is given.")
+    var samples: Int?
+
+    @Option(name: .customLong("world-size"), help: "Ranks sharing each step.")
+    var worldSize: Int = 1
+
+    @Option(help: "Seed of the schedule's draws.")
+    var seed: UInt64 = 0
+
+    @Option(name: .customLong("flops"), help: "Compute of one image at the full size (any unit, e.g. 4.1 for ResNet-50's GFLOPs); prints the run's average per image, the papers' mFLOPs.")
+    var flops: Double?
+
+    @Flag(help: "List every step's size(s) too (with --json).")
+    var steps = false
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func validate() throws {
+        if cache == nil && samples == nil { throw ValidationError("give a cache or --samples N") }
+        if let samples, samples < 1 { throw ValidationError("--samples: must be at least 1") }
+        if epochs < 1 { throw ValidationError("--epochs: must be at least 1") }
+        if batch < 1 { throw ValidationError("--batch: must be at least 1") }
+        if worldSize < 1 { throw ValidationError("--world-size: must be at least 1") }
+    }
+
+    func run() throws {
+        var manifest: Manifest?
+        if let cache { manifest = try Manifest.load(from: URL(fileURLWithPath: cache)) }
+        let n = samples ?? manifest!.sampleCount
+        let schedule: any ResolutionSchedule
+        do {
+            schedule = try ScheduleParser.parse(self.schedule, largestLevel: manifest?.levelSizes.max())
+            if let manifest { for s in schedule.sizes { try Loader.checkServable(size: s, manifest: manifest) } }
+        } catch let error as LoaderError { throw ValidationError("--schedule: \(error)") }
+        let summary = PlanSummary(schedule: schedule, sampleCount: n, epochs: epochs, batchSize: batch, worldSize: worldSize, seed: seed)
+        let trd = schedule as? TemporalDecrement
+        if json {
+            var object: [String: Any] = [
+                "schedule": schedule.description, "samples": n, "batch": batch, "worldSize": worldSize, "seed": seed,
+                "baselineStepsPerEpoch": summary.baselineSteps, "steps": summary.steps, "images": summary.images,
+                "relativeCompute": summary.relativeCompute,
+                "epochs": summary.epochs.map { e -> [String: Any] in
+                    var d: [String: Any] = ["epoch": e.epoch, "steps": e.steps, "images": e.images, "relativeCompute": e.relativeCompute,
+                                            "relativeSteps": e.relativeSteps,
+                                            "sizes": e.stepsPerSize.keys.sorted(by: >).map { s in
+                                                ["size": s, "steps": e.stepsPerSize[s]!, "batch": e.batchPerSize[s]!, "duplicates": e.duplicatesPerSize[s]!]
+                                            }]
+                    if let p = e.parallelSizes { d["parallelSizes"] = p }
+                    if let note = e.note { d["note"] = note }
+                    if steps {
+                        let plan = schedule.plan(PlanContext(epoch: e.epoch, epochs: epochs, images: n, batchSize: batch, worldSize: worldSize, seed: seed))
+                        d["stepSizes"] = plan.steps.map(\.sizes)
+                    }
+                    return d
+                },
+            ]
+            if let trd {
+                object["participation"] = trd.participation
+                object["realizedFraction"] = trd.realizedFraction(epochs: epochs, seed: seed)
+                object["nominalRelativeCompute"] = trd.nominalRelativeCost
+            }
+            if let flops { object["averageFlopsPerImage"] = flops * summary.relativeCompute }
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print("schedule  \(schedule)")
+        print("data      \(n) samples, base batch \(batch) x \(worldSize) rank\(worldSize == 1 ? "" : "s"), seed \(seed)")
+        print("baseline  fixed:\(schedule.referenceSize), \(summary.baselineSteps) steps/epoch")
+        print("")
+        print("epoch  steps   images  compute  sizes (steps x batch[xduplicates])")
+        for e in summary.epochs {
+            let sizes: String
+            if let p = e.parallelSizes {
+                sizes = "parallel " + p.map(String.init).joined(separator: ",") + " x \(e.batchPerSize[p[0]]!)"
+            } else {
+                sizes = e.stepsPerSize.keys.sorted(by: >).map { s in
+                    let d = e.duplicatesPerSize[s]!
+                    return "\(s): \(e.stepsPerSize[s]!)x\(e.batchPerSize[s]!)" + (d > 1 ? "x\(d)" : "")
+                }.joined(separator: "  ")
+            }
+            print(String(format: "%5d  %5d  %7d  %6.3fx  ", e.epoch, e.steps, e.images, e.relativeCompute) + sizes + (e.note.map { "  (\($0))" } ?? ""))
+        }
+        print("")
+        print(String(format: "total     %d steps (%.3fx the baseline's), %d images, compute %.4fx the baseline",
+                     summary.steps, Double(summary.steps) / Double(max(1, summary.baselineSteps * epochs)), summary.images, summary.relativeCompute))
+        if let trd {
+            print(String(format: "TRD       p = %.2f nominal, %.2f realized (%d of %d epochs reduced); nominal compute (1-p)+p(r/R)^2 = %.4fx",
+                         trd.participation, trd.realizedFraction(epochs: epochs, seed: seed),
+                         summary.epochs.filter { $0.note == "reduced" }.count, epochs, trd.nominalRelativeCost))
+        }
+        if let m = schedule as? MixSize {
+            let settings = m.sizes.map { s -> String in
+                let (b, d) = m.setting(for: s, baseBatch: batch)
+                return "\(s): B=\(b) D=\(d)"
+            }
+            print("MixSize   \(m.mode.rawValue), \(m.sampling.rawValue), base \(m.baseSize); " + settings.joined(separator: ", "))
+        }
+        if let flops {
+            print(String(format: "compute   %.4g per image at full size -> %.4g on average (mFLOPs)", flops, flops * summary.relativeCompute))
+            if let trd { print(String(format: "          paper's nominal mFLOPs: %.4g", flops * trd.nominalRelativeCost)) }
+        }
+    }
+}

@@ -20,6 +20,7 @@ final class EpochRun: @unchecked Sendable {
     private var ready: [Int: Result<BatchStorage, Error>] = [:]
     private var free: [BatchStorage] = []
     private var allocated = 0
+    private var nextID = 0
     private var capacity: Int
     private var inFlight = 0
     private var cancelled = false
@@ -37,7 +38,13 @@ final class EpochRun: @unchecked Sendable {
         nextDeliver = first
         order = loader.sampler.order(epoch: epoch)
         capacity = loader.configuration.prefetch
+        // Buffers left by earlier epochs: reused, so their pages are not faulted in again.
+        free = loader.takeBuffers()
+        allocated = free.count
+        nextID = free.map(\.id).max() ?? 0
     }
+
+    deinit { loader.returnBuffers(free) }
 
     var buffersAllocated: Int { cond.lock(); defer { cond.unlock() }; return allocated }
 
@@ -81,7 +88,8 @@ final class EpochRun: @unchecked Sendable {
                     claimed = (nextClaim, s)
                 } else if allocated < capacity {
                     allocated += 1
-                    claimed = (nextClaim, BatchStorage(id: allocated))
+                    nextID += 1
+                    claimed = (nextClaim, BatchStorage(id: nextID))
                 } else {
                     cond.wait()
                 }

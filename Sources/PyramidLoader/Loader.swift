@@ -143,6 +143,22 @@ public final class Loader: @unchecked Sendable {
     func record(_ s: Substitution) {
         lock.lock(); substitutionLog.append(s); lock.unlock()
     }
+
+    private var spareBuffers: [BatchStorage] = []
+
+    /// Buffers kept from earlier epochs (at most `prefetch`).
+    func takeBuffers() -> [BatchStorage] {
+        lock.lock(); defer { lock.unlock() }
+        let b = spareBuffers
+        spareBuffers = []
+        return b
+    }
+
+    func returnBuffers(_ buffers: [BatchStorage]) {
+        lock.lock(); defer { lock.unlock() }
+        spareBuffers += buffers
+        if spareBuffers.count > configuration.prefetch { spareBuffers.removeLast(spareBuffers.count - configuration.prefetch) }
+    }
 }
 
 /// A synchronous iterator over one epoch's batches.

@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "PyramidBuild", targets: ["PyramidBuild"]),
         .library(name: "PyramidLoader", targets: ["PyramidLoader"]),
         .executable(name: "pyramid", targets: ["pyramid"]),
+        .executable(name: "loader-example", targets: ["LoaderExample"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -31,6 +32,9 @@ let package = Package(
                 "PyramidCache", "PyramidBuild", "PyramidLoader",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+
+        // A custom training loop that depends on the loader alone (README: "Your own trainer").
+        .executableTarget(name: "LoaderExample", dependencies: ["PyramidLoader"], path: "Examples/LoaderExample"),
 
         .target(name: "PyramidTestSupport", dependencies: ["PyramidCache", "CVips", "CZlib"], path: "Tests/PyramidTestSupport"),
         .testTarget(name: "PyramidCacheTests", dependencies: ["PyramidCache", "PyramidTestSupport"]),

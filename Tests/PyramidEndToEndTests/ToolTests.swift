@@ -133,6 +133,12 @@ func recordBytes(_ dir: String) throws -> [[UInt8]] {
         (["verify", "/nonexistent/cache"], 1, "/nonexistent/cache: no such cache directory"),
         (["export", "EXISTING", "--index", "99", "-o", "/tmp/pyramid-e2e.png"], 1, "sample index 99 is out of range (the cache has 8 samples)"),
         (["export", "EXISTING", "-o", "/tmp/pyramid-e2e.png"], 64, "give exactly one of --index I or --grid N"),
+        (["plan", "--schedule", "fixed:28"], 64, "give a cache or --samples N"),
+        (["plan", "--samples", "100", "--schedule", "trd:28,14"], 64, "--schedule: invalid schedule 'trd:28,14': p= (participation rate) is required"),
+        (["plan", "EXISTING", "--schedule", "mixsize:16,40@0.5,0.5"], 64, "the cache cannot serve size 40 (levels 16)"),
+        (["plan", "/tmp", "--schedule", "fixed:28"], 1, "/tmp: no manifest.json"),
+        (["bench", "load", "EXISTING", "--schedule", "fixed:16", "--augment", "zoom"], 64, "invalid augmentation 'zoom'"),
+        (["bench", "load", "EXISTING", "--schedule", "fixed:16", "--output", "f16"], 64, "--output: must be float32 or uint8"),
     ] as [([String], Int32, String)])
     func errorMessages(arguments: [String], status: Int32, message: String) throws {
         let src = TempDirectory(), out = TempDirectory()
@@ -182,5 +188,41 @@ func recordBytes(_ dir: String) throws -> [[UInt8]] {
         #expect(resumed.status == 0, "\(resumed.stderr)")
         #expect(try recordBytes(cache) == recordBytes(reference))
         #expect(try Tool.run(["verify", cache, "--quiet"]).status == 0)
+    }
+
+    /// `pyramid plan` reproduces ALGORITHMS.md's MixSize table (CIFAR, N = 50,000, B₀ = 64).
+    @Test(arguments: [("B+", "761 steps", "0.9676x"), ("D+", "981 steps", "1.2864x")])
+    func planReproducesTheMixSizeTable(mode: String, steps: String, compute: String) throws {
+        let r = try Tool.run(["plan", "--samples", "50000", "--batch", "64",
+                              "--schedule", "mixsize:16,24,32,48@0.2,0.3,0.3,0.2,mode=\(mode),base=32"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("baseline  fixed:32, 781 steps/epoch"))
+        #expect(r.stdout.contains("total     \(steps)"), "\(r.stdout)")
+        #expect(r.stdout.contains("compute \(compute) the baseline"), "\(r.stdout)")
+    }
+
+    @Test func planOfTRDReportsNominalAndRealizedP() throws {
+        let r = try Tool.run(["plan", "--samples", "60000", "--schedule", "trd:28,14,p=0.5,milestones=5", "--epochs", "12", "--flops", "41", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(object["nominalRelativeCompute"] as? Double == 0.625)
+        let epochs = try #require(object["epochs"] as? [[String: Any]])
+        #expect(epochs.count == 12)
+        // Guards around milestone 5 (epochs 3-6) and the last two epochs are at full size.
+        for e in [3, 4, 5, 6, 10, 11] { #expect(epochs[e]["relativeCompute"] as? Double == 1.0, "epoch \(e)") }
+        let reduced = epochs.filter { ($0["note"] as? String) == "reduced" }.count
+        #expect(object["realizedFraction"] as? Double == Double(reduced) / 12)
+    }
+
+    @Test func benchLoadRunsOnATinyCache() throws {
+        let src = TempDirectory(), out = TempDirectory()
+        try makeTinyFolder(src)
+        let cache = out.path("cache")
+        #expect(try Tool.run(["build", src.url.path, "--out", cache, "--levels", "32,16", "--quiet"]).status == 0)
+        let r = try Tool.run(["bench", "load", cache, "--schedule", "parallel:32,16", "--batch", "2", "--repeat", "1", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Double])
+        #expect(object["images"] == 8 && object["records"] == 16)
+        #expect((object["loaderImagesPerSecond"] ?? 0) > 0)
     }
 }

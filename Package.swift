@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "PyramidCache", targets: ["PyramidCache"]),
         .library(name: "PyramidBuild", targets: ["PyramidBuild"]),
         .library(name: "PyramidLoader", targets: ["PyramidLoader"]),
+        .library(name: "PyramidTrain", targets: ["PyramidTrain"]),
         .executable(name: "pyramid", targets: ["pyramid"]),
         .executable(name: "loader-example", targets: ["LoaderExample"]),
     ],
@@ -26,10 +27,11 @@ let package = Package(
         .target(name: "PyramidCache", dependencies: ["CLMDB", "CZstd"]),
         .target(name: "PyramidBuild", dependencies: ["PyramidCache", "CVips", "CZlib"]),
         .target(name: "PyramidLoader", dependencies: ["PyramidCache"]),
+        .target(name: "PyramidTrain", dependencies: ["PyramidLoader", "COpenBLAS"]),
         .executableTarget(
             name: "pyramid",
             dependencies: [
-                "PyramidCache", "PyramidBuild", "PyramidLoader",
+                "PyramidCache", "PyramidBuild", "PyramidLoader", "PyramidTrain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -40,6 +42,7 @@ let package = Package(
         .testTarget(name: "PyramidCacheTests", dependencies: ["PyramidCache", "PyramidTestSupport"]),
         .testTarget(name: "PyramidBuildTests", dependencies: ["PyramidBuild", "PyramidCache", "PyramidTestSupport"]),
         .testTarget(name: "PyramidLoaderTests", dependencies: ["PyramidLoader", "PyramidCache", "PyramidTestSupport"]),
+        .testTarget(name: "PyramidTrainTests", dependencies: ["PyramidTrain", "PyramidLoader", "PyramidTestSupport"]),
         .testTarget(name: "PyramidEndToEndTests", dependencies: ["PyramidCache", "PyramidTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

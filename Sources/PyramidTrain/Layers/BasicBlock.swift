@@ -1,0 +1,86 @@
+/// The residual BasicBlock of CIFAR ResNets (He et al. 2016): `relu(bn2(conv2(relu(bn1(conv1 x)))) + shortcut(x))`.
+///
+/// The shortcut is the identity when shapes agree; otherwise a 1×1 convolution with BatchNorm
+/// (option B, as the MixSize reference's `models/resnet.py`) or the parameter-free subsample and
+/// zero-pad of the original CIFAR ResNet (option A).
+public final class BasicBlock: Layer {
+    /// The shortcut used when the block changes shape.
+    public enum Shortcut: String, Sendable, CaseIterable {
+        /// 1×1 convolution (stride) + BatchNorm.
+        case projection
+        /// Subsample by the stride and pad channels with zeros.
+        case pad
+    }
+
+    let conv1: Conv2D, bn1: BatchNorm2D, relu1 = ReLU(), conv2: Conv2D, bn2: BatchNorm2D, relu2 = ReLU()
+    let projection: (Conv2D, BatchNorm2D)?
+    let padShortcut: Bool
+    let stride: Int, inChannels: Int, outChannels: Int
+    private var sums = BranchTensors(), gradInputs = BranchTensors(), padded = BranchTensors()
+    private var inputs: [Int: Tensor] = [:]
+
+    init(_ store: ParameterStore, _ context: ModelContext, _ inChannels: Int, _ outChannels: Int, stride: Int, banks: Int,
+         shortcut: Shortcut, zeroInitResidual: Bool, initializer: inout Initializer, name: String) {
+        self.stride = stride; self.inChannels = inChannels; self.outChannels = outChannels
+        conv1 = Conv2D(store, inChannels, outChannels, kernel: 3, stride: stride, padding: 1, initializer: &initializer, name: "\(name).conv1")
+        bn1 = BatchNorm2D(store, context, channels: outChannels, banks: banks, name: "\(name).bn1")
+        conv2 = Conv2D(store, outChannels, outChannels, kernel: 3, stride: 1, padding: 1, initializer: &initializer, name: "\(name).conv2")
+        bn2 = BatchNorm2D(store, context, channels: outChannels, banks: banks, zeroGamma: zeroInitResidual, name: "\(name).bn2")
+        let reshapes = stride != 1 || inChannels != outChannels
+        if reshapes && shortcut == .projection {
+            projection = (Conv2D(store, inChannels, outChannels, kernel: 1, stride: stride, initializer: &initializer, name: "\(name).shortcut"),
+                          BatchNorm2D(store, context, channels: outChannels, banks: banks, name: "\(name).shortcut.bn"))
+        } else {
+            projection = nil
+        }
+        padShortcut = reshapes && shortcut == .pad
+    }
+
+    var convolutions: [Conv2D] { [conv1, conv2] + (projection.map { [$0.0] } ?? []) }
+
+    public func forward(_ x: Tensor, branch: Int) -> Tensor {
+        inputs[branch] = x
+        let main = bn2.forward(conv2.forward(relu1.forward(bn1.forward(conv1.forward(x, branch: branch), branch: branch), branch: branch), branch: branch), branch: branch)
+        let skip: Tensor
+        if let (conv, bn) = projection {
+            skip = bn.forward(conv.forward(x, branch: branch), branch: branch)
+        } else if padShortcut {
+            skip = padded(branch)
+            skip.reshape(main.shape)
+            skip.zero()
+            let (n, h, w) = (x.shape[1], x.shape[2], x.shape[3]), (ho, wo) = (main.shape[2], main.shape[3])
+            let offset = (outChannels - inChannels) / 2
+            for c in 0..<inChannels { for s in 0..<n { for y in 0..<ho { for xx in 0..<wo {
+                skip.data[(((c + offset) * n + s) * ho + y) * wo + xx] = x.data[((c * n + s) * h + y * stride) * w + xx * stride]
+            } } } }
+        } else {
+            skip = x
+        }
+        let sum = sums(branch)
+        sum.reshape(main.shape)
+        for i in 0..<sum.count { sum.data[i] = main.data[i] + skip.data[i] }
+        return relu2.forward(sum, branch: branch)
+    }
+
+    public func backward(_ gradOutput: Tensor, branch: Int) -> Tensor {
+        let g = relu2.backward(gradOutput, branch: branch)
+        let gMain = conv1.backward(bn1.backward(relu1.backward(conv2.backward(bn2.backward(g, branch: branch), branch: branch), branch: branch), branch: branch), branch: branch)
+        let x = inputs[branch]!
+        let gx = gradInputs(branch)
+        gx.reshape(x.shape)
+        if let (conv, bn) = projection {
+            let gSkip = conv.backward(bn.backward(g, branch: branch), branch: branch)
+            for i in 0..<gx.count { gx.data[i] = gMain.data[i] + gSkip.data[i] }
+        } else if padShortcut {
+            gx.copy(from: gMain)
+            let (n, h, w) = (x.shape[1], x.shape[2], x.shape[3]), (ho, wo) = (g.shape[2], g.shape[3])
+            let offset = (outChannels - inChannels) / 2
+            for c in 0..<inChannels { for s in 0..<n { for y in 0..<ho { for xx in 0..<wo {
+                gx.data[((c * n + s) * h + y * stride) * w + xx * stride] += g.data[(((c + offset) * n + s) * ho + y) * wo + xx]
+            } } } }
+        } else {
+            for i in 0..<gx.count { gx.data[i] = gMain.data[i] + g.data[i] }
+        }
+        return gx
+    }
+}

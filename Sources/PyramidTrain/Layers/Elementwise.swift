@@ -1,0 +1,165 @@
+/// ReLU, `max(0, x)`, any layout.
+public final class ReLU: Layer {
+    private var outputs = BranchTensors(), gradInputs = BranchTensors()
+    public init() {}
+
+    public func forward(_ x: Tensor, branch: Int) -> Tensor {
+        let y = outputs(branch)
+        y.reshape(x.shape)
+        let n = x.count, parts = min(Threads.count, max(1, n / 65536))
+        parallelFor(parts) { p in
+            for i in partRange(p, of: parts, count: n) { y.data[i] = max(0, x.data[i]) }
+        }
+        return y
+    }
+
+    public func backward(_ gradOutput: Tensor, branch: Int) -> Tensor {
+        let y = outputs(branch), g = gradInputs(branch)
+        g.reshape(y.shape)
+        let n = y.count, parts = min(Threads.count, max(1, n / 65536))
+        parallelFor(parts) { p in
+            for i in partRange(p, of: parts, count: n) { g.data[i] = y.data[i] > 0 ? gradOutput.data[i] : 0 }
+        }
+        return g
+    }
+}
+
+/// Global average pooling: `(C, N, H, W)` to `(N, C)` features.
+public final class GlobalAveragePool: Layer {
+    private var outputs = BranchTensors(), gradInputs = BranchTensors()
+    private var shapes: [Int: [Int]] = [:]
+    public init() {}
+
+    public func forward(_ x: Tensor, branch: Int) -> Tensor {
+        let (c, n, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        shapes[branch] = x.shape
+        let y = outputs(branch)
+        y.reshape([n, c])
+        let plane = h * w, inv = 1 / Float(plane)
+        for ch in 0..<c {
+            for s in 0..<n {
+                let src = x.data + (ch * n + s) * plane
+                var sum: Float = 0
+                for i in 0..<plane { sum += src[i] }
+                y.data[s * c + ch] = sum * inv
+            }
+        }
+        return y
+    }
+
+    public func backward(_ gradOutput: Tensor, branch: Int) -> Tensor {
+        let shape = shapes[branch]!
+        let (c, n, h, w) = (shape[0], shape[1], shape[2], shape[3])
+        let g = gradInputs(branch)
+        g.reshape(shape)
+        let plane = h * w, inv = 1 / Float(plane)
+        for ch in 0..<c {
+            for s in 0..<n {
+                let v = gradOutput.data[s * c + ch] * inv
+                (g.data + (ch * n + s) * plane).update(repeating: v, count: plane)
+            }
+        }
+        return g
+    }
+}
+
+/// Max or average pooling, `k × k` windows with stride `k`, `(C, N, H, W)`.
+public final class Pool2D: Layer {
+    public enum Kind: Sendable { case max, average }
+    public let kind: Kind, size: Int
+    private var outputs = BranchTensors(), gradInputs = BranchTensors()
+    private var argmax: [Int: [Int32]] = [:]
+    private var shapes: [Int: [Int]] = [:]
+
+    public init(_ kind: Kind, size: Int = 2) { self.kind = kind; self.size = size }
+
+    public func forward(_ x: Tensor, branch: Int) -> Tensor {
+        let (c, n, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let ho = h / size, wo = w / size
+        shapes[branch] = x.shape
+        let y = outputs(branch)
+        y.reshape([c, n, ho, wo])
+        var arg = [Int32](repeating: 0, count: kind == .max ? y.count : 0)
+        for plane in 0..<(c * n) {
+            let src = x.data + plane * h * w, dst = y.data + plane * ho * wo
+            for oy in 0..<ho {
+                for ox in 0..<wo {
+                    var best = -Float.infinity, at = 0, sum: Float = 0
+                    for dy in 0..<size {
+                        for dx in 0..<size {
+                            let i = (oy * size + dy) * w + ox * size + dx
+                            let v = src[i]
+                            sum += v
+                            if v > best { best = v; at = i }
+                        }
+                    }
+                    let o = oy * wo + ox
+                    if kind == .max { dst[o] = best; arg[plane * ho * wo + o] = Int32(at) } else { dst[o] = sum / Float(size * size) }
+                }
+            }
+        }
+        argmax[branch] = arg
+        return y
+    }
+
+    public func backward(_ gradOutput: Tensor, branch: Int) -> Tensor {
+        let shape = shapes[branch]!
+        let (c, n, h, w) = (shape[0], shape[1], shape[2], shape[3])
+        let ho = h / size, wo = w / size
+        let g = gradInputs(branch)
+        g.reshape(shape)
+        g.zero()
+        let arg = argmax[branch]!
+        for plane in 0..<(c * n) {
+            let dst = g.data + plane * h * w, src = gradOutput.data + plane * ho * wo
+            for o in 0..<(ho * wo) {
+                if kind == .max { dst[Int(arg[plane * ho * wo + o])] += src[o] } else {
+                    let oy = o / wo, ox = o % wo, v = src[o] / Float(size * size)
+                    for dy in 0..<size { for dx in 0..<size { dst[(oy * size + dy) * w + ox * size + dx] += v } }
+                }
+            }
+        }
+        return g
+    }
+}
+
+/// Fully connected: `(N, Cin)` to `(N, Cout)`, `y = x·Wᵀ + b`.
+public final class Linear: Layer {
+    public let inFeatures: Int, outFeatures: Int
+    let store: ParameterStore
+    let weight: Int, bias: Int
+    private var outputs = BranchTensors(), gradInputs = BranchTensors()
+    private var inputs: [Int: Tensor] = [:]
+
+    /// - Parameter std: weights N(0, std²) (0.01 in the MixSize reference), bias 0.
+    init(_ store: ParameterStore, _ inFeatures: Int, _ outFeatures: Int, std: Float, initializer: inout Initializer, name: String) {
+        self.store = store; self.inFeatures = inFeatures; self.outFeatures = outFeatures
+        weight = store.add(initializer.normal(count: inFeatures * outFeatures, std: std), kind: .weight, name: "\(name).weight")
+        bias = store.add(Array(repeating: 0, count: outFeatures), kind: .bias, name: "\(name).bias")
+    }
+
+    public func forward(_ x: Tensor, branch: Int) -> Tensor {
+        let n = x.shape[0]
+        inputs[branch] = x
+        let y = outputs(branch)
+        y.reshape([n, outFeatures])
+        for s in 0..<n { (y.data + s * outFeatures).update(from: store.values + bias, count: outFeatures) }
+        gemm(transA: false, transB: true, m: n, n: outFeatures, k: inFeatures, a: x.data, lda: inFeatures,
+             b: store.values + weight, ldb: inFeatures, beta: 1, c: y.data, ldc: outFeatures)
+        return y
+    }
+
+    public func backward(_ gradOutput: Tensor, branch: Int) -> Tensor {
+        let x = inputs[branch]!
+        let n = x.shape[0]
+        gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: n, a: gradOutput.data, lda: outFeatures,
+             b: x.data, ldb: inFeatures, beta: 1, c: store.grads + weight, ldc: inFeatures)
+        let gb = store.grads + bias
+        for s in 0..<n { for j in 0..<outFeatures { gb[j] += gradOutput.data[s * outFeatures + j] } }
+        let g = gradInputs(branch)
+        g.reshape(x.shape)
+        gemm(transA: false, transB: false, m: n, n: inFeatures, k: outFeatures, a: gradOutput.data, lda: outFeatures,
+             b: store.values + weight, ldb: inFeatures, beta: 0, c: g.data, ldc: inFeatures)
+        return g
+    }
+}

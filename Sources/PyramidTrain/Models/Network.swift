@@ -1,0 +1,145 @@
+import Foundation
+import PyramidLoader
+
+/// A classification network: a stack of layers ending in global average pooling and a linear
+/// classifier, so any input size works.
+///
+/// Models (ALGORITHMS.md §2.8, §3.1): CIFAR-style ResNet-20/32/44/56 (3×3 stem with 16 channels,
+/// three stages of BasicBlocks with 16/32/64 channels, `(depth−2)/6` blocks each) and a small
+/// plain CNN. Initialization: convolutions N(0, √(2/(k²·Cout))), BatchNorm γ=1 β=0 (the last γ
+/// of each residual block 0 with `zeroInitResidual`, as the MixSize reference), classifier
+/// N(0, 0.01²) and bias 0. Every BatchNorm holds `banks` banks (RS-Nets' private BatchNorm).
+public final class Network {
+    /// Which architecture.
+    public enum Architecture: Equatable, Sendable, CustomStringConvertible {
+        case resnet(depth: Int)
+        case plain
+        public var description: String {
+            switch self { case .resnet(let d): "resnet\(d)"; case .plain: "plain" }
+        }
+        /// Parses `resnet20`, `resnet32`, `resnet44`, `resnet56`, `resnet8`, `plain`.
+        public init?(name: String) {
+            if name == "plain" { self = .plain; return }
+            guard name.hasPrefix("resnet"), let d = Int(name.dropFirst(6)), d >= 8, (d - 2) % 6 == 0 else { return nil }
+            self = .resnet(depth: d)
+        }
+    }
+
+    /// Everything that defines a model's shape and initial weights.
+    public struct Configuration: Codable, Equatable, Sendable {
+        public var architecture: String
+        public var inputChannels: Int
+        public var classes: Int
+        public var banks: Int
+        public var shortcut: String
+        public var zeroInitResidual: Bool
+        public var seed: UInt64
+        public init(architecture: String = "resnet20", inputChannels: Int, classes: Int, banks: Int = 1,
+                    shortcut: BasicBlock.Shortcut = .projection, zeroInitResidual: Bool = true, seed: UInt64 = 0) {
+            self.architecture = architecture; self.inputChannels = inputChannels; self.classes = classes
+            self.banks = banks; self.shortcut = shortcut.rawValue; self.zeroInitResidual = zeroInitResidual; self.seed = seed
+        }
+    }
+
+    public let configuration: Configuration
+    public let store = ParameterStore()
+    public let context = ModelContext()
+    let layers: [Layer]
+    let convolutions: [Conv2D]
+    let batchNorms: [BatchNorm2D]
+    let classifier: Linear
+    private let input = Tensor(shape: [0])
+    private var gradInput: Tensor?
+
+    /// - Throws: ``TrainError/invalidModel(_:)`` for an unknown architecture.
+    public init(_ configuration: Configuration) throws {
+        self.configuration = configuration
+        guard let arch = Architecture(name: configuration.architecture) else {
+            throw TrainError.invalidModel("unknown model '\(configuration.architecture)' (resnet20, resnet32, resnet44, resnet56, resnet8, plain)")
+        }
+        guard let shortcut = BasicBlock.Shortcut(rawValue: configuration.shortcut) else {
+            throw TrainError.invalidModel("unknown shortcut '\(configuration.shortcut)' (projection, pad)")
+        }
+        var initializer = Initializer(seed: RandomKey.mix(configuration.seed, 0x696E_6974))
+        let banks = max(1, configuration.banks)
+        var layers: [Layer] = [], convs: [Conv2D] = [], bns: [BatchNorm2D] = []
+        var channels: Int
+        switch arch {
+        case .resnet(let depth):
+            let stem = Conv2D(store, configuration.inputChannels, 16, kernel: 3, padding: 1, initializer: &initializer, name: "stem")
+            let bn = BatchNorm2D(store, context, channels: 16, banks: banks, name: "stem.bn")
+            layers += [stem, bn, ReLU()]; convs.append(stem); bns.append(bn)
+            channels = 16
+            let blocks = (depth - 2) / 6
+            for (stage, width) in [16, 32, 64].enumerated() {
+                for b in 0..<blocks {
+                    let block = BasicBlock(store, context, channels, width, stride: stage > 0 && b == 0 ? 2 : 1, banks: banks,
+                                           shortcut: shortcut, zeroInitResidual: configuration.zeroInitResidual,
+                                           initializer: &initializer, name: "stage\(stage + 1).block\(b + 1)")
+                    layers.append(block); convs += block.convolutions
+                    bns += [block.bn1, block.bn2] + (block.projection.map { [$0.1] } ?? [])
+                    channels = width
+                }
+            }
+        case .plain:
+            channels = configuration.inputChannels
+            for (i, width) in [32, 64].enumerated() {
+                let conv = Conv2D(store, channels, width, kernel: 3, padding: 1, initializer: &initializer, name: "conv\(i + 1)")
+                let bn = BatchNorm2D(store, context, channels: width, banks: banks, name: "conv\(i + 1).bn")
+                layers += [conv, bn, ReLU(), Pool2D(.max)]; convs.append(conv); bns.append(bn)
+                channels = width
+            }
+        }
+        layers.append(GlobalAveragePool())
+        classifier = Linear(store, channels, configuration.classes, std: 0.01, initializer: &initializer, name: "fc")
+        layers.append(classifier)
+        self.layers = layers; convolutions = convs; batchNorms = bns
+        store.finalize()
+    }
+
+    /// Multiply-adds of one forward pass of one `size × size` image (convolutions and classifier),
+    /// measured by running one blank image through the network in evaluation mode.
+    public func macs(size: Int) -> Int {
+        let saved = (context.training, context.bank)
+        context.training = false
+        context.bank = .bank(0)
+        defer { (context.training, context.bank) = saved }
+        let probe = Tensor(shape: [configuration.inputChannels, 1, size, size])
+        _ = forward(probe, branch: Network.probeBranch)
+        return convolutions.reduce(0) { $0 + $1.lastMacs } + classifier.inFeatures * classifier.outFeatures
+    }
+
+    /// The branch used by ``macs(size:)`` so that it never disturbs a training branch's caches.
+    static let probeBranch = 63
+
+    /// Loads a loader batch (`(N, C, s, s)`) into the network's input layout `(C, N, s, s)`.
+    public func setInput(_ images: UnsafeBufferPointer<Float>, count n: Int, channels c: Int, size s: Int) -> Tensor {
+        input.reshape([c, n, s, s])
+        let plane = s * s
+        for k in 0..<n { for ch in 0..<c {
+            (input.data + (ch * n + k) * plane).update(from: images.baseAddress! + (k * c + ch) * plane, count: plane)
+        } }
+        return input
+    }
+
+    /// Logits `(N, classes)` of `x` (`(C, N, H, W)`) on `branch`.
+    public func forward(_ x: Tensor, branch: Int = 0) -> Tensor {
+        var t = x
+        for layer in layers { t = layer.forward(t, branch: branch) }
+        return t
+    }
+
+    /// Backpropagates `gradLogits` through `branch`, accumulating parameter gradients.
+    @discardableResult
+    public func backward(_ gradLogits: Tensor, branch: Int = 0) -> Tensor {
+        var g = gradLogits
+        for layer in layers.reversed() { g = layer.backward(g, branch: branch) }
+        return g
+    }
+
+    /// Resets every BatchNorm's running statistics, before ``ModelContext/calibrating``.
+    public func resetBatchNormStatistics() {
+        for bn in batchNorms { bn.resetStatistics() }
+        context.calibrationBatches = 0
+    }
+}

@@ -1,0 +1,79 @@
+/// All parameters of a model in one contiguous block, their gradients in another, and the
+/// non-trainable state (BatchNorm running statistics) in a third (llm.c's
+/// `malloc_and_point_parameters`): zeroing, the SGD step and a checkpoint are single loops/writes.
+public final class ParameterStore {
+    /// What a parameter is, for weight decay and initialization.
+    public enum Kind: String, Sendable {
+        /// Convolution or linear weights.
+        case weight
+        /// Biases.
+        case bias
+        /// BatchNorm scale γ.
+        case scale
+        /// BatchNorm shift β.
+        case shift
+        /// MRED ensemble weights α.
+        case alpha
+    }
+
+    /// A range of the parameter (or state) block.
+    public struct Slice: Sendable {
+        public let offset: Int
+        public let count: Int
+        public let kind: Kind
+        public let name: String
+    }
+
+    public private(set) var slices: [Slice] = []
+    public private(set) var stateSlices: [(offset: Int, count: Int, name: String)] = []
+    private var initial: [[Float]] = []
+    private var initialState: [[Float]] = []
+    /// Parameters, gradients and state; valid after ``finalize()``.
+    public private(set) var values: UnsafeMutablePointer<Float>!
+    public private(set) var grads: UnsafeMutablePointer<Float>!
+    public private(set) var state: UnsafeMutablePointer<Float>!
+    public private(set) var count = 0
+    public private(set) var stateCount = 0
+
+    public init() {}
+
+    deinit { values?.deallocate(); grads?.deallocate(); state?.deallocate() }
+
+    /// Reserves a parameter with its initial values; returns its offset.
+    func add(_ values: [Float], kind: Kind, name: String) -> Int {
+        precondition(self.values == nil, "add parameters before finalize()")
+        slices.append(Slice(offset: count, count: values.count, kind: kind, name: name))
+        initial.append(values)
+        count += values.count
+        return count - values.count
+    }
+
+    /// Reserves non-trainable state; returns its offset.
+    func addState(_ values: [Float], name: String) -> Int {
+        precondition(state == nil, "add state before finalize()")
+        stateSlices.append((stateCount, values.count, name))
+        initialState.append(values)
+        stateCount += values.count
+        return stateCount - values.count
+    }
+
+    /// Allocates the blocks and writes the initial values.
+    func finalize() {
+        values = .allocate(capacity: max(1, count)); grads = .allocate(capacity: max(1, count))
+        state = .allocate(capacity: max(1, stateCount))
+        grads.initialize(repeating: 0, count: max(1, count))
+        for (s, v) in zip(slices, initial) { v.withUnsafeBufferPointer { (values + s.offset).initialize(from: $0.baseAddress!, count: s.count) } }
+        for (s, v) in zip(stateSlices, initialState) { v.withUnsafeBufferPointer { (state + s.offset).initialize(from: $0.baseAddress!, count: s.count) } }
+        initial = []; initialState = []
+    }
+
+    /// Sets every gradient to zero.
+    public func zeroGrads() { grads.update(repeating: 0, count: count) }
+
+    /// The parameters as an array (a copy).
+    public var parameterArray: [Float] { Array(UnsafeBufferPointer(start: values, count: count)) }
+    /// The state as an array (a copy).
+    public var stateArray: [Float] { Array(UnsafeBufferPointer(start: state, count: stateCount)) }
+    /// The gradients as an array (a copy).
+    public var gradArray: [Float] { Array(UnsafeBufferPointer(start: grads, count: count)) }
+}

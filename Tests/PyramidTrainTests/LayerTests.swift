@@ -1,0 +1,99 @@
+import PyramidLoader
+import Testing
+@testable import PyramidTrain
+
+@Suite(.serialized) struct LayerTests {
+    init() { Threads.configure(2) }
+
+    /// Direct convolution, the naive twin of Conv2D.forward, on `(C, N, H, W)`.
+    static func naiveConv(_ x: Tensor, weight: [Float], cout: Int, k: Int, stride: Int, pad: Int) -> [Float] {
+        let (c, n, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let ho = (h + 2 * pad - k) / stride + 1, wo = (w + 2 * pad - k) / stride + 1
+        var y = [Float](repeating: 0, count: cout * n * ho * wo)
+        for o in 0..<cout { for s in 0..<n { for oy in 0..<ho { for ox in 0..<wo {
+            var acc: Double = 0
+            for i in 0..<c { for ky in 0..<k { for kx in 0..<k {
+                let iy = oy * stride - pad + ky, ix = ox * stride - pad + kx
+                if iy >= 0 && iy < h && ix >= 0 && ix < w {
+                    acc += Double(weight[((o * c + i) * k + ky) * k + kx]) * Double(x.data[((i * n + s) * h + iy) * w + ix])
+                }
+            } } }
+            y[((o * n + s) * ho + oy) * wo + ox] = Float(acc)
+        } } } }
+        return y
+    }
+
+    @Test(arguments: [(3, 1, 1), (3, 2, 1), (1, 1, 0), (1, 2, 0), (3, 1, 0)])
+    func convolutionMatchesItsNaiveTwinAndItsGradients(kernel: Int, stride: Int, padding: Int) {
+        let store = ParameterStore()
+        var initializer = Initializer(seed: 3)
+        let conv = Conv2D(store, 3, 4, kernel: kernel, stride: stride, padding: padding, initializer: &initializer, name: "c")
+        store.finalize()
+        let x = Tensor(shape: [3, 5, 7, 6], values: GradientCheck.random(3 * 5 * 7 * 6, seed: 9))
+        let fast = conv.forward(x, branch: 0).array
+        let naive = Self.naiveConv(x, weight: store.parameterArray, cout: 4, k: kernel, stride: stride, pad: padding)
+        #expect(fast.count == naive.count)
+        #expect(zip(fast, naive).allSatisfy { abs($0 - $1) < 1e-4 })
+        GradientCheck(epsilon: 1e-3).check(conv, store: store, input: [3, 5, 7, 6], seed: 11)
+    }
+
+    @Test func convolutionIsTheSameWithOneOrTwoParts() {
+        func run(_ threads: Int) -> ([Float], [Float], [Float]) {
+            Threads.configure(threads)
+            let store = ParameterStore()
+            var initializer = Initializer(seed: 1)
+            let conv = Conv2D(store, 4, 8, kernel: 3, padding: 1, initializer: &initializer, name: "c")
+            store.finalize()
+            let x = Tensor(shape: [4, 6, 8, 8], values: GradientCheck.random(4 * 6 * 64, seed: 2))
+            let y = conv.forward(x, branch: 0).array
+            let g = conv.backward(Tensor(shape: [8, 6, 8, 8], values: GradientCheck.random(8 * 6 * 64, seed: 3)), branch: 0).array
+            return (y, g, store.gradArray)
+        }
+        let (y1, g1, w1) = run(1), (y2, g2, w2) = run(2)
+        Threads.configure(2)
+        // OpenBLAS may block a narrower product differently: equal up to rounding, not bit for bit.
+        for (a, b) in [(y1, y2), (g1, g2), (w1, w2)] {
+            #expect(zip(a, b).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($0)) })
+        }
+    }
+
+    @Test func batchNormGradientsWithBanks() {
+        let store = ParameterStore(), context = ModelContext()
+        let bn = BatchNorm2D(store, context, channels: 3, banks: 2, name: "bn")
+        store.finalize()
+        // Non-trivial γ, β in bank 1.
+        for i in 0..<store.count { store.values[i] = 0.5 + Float(i % 5) * 0.3 }
+        context.bank = .bank(1)
+        GradientCheck(epsilon: 1e-3).check(bn, store: store, input: [3, 4, 3, 3], seed: 5)
+        // Bank 0 got no gradient.
+        store.zeroGrads()
+        _ = bn.forward(Tensor(shape: [3, 4, 3, 3], values: GradientCheck.random(108, seed: 1)), branch: 0)
+        _ = bn.backward(Tensor(shape: [3, 4, 3, 3], values: GradientCheck.random(108, seed: 2)), branch: 0)
+        let g = store.gradArray
+        #expect(g[0..<6].allSatisfy { $0 == 0 } && g[6..<12].contains { $0 != 0 })
+    }
+
+    @Test func elementwiseLayersAndClassifier() {
+        // A small step, so that no input crosses a kink of ReLU or max.
+        let fine = GradientCheck(epsilon: 1e-3)
+        fine.check(ReLU(), store: nil, input: [2, 3, 4, 4], seed: 1)
+        fine.check(GlobalAveragePool(), store: nil, input: [3, 2, 5, 5], seed: 2)
+        fine.check(Pool2D(.average), store: nil, input: [2, 2, 6, 6], seed: 3)
+        fine.check(Pool2D(.max), store: nil, input: [2, 2, 6, 6], seed: 4)
+        let store = ParameterStore()
+        var initializer = Initializer(seed: 2)
+        let fc = Linear(store, 6, 4, std: 0.5, initializer: &initializer, name: "fc")
+        store.finalize()
+        GradientCheck(epsilon: 1e-3).check(fc, store: store, input: [5, 6], seed: 5)
+    }
+
+    @Test(arguments: [BasicBlock.Shortcut.projection, .pad])
+    func basicBlockGradients(shortcut: BasicBlock.Shortcut) {
+        let store = ParameterStore(), context = ModelContext()
+        var initializer = Initializer(seed: 4)
+        let block = BasicBlock(store, context, 2, 4, stride: 2, banks: 1, shortcut: shortcut, zeroInitResidual: false,
+                               initializer: &initializer, name: "b")
+        store.finalize()
+        GradientCheck(epsilon: 1e-3).check(block, store: store, input: [2, 4, 6, 6], seed: 7, parameterSample: 30)
+    }
+}

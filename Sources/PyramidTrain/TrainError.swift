@@ -5,6 +5,7 @@ public enum TrainError: Error, Equatable, CustomStringConvertible, Sendable {
     case nonFinite(epoch: Int, step: Int, loss: Float)
     case checkpoint(path: String, reason: String)
     case incompatible(String)
+    case interrupted(directory: String, epoch: Int, cursor: Int)
 
     public var description: String {
         switch self {
@@ -14,6 +15,8 @@ public enum TrainError: Error, Equatable, CustomStringConvertible, Sendable {
             return "the loss became \(loss) at epoch \(epoch), step \(step); training stopped (the last good checkpoint is kept)"
         case .checkpoint(let path, let reason): return "\(path): \(reason)"
         case .incompatible(let s): return s
+        case .interrupted(let directory, let epoch, let cursor):
+            return "interrupted in epoch \(epoch) at sample \(cursor); checkpoint written. Continue with: pyramid train --resume \(directory)"
         }
     }
 }

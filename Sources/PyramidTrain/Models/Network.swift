@@ -34,10 +34,13 @@ public final class Network {
         public var shortcut: String
         public var zeroInitResidual: Bool
         public var seed: UInt64
+        /// Ensemble weights α (MRED), one per training size; 0 for none.
+        public var ensemble: Int
         public init(architecture: String = "resnet20", inputChannels: Int, classes: Int, banks: Int = 1,
-                    shortcut: BasicBlock.Shortcut = .projection, zeroInitResidual: Bool = true, seed: UInt64 = 0) {
+                    shortcut: BasicBlock.Shortcut = .projection, zeroInitResidual: Bool = true, seed: UInt64 = 0, ensemble: Int = 0) {
             self.architecture = architecture; self.inputChannels = inputChannels; self.classes = classes
             self.banks = banks; self.shortcut = shortcut.rawValue; self.zeroInitResidual = zeroInitResidual; self.seed = seed
+            self.ensemble = ensemble
         }
     }
 
@@ -48,6 +51,8 @@ public final class Network {
     let convolutions: [Conv2D]
     let batchNorms: [BatchNorm2D]
     let classifier: Linear
+    /// Offset of the ensemble weights α in the parameter block, if the model has them.
+    public let alphaOffset: Int?
     private let input = Tensor(shape: [0])
     private var gradInput: Tensor?
 
@@ -93,6 +98,8 @@ public final class Network {
         layers.append(GlobalAveragePool())
         classifier = Linear(store, channels, configuration.classes, std: 0.01, initializer: &initializer, name: "fc")
         layers.append(classifier)
+        // RS-Nets initialize α to ones: softmax(α) starts uniform.
+        alphaOffset = configuration.ensemble > 0 ? store.add(Array(repeating: 1, count: configuration.ensemble), kind: .alpha, name: "alpha") : nil
         self.layers = layers; convolutions = convs; batchNorms = bns
         store.finalize()
     }
@@ -135,6 +142,14 @@ public final class Network {
         var g = gradLogits
         for layer in layers.reversed() { g = layer.backward(g, branch: branch) }
         return g
+    }
+
+    /// softmax(α), largest size first, if the model has ensemble weights.
+    public var ensembleWeights: [Float]? {
+        guard let a = alphaOffset else { return nil }
+        let v = (0..<configuration.ensemble).map { store.values[a + $0] }
+        let m = v.max()!, e = v.map { exp($0 - m) }, s = e.reduce(0, +)
+        return e.map { $0 / s }
     }
 
     /// Resets every BatchNorm's running statistics, before ``ModelContext/calibrating``.

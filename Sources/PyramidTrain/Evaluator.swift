@@ -1,0 +1,115 @@
+import Foundation
+import PyramidCache
+import PyramidLoader
+
+/// Accuracy of a network at a test size (ALGORITHMS.md §5): the cache's evaluation view resized to
+/// `t × t`, BatchNorm from running statistics (one bank, or two interpolated), optionally
+/// recalibrated at `t` on augmented training data first (MixSize's calibration).
+public final class Evaluator {
+    /// One test size's result.
+    public struct Result: Codable, Equatable, Sendable {
+        public var size: Int
+        public var top1: Double
+        public var top5: Double
+        public var samples: Int
+        /// Forward multiply-adds per image.
+        public var macs: Int
+        /// How BatchNorm was set: "bank 0", "interpolate 1-2 @0.5", "running", …
+        public var batchNorm: String
+        /// Calibration batches run before evaluating (0: none).
+        public var calibrationBatches: Int
+    }
+
+    public let network: Network
+    let testCache: CacheReader
+    let workers: Int
+
+    public init(network: Network, testCache: String, workers: Int = 2) throws {
+        self.network = network
+        self.testCache = try CacheReader(url: URL(fileURLWithPath: testCache))
+        self.workers = workers
+        guard self.testCache.manifest.channels == network.configuration.inputChannels,
+              self.testCache.manifest.classes.count == network.configuration.classes else {
+            throw TrainError.incompatible("\(testCache): \(self.testCache.manifest.channels) channels and \(self.testCache.manifest.classes.count) classes; the model has \(network.configuration.inputChannels) and \(network.configuration.classes)")
+        }
+    }
+
+    /// Top-1/top-5 at `size` with `bank`.
+    public func evaluate(size: Int, bank: ModelContext.Bank, batchSize: Int = 256) throws -> Result {
+        let loader = try Loader(cache: testCache, configuration: LoaderConfiguration(
+            schedule: Fixed(size: size), batchSize: batchSize, augmentation: nil, workers: workers, shuffle: false, dropLast: false))
+        let ctx = network.context
+        let saved = (ctx.training, ctx.bank)
+        defer { (ctx.training, ctx.bank) = saved }
+        ctx.training = false
+        ctx.bank = bank
+        var top1 = 0, top5 = 0, n = 0
+        var it = try loader.batches(epoch: 0)
+        while let batch = try it.next() {
+            guard batch.count > 0 else { continue }
+            let x = network.setInput(batch.images().floats, count: batch.count, channels: batch.channels, size: size)
+            let logits = network.forward(x, branch: Network.probeBranch - 1)
+            let h = Losses.hits(logits: logits, labels: batch.labels)
+            top1 += h.top1; top5 += h.topK; n += batch.count
+        }
+        let label: String
+        switch bank {
+        case .bank(let b): label = network.configuration.banks > 1 ? "bank \(b)" : "running"
+        case .interpolate(let a, let b, let t): label = String(format: "interpolate %d-%d @%.2f", a, b, t)
+        }
+        return Result(size: size, top1: Double(top1) / Double(max(n, 1)), top5: Double(top5) / Double(max(n, 1)), samples: n,
+                      macs: network.macs(size: size), batchNorm: label, calibrationBatches: 0)
+    }
+
+    /// Re-estimates BatchNorm statistics at `size` from `batches` batches of augmented training
+    /// data (ALGORITHMS.md §2.7: reset, plain average of batch statistics, train mode, no gradients).
+    /// Returns the state before, for ``restore(_:)``.
+    public func calibrate(size: Int, trainCache: CacheReader, batches: Int, batchSize: Int = 256, seed: UInt64 = 0,
+                          augmentation: Augmentation? = nil, bank: Int = 0) throws -> [Float] {
+        let before = network.store.stateArray
+        let loader = try Loader(cache: trainCache, configuration: LoaderConfiguration(
+            schedule: Fixed(size: size), batchSize: batchSize, seed: seed &+ 0xCA1, augmentation: augmentation, workers: workers))
+        let ctx = network.context
+        let saved = (ctx.training, ctx.bank, ctx.calibrating)
+        defer { (ctx.training, ctx.bank, ctx.calibrating) = saved }
+        network.resetBatchNormStatistics()
+        ctx.training = true
+        ctx.calibrating = true
+        ctx.bank = .bank(bank)
+        var done = 0, epoch = 0
+        while done < batches {
+            var it = try loader.batches(epoch: epoch)
+            var any = false
+            while done < batches, let batch = try it.next() {
+                any = true
+                let x = network.setInput(batch.images().floats, count: batch.count, channels: batch.channels, size: size)
+                _ = network.forward(x, branch: Network.probeBranch - 2)
+                ctx.calibrationBatches += 1
+                done += 1
+            }
+            if !any { break }
+            epoch += 1
+        }
+        return before
+    }
+
+    /// Puts back BatchNorm state saved by ``calibrate(size:trainCache:batches:batchSize:seed:augmentation:bank:)``.
+    public func restore(_ state: [Float]) {
+        state.withUnsafeBufferPointer { network.store.state.update(from: $0.baseAddress!, count: $0.count) }
+    }
+
+    /// The bank choice for a test size given the training sizes of the banks (largest first):
+    /// the bank of that size, the interpolation of its two neighbours, or the nearest bank outside
+    /// the trained range (RS-Nets §4.3; ALGORITHMS.md §3.6).
+    public static func bank(for size: Int, trainedSizes: [Int]) -> ModelContext.Bank {
+        if let i = trainedSizes.firstIndex(of: size) { return .bank(i) }
+        guard let largest = trainedSizes.first, let smallest = trainedSizes.last else { return .bank(0) }
+        if size > largest { return .bank(0) }
+        if size < smallest { return .bank(trainedSizes.count - 1) }
+        // Neighbours: a (larger) at index i, b (smaller) at i+1.
+        let i = trainedSizes.lastIndex(where: { $0 > size })!
+        let big = trainedSizes[i], small = trainedSizes[i + 1]
+        let towardsSmall = Float(big - size) / Float(big - small)
+        return .interpolate(i, i + 1, towardsSmall)
+    }
+}

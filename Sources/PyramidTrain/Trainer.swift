@@ -1,0 +1,108 @@
+import Foundation
+import PyramidCache
+import PyramidLoader
+
+/// Trains a ``Network`` from a cache under a resolution schedule, with checkpoints and a log.
+///
+/// Run directory: `run.json` (the configuration), `log.jsonl` (one line per epoch),
+/// `checkpoint.bin` (after every epoch, and on interruption with the loader position),
+/// `checkpoint-best.bin` (best validation top-1 when a test cache is given).
+public final class Trainer {
+    /// One epoch's summary (also a line of `log.jsonl`).
+    public struct EpochLog: Codable, Sendable {
+        public var epoch: Int
+        public var loss: Double
+        public var trainTop1: Double
+        public var learningRate: Double
+        public var imagesPerSecond: Double
+        public var seconds: Double
+        /// Sizes trained this epoch, largest first.
+        public var sizes: [Int]
+        /// Forward multiply-adds of the epoch (all samples, all sizes) and of the run so far.
+        public var macs: Double
+        public var cumulativeMacs: Double
+        public var validationTop1: Double?
+        public var validationSize: Int?
+        /// True when the epoch was resumed mid-way (its loss and accuracy cover only its rest).
+        public var partial: Bool?
+        /// The learned ensemble weights softmax(α), largest size first (parallel schedules).
+        public var alpha: [Double]?
+    }
+
+    /// What a progress display needs.
+    public struct Progress: Sendable {
+        public var epoch: Int, epochs: Int, step: Int, steps: Int, loss: Double, imagesPerSecond: Double, size: Int
+    }
+
+    public private(set) var configuration: RunConfiguration
+    public let directory: URL
+    public let network: Network
+    public let loader: Loader
+    public let schedule: any ResolutionSchedule
+    let optimizer: SGD
+    var smoothing: GradientSmoothing?
+    var header: Checkpoint.Header
+    let mred: MRED?
+    /// Offset of α in the parameter block (parallel schedules).
+    let alphaOffset: Int?
+    var macsPerSize: [Int: Int] = [:]
+
+    public static let configurationFile = "run.json", logFile = "log.jsonl"
+    public static let checkpointFile = "checkpoint.bin", bestCheckpointFile = "checkpoint-best.bin"
+
+    /// Starts a new run in `directory`, or continues the one there (`resume`).
+    /// - Throws: ``TrainError`` or a cache/loader error naming what is wrong, before any training.
+    public init(configuration: RunConfiguration, directory: URL, resume: Bool) throws {
+        self.configuration = configuration
+        self.directory = directory
+        Threads.configure(configuration.threads)
+        let reader = try CacheReader(url: URL(fileURLWithPath: configuration.cache))
+        let m = reader.manifest
+        schedule = try configuration.parsedSchedule(largestLevel: m.levelSizes.max())
+        let parallel = schedule is Parallel
+        var modelConfiguration = configuration.model
+        modelConfiguration.inputChannels = m.channels
+        modelConfiguration.classes = m.classes.count
+        modelConfiguration.banks = parallel ? schedule.sizes.count : 1
+        modelConfiguration.ensemble = parallel ? schedule.sizes.count : 0
+        if resume && modelConfiguration != configuration.model {
+            throw TrainError.incompatible("the run's model does not match its cache any more (\(m.channels) channels, \(m.classes.count) classes)")
+        }
+        self.configuration.model = modelConfiguration
+        network = try Network(modelConfiguration)
+        alphaOffset = network.alphaOffset
+        if parallel {
+            guard let d = MRED.Distillation(rawValue: configuration.distillation) else {
+                throw TrainError.invalidOption(name: "--distillation", reason: "must be full, vanilla or none, not '\(configuration.distillation)'")
+            }
+            mred = MRED(distillation: d, smoothing: configuration.labelSmoothing)
+        } else {
+            mred = nil
+        }
+        for s in schedule.sizes where s < 8 {
+            throw TrainError.invalidOption(name: "--schedule", reason: "size \(s) is too small for \(modelConfiguration.architecture) (at least 8)")
+        }
+        let augmentation = try configuration.augment.map(Augmentation.parse)
+        loader = try Loader(cache: reader, configuration: LoaderConfiguration(
+            schedule: schedule, batchSize: configuration.batch, seed: configuration.seed, epochs: configuration.epochs,
+            augmentation: augmentation, workers: configuration.workers))
+        optimizer = SGD(store: network.store, configuration: configuration.optimizer)
+        smoothing = configuration.gradientSmoothing ? GradientSmoothing() : nil
+        header = Checkpoint.Header(epochsDone: 0, steps: 0, nextEpoch: 0, nextCursor: 0, gradientSmoothing: smoothing,
+                                   parameterCount: network.store.count, stateCount: network.store.stateCount, trainingMacs: 0, wallSeconds: 0)
+        if resume { try restore() }
+    }
+
+    func restore() throws {
+        let url = directory.appendingPathComponent(Self.checkpointFile)
+        let c = try Checkpoint.read(from: url)
+        guard c.parameters.count == network.store.count, c.state.count == network.store.stateCount else {
+            throw TrainError.checkpoint(path: url.path, reason: "does not fit the model (\(c.parameters.count) parameters, the model has \(network.store.count))")
+        }
+        c.parameters.withUnsafeBufferPointer { network.store.values.update(from: $0.baseAddress!, count: $0.count) }
+        c.state.withUnsafeBufferPointer { network.store.state.update(from: $0.baseAddress!, count: $0.count) }
+        optimizer.velocity = c.velocity
+        smoothing = c.header.gradientSmoothing
+        header = c.header
+    }
+}

@@ -1,0 +1,193 @@
+import ArgumentParser
+import Foundation
+import PyramidCache
+import PyramidLoader
+import PyramidTrain
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a CNN from a cache under a resolution schedule (OpenBLAS, CPU).",
+        discussion: """
+            Writes RUNDIR/run.json (the configuration), RUNDIR/log.jsonl (one line per epoch: loss, \
+            train accuracy, learning rate, images/s, sizes, multiply-adds of the epoch and of the run, \
+            validation accuracy with --test) and RUNDIR/checkpoint.bin after every epoch (atomically; \
+            checkpoint-best.bin for the best validation top-1). Ctrl-C writes a checkpoint at the current \
+            step; --resume RUNDIR continues, bit for bit the run it would have been.
+
+            Schedules: \(ScheduleParser.syntax)
+            A multistep learning rate's milestones become TRD's guard epochs. MixSize schedules turn \
+            gradient smoothing on; parallel schedules train one BatchNorm bank per size with \
+            multi-resolution ensemble distillation (--distillation).
+
+            Example:
+              pyramid train fmnist --test fmnist-test --model resnet20 --schedule trd:28,14,p=0.5 \\
+                  --epochs 10 --batch 128 --lr 0.1 --out runs/trd
+            """)
+
+    @Argument(help: "The training cache (not needed with --resume).")
+    var cache: String?
+
+    @Option(help: "Run directory to create.")
+    var out: String?
+
+    @Option(help: "Continue the run in this directory.")
+    var resume: String?
+
+    @Option(help: "A test cache: validation after every epoch, and pyramid eval's default.")
+    var test: String?
+
+    @Option(help: "resnet20, resnet32, resnet44, resnet56, resnet8 or plain.")
+    var model: String = "resnet20"
+
+    @Option(help: "Resolution schedule (default: fixed at the cache's largest level).")
+    var schedule: String?
+
+    @Option(help: "Augmentation (\(Augmentation.syntax)); default: the cache's training augmentation.")
+    var augment: String?
+
+    @Option(help: "Epochs.")
+    var epochs: Int = 10
+
+    @Option(help: "Base images per step.")
+    var batch: Int = 128
+
+    @Option(help: "Base learning rate.")
+    var lr: Float = 0.1
+
+    @Option(name: .customLong("lr-schedule"), help: "cosine (per iteration), multistep or constant.")
+    var lrSchedule: String = "cosine"
+
+    @Option(help: "Multistep milestones: first epochs at each ×0.1 rate, e.g. 5,8.")
+    var milestones: String?
+
+    @Option(help: "Linear warmup epochs.")
+    var warmup: Int = 0
+
+    @Option(help: "SGD momentum.")
+    var momentum: Float = 0.9
+
+    @Flag(help: "Nesterov momentum.")
+    var nesterov = false
+
+    @Option(name: .customLong("weight-decay"), help: "Weight decay.")
+    var weightDecay: Float = 1e-4
+
+    @Flag(name: .customLong("decay-all"), help: "Decay every parameter (BN, biases, α), as RS-Nets does; default: conv/FC weights only.")
+    var decayAll = false
+
+    @Option(name: .customLong("label-smoothing"), help: "Label smoothing ε.")
+    var labelSmoothing: Float = 0
+
+    @Option(name: .customLong("gradient-smoothing"), help: "on or off (default: on for mixsize schedules).")
+    var gradientSmoothing: String?
+
+    @Option(help: "Parallel schedules: full, vanilla or none (MRED).")
+    var distillation: String = "full"
+
+    @Option(help: "Shortcut of shape-changing residual blocks: projection or pad.")
+    var shortcut: String = "projection"
+
+    @Option(help: "Seed of initialization, order and augmentation.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Loader worker threads.")
+    var workers: Int = 1
+
+    @Option(help: "Batch parts computed in parallel, one single-threaded GEMM each.")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Flag(help: "No progress line, no per-epoch lines.")
+    var quiet = false
+
+    func validate() throws {
+        if resume == nil && (cache == nil || out == nil) { throw ValidationError("give CACHE and --out RUNDIR, or --resume RUNDIR") }
+        if resume != nil && out != nil { throw ValidationError("--resume continues a run in place; --out is not used with it") }
+        if epochs < 1 { throw ValidationError("--epochs: must be at least 1") }
+        if batch < 1 { throw ValidationError("--batch: must be at least 1") }
+        if !(lr > 0) { throw ValidationError("--lr: must be positive") }
+        if LearningRateSchedule.Kind(rawValue: lrSchedule) == nil { throw ValidationError("--lr-schedule: must be cosine, multistep or constant, not '\(lrSchedule)'") }
+        if Network.Architecture(name: model) == nil { throw ValidationError("--model: unknown model '\(model)' (resnet20, resnet32, resnet44, resnet56, resnet8, plain)") }
+        if BasicBlock.Shortcut(rawValue: shortcut) == nil { throw ValidationError("--shortcut: must be projection or pad") }
+        if MRED.Distillation(rawValue: distillation) == nil { throw ValidationError("--distillation: must be full, vanilla or none") }
+        if let g = gradientSmoothing, g != "on" && g != "off" { throw ValidationError("--gradient-smoothing: must be on or off") }
+        if threads < 1 || workers < 1 { throw ValidationError("--threads and --workers: must be at least 1") }
+    }
+
+    func run() throws {
+        let directory: URL
+        let runConfiguration: RunConfiguration
+        if let resume {
+            directory = URL(fileURLWithPath: resume)
+            let url = directory.appendingPathComponent(Trainer.configurationFile)
+            guard let data = try? Data(contentsOf: url), let c = try? JSONDecoder().decode(RunConfiguration.self, from: data) else {
+                throw ValidationError("--resume: \(resume) holds no run (no readable \(Trainer.configurationFile))")
+            }
+            runConfiguration = c
+        } else {
+            directory = URL(fileURLWithPath: out!)
+            if FileManager.default.fileExists(atPath: directory.appendingPathComponent(Trainer.checkpointFile).path) {
+                throw ValidationError("--out: \(out!) already holds a run (--resume \(out!) continues it)")
+            }
+            let manifest = try Manifest.load(from: URL(fileURLWithPath: cache!))
+            if let test { _ = try Manifest.load(from: URL(fileURLWithPath: test)) }
+            let spec = schedule ?? "fixed:\(manifest.levelSizes.max()!)"
+            let parsed: any ResolutionSchedule
+            do {
+                parsed = try ScheduleParser.parse(spec, largestLevel: manifest.levelSizes.max())
+                for s in parsed.sizes { try Loader.checkServable(size: s, manifest: manifest) }
+                _ = try augment.map(Augmentation.parse)
+            } catch let error as LoaderError { throw ValidationError(error.description) }
+            let kind = LearningRateSchedule.Kind(rawValue: lrSchedule)!
+            let stones = try milestones.map { try parseIntList($0, flag: "milestones") } ?? []
+            if kind == .multistep && stones.isEmpty { throw ValidationError("--milestones: a multistep schedule needs them, e.g. --milestones 5,8") }
+            runConfiguration = RunConfiguration(
+                cache: cache!, testCache: test,
+                model: .init(architecture: model, inputChannels: manifest.channels, classes: manifest.classes.count,
+                             shortcut: BasicBlock.Shortcut(rawValue: shortcut)!, zeroInitResidual: !(parsed is Parallel), seed: seed),
+                schedule: spec, augment: augment, epochs: epochs, batch: batch,
+                learningRate: LearningRateSchedule(kind: kind, base: lr, milestones: stones, warmupEpochs: warmup),
+                optimizer: .init(momentum: momentum, nesterov: nesterov, weightDecay: weightDecay, decayAll: decayAll || parsed is Parallel),
+                labelSmoothing: labelSmoothing, gradientSmoothing: gradientSmoothing.map { $0 == "on" } ?? (parsed is MixSize),
+                distillation: distillation, seed: seed, workers: workers, threads: threads)
+        }
+        let trainer: Trainer
+        do {
+            trainer = try Trainer(configuration: runConfiguration, directory: directory, resume: resume != nil)
+        } catch let error as TrainError { throw ValidationError(error.description) }
+        let c = trainer.configuration
+        if !quiet {
+            let params = trainer.network.store.count
+            print("run      \(directory.path): \(c.model.architecture) (\(params) parameters), \(c.schedule), \(c.epochs) epochs, batch \(c.batch), lr \(c.learningRate.base) \(c.learningRate.kind.rawValue)")
+            if resume != nil { print("resuming at epoch \(trainer.loaderPosition.epoch), sample \(trainer.loaderPosition.cursor)") }
+        }
+        installInterruptHandler()
+        let progress = ProgressLine(quiet: quiet)
+        do {
+            var last = -1
+            try trainer.run(progress: { p in
+                if p.epoch != last { last = p.epoch }
+                progress.update("epoch \(p.epoch + 1)/\(p.epochs)", done: p.step, total: p.steps,
+                                extra: String(format: "loss %.3f  %d img/s  size %d", p.loss, Int(p.imagesPerSecond), p.size), force: p.step == p.steps)
+            }, onEpoch: { e in
+                progress.finish()
+                if !quiet {
+                    var line = String(format: "epoch %3d  loss %.4f  train %.2f%%  lr %.4g  %6.0f img/s  %5.1f s  sizes %@  MACs %.3g (total %.3g)",
+                                      e.epoch + 1, e.loss, 100 * e.trainTop1, e.learningRate, e.imagesPerSecond, e.seconds,
+                                      e.sizes.map(String.init).joined(separator: ",") as NSString, e.macs, e.cumulativeMacs)
+                    if let v = e.validationTop1, let s = e.validationSize { line += String(format: "  test@%d %.2f%%", s, 100 * v) }
+                    if let a = e.alpha { line += "  alpha " + a.map { String(format: "%.3f", $0) }.joined(separator: ",") }
+                    print(line)
+                    fflush(stdout)
+                }
+            }, shouldStop: { interruptRequested != 0 })
+        } catch let error as TrainError {
+            progress.finish()
+            printError("pyramid train: \(error)")
+            if case .interrupted = error { throw ExitCode(130) }
+            throw ExitCode(1)
+        }
+        progress.finish()
+        if !quiet { print("done: \(directory.appendingPathComponent(Trainer.checkpointFile).path); evaluate with: pyramid eval \(directory.path)") }
+    }
+}

@@ -3,12 +3,13 @@ import Foundation
 import PyramidBuild
 import PyramidCache
 import PyramidLoader
+import PyramidTrain
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Pyramid against limits measured in the same run.",
-        subcommands: [BenchBuildCommand.self, BenchLoadCommand.self])
+        subcommands: [BenchBuildCommand.self, BenchLoadCommand.self, BenchTrainCommand.self])
 }
 
 struct BenchBuildCommand: ParsableCommand {
@@ -206,5 +207,57 @@ struct BenchLoadCommand: ParsableCommand {
         }
         if sink.isNaN { print("") }
         return (clock() - start, waited)
+    }
+}
+
+struct BenchTrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Time training steps on synthetic batches against the sgemm peak measured in the same run.",
+        discussion: """
+            Runs full training steps (forward, cross-entropy, backward, SGD) of a model on random \
+            images and reports images/s, achieved GFLOP/s (a step counted as three forward passes) \
+            and its ratio to cblas_sgemm on 1024x1024 matrices run the same way (one single-threaded \
+            product per thread).
+            """)
+
+    @Option(help: "Model.")
+    var model: String = "resnet20"
+
+    @Option(help: "Image sizes, comma-separated.")
+    var sizes: String = "28,14"
+
+    @Option(help: "Channels.")
+    var channels: Int = 1
+
+    @Option(help: "Batch.")
+    var batch: Int = 128
+
+    @Option(help: "Timed steps per size.")
+    var steps: Int = 10
+
+    @Option(help: "Threads (batch parts).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        let peak = TrainBenchmark.sgemmPeak(threads: threads)
+        var rows: [[String: Double]] = []
+        for s in try parseIntList(sizes, flag: "sizes") {
+            let r = try TrainBenchmark.trainingSteps(model: model, size: s, channels: channels, batch: batch, steps: steps, threads: threads)
+            rows.append(["size": Double(s), "imagesPerSecond": r.imagesPerSecond, "macs": Double(r.macs), "gflops": r.gflops, "ratioToPeak": r.gflops / peak])
+            if !json {
+                print(String(format: "%@ %dx%dx%d batch %d: %7.1f images/s  %.1f MMACs/image  %6.1f GFLOP/s  %.2f of sgemm peak", model as NSString,
+                             s, s, channels, batch, r.imagesPerSecond, Double(r.macs) / 1e6, r.gflops, r.gflops / peak))
+            }
+        }
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: ["sgemmPeakGflops": peak, "threads": threads, "results": rows], options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print(String(format: "sgemm peak (1024^3, %d thread%@): %.1f GFLOP/s", threads, threads == 1 ? "" : "s", peak))
+        }
     }
 }

@@ -12,5 +12,5 @@ struct Pyramid: ParsableCommand {
             LMDB shards (zstd records), then look at and check the cache.
             """,
         version: version,
-        subcommands: [BuildCommand.self, InspectCommand.self, VerifyCommand.self, ExportCommand.self, PlanCommand.self, TrainCommand.self, BenchCommand.self])
+        subcommands: [BuildCommand.self, InspectCommand.self, VerifyCommand.self, ExportCommand.self, PlanCommand.self, TrainCommand.self, EvalCommand.self, BenchCommand.self])
 }

@@ -20,15 +20,18 @@ enum Im2col {
                         let src = x + (c * batch + n) * plane
                         for oy in 0..<ho {
                             let iy = oy * stride - padding + ky
-                            if iy < 0 || iy >= height { dst.update(repeating: 0, count: wo); dst += wo; continue }
+                            if iy < 0 || iy >= height { for ox in 0..<wo { dst[ox] = 0 }; dst += wo; continue }
                             let row = src + iy * width
                             if stride == 1 {
                                 // ix = ox − padding + kx: a shifted copy with zero ends.
                                 let shift = kx - padding
                                 let lo = max(0, -shift), hi = min(wo, width - shift)
-                                if lo > 0 { dst.update(repeating: 0, count: lo) }
-                                if hi > lo { (dst + lo).update(from: row + lo + shift, count: hi - lo) }
-                                if hi < wo { (dst + max(hi, lo)).update(repeating: 0, count: wo - max(hi, lo)) }
+                                // Rows are short (7–32): plain loops beat memmove/memset calls.
+                                var ox = 0
+                                while ox < lo { dst[ox] = 0; ox += 1 }
+                                let from = row + shift
+                                while ox < hi { dst[ox] = from[ox]; ox += 1 }
+                                while ox < wo { dst[ox] = 0; ox += 1 }
                             } else {
                                 for ox in 0..<wo {
                                     let ix = ox * stride - padding + kx

@@ -58,7 +58,8 @@ public final class BasicBlock: Layer {
         }
         let sum = sums(branch)
         sum.reshape(main.shape)
-        for i in 0..<sum.count { sum.data[i] = main.data[i] + skip.data[i] }
+        let sp = sum.data, mp = main.data, kp = skip.data
+        for i in 0..<sum.count { sp[i] = mp[i] + kp[i] }
         return relu2.forward(sum, branch: branch)
     }
 
@@ -70,7 +71,8 @@ public final class BasicBlock: Layer {
         gx.reshape(x.shape)
         if let (conv, bn) = projection {
             let gSkip = conv.backward(bn.backward(g, branch: branch), branch: branch)
-            for i in 0..<gx.count { gx.data[i] = gMain.data[i] + gSkip.data[i] }
+            let xp = gx.data, mp = gMain.data, kp = gSkip.data
+            for i in 0..<gx.count { xp[i] = mp[i] + kp[i] }
         } else if padShortcut {
             gx.copy(from: gMain)
             let (n, h, w) = (x.shape[1], x.shape[2], x.shape[3]), (ho, wo) = (g.shape[2], g.shape[3])
@@ -79,7 +81,8 @@ public final class BasicBlock: Layer {
                 gx.data[((c * n + s) * h + y * stride) * w + xx * stride] += g.data[(((c + offset) * n + s) * ho + y) * wo + xx]
             } } } }
         } else {
-            for i in 0..<gx.count { gx.data[i] = gMain.data[i] + g.data[i] }
+            let xp = gx.data, mp = gMain.data, gp = g.data
+            for i in 0..<gx.count { xp[i] = mp[i] + gp[i] }
         }
         return gx
     }

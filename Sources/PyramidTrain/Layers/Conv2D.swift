@@ -13,6 +13,9 @@ public final class Conv2D: Layer {
     private var inputs: [Int: Tensor] = [:]
     private var columns: [Tensor] = []
     private var partials: [Tensor] = []
+    private var flippedWeights: [Tensor] = []
+    private var gradColumns: [Tensor] = []
+    private func scratch2(_ part: Int, _ count: Int) -> UnsafeMutablePointer<Float> { gradColumns[part].data }
 
     /// - Parameter init: He initialization N(0, √(2/(k²·Cout))) as the reference ResNets use.
     init(_ store: ParameterStore, _ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
@@ -69,7 +72,19 @@ public final class Conv2D: Layer {
         let ho = gradOutput.shape[2], wo = gradOutput.shape[3]
         let gx = gradInputs(branch)
         gx.reshape(x.shape)
-        if !isPointwise { gx.zero() }
+        let transposed = !isPointwise && stride == 1 && ho == h && wo == w
+        if !isPointwise && !transposed { gx.zero() }
+        // The flipped, transposed kernel: W'[cin][cout][k−1−ky][k−1−kx] = W[cout][cin][ky][kx].
+        var flipped: UnsafeMutablePointer<Float>? = nil
+        if transposed {
+            let t = scratch(&flippedWeights, 0, outChannels * inChannels * kernel * kernel)
+            let src = store.values + weight, kk = kernel * kernel
+            for o in 0..<outChannels { for i in 0..<inChannels { for q in 0..<kk {
+                t.data[(i * outChannels + o) * kk + (kk - 1 - q)] = src[(o * inChannels + i) * kk + q]
+            } } }
+            flipped = t.data
+            for p in 0..<min(Threads.count, n) { _ = scratch(&gradColumns, p, outChannels * kk * partRange(p, of: min(Threads.count, n), count: n).count * ho * wo) }
+        }
         let parts = min(Threads.count, n), k = inChannels * kernel * kernel
         let wcount = outChannels * k
         for p in 0..<parts {
@@ -95,10 +110,21 @@ public final class Conv2D: Layer {
                               kernel: kernel, stride: stride, padding: padding, col: col)
                 gemm(transA: false, transB: true, m: outChannels, n: k, k: cols, a: gyPart, lda: n * ho * wo,
                      b: col, ldb: cols, beta: p == 0 ? 1 : 0, c: target, ldc: k)
-                gemm(transA: true, transB: false, m: k, n: cols, k: outChannels, a: wptr, lda: k,
-                     b: gyPart, ldb: n * ho * wo, beta: 0, c: col, ldc: cols)
-                Im2col.col2im(col, channels: inChannels, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound,
-                              kernel: kernel, stride: stride, padding: padding, gradX: gx.data)
+                if stride == 1 && ho == h && wo == w {
+                    // gradX = conv(gradY, flipped Wᵀ, padding k−1−p): im2col of gradY and one GEMM
+                    // writing gradX directly, instead of a GEMM into columns and a col2im scatter-add.
+                    let kt = outChannels * kernel * kernel
+                    let colY = scratch2(p, kt * cols)
+                    Im2col.im2col(gy, channels: outChannels, batch: n, height: ho, width: wo, n0: r.lowerBound, n1: r.upperBound,
+                                  kernel: kernel, stride: 1, padding: kernel - 1 - padding, col: colY)
+                    gemm(transA: false, transB: false, m: inChannels, n: cols, k: kt, a: flipped!, lda: kt,
+                         b: colY, ldb: cols, beta: 0, c: gx.data + r.lowerBound * h * w, ldc: n * h * w)
+                } else {
+                    gemm(transA: true, transB: false, m: k, n: cols, k: outChannels, a: wptr, lda: k,
+                         b: gyPart, ldb: n * ho * wo, beta: 0, c: col, ldc: cols)
+                    Im2col.col2im(col, channels: inChannels, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound,
+                                  kernel: kernel, stride: stride, padding: padding, gradX: gx.data)
+                }
             }
         }
         for p in 1..<max(1, parts) {

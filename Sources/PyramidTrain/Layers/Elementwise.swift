@@ -7,8 +7,9 @@ public final class ReLU: Layer {
         let y = outputs(branch)
         y.reshape(x.shape)
         let n = x.count, parts = min(Threads.count, max(1, n / 65536))
+        let xp = x.data, yp = y.data
         parallelFor(parts) { p in
-            for i in partRange(p, of: parts, count: n) { y.data[i] = max(0, x.data[i]) }
+            for i in partRange(p, of: parts, count: n) { yp[i] = max(0, xp[i]) }
         }
         return y
     }
@@ -17,8 +18,9 @@ public final class ReLU: Layer {
         let y = outputs(branch), g = gradInputs(branch)
         g.reshape(y.shape)
         let n = y.count, parts = min(Threads.count, max(1, n / 65536))
+        let yp = y.data, gp = g.data, dp = gradOutput.data
         parallelFor(parts) { p in
-            for i in partRange(p, of: parts, count: n) { g.data[i] = y.data[i] > 0 ? gradOutput.data[i] : 0 }
+            for i in partRange(p, of: parts, count: n) { gp[i] = yp[i] > 0 ? dp[i] : 0 }
         }
         return g
     }

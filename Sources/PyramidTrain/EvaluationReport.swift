@@ -1,0 +1,157 @@
+import Foundation
+import PyramidCache
+import PyramidLoader
+
+/// `pyramid eval`'s work: accuracy of a run's checkpoint at a list of test sizes, with the
+/// BatchNorm handling of its method (ALGORITHMS.md §5), as a table, JSON and an SVG chart.
+public struct EvaluationReport: Codable, Sendable {
+    public var run: String
+    public var checkpoint: String
+    public var epochsDone: Int
+    public var schedule: String
+    public var testCache: String
+    public var results: [Evaluator.Result]
+    /// With calibration (`--calibrate N`): the same sizes after recalibrating BatchNorm.
+    public var calibrated: [Evaluator.Result]?
+    /// RS-Nets: softmax(α), largest training size first, and the ensemble's accuracy over the
+    /// training sizes.
+    public var alpha: [Double]?
+    public var ensembleTop1: Double?
+    public var ensembleTop5: Double?
+    public var trainingMacs: Double
+
+    /// Evaluates the run in `directory`.
+    public static func make(directory: URL, checkpoint: String, sizes: [Int], testCache: String?, calibrate: Int,
+                            workers: Int, threads: Int) throws -> EvaluationReport {
+        let configURL = directory.appendingPathComponent(Trainer.configurationFile)
+        guard let data = try? Data(contentsOf: configURL), let config = try? JSONDecoder().decode(RunConfiguration.self, from: data) else {
+            throw TrainError.checkpoint(path: directory.path, reason: "holds no run (no readable \(Trainer.configurationFile))")
+        }
+        guard let test = testCache ?? config.testCache else {
+            throw TrainError.invalidOption(name: "--test", reason: "the run has no test cache; give one with --test CACHE")
+        }
+        Threads.configure(threads)
+        let network = try Network(config.model)
+        let file = checkpoint == "best" ? Trainer.bestCheckpointFile : Trainer.checkpointFile
+        let c = try Checkpoint.read(from: directory.appendingPathComponent(file))
+        guard c.parameters.count == network.store.count, c.state.count == network.store.stateCount else {
+            throw TrainError.checkpoint(path: directory.appendingPathComponent(file).path, reason: "does not fit the run's model")
+        }
+        c.parameters.withUnsafeBufferPointer { network.store.values.update(from: $0.baseAddress!, count: $0.count) }
+        c.state.withUnsafeBufferPointer { network.store.state.update(from: $0.baseAddress!, count: $0.count) }
+        let evaluator = try Evaluator(network: network, testCache: test, workers: workers)
+        let trainReader = try CacheReader(url: URL(fileURLWithPath: config.cache))
+        let schedule = try config.parsedSchedule(largestLevel: trainReader.manifest.levelSizes.max())
+        let testManifest = try Manifest.load(from: URL(fileURLWithPath: test))
+        for s in sizes { try Loader.checkServable(size: s, manifest: testManifest) }
+        let trainedSizes = (schedule as? Parallel)?.sizes ?? []
+        var results: [Evaluator.Result] = []
+        var calibrated: [Evaluator.Result] = []
+        for s in sizes {
+            let bank = trainedSizes.isEmpty ? ModelContext.Bank.bank(0) : Evaluator.bank(for: s, trainedSizes: trainedSizes)
+            results.append(try evaluator.evaluate(size: s, bank: bank))
+            if calibrate > 0 {
+                // Calibrate the bank the size uses (interpolated sizes: the nearest bank).
+                var b = 0
+                switch bank {
+                case .bank(let k): b = k
+                case .interpolate(let x, let y, let t): b = t < 0.5 ? x : y
+                }
+                let saved = try evaluator.calibrate(size: s, trainCache: trainReader, batches: calibrate, seed: config.seed,
+                                                    augmentation: try config.augment.map(Augmentation.parse), bank: b)
+                var r = try evaluator.evaluate(size: s, bank: .bank(b))
+                r.calibrationBatches = calibrate
+                r.batchNorm = trainedSizes.isEmpty ? "calibrated" : "bank \(b) calibrated"
+                calibrated.append(r)
+                evaluator.restore(saved)
+            }
+        }
+        var ensemble: (Double, Double)?
+        if !trainedSizes.isEmpty, let w = network.ensembleWeights {
+            ensemble = try Self.ensemble(network: network, test: test, sizes: trainedSizes, weights: w, workers: workers)
+        }
+        return EvaluationReport(run: directory.path, checkpoint: file, epochsDone: c.header.epochsDone, schedule: config.schedule,
+                                testCache: test, results: results, calibrated: calibrate > 0 ? calibrated : nil,
+                                alpha: network.ensembleWeights?.map(Double.init), ensembleTop1: ensemble?.0, ensembleTop5: ensemble?.1,
+                                trainingMacs: c.header.trainingMacs)
+    }
+
+    /// The ensemble `Σ softmax(α)_s · z_s` over the training sizes, each with its own bank.
+    static func ensemble(network: Network, test: String, sizes: [Int], weights: [Float], workers: Int) throws -> (Double, Double) {
+        let reader = try CacheReader(url: URL(fileURLWithPath: test))
+        let loader = try Loader(cache: reader, configuration: LoaderConfiguration(
+            schedule: Parallel(sizes: sizes), batchSize: 256, workers: workers, shuffle: false, dropLast: false))
+        let ctx = network.context
+        ctx.training = false
+        defer { ctx.bank = .bank(0) }
+        var top1 = 0, top5 = 0, n = 0
+        var it = try loader.batches(epoch: 0)
+        while let batch = try it.next() {
+            guard batch.count > 0 else { continue }
+            let k = network.configuration.classes
+            let combined = Tensor(shape: [batch.count, k])
+            for (b, s) in sizes.enumerated() {
+                ctx.bank = .bank(b)
+                let x = network.setInput(batch.images(size: s).floats, count: batch.count, channels: batch.channels, size: s)
+                let z = network.forward(x, branch: Network.probeBranch - 3)
+                for i in 0..<combined.count { combined.data[i] += weights[b] * z.data[i] }
+            }
+            let h = Losses.hits(logits: combined, labels: batch.labels)
+            top1 += h.top1; top5 += h.topK; n += batch.count
+        }
+        return (Double(top1) / Double(max(n, 1)), Double(top5) / Double(max(n, 1)))
+    }
+
+    /// A plain-text table.
+    public var table: String {
+        var out = "run \(run) (\(checkpoint), \(epochsDone) epochs, \(schedule)); test cache \(testCache)\n"
+        out += String(format: "training forward MACs: %.3g\n", trainingMacs)
+        out += "  size    top-1    top-5   MMACs/image  BatchNorm"
+        if calibrated != nil { out += "                 calibrated top-1" }
+        out += "\n"
+        for (i, r) in results.enumerated() {
+            let bn = r.batchNorm.count < 24 ? r.batchNorm + String(repeating: " ", count: 24 - r.batchNorm.count) : r.batchNorm
+            out += String(format: "  %4d  %6.2f%%  %6.2f%%  %12.2f  ", r.size, 100 * r.top1, 100 * r.top5, Double(r.macs) / 1e6) + bn
+            if let c = calibrated?[i] { out += String(format: "  %6.2f%%", 100 * c.top1) }
+            out += "\n"
+        }
+        if let a = alpha { out += "alpha  " + a.map { String(format: "%.3f", $0) }.joined(separator: " ") + "\n" }
+        if let e1 = ensembleTop1, let e5 = ensembleTop5 { out += String(format: "ensemble  top-1 %.2f%%  top-5 %.2f%%\n", 100 * e1, 100 * e5) }
+        return out
+    }
+
+    /// An SVG line chart of top-1 against test size (and calibrated top-1 when present).
+    public var svg: String {
+        let w = 560.0, h = 340.0, left = 60.0, right = 20.0, top = 30.0, bottom = 50.0
+        let sizes = results.map { Double($0.size) }
+        let all = results.map(\.top1) + (calibrated?.map(\.top1) ?? [])
+        let lo = max(0, (all.min() ?? 0) - 0.05), hi = min(1, (all.max() ?? 1) + 0.02)
+        let xmin = sizes.min() ?? 0, xmax = max(sizes.max() ?? 1, xmin + 1)
+        func x(_ v: Double) -> Double { left + (v - xmin) / (xmax - xmin) * (w - left - right) }
+        func y(_ v: Double) -> Double { top + (hi - v) / max(hi - lo, 1e-6) * (h - top - bottom) }
+        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"sans-serif\" font-size=\"12\">\n"
+        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+        s += "<text x=\"\(left)\" y=\"18\">top-1 by test size: \(schedule.replacingOccurrences(of: "&", with: "&amp;"))</text>\n"
+        s += "<line x1=\"\(left)\" y1=\"\(h - bottom)\" x2=\"\(w - right)\" y2=\"\(h - bottom)\" stroke=\"black\"/>\n"
+        s += "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(h - bottom)\" stroke=\"black\"/>\n"
+        for v in Set(sizes).sorted() {
+            s += "<text x=\"\(x(v) - 8)\" y=\"\(h - bottom + 18)\">\(Int(v))</text>\n"
+        }
+        for k in 0...4 {
+            let v = lo + Double(k) / 4 * (hi - lo)
+            s += String(format: "<text x=\"8\" y=\"%.1f\">%.1f%%</text>\n", y(v) + 4, 100 * v)
+            s += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", left, y(v), w - right, y(v))
+        }
+        s += "<text x=\"\(w / 2 - 30)\" y=\"\(h - 12)\">test size (px)</text>\n"
+        func line(_ rs: [Evaluator.Result], _ color: String, _ label: String, _ row: Int) {
+            let pts = rs.sorted { $0.size < $1.size }.map { String(format: "%.1f,%.1f", x(Double($0.size)), y($0.top1)) }.joined(separator: " ")
+            s += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\"\(pts)\"/>\n"
+            for r in rs { s += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%@\"/>\n", x(Double(r.size)), y(r.top1), color as NSString) }
+            s += "<text x=\"\(w - right - 150)\" y=\"\(top + 16 * Double(row) + 10)\" fill=\"\(color)\">\(label)</text>\n"
+        }
+        line(results, "#1f77b4", "running statistics", 0)
+        if let c = calibrated { line(c, "#d62728", "calibrated", 1) }
+        s += "</svg>\n"
+        return s
+    }
+}

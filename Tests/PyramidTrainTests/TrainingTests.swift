@@ -1,0 +1,168 @@
+import Foundation
+import PyramidCache
+import PyramidLoader
+import PyramidTestSupport
+import Testing
+@testable import PyramidTrain
+
+@Suite(.serialized) struct TrainingTests {
+    init() { Threads.configure(2) }
+
+    @Test func resnet20MultiplyAddsAt32() throws {
+        let net = try Network(.init(architecture: "resnet20", inputChannels: 3, classes: 10))
+        // stem 442,368 + stage convs 3 x 11.8M + strided/shortcut convs, + FC 640 (counted by hand).
+        #expect(net.macs(size: 32) == 40_813_184)
+        #expect(net.store.count == 272_474)  // 0.27M parameters with option-B shortcuts
+    }
+
+    @Test func aSmallModelOverfitsASmallBatch() throws {
+        let net = try Network(.init(architecture: "resnet8", inputChannels: 1, classes: 4, zeroInitResidual: false, seed: 1))
+        let sgd = SGD(store: net.store, configuration: .init(momentum: 0.9, weightDecay: 0))
+        let images = GradientCheck.random(16 * 64, seed: 4)
+        let labels = (0..<16).map { Int32($0 % 4) }
+        let grad = Tensor(shape: [0])
+        var loss: Float = 0
+        for _ in 0..<150 {
+            net.store.zeroGrads()
+            let x = images.withUnsafeBufferPointer { net.setInput($0, count: 16, channels: 1, size: 8) }
+            loss = Losses.crossEntropy(logits: net.forward(x), labels: labels, grad: grad)
+            net.backward(grad)
+            sgd.step(lr: 0.05)
+        }
+        #expect(loss < 0.05, "loss after 150 steps: \(loss)")
+        // Train-mode batch statistics: the same 16 images are all classified right.
+        let x = images.withUnsafeBufferPointer { net.setInput($0, count: 16, channels: 1, size: 8) }
+        #expect(Losses.hits(logits: net.forward(x), labels: labels).top1 == 16)
+    }
+
+    @Test func interpolatedBankAtTheMidpointIsTheAverageOfTwoBanks() {
+        let store = ParameterStore(), context = ModelContext()
+        let bn = BatchNorm2D(store, context, channels: 2, banks: 2, name: "bn")
+        store.finalize()
+        for i in 0..<store.count { store.values[i] = Float(i) * 0.37 - 1 }
+        for i in 0..<store.stateCount { store.state[i] = 0.2 + Float(i) * 0.11 }
+        let x = Tensor(shape: [2, 3, 2, 2], values: GradientCheck.random(24, seed: 8))
+        context.training = false
+        context.bank = .interpolate(0, 1, 0.5)
+        let mid = bn.forward(x, branch: 0).array
+        // A single bank holding the averages.
+        let avgStore = ParameterStore(), avgContext = ModelContext()
+        let avg = BatchNorm2D(avgStore, avgContext, channels: 2, banks: 1, name: "avg")
+        avgStore.finalize()
+        for c in 0..<2 {
+            avgStore.values[avg.gamma[0] + c] = (store.values[bn.gamma[0] + c] + store.values[bn.gamma[1] + c]) / 2
+            avgStore.values[avg.beta[0] + c] = (store.values[bn.beta[0] + c] + store.values[bn.beta[1] + c]) / 2
+            avgStore.state[avg.runningMean[0] + c] = (store.state[bn.runningMean[0] + c] + store.state[bn.runningMean[1] + c]) / 2
+            avgStore.state[avg.runningVar[0] + c] = (store.state[bn.runningVar[0] + c] + store.state[bn.runningVar[1] + c]) / 2
+        }
+        avgContext.training = false
+        let expected = avg.forward(x, branch: 0).array
+        #expect(zip(mid, expected).allSatisfy { abs($0 - $1) < 1e-5 })
+        // And differs from either bank alone.
+        context.bank = .bank(0)
+        #expect(bn.forward(x, branch: 0).array != mid)
+        #expect(Evaluator.bank(for: 22, trainedSizes: [28, 24, 20, 16, 12]) == .interpolate(1, 2, 0.5))
+        #expect(Evaluator.bank(for: 36, trainedSizes: [28, 24, 20, 16, 12]) == .bank(0))
+        #expect(Evaluator.bank(for: 8, trainedSizes: [28, 24, 20, 16, 12]) == .bank(4))
+        #expect(Evaluator.bank(for: 16, trainedSizes: [28, 24, 20, 16, 12]) == .bank(3))
+    }
+
+    @Test func calibrationChangesRunningStatisticsAndNothingElse() throws {
+        let net = try Network(.init(architecture: "resnet8", inputChannels: 1, classes: 3))
+        let params = net.store.parameterArray, state = net.store.stateArray
+        net.resetBatchNormStatistics()
+        net.context.training = true
+        net.context.calibrating = true
+        var means: [Float] = []
+        for b in 0..<3 {
+            let images = GradientCheck.random(8 * 100, seed: UInt64(20 + b), scale: Float(b + 1))
+            let x = images.withUnsafeBufferPointer { net.setInput($0, count: 8, channels: 1, size: 10) }
+            // The stem BN sees the stem conv's output: record its batch mean of channel 0.
+            let stemOut = net.convolutions[0].forward(x, branch: 5)
+            let m = stemOut.count / 16
+            means.append((0..<m).reduce(Float(0)) { $0 + stemOut.data[$1] } / Float(m))
+            _ = net.forward(x, branch: 0)
+            net.context.calibrationBatches += 1
+        }
+        #expect(net.store.parameterArray == params)
+        #expect(net.store.stateArray != state)
+        let stemMean = net.store.state[net.batchNorms[0].runningMean[0]]
+        #expect(abs(stemMean - means.reduce(0, +) / 3) < 1e-4, "running mean \(stemMean), plain average \(means.reduce(0, +) / 3)")
+    }
+}
+
+/// A tiny cache of 8x8 and 6x6 images for end-to-end training tests.
+func tinyTrainingCache(_ dir: TempDirectory, count: Int = 96, name: String = "cache") throws -> String {
+    var rng = SeededGenerator(seed: 3)
+    let samples = (0..<count).map { i -> CacheFixture.Sample in
+        let label = i % 3
+        var levels: [[UInt8]] = []
+        for s in [10, 8] {
+            var pixels: [UInt8] = []
+            for p in 0..<(s * s) {
+                let bright = p % s < s / 3 * (label + 1)
+                let noise = Int.random(in: 0...30, using: &rng)
+                pixels.append(UInt8(clamping: (bright ? 180 : 40) + noise))
+            }
+            levels.append(pixels)
+        }
+        return CacheFixture.Sample(label: label, levels: levels)
+    }
+    let url = dir.url.appendingPathComponent(name)
+    try CacheFixture.write(samples, levels: [10, 8], channels: 1, classes: 3, to: url)
+    return url.path
+}
+
+@Suite(.serialized) struct RunTests {
+    func configuration(_ cache: String, schedule: String = "trd:10,8,p=0.5", epochs: Int = 3) -> RunConfiguration {
+        RunConfiguration(cache: cache, testCache: cache, model: .init(architecture: "resnet8", inputChannels: 1, classes: 3),
+                         schedule: schedule, epochs: epochs, batch: 16,
+                         learningRate: .init(kind: .cosine, base: 0.05), gradientSmoothing: schedule.hasPrefix("mixsize"),
+                         seed: 7, workers: 1, threads: 2)
+    }
+
+    @Test(arguments: ["trd:10,8,p=0.5", "mixsize:8,10@0.5,0.5", "parallel:10,8"])
+    func resumedRunIsBitIdenticalToAnUninterruptedOne(schedule: String) throws {
+        let dir = TempDirectory("pyramid-train")
+        let cache = try tinyTrainingCache(dir)
+        let whole = dir.url.appendingPathComponent("whole"), split = dir.url.appendingPathComponent("split")
+        let a = try Trainer(configuration: configuration(cache, schedule: schedule), directory: whole, resume: false)
+        let logs = try a.run()
+        #expect(logs.count == 3)
+        // Stop after 4 steps of epoch 1 (the second), then resume twice over.
+        var steps = 0
+        let b = try Trainer(configuration: configuration(cache, schedule: schedule), directory: split, resume: false)
+        #expect {
+            try b.run(shouldStop: { steps += 1; return steps == 5 + b.loader.plan(epoch: 0).steps.count - 1 })
+        } throws: { error in
+            guard case TrainError.interrupted(_, let epoch, let cursor) = error else { return false }
+            return epoch == 1 && cursor > 0
+        }
+        let saved = try JSONDecoder().decode(RunConfiguration.self, from: Data(contentsOf: split.appendingPathComponent(Trainer.configurationFile)))
+        let c = try Trainer(configuration: saved, directory: split, resume: true)
+        try c.run()
+        let x = try Checkpoint.read(from: whole.appendingPathComponent(Trainer.checkpointFile))
+        let y = try Checkpoint.read(from: split.appendingPathComponent(Trainer.checkpointFile))
+        #expect(x.parameters == y.parameters)
+        #expect(x.state == y.state)
+        #expect(x.velocity == y.velocity)
+        #expect(x.header.steps == y.header.steps && x.header.gradientSmoothing == y.header.gradientSmoothing)
+        if schedule.hasPrefix("parallel") { #expect(logs.last?.alpha?.count == 2) }
+    }
+
+    @Test func evaluationReportShape() throws {
+        let dir = TempDirectory("pyramid-eval")
+        let cache = try tinyTrainingCache(dir)
+        let run = dir.url.appendingPathComponent("run")
+        try Trainer(configuration: configuration(cache, schedule: "parallel:10,8", epochs: 1), directory: run, resume: false).run()
+        let report = try EvaluationReport.make(directory: run, checkpoint: "final", sizes: [10, 9, 8, 12], testCache: nil, calibrate: 2, workers: 1, threads: 2)
+        #expect(report.results.map(\.size) == [10, 9, 8, 12])
+        #expect(report.results.map(\.batchNorm) == ["bank 0", "interpolate 0-1 @0.50", "bank 1", "bank 0"])
+        #expect(report.calibrated?.count == 4 && report.calibrated!.allSatisfy { $0.calibrationBatches == 2 })
+        #expect(report.alpha?.count == 2 && report.ensembleTop1 != nil)
+        #expect(report.results.allSatisfy { $0.samples == 96 && $0.top1 >= 0 && $0.top1 <= $0.top5 })
+        let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(report)) as? [String: Any]
+        #expect(Set(json!.keys).isSuperset(of: ["results", "calibrated", "alpha", "ensembleTop1", "trainingMacs", "schedule"]))
+        #expect(report.svg.hasPrefix("<svg") && report.svg.contains("polyline"))
+    }
+}

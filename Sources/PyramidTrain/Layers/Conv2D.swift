@@ -1,10 +1,13 @@
-/// 2-D convolution without bias (a BatchNorm follows it), as im2col plus one `gemm` per batch
-/// part (darknet's `forward_convolutional_layer`, caffe's `base_conv_layer.cpp`).
+/// 2-D convolution without bias (a BatchNorm follows it), as im2col plus `gemm`
+/// (darknet's `forward_convolutional_layer`, caffe's `base_conv_layer.cpp`).
 ///
 /// Input `(Cin, N, H, W)`, weight `(Cout, Cin·k·k)`, output `(Cout, N, Ho, Wo)`. The batch is cut
-/// into ``Threads/count`` parts; each runs its own single-threaded GEMMs. A 1×1 stride-1
-/// convolution multiplies the input in place, without im2col. The backward pass recomputes
-/// im2col instead of keeping the column matrices of every layer.
+/// into ``Threads/count`` parts, each on its own core with single-threaded GEMMs; inside a part,
+/// samples are taken in chunks of at most 8 MB of columns (smaller chunks, meant to keep the
+/// columns in L2, made the GEMMs too narrow and measured slower). A 1×1 stride-1
+/// convolution multiplies the input in place. Backward: `gradW += gradY · colᵀ`; for stride-1
+/// "same" convolutions `gradX` is the convolution of `gradY` with the flipped, transposed kernel
+/// (im2col + GEMM again), otherwise `Wᵀ · gradY` scattered back by col2im.
 public final class Conv2D: Layer {
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
     let store: ParameterStore
@@ -12,10 +15,13 @@ public final class Conv2D: Layer {
     private var outputs = BranchTensors(), gradInputs = BranchTensors()
     private var inputs: [Int: Tensor] = [:]
     private var columns: [Tensor] = []
-    private var partials: [Tensor] = []
-    private var flippedWeights: [Tensor] = []
     private var gradColumns: [Tensor] = []
-    private func scratch2(_ part: Int, _ count: Int) -> UnsafeMutablePointer<Float> { gradColumns[part].data }
+    private var partials: [Tensor] = []
+    private let flippedWeights = Tensor(shape: [0])
+    /// Multiply-adds per sample of the last forward.
+    private(set) var lastMacs = 0
+    /// Floats of a column chunk: 8 MB.
+    static let chunkFloats = 2_097_152
 
     /// - Parameter init: He initialization N(0, √(2/(k²·Cout))) as the reference ResNets use.
     init(_ store: ParameterStore, _ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
@@ -28,13 +34,16 @@ public final class Conv2D: Layer {
     }
 
     var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
-    /// Multiply-adds per sample of the last forward.
-    private(set) var lastMacs = 0
 
-    private func scratch(_ list: inout [Tensor], _ part: Int, _ count: Int) -> Tensor {
+    private func scratch(_ list: inout [Tensor], _ part: Int, _ count: Int) -> UnsafeMutablePointer<Float> {
         while list.count <= part { list.append(Tensor(shape: [0])) }
-        list[part].reshape([count])
-        return list[part]
+        list[part].reshape([max(1, count)])
+        return list[part].data
+    }
+
+    /// Samples per chunk for column matrices of `rows` rows and `pixels` columns per sample.
+    private func chunk(rows: Int, pixels: Int, part: Int) -> Int {
+        max(1, min(part, Self.chunkFloats / max(1, rows * pixels)))
     }
 
     public func forward(_ x: Tensor, branch: Int) -> Tensor {
@@ -47,20 +56,28 @@ public final class Conv2D: Layer {
         let y = outputs(branch)
         y.reshape([outChannels, n, ho, wo])
         let parts = min(Threads.count, n), k = inChannels * kernel * kernel
-        for p in 0..<parts where !isPointwise { _ = scratch(&columns, p, k * partRange(p, of: parts, count: n).count * ho * wo) }
-        let wptr = store.values + weight
+        let xp = x.data, yp = y.data, wptr = store.values + weight
+        var cols: [UnsafeMutablePointer<Float>] = []
+        for p in 0..<parts where !isPointwise {
+            let r = partRange(p, of: parts, count: n)
+            cols.append(scratch(&columns, p, k * chunk(rows: k, pixels: ho * wo, part: r.count) * ho * wo))
+        }
         parallelFor(parts) { p in
             let r = partRange(p, of: parts, count: n)
-            let cols = r.count * ho * wo
             if isPointwise {
-                gemm(transA: false, transB: false, m: outChannels, n: cols, k: k, a: wptr, lda: k,
-                     b: x.data + r.lowerBound * h * w, ldb: n * h * w, beta: 0, c: y.data + r.lowerBound * ho * wo, ldc: n * ho * wo)
-            } else {
-                let col = columns[p].data
-                Im2col.im2col(x.data, channels: inChannels, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound,
-                              kernel: kernel, stride: stride, padding: padding, col: col)
-                gemm(transA: false, transB: false, m: outChannels, n: cols, k: k, a: wptr, lda: k,
-                     b: col, ldb: cols, beta: 0, c: y.data + r.lowerBound * ho * wo, ldc: n * ho * wo)
+                gemm(transA: false, transB: false, m: outChannels, n: r.count * h * w, k: k, a: wptr, lda: k,
+                     b: xp + r.lowerBound * h * w, ldb: n * h * w, beta: 0, c: yp + r.lowerBound * ho * wo, ldc: n * ho * wo)
+                return
+            }
+            let step = chunk(rows: k, pixels: ho * wo, part: r.count)
+            var n0 = r.lowerBound
+            while n0 < r.upperBound {
+                let n1 = min(n0 + step, r.upperBound), width = (n1 - n0) * ho * wo
+                Im2col.im2col(xp, channels: inChannels, batch: n, height: h, width: w, n0: n0, n1: n1,
+                              kernel: kernel, stride: stride, padding: padding, col: cols[p])
+                gemm(transA: false, transB: false, m: outChannels, n: width, k: k, a: wptr, lda: k,
+                     b: cols[p], ldb: width, beta: 0, c: yp + n0 * ho * wo, ldc: n * ho * wo)
+                n0 = n1
             }
         }
         return y
@@ -72,63 +89,65 @@ public final class Conv2D: Layer {
         let ho = gradOutput.shape[2], wo = gradOutput.shape[3]
         let gx = gradInputs(branch)
         gx.reshape(x.shape)
+        let kk = kernel * kernel, k = inChannels * kk, kt = outChannels * kk
         let transposed = !isPointwise && stride == 1 && ho == h && wo == w
         if !isPointwise && !transposed { gx.zero() }
-        // The flipped, transposed kernel: W'[cin][cout][k−1−ky][k−1−kx] = W[cout][cin][ky][kx].
-        var flipped: UnsafeMutablePointer<Float>? = nil
-        if transposed {
-            let t = scratch(&flippedWeights, 0, outChannels * inChannels * kernel * kernel)
-            let src = store.values + weight, kk = kernel * kernel
-            for o in 0..<outChannels { for i in 0..<inChannels { for q in 0..<kk {
-                t.data[(i * outChannels + o) * kk + (kk - 1 - q)] = src[(o * inChannels + i) * kk + q]
-            } } }
-            flipped = t.data
-            for p in 0..<min(Threads.count, n) { _ = scratch(&gradColumns, p, outChannels * kk * partRange(p, of: min(Threads.count, n), count: n).count * ho * wo) }
-        }
-        let parts = min(Threads.count, n), k = inChannels * kernel * kernel
-        let wcount = outChannels * k
-        for p in 0..<parts {
-            if !isPointwise { _ = scratch(&columns, p, k * partRange(p, of: parts, count: n).count * ho * wo) }
-            if p > 0 { _ = scratch(&partials, p, wcount) }
-        }
         let wptr = store.values + weight, gw = store.grads + weight
-        let gy = gradOutput.data
+        if transposed {
+            // W'[cin][cout][k−1−ky][k−1−kx] = W[cout][cin][ky][kx].
+            flippedWeights.reshape([inChannels * kt])
+            let t = flippedWeights.data
+            for o in 0..<outChannels { for i in 0..<inChannels { for q in 0..<kk {
+                t[(i * outChannels + o) * kk + (kk - 1 - q)] = wptr[(o * inChannels + i) * kk + q]
+            } } }
+        }
+        let flipped = flippedWeights.data
+        let parts = min(Threads.count, n), wcount = outChannels * k
+        let xp = x.data, gy = gradOutput.data, gxp = gx.data
+        var cols: [UnsafeMutablePointer<Float>] = [], gcols: [UnsafeMutablePointer<Float>] = [], partial: [UnsafeMutablePointer<Float>] = []
+        for p in 0..<parts {
+            let r = partRange(p, of: parts, count: n)
+            if !isPointwise { cols.append(scratch(&columns, p, k * chunk(rows: max(k, kt), pixels: ho * wo, part: r.count) * ho * wo)) }
+            if transposed { gcols.append(scratch(&gradColumns, p, kt * chunk(rows: max(k, kt), pixels: ho * wo, part: r.count) * ho * wo)) }
+            partial.append(p == 0 ? gw : scratch(&partials, p, wcount))
+        }
         parallelFor(parts) { p in
             let r = partRange(p, of: parts, count: n)
-            let cols = r.count * ho * wo
-            let gyPart = gy + r.lowerBound * ho * wo
-            let target = p == 0 ? gw : partials[p].data
             if isPointwise {
-                let xPart = x.data + r.lowerBound * h * w
-                gemm(transA: false, transB: true, m: outChannels, n: k, k: cols, a: gyPart, lda: n * ho * wo,
-                     b: xPart, ldb: n * h * w, beta: p == 0 ? 1 : 0, c: target, ldc: k)
-                gemm(transA: true, transB: false, m: k, n: cols, k: outChannels, a: wptr, lda: k,
-                     b: gyPart, ldb: n * ho * wo, beta: 0, c: gx.data + r.lowerBound * h * w, ldc: n * h * w)
-            } else {
-                let col = columns[p].data
-                Im2col.im2col(x.data, channels: inChannels, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound,
+                let xPart = xp + r.lowerBound * h * w, gyPart = gy + r.lowerBound * ho * wo
+                gemm(transA: false, transB: true, m: outChannels, n: k, k: r.count * ho * wo, a: gyPart, lda: n * ho * wo,
+                     b: xPart, ldb: n * h * w, beta: p == 0 ? 1 : 0, c: partial[p], ldc: k)
+                gemm(transA: true, transB: false, m: k, n: r.count * h * w, k: outChannels, a: wptr, lda: k,
+                     b: gyPart, ldb: n * ho * wo, beta: 0, c: gxp + r.lowerBound * h * w, ldc: n * h * w)
+                return
+            }
+            let step = chunk(rows: max(k, kt), pixels: ho * wo, part: r.count)
+            var n0 = r.lowerBound, first = true
+            while n0 < r.upperBound {
+                let n1 = min(n0 + step, r.upperBound), width = (n1 - n0) * ho * wo
+                let gyPart = gy + n0 * ho * wo
+                let col = cols[p]
+                Im2col.im2col(xp, channels: inChannels, batch: n, height: h, width: w, n0: n0, n1: n1,
                               kernel: kernel, stride: stride, padding: padding, col: col)
-                gemm(transA: false, transB: true, m: outChannels, n: k, k: cols, a: gyPart, lda: n * ho * wo,
-                     b: col, ldb: cols, beta: p == 0 ? 1 : 0, c: target, ldc: k)
-                if stride == 1 && ho == h && wo == w {
-                    // gradX = conv(gradY, flipped Wᵀ, padding k−1−p): im2col of gradY and one GEMM
-                    // writing gradX directly, instead of a GEMM into columns and a col2im scatter-add.
-                    let kt = outChannels * kernel * kernel
-                    let colY = scratch2(p, kt * cols)
-                    Im2col.im2col(gy, channels: outChannels, batch: n, height: ho, width: wo, n0: r.lowerBound, n1: r.upperBound,
-                                  kernel: kernel, stride: 1, padding: kernel - 1 - padding, col: colY)
-                    gemm(transA: false, transB: false, m: inChannels, n: cols, k: kt, a: flipped!, lda: kt,
-                         b: colY, ldb: cols, beta: 0, c: gx.data + r.lowerBound * h * w, ldc: n * h * w)
+                gemm(transA: false, transB: true, m: outChannels, n: k, k: width, a: gyPart, lda: n * ho * wo,
+                     b: col, ldb: width, beta: (p == 0 || !first) ? 1 : 0, c: partial[p], ldc: k)
+                if transposed {
+                    Im2col.im2col(gy, channels: outChannels, batch: n, height: ho, width: wo, n0: n0, n1: n1,
+                                  kernel: kernel, stride: 1, padding: kernel - 1 - padding, col: gcols[p])
+                    gemm(transA: false, transB: false, m: inChannels, n: width, k: kt, a: flipped, lda: kt,
+                         b: gcols[p], ldb: width, beta: 0, c: gxp + n0 * h * w, ldc: n * h * w)
                 } else {
-                    gemm(transA: true, transB: false, m: k, n: cols, k: outChannels, a: wptr, lda: k,
-                         b: gyPart, ldb: n * ho * wo, beta: 0, c: col, ldc: cols)
-                    Im2col.col2im(col, channels: inChannels, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound,
-                                  kernel: kernel, stride: stride, padding: padding, gradX: gx.data)
+                    gemm(transA: true, transB: false, m: k, n: width, k: outChannels, a: wptr, lda: k,
+                         b: gyPart, ldb: n * ho * wo, beta: 0, c: col, ldc: width)
+                    Im2col.col2im(col, channels: inChannels, batch: n, height: h, width: w, n0: n0, n1: n1,
+                                  kernel: kernel, stride: stride, padding: padding, gradX: gxp)
                 }
+                first = false
+                n0 = n1
             }
         }
         for p in 1..<max(1, parts) {
-            let src = partials[p].data
+            let src = partial[p]
             for i in 0..<wcount { gw[i] += src[i] }
         }
         return gx

@@ -1,0 +1,65 @@
+"""ResNet-20 training throughput in PyTorch on the CPU, the same model, batch and thread count as
+`pyramid bench train` (CIFAR ResNet with 1x1-conv+BN shortcuts, BatchNorm, global average pooling,
+SGD with momentum). Prints one JSON object: images/s per size."""
+import json, sys, time
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False); self.b1 = nn.BatchNorm2d(cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False); self.b2 = nn.BatchNorm2d(cout)
+        self.short = None
+        if stride != 1 or cin != cout:
+            self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = F.relu(self.b1(self.c1(x)))
+        y = self.b2(self.c2(y))
+        return F.relu(y + (x if self.short is None else self.short(x)))
+
+
+class ResNet20(nn.Module):
+    def __init__(self, channels, classes=10, n=3):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(channels, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        layers, cin = [], 16
+        for stage, width in enumerate([16, 32, 64]):
+            for b in range(n):
+                layers.append(Block(cin, width, 2 if stage > 0 and b == 0 else 1)); cin = width
+        self.blocks = nn.Sequential(*layers)
+        self.fc = nn.Linear(64, classes)
+
+    def forward(self, x):
+        return self.fc(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1).flatten(1))
+
+
+def bench(size, channels, batch, steps, threads):
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = ResNet20(channels)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    x = torch.randn(batch, channels, size, size)
+    y = torch.randint(0, 10, (batch,))
+    def step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    for _ in range(2):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return batch * steps / (time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    threads, batch, steps = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    out = {"torch": torch.__version__, "threads": threads, "batch": batch}
+    for spec in sys.argv[4:]:
+        size, channels = (int(v) for v in spec.split("x"))
+        out[spec] = bench(size, channels, batch, steps, threads)
+    print(json.dumps(out))

@@ -139,6 +139,14 @@ func recordBytes(_ dir: String) throws -> [[UInt8]] {
         (["plan", "/tmp", "--schedule", "fixed:28"], 1, "/tmp: no manifest.json"),
         (["bench", "load", "EXISTING", "--schedule", "fixed:16", "--augment", "zoom"], 64, "invalid augmentation 'zoom'"),
         (["bench", "load", "EXISTING", "--schedule", "fixed:16", "--output", "f16"], 64, "--output: must be float32 or uint8"),
+        (["train", "/nonexistent/cache", "--out", "/tmp/pyramid-e2e-run"], 1, "/nonexistent/cache: no such cache directory"),
+        (["train", "EXISTING"], 64, "give CACHE and --out RUNDIR, or --resume RUNDIR"),
+        (["train", "EXISTING", "--out", "/tmp/pyramid-e2e-run", "--schedule", "fixed:64"], 64, "the cache cannot serve size 64 (levels 16)"),
+        (["train", "EXISTING", "--out", "/tmp/pyramid-e2e-run", "--schedule", "fixed:6"], 64, "size 6 is too small for resnet20"),
+        (["train", "EXISTING", "--out", "/tmp/pyramid-e2e-run", "--model", "vgg"], 64, "--model: unknown model 'vgg'"),
+        (["train", "EXISTING", "--out", "/tmp/pyramid-e2e-run", "--lr-schedule", "multistep"], 64, "--milestones: a multistep schedule needs them"),
+        (["train", "--resume", "/tmp"], 64, "--resume: /tmp holds no run"),
+        (["eval", "/tmp"], 64, "/tmp: holds no run"),
     ] as [([String], Int32, String)])
     func errorMessages(arguments: [String], status: Int32, message: String) throws {
         let src = TempDirectory(), out = TempDirectory()
@@ -152,6 +160,7 @@ func recordBytes(_ dir: String) throws -> [[UInt8]] {
         #expect(r.status == status, "\(args): \(r.stderr)")
         #expect(r.stderr.contains(message), "\(args): \(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: "/tmp/pyramid-e2e-x/manifest.json"))
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/pyramid-e2e-run"))
     }
 
     @Test(arguments: [SIGINT, SIGKILL])
@@ -224,5 +233,28 @@ func recordBytes(_ dir: String) throws -> [[UInt8]] {
         let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Double])
         #expect(object["images"] == 8 && object["records"] == 16)
         #expect((object["loaderImagesPerSecond"] ?? 0) > 0)
+    }
+
+    @Test func trainResumeAndEvaluateATinyRun() throws {
+        let src = TempDirectory(), out = TempDirectory()
+        try makeTinyFolder(src)
+        let cache = out.path("cache"), run = out.path("run")
+        #expect(try Tool.run(["build", src.url.path, "--out", cache, "--levels", "16,12", "--quiet"]).status == 0)
+        let t = try Tool.run(["train", cache, "--test", cache, "--out", run, "--model", "resnet8", "--schedule", "trd:16,12,p=0.5",
+                              "--epochs", "2", "--batch", "4", "--lr", "0.05"])
+        #expect(t.status == 0, "\(t.stderr)")
+        #expect(t.stdout.contains("epoch   1") && t.stdout.contains("epoch   2") && t.stdout.contains("test@16"), "\(t.stdout)")
+        let log = try String(contentsOfFile: "\(run)/log.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(log.count == 2)
+        let entry = try JSONSerialization.jsonObject(with: Data(log[1].utf8)) as? [String: Any]
+        let keys = Set((entry ?? [:]).keys)
+        #expect(keys.isSuperset(of: ["loss", "trainTop1", "learningRate", "imagesPerSecond", "sizes", "macs", "cumulativeMacs", "validationTop1"]))
+        let again = try Tool.run(["train", cache, "--out", run])
+        #expect(again.status == 64 && again.stderr.contains("already holds a run (--resume"))
+        let e = try Tool.run(["eval", run, "--sizes", "16,12,20", "--json"])
+        #expect(e.status == 0, "\(e.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any]
+        #expect((report?["results"] as? [[String: Any]])?.count == 3)
+        #expect(FileManager.default.fileExists(atPath: "\(run)/eval-final.svg"))
     }
 }

@@ -165,4 +165,23 @@ func tinyTrainingCache(_ dir: TempDirectory, count: Int = 96, name: String = "ca
         #expect(Set(json!.keys).isSuperset(of: ["results", "calibrated", "alpha", "ensembleTop1", "trainingMacs", "schedule"]))
         #expect(report.svg.hasPrefix("<svg") && report.svg.contains("polyline"))
     }
+
+    @Test func aNonFiniteLossStopsTheRunAndKeepsTheLastCheckpoint() throws {
+        let dir = TempDirectory("pyramid-nan")
+        let cache = try tinyTrainingCache(dir)
+        let run = dir.url.appendingPathComponent("run")
+        var config = configuration(cache, schedule: "fixed:10", epochs: 2)
+        config.learningRate = .init(kind: .constant, base: 1e12)
+        config.optimizer.weightDecay = 0
+        let trainer = try Trainer(configuration: config, directory: run, resume: false)
+        #expect {
+            try trainer.run()
+        } throws: { error in
+            guard case TrainError.nonFinite(let epoch, let step, _) = error else { return false }
+            return epoch == 0 && step >= 1 && "\(error)".contains("epoch \(epoch), step \(step)")
+        }
+        // The checkpoint on disk is the last good one (here: the initial weights), and finite.
+        let c = try Checkpoint.read(from: run.appendingPathComponent(Trainer.checkpointFile))
+        #expect(c.header.epochsDone == 0 && c.parameters.allSatisfy(\.isFinite))
+    }
 }

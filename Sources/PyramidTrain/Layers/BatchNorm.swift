@@ -58,11 +58,8 @@ public final class BatchNorm2D: Layer {
                 parallelFor(parts) { p in
                     for ch in partRange(p, of: parts, count: c) {
                         let src = x.data + ch * m
-                        var sum: Double = 0
-                        for i in 0..<m { sum += Double(src[i]) }
-                        let mean = sum / Double(m)
-                        var sq: Double = 0
-                        for i in 0..<m { let d = Double(src[i]) - mean; sq += d * d }
+                        let mean = Double(Kernels.sum(src, m)) / Double(m)
+                        let sq = Double(Kernels.sumOfSquares(src, m, minus: Float(mean)))
                         let variance = sq / Double(m)
                         let istd = Float(1 / (variance + Double(epsilon)).squareRoot())
                         invb[ch] = istd
@@ -129,8 +126,7 @@ public final class BatchNorm2D: Layer {
         parallelFor(parts) { p in
             for ch in partRange(p, of: parts, count: c) {
                 let dy = gradOutput.data + ch * m, xh = xhat.data + ch * m, dx = gx.data + ch * m
-                var sumDy: Double = 0, sumDyX: Double = 0
-                for i in 0..<m { sumDy += Double(dy[i]); sumDyX += Double(dy[i] * xh[i]) }
+                let sumDy = Kernels.sum(dy, m), sumDyX = Kernels.dot(dy, xh, m)
                 gg[ch] += Float(sumDyX); gb[ch] += Float(sumDy)
                 let scale = g[ch] * inv[ch] / Float(m)
                 let a = Float(sumDy), bx = Float(sumDyX), fm = Float(m)

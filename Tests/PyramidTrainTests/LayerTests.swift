@@ -2,7 +2,8 @@ import PyramidLoader
 import Testing
 @testable import PyramidTrain
 
-@Suite(.serialized) struct LayerTests {
+extension TrainerSuites {
+@Suite struct LayerTests {
     init() { Threads.configure(2) }
 
     /// Direct convolution, the naive twin of Conv2D.forward, on `(C, N, H, W)`.
@@ -35,6 +36,29 @@ import Testing
         #expect(fast.count == naive.count)
         #expect(zip(fast, naive).allSatisfy { abs($0 - $1) < 1e-4 })
         GradientCheck(epsilon: 1e-3).check(conv, store: store, input: [3, 5, 7, 6], seed: 11)
+    }
+
+    /// Winograd F(2x2,3x3) against the im2col path (and so the naive twin), forward and backward,
+    /// on even and odd sizes.
+    @Test(arguments: [(8, 8), (7, 5), (1, 3), (28, 28)])
+    func winogradMatchesIm2col(h: Int, w: Int) {
+        func run(_ winograd: Bool) -> ([Float], [Float], [Float]) {
+            Conv2D.useWinograd = winograd
+            defer { Conv2D.useWinograd = false }
+            let store = ParameterStore()
+            var initializer = Initializer(seed: 5)
+            let conv = Conv2D(store, 3, 5, kernel: 3, padding: 1, initializer: &initializer, name: "c")
+            store.finalize()
+            let x = Tensor(shape: [3, 4, h, w], values: GradientCheck.random(12 * h * w, seed: 6))
+            let y = conv.forward(x, branch: 0).array
+            let g = conv.backward(Tensor(shape: [5, 4, h, w], values: GradientCheck.random(20 * h * w, seed: 7)), branch: 0).array
+            return (y, g, store.gradArray)
+        }
+        let (y1, g1, w1) = run(true), (y0, g0, w0) = run(false)
+        for (name, a, b) in [("output", y1, y0), ("gradInput", g1, g0), ("gradWeight", w1, w0)] {
+            let worst = zip(a, b).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+            #expect(worst < 1e-4, "\(name) \(h)x\(w): \(worst)")
+        }
     }
 
     @Test func convolutionIsTheSameWithOneOrTwoParts() {
@@ -96,4 +120,5 @@ import Testing
         store.finalize()
         GradientCheck(epsilon: 1e-3).check(block, store: store, input: [2, 4, 6, 6], seed: 7, parameterSample: 30)
     }
+}
 }

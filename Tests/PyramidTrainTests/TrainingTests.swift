@@ -5,7 +5,12 @@ import PyramidTestSupport
 import Testing
 @testable import PyramidTrain
 
-@Suite(.serialized) struct TrainingTests {
+/// Every suite that runs the trainer: serialized as a whole, because `Threads` and
+/// `Conv2D.useWinograd` are process-wide and some tests change them.
+@Suite(.serialized) enum TrainerSuites {}
+
+extension TrainerSuites {
+@Suite struct TrainingTests {
     init() { Threads.configure(2) }
 
     @Test func resnet20MultiplyAddsAt32() throws {
@@ -91,7 +96,9 @@ import Testing
     }
 }
 
-/// A tiny cache of 8x8 and 6x6 images for end-to-end training tests.
+}
+
+/// A tiny cache of 10x10 and 8x8 images for end-to-end training tests.
 func tinyTrainingCache(_ dir: TempDirectory, count: Int = 96, name: String = "cache") throws -> String {
     var rng = SeededGenerator(seed: 3)
     let samples = (0..<count).map { i -> CacheFixture.Sample in
@@ -113,7 +120,8 @@ func tinyTrainingCache(_ dir: TempDirectory, count: Int = 96, name: String = "ca
     return url.path
 }
 
-@Suite(.serialized) struct RunTests {
+extension TrainerSuites {
+@Suite struct RunTests {
     func configuration(_ cache: String, schedule: String = "trd:10,8,p=0.5", epochs: Int = 3) -> RunConfiguration {
         RunConfiguration(cache: cache, testCache: cache, model: .init(architecture: "resnet8", inputChannels: 1, classes: 3),
                          schedule: schedule, epochs: epochs, batch: 16,
@@ -184,4 +192,5 @@ func tinyTrainingCache(_ dir: TempDirectory, count: Int = 96, name: String = "ca
         let c = try Checkpoint.read(from: run.appendingPathComponent(Trainer.checkpointFile))
         #expect(c.header.epochsDone == 0 && c.parameters.allSatisfy(\.isFinite))
     }
+}
 }

@@ -24,7 +24,7 @@ extension TrainerSuites {
         return y
     }
 
-    @Test(arguments: [(3, 1, 1), (3, 2, 1), (1, 1, 0), (1, 2, 0), (3, 1, 0)])
+    @Test(arguments: [(3, 1, 1), (3, 2, 1), (1, 1, 0), (1, 2, 0), (3, 1, 0), (5, 1, 2)])
     func convolutionMatchesItsNaiveTwinAndItsGradients(kernel: Int, stride: Int, padding: Int) {
         let store = ParameterStore()
         var initializer = Initializer(seed: 3)

@@ -20,6 +20,10 @@ public final class Conv2D: Layer {
     private let flippedWeights = Tensor(shape: [0])
     /// Multiply-adds per sample of the last forward.
     private(set) var lastMacs = 0
+    /// Whether ``backward(_:branch:)`` computes the input gradient. The network's first layer does
+    /// not need it (its input is the data), and at full resolution it is one of the costliest
+    /// products of the step. When false, backward returns an undefined tensor of the input's shape.
+    var computesInputGradient = true
     /// Floats of a column chunk: 8 MB.
     static let chunkFloats = 2_097_152
 
@@ -128,7 +132,7 @@ public final class Conv2D: Layer {
         gx.reshape(x.shape)
         let kk = kernel * kernel, k = inChannels * kk, kt = outChannels * kk
         let transposed = !isPointwise && stride == 1 && ho == h && wo == w
-        if !isPointwise && !transposed { gx.zero() }
+        if !isPointwise && !transposed && computesInputGradient { gx.zero() }
         let wptr = store.values + weight, gw = store.grads + weight
         if transposed {
             // W'[cin][cout][k−1−ky][k−1−kx] = W[cout][cin][ky][kx].
@@ -167,7 +171,9 @@ public final class Conv2D: Layer {
             let du0 = bufs[0].2, total = 16 * outChannels * inChannels
             for p in 1..<max(1, parts) { let dp = bufs[p].2; for i in 0..<total { du0[i] += dp[i] } }
             Winograd.accumulateWeightGradient(du0, cout: outChannels, cin: inChannels, into: gw)
-            winogradForward(gy, channels: outChannels, out: inChannels, weights: transformedFlipped.data, batch: n, height: h, width: w, into: gx.data)
+            if computesInputGradient {
+                winogradForward(gy, channels: outChannels, out: inChannels, weights: transformedFlipped.data, batch: n, height: h, width: w, into: gx.data)
+            }
             return gx
         }
         let parts = min(Threads.count, n), wcount = outChannels * k
@@ -185,8 +191,10 @@ public final class Conv2D: Layer {
                 let xPart = xp + r.lowerBound * h * w, gyPart = gy + r.lowerBound * ho * wo
                 gemm(transA: false, transB: true, m: outChannels, n: k, k: r.count * ho * wo, a: gyPart, lda: n * ho * wo,
                      b: xPart, ldb: n * h * w, beta: p == 0 ? 1 : 0, c: partial[p], ldc: k)
-                gemm(transA: true, transB: false, m: k, n: r.count * h * w, k: outChannels, a: wptr, lda: k,
-                     b: gyPart, ldb: n * ho * wo, beta: 0, c: gxp + r.lowerBound * h * w, ldc: n * h * w)
+                if computesInputGradient {
+                    gemm(transA: true, transB: false, m: k, n: r.count * h * w, k: outChannels, a: wptr, lda: k,
+                         b: gyPart, ldb: n * ho * wo, beta: 0, c: gxp + r.lowerBound * h * w, ldc: n * h * w)
+                }
                 return
             }
             let step = chunk(rows: max(k, kt), pixels: ho * wo, part: r.count)
@@ -199,7 +207,9 @@ public final class Conv2D: Layer {
                               kernel: kernel, stride: stride, padding: padding, col: col)
                 gemm(transA: false, transB: true, m: outChannels, n: k, k: width, a: gyPart, lda: n * ho * wo,
                      b: col, ldb: width, beta: (p == 0 || !first) ? 1 : 0, c: partial[p], ldc: k)
-                if transposed {
+                if !computesInputGradient {
+                    // Only the weight gradient.
+                } else if transposed {
                     Im2col.im2col(gy, channels: outChannels, batch: n, height: ho, width: wo, n0: n0, n1: n1,
                                   kernel: kernel, stride: 1, padding: kernel - 1 - padding, col: gcols[p])
                     gemm(transA: false, transB: false, m: inChannels, n: width, k: kt, a: flipped, lda: kt,

@@ -95,6 +95,8 @@ public final class Network {
                 channels = width
             }
         }
+        // The first convolution's input gradient would be the gradient of the data: not needed.
+        convs.first?.computesInputGradient = false
         layers.append(GlobalAveragePool())
         classifier = Linear(store, channels, configuration.classes, std: 0.01, initializer: &initializer, name: "fc")
         layers.append(classifier)
@@ -136,7 +138,8 @@ public final class Network {
         return t
     }
 
-    /// Backpropagates `gradLogits` through `branch`, accumulating parameter gradients.
+    /// Backpropagates `gradLogits` through `branch`, accumulating parameter gradients. The returned
+    /// tensor is undefined: the first convolution skips its input gradient.
     @discardableResult
     public func backward(_ gradLogits: Tensor, branch: Int = 0) -> Tensor {
         var g = gradLogits

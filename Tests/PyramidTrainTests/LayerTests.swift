@@ -89,6 +89,10 @@ extension TrainerSuites {
         for i in 0..<store.count { store.values[i] = 0.5 + Float(i % 5) * 0.3 }
         context.bank = .bank(1)
         GradientCheck(epsilon: 1e-3).check(bn, store: store, input: [3, 4, 3, 3], seed: 5)
+        // With the ReLU fused in.
+        bn.fusedReLU = true
+        GradientCheck(epsilon: 1e-3).check(bn, store: store, input: [3, 4, 3, 3], seed: 6)
+        bn.fusedReLU = false
         // Bank 0 got no gradient.
         store.zeroGrads()
         _ = bn.forward(Tensor(shape: [3, 4, 3, 3], values: GradientCheck.random(108, seed: 1)), branch: 0)

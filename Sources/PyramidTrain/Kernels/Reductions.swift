@@ -51,4 +51,23 @@ enum Kernels {
         while i < n { s += p[i] * q[i]; i += 1 }
         return s
     }
+
+    /// `(Σ dy·[mask>0], Σ dy·x·[mask>0])`: BatchNorm's backward sums through a fused ReLU.
+    @inline(__always)
+    static func maskedSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, mask: UnsafePointer<Float>, _ n: Int) -> (Float, Float) {
+        var a = SIMD8<Float>(), b = SIMD8<Float>()
+        let zero = SIMD8<Float>()
+        var i = 0
+        let rd = UnsafeRawPointer(dy), rx = UnsafeRawPointer(x), rm = UnsafeRawPointer(mask)
+        while i + 8 <= n {
+            let m = rm.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            let d = zero.replacing(with: rd.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self), where: m .> zero)
+            a += d
+            b += d * rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            i += 8
+        }
+        var s0 = a.sum(), s1 = b.sum()
+        while i < n { if mask[i] > 0 { s0 += dy[i]; s1 += dy[i] * x[i] }; i += 1 }
+        return (s0, s1)
+    }
 }

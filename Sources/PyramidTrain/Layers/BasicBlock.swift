@@ -12,7 +12,7 @@ public final class BasicBlock: Layer {
         case pad
     }
 
-    let conv1: Conv2D, bn1: BatchNorm2D, relu1 = ReLU(), conv2: Conv2D, bn2: BatchNorm2D, relu2 = ReLU()
+    let conv1: Conv2D, bn1: BatchNorm2D, conv2: Conv2D, bn2: BatchNorm2D, relu2 = ReLU()
     let projection: (Conv2D, BatchNorm2D)?
     let padShortcut: Bool
     let stride: Int, inChannels: Int, outChannels: Int
@@ -24,6 +24,7 @@ public final class BasicBlock: Layer {
         self.stride = stride; self.inChannels = inChannels; self.outChannels = outChannels
         conv1 = Conv2D(store, inChannels, outChannels, kernel: 3, stride: stride, padding: 1, initializer: &initializer, name: "\(name).conv1")
         bn1 = BatchNorm2D(store, context, channels: outChannels, banks: banks, name: "\(name).bn1")
+        bn1.fusedReLU = true
         conv2 = Conv2D(store, outChannels, outChannels, kernel: 3, stride: 1, padding: 1, initializer: &initializer, name: "\(name).conv2")
         bn2 = BatchNorm2D(store, context, channels: outChannels, banks: banks, zeroGamma: zeroInitResidual, name: "\(name).bn2")
         let reshapes = stride != 1 || inChannels != outChannels
@@ -40,7 +41,7 @@ public final class BasicBlock: Layer {
 
     public func forward(_ x: Tensor, branch: Int) -> Tensor {
         inputs[branch] = x
-        let main = bn2.forward(conv2.forward(relu1.forward(bn1.forward(conv1.forward(x, branch: branch), branch: branch), branch: branch), branch: branch), branch: branch)
+        let main = bn2.forward(conv2.forward(bn1.forward(conv1.forward(x, branch: branch), branch: branch), branch: branch), branch: branch)
         let skip: Tensor
         if let (conv, bn) = projection {
             skip = bn.forward(conv.forward(x, branch: branch), branch: branch)
@@ -65,7 +66,7 @@ public final class BasicBlock: Layer {
 
     public func backward(_ gradOutput: Tensor, branch: Int) -> Tensor {
         let g = relu2.backward(gradOutput, branch: branch)
-        let gMain = conv1.backward(bn1.backward(relu1.backward(conv2.backward(bn2.backward(g, branch: branch), branch: branch), branch: branch), branch: branch), branch: branch)
+        let gMain = conv1.backward(bn1.backward(conv2.backward(bn2.backward(g, branch: branch), branch: branch), branch: branch), branch: branch)
         let x = inputs[branch]!
         let gx = gradInputs(branch)
         gx.reshape(x.shape)

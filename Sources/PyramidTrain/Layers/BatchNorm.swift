@@ -16,6 +16,8 @@ public final class BatchNorm2D: Layer {
     let gamma: [Int], beta: [Int], runningMean: [Int], runningVar: [Int]
     private var outputs = BranchTensors(), gradInputs = BranchTensors(), normalized = BranchTensors()
     private var inverseStd: [Int: [Float]] = [:]
+    /// Apply ReLU to the output (and mask the gradient by it): one pass over memory instead of two.
+    public var fusedReLU = false
     private var usedBank: [Int: Int] = [:]
 
     init(_ store: ParameterStore, _ context: ModelContext, channels: Int, banks: Int, zeroGamma: Bool = false, name: String) {
@@ -53,6 +55,7 @@ public final class BatchNorm2D: Layer {
             let g = store.values + gamma[k], b = store.values + beta[k]
             let rm = store.state + runningMean[k], rv = store.state + runningVar[k]
             let calibrating = context.calibrating, seen = Float(context.calibrationBatches)
+            let fused = fusedReLU
             inv.withUnsafeMutableBufferPointer { invp in
                 let invb = invp.baseAddress!
                 parallelFor(parts) { p in
@@ -66,7 +69,11 @@ public final class BatchNorm2D: Layer {
                         let mu = Float(mean)
                         let xh = xhat.data + ch * m, out = y.data + ch * m
                         let gg = g[ch], bb = b[ch]
-                        for i in 0..<m { let v = (src[i] - mu) * istd; xh[i] = v; out[i] = gg * v + bb }
+                        if fused {
+                            for i in 0..<m { let v = (src[i] - mu) * istd; xh[i] = v; out[i] = max(0, gg * v + bb) }
+                        } else {
+                            for i in 0..<m { let v = (src[i] - mu) * istd; xh[i] = v; out[i] = gg * v + bb }
+                        }
                         let unbiased = Float(m > 1 ? sq / Double(m - 1) : variance)
                         if calibrating {
                             rm[ch] += (mu - rm[ch]) / (seen + 1)
@@ -81,12 +88,15 @@ public final class BatchNorm2D: Layer {
             inverseStd[branch] = inv
         } else {
             let (g, b, mean, variance) = evaluationParameters()
+            let fused = fusedReLU
             parallelFor(parts) { p in
                 for ch in partRange(p, of: parts, count: c) {
                     let scale = g[ch] / (variance[ch] + epsilon).squareRoot()
                     let shift = b[ch] - mean[ch] * scale
                     let src = x.data + ch * m, out = y.data + ch * m
-                    for i in 0..<m { out[i] = src[i] * scale + shift }
+                    if fused { for i in 0..<m { out[i] = max(0, src[i] * scale + shift) } } else {
+                        for i in 0..<m { out[i] = src[i] * scale + shift }
+                    }
                 }
             }
         }
@@ -123,14 +133,27 @@ public final class BatchNorm2D: Layer {
         let xhat = normalized(branch)
         let g = store.values + gamma[k], gg = store.grads + gamma[k], gb = store.grads + beta[k]
         let parts = min(Threads.count, c)
+        let fused = fusedReLU, y = outputs(branch).data, dyAll = gradOutput.data, xhAll = xhat.data, dxAll = gx.data
         parallelFor(parts) { p in
             for ch in partRange(p, of: parts, count: c) {
-                let dy = gradOutput.data + ch * m, xh = xhat.data + ch * m, dx = gx.data + ch * m
-                let sumDy = Kernels.sum(dy, m), sumDyX = Kernels.dot(dy, xh, m)
-                gg[ch] += Float(sumDyX); gb[ch] += Float(sumDy)
+                let dy = dyAll + ch * m, xh = xhAll + ch * m, dx = dxAll + ch * m
+                var sumDy: Float, sumDyX: Float
+                if fused {
+                    // The ReLU's gradient mask, from this layer's own (rectified) output.
+                    let out = y + ch * m
+                    (sumDy, sumDyX) = Kernels.maskedSums(dy, xh, mask: out, m)
+                } else {
+                    sumDy = Kernels.sum(dy, m); sumDyX = Kernels.dot(dy, xh, m)
+                }
+                gg[ch] += sumDyX; gb[ch] += sumDy
                 let scale = g[ch] * inv[ch] / Float(m)
-                let a = Float(sumDy), bx = Float(sumDyX), fm = Float(m)
-                for i in 0..<m { dx[i] = scale * (fm * dy[i] - a - xh[i] * bx) }
+                let a = sumDy, bx = sumDyX, fm = Float(m)
+                if fused {
+                    let out = y + ch * m
+                    for i in 0..<m { dx[i] = scale * ((out[i] > 0 ? fm * dy[i] : 0) - a - xh[i] * bx) }
+                } else {
+                    for i in 0..<m { dx[i] = scale * (fm * dy[i] - a - xh[i] * bx) }
+                }
             }
         }
         return gx

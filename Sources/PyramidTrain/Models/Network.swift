@@ -73,7 +73,8 @@ public final class Network {
         case .resnet(let depth):
             let stem = Conv2D(store, configuration.inputChannels, 16, kernel: 3, padding: 1, initializer: &initializer, name: "stem")
             let bn = BatchNorm2D(store, context, channels: 16, banks: banks, name: "stem.bn")
-            layers += [stem, bn, ReLU()]; convs.append(stem); bns.append(bn)
+            bn.fusedReLU = true
+            layers += [stem, bn]; convs.append(stem); bns.append(bn)
             channels = 16
             let blocks = (depth - 2) / 6
             for (stage, width) in [16, 32, 64].enumerated() {
@@ -91,7 +92,8 @@ public final class Network {
             for (i, width) in [32, 64].enumerated() {
                 let conv = Conv2D(store, channels, width, kernel: 3, padding: 1, initializer: &initializer, name: "conv\(i + 1)")
                 let bn = BatchNorm2D(store, context, channels: width, banks: banks, name: "conv\(i + 1).bn")
-                layers += [conv, bn, ReLU(), Pool2D(.max)]; convs.append(conv); bns.append(bn)
+                bn.fusedReLU = true
+                layers += [conv, bn, Pool2D(.max)]; convs.append(conv); bns.append(bn)
                 channels = width
             }
         }

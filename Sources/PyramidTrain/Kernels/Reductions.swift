@@ -70,4 +70,33 @@ enum Kernels {
         while i < n { if mask[i] > 0 { s0 += dy[i]; s1 += dy[i] * x[i] }; i += 1 }
         return (s0, s1)
     }
+
+    /// `dx = scale · (m·dy' − Σdy' − x̂·Σdy'x̂)` with `dy' = dy·[mask>0]` (no mask: `dy' = dy`).
+    @inline(__always)
+    static func batchNormGradient(_ dy: UnsafePointer<Float>, _ xh: UnsafePointer<Float>, mask: UnsafePointer<Float>?, _ n: Int,
+                                  scale: Float, count: Float, sumDy: Float, sumDyX: Float, into dx: UnsafeMutablePointer<Float>) {
+        let vs = SIMD8<Float>(repeating: scale), vm = SIMD8<Float>(repeating: count)
+        let va = SIMD8<Float>(repeating: sumDy), vb = SIMD8<Float>(repeating: sumDyX), zero = SIMD8<Float>()
+        let rd = UnsafeRawPointer(dy), rx = UnsafeRawPointer(xh), wd = UnsafeMutableRawPointer(dx)
+        var i = 0
+        if let mask {
+            let rm = UnsafeRawPointer(mask)
+            while i + 8 <= n {
+                let d = zero.replacing(with: rd.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self),
+                                       where: rm.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) .> zero)
+                let x = rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+                wd.storeBytes(of: vs * (vm * d - va - x * vb), toByteOffset: i * 4, as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < n { dx[i] = scale * ((mask[i] > 0 ? count * dy[i] : 0) - sumDy - xh[i] * sumDyX); i += 1 }
+        } else {
+            while i + 8 <= n {
+                let d = rd.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+                let x = rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+                wd.storeBytes(of: vs * (vm * d - va - x * vb), toByteOffset: i * 4, as: SIMD8<Float>.self)
+                i += 8
+            }
+            while i < n { dx[i] = scale * (count * dy[i] - sumDy - xh[i] * sumDyX); i += 1 }
+        }
+    }
 }

@@ -148,12 +148,7 @@ public final class BatchNorm2D: Layer {
                 gg[ch] += sumDyX; gb[ch] += sumDy
                 let scale = g[ch] * inv[ch] / Float(m)
                 let a = sumDy, bx = sumDyX, fm = Float(m)
-                if fused {
-                    let out = y + ch * m
-                    for i in 0..<m { dx[i] = scale * ((out[i] > 0 ? fm * dy[i] : 0) - a - xh[i] * bx) }
-                } else {
-                    for i in 0..<m { dx[i] = scale * (fm * dy[i] - a - xh[i] * bx) }
-                }
+                Kernels.batchNormGradient(dy, xh, mask: fused ? y + ch * m : nil, m, scale: scale, count: fm, sumDy: a, sumDyX: bx, into: dx)
             }
         }
         return gx

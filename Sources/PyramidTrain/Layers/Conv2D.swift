@@ -2,9 +2,9 @@
 /// (darknet's `forward_convolutional_layer`, caffe's `base_conv_layer.cpp`).
 ///
 /// Input `(Cin, N, H, W)`, weight `(Cout, Cin·k·k)`, output `(Cout, N, Ho, Wo)`. The batch is cut
-/// into ``Threads/count`` parts, each on its own core with single-threaded GEMMs; inside a part,
-/// samples are taken in chunks of at most 8 MB of columns (smaller chunks, meant to keep the
-/// columns in L2, made the GEMMs too narrow and measured slower). A 1×1 stride-1
+/// into ``Threads/count`` parts, each on its own core with single-threaded GEMMs over the whole
+/// part (chunking the columns to fit L2 made the GEMMs too narrow and measured slower). In
+/// training, the forward pass keeps its column matrices for the weight gradient. A 1×1 stride-1
 /// convolution multiplies the input in place. Backward: `gradW += gradY · colᵀ`; for stride-1
 /// "same" convolutions `gradX` is the convolution of `gradY` with the flipped, transposed kernel
 /// (im2col + GEMM again), otherwise `Wᵀ · gradY` scattered back by col2im.
@@ -18,14 +18,25 @@ public final class Conv2D: Layer {
     private var gradColumns: [Tensor] = []
     private var partials: [Tensor] = []
     private let flippedWeights = Tensor(shape: [0])
+    /// Column matrices kept from a training forward, per branch and part.
+    private var keptColumns: [Int: [Tensor]] = [:]
+    private var keptValid: [Int: Bool] = [:]
+    /// The model's context (train or eval), set by ``Network``; nil: evaluation-like (no kept columns).
+    weak var context: ModelContext?
+
+    private func kept(_ branch: Int, _ part: Int, _ count: Int) -> UnsafeMutablePointer<Float> {
+        var list = keptColumns[branch] ?? []
+        while list.count <= part { list.append(Tensor(shape: [0])) }
+        list[part].reshape([max(1, count)])
+        keptColumns[branch] = list
+        return list[part].data
+    }
     /// Multiply-adds per sample of the last forward.
     private(set) var lastMacs = 0
     /// Whether ``backward(_:branch:)`` computes the input gradient. The network's first layer does
     /// not need it (its input is the data), and at full resolution it is one of the costliest
     /// products of the step. When false, backward returns an undefined tensor of the input's shape.
     var computesInputGradient = true
-    /// Floats of a column chunk: 8 MB.
-    static let chunkFloats = 2_097_152
 
     /// - Parameter init: He initialization N(0, √(2/(k²·Cout))) as the reference ResNets use.
     init(_ store: ParameterStore, _ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
@@ -76,11 +87,6 @@ public final class Conv2D: Layer {
         return list[part].data
     }
 
-    /// Samples per chunk for column matrices of `rows` rows and `pixels` columns per sample.
-    private func chunk(rows: Int, pixels: Int, part: Int) -> Int {
-        max(1, min(part, Self.chunkFloats / max(1, rows * pixels)))
-    }
-
     public func forward(_ x: Tensor, branch: Int) -> Tensor {
         let (c, n, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         precondition(c == inChannels, "conv expects \(inChannels) channels, got \(c)")
@@ -98,11 +104,15 @@ public final class Conv2D: Layer {
             winogradForward(xp, channels: inChannels, out: outChannels, weights: transformed.data, batch: n, height: h, width: w, into: yp)
             return y
         }
+        // Training keeps each part's whole column matrix for the backward pass (one im2col per
+        // layer and step instead of two); evaluation uses a shared scratch.
+        let keep = context?.training ?? false
         var cols: [UnsafeMutablePointer<Float>] = []
         for p in 0..<parts where !isPointwise {
             let r = partRange(p, of: parts, count: n)
-            cols.append(scratch(&columns, p, k * chunk(rows: k, pixels: ho * wo, part: r.count) * ho * wo))
+            cols.append(keep ? kept(branch, p, k * r.count * ho * wo) : scratch(&columns, p, k * r.count * ho * wo))
         }
+        keptValid[branch] = keep && !isPointwise
         parallelFor(parts) { p in
             let r = partRange(p, of: parts, count: n)
             if isPointwise {
@@ -110,16 +120,11 @@ public final class Conv2D: Layer {
                      b: xp + r.lowerBound * h * w, ldb: n * h * w, beta: 0, c: yp + r.lowerBound * ho * wo, ldc: n * ho * wo)
                 return
             }
-            let step = chunk(rows: k, pixels: ho * wo, part: r.count)
-            var n0 = r.lowerBound
-            while n0 < r.upperBound {
-                let n1 = min(n0 + step, r.upperBound), width = (n1 - n0) * ho * wo
-                Im2col.im2col(xp, channels: inChannels, batch: n, height: h, width: w, n0: n0, n1: n1,
-                              kernel: kernel, stride: stride, padding: padding, col: cols[p])
-                gemm(transA: false, transB: false, m: outChannels, n: width, k: k, a: wptr, lda: k,
-                     b: cols[p], ldb: width, beta: 0, c: yp + n0 * ho * wo, ldc: n * ho * wo)
-                n0 = n1
-            }
+            let width = r.count * ho * wo
+            Im2col.im2col(xp, channels: inChannels, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound,
+                          kernel: kernel, stride: stride, padding: padding, col: cols[p])
+            gemm(transA: false, transB: false, m: outChannels, n: width, k: k, a: wptr, lda: k,
+                 b: cols[p], ldb: width, beta: 0, c: yp + r.lowerBound * ho * wo, ldc: n * ho * wo)
         }
         return y
     }
@@ -179,10 +184,11 @@ public final class Conv2D: Layer {
         let parts = min(Threads.count, n), wcount = outChannels * k
         let xp = x.data, gy = gradOutput.data, gxp = gx.data
         var cols: [UnsafeMutablePointer<Float>] = [], gcols: [UnsafeMutablePointer<Float>] = [], partial: [UnsafeMutablePointer<Float>] = []
+        let haveColumns = keptValid[branch] ?? false
         for p in 0..<parts {
             let r = partRange(p, of: parts, count: n)
-            if !isPointwise { cols.append(scratch(&columns, p, k * chunk(rows: max(k, kt), pixels: ho * wo, part: r.count) * ho * wo)) }
-            if transposed { gcols.append(scratch(&gradColumns, p, kt * chunk(rows: max(k, kt), pixels: ho * wo, part: r.count) * ho * wo)) }
+            if !isPointwise { cols.append(haveColumns ? kept(branch, p, k * r.count * ho * wo) : scratch(&columns, p, k * r.count * ho * wo)) }
+            if transposed && computesInputGradient { gcols.append(scratch(&gradColumns, p, kt * r.count * ho * wo)) }
             partial.append(p == 0 ? gw : scratch(&partials, p, wcount))
         }
         parallelFor(parts) { p in
@@ -197,33 +203,31 @@ public final class Conv2D: Layer {
                 }
                 return
             }
-            let step = chunk(rows: max(k, kt), pixels: ho * wo, part: r.count)
-            var n0 = r.lowerBound, first = true
-            while n0 < r.upperBound {
-                let n1 = min(n0 + step, r.upperBound), width = (n1 - n0) * ho * wo
-                let gyPart = gy + n0 * ho * wo
-                let col = cols[p]
-                Im2col.im2col(xp, channels: inChannels, batch: n, height: h, width: w, n0: n0, n1: n1,
+            let width = r.count * ho * wo
+            let gyPart = gy + r.lowerBound * ho * wo
+            let col = cols[p]
+            if !haveColumns {
+                Im2col.im2col(xp, channels: inChannels, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound,
                               kernel: kernel, stride: stride, padding: padding, col: col)
-                gemm(transA: false, transB: true, m: outChannels, n: k, k: width, a: gyPart, lda: n * ho * wo,
-                     b: col, ldb: width, beta: (p == 0 || !first) ? 1 : 0, c: partial[p], ldc: k)
-                if !computesInputGradient {
-                    // Only the weight gradient.
-                } else if transposed {
-                    Im2col.im2col(gy, channels: outChannels, batch: n, height: ho, width: wo, n0: n0, n1: n1,
-                                  kernel: kernel, stride: 1, padding: kernel - 1 - padding, col: gcols[p])
-                    gemm(transA: false, transB: false, m: inChannels, n: width, k: kt, a: flipped, lda: kt,
-                         b: gcols[p], ldb: width, beta: 0, c: gxp + n0 * h * w, ldc: n * h * w)
-                } else {
-                    gemm(transA: true, transB: false, m: k, n: width, k: outChannels, a: wptr, lda: k,
-                         b: gyPart, ldb: n * ho * wo, beta: 0, c: col, ldc: width)
-                    Im2col.col2im(col, channels: inChannels, batch: n, height: h, width: w, n0: n0, n1: n1,
-                                  kernel: kernel, stride: stride, padding: padding, gradX: gxp)
-                }
-                first = false
-                n0 = n1
+            }
+            gemm(transA: false, transB: true, m: outChannels, n: k, k: width, a: gyPart, lda: n * ho * wo,
+                 b: col, ldb: width, beta: p == 0 ? 1 : 0, c: partial[p], ldc: k)
+            if !computesInputGradient {
+                // Only the weight gradient.
+            } else if transposed {
+                Im2col.im2col(gy, channels: outChannels, batch: n, height: ho, width: wo, n0: r.lowerBound, n1: r.upperBound,
+                              kernel: kernel, stride: 1, padding: kernel - 1 - padding, col: gcols[p])
+                gemm(transA: false, transB: false, m: inChannels, n: width, k: kt, a: flipped, lda: kt,
+                     b: gcols[p], ldb: width, beta: 0, c: gxp + r.lowerBound * h * w, ldc: n * h * w)
+            } else {
+                // The columns are not needed any more: reuse them for Wᵀ·gradY, then scatter.
+                gemm(transA: true, transB: false, m: k, n: width, k: outChannels, a: wptr, lda: k,
+                     b: gyPart, ldb: n * ho * wo, beta: 0, c: col, ldc: width)
+                Im2col.col2im(col, channels: inChannels, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound,
+                              kernel: kernel, stride: stride, padding: padding, gradX: gxp)
             }
         }
+        keptValid[branch] = false
         for p in 1..<max(1, parts) {
             let src = partial[p]
             for i in 0..<wcount { gw[i] += src[i] }

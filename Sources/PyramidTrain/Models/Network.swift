@@ -99,6 +99,7 @@ public final class Network {
         }
         // The first convolution's input gradient would be the gradient of the data: not needed.
         convs.first?.computesInputGradient = false
+        for conv in convs { conv.context = context }
         layers.append(GlobalAveragePool())
         classifier = Linear(store, channels, configuration.classes, std: 0.01, initializer: &initializer, name: "fc")
         layers.append(classifier)

@@ -99,4 +99,12 @@ enum Kernels {
             while i < n { dx[i] = scale * (count * dy[i] - sumDy - xh[i] * sumDyX); i += 1 }
         }
     }
+
+    /// `out = a + b`, split over the cores for large tensors.
+    static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count n: Int) {
+        let parts = min(Threads.count, max(1, n / 65536))
+        parallelFor(parts) { p in
+            for i in partRange(p, of: parts, count: n) { out[i] = a[i] + b[i] }
+        }
+    }
 }

@@ -59,8 +59,7 @@ public final class BasicBlock: Layer {
         }
         let sum = sums(branch)
         sum.reshape(main.shape)
-        let sp = sum.data, mp = main.data, kp = skip.data
-        for i in 0..<sum.count { sp[i] = mp[i] + kp[i] }
+        Kernels.add(main.data, skip.data, into: sum.data, count: sum.count)
         return relu2.forward(sum, branch: branch)
     }
 
@@ -72,8 +71,7 @@ public final class BasicBlock: Layer {
         gx.reshape(x.shape)
         if let (conv, bn) = projection {
             let gSkip = conv.backward(bn.backward(g, branch: branch), branch: branch)
-            let xp = gx.data, mp = gMain.data, kp = gSkip.data
-            for i in 0..<gx.count { xp[i] = mp[i] + kp[i] }
+            Kernels.add(gMain.data, gSkip.data, into: gx.data, count: gx.count)
         } else if padShortcut {
             gx.copy(from: gMain)
             let (n, h, w) = (x.shape[1], x.shape[2], x.shape[3]), (ho, wo) = (g.shape[2], g.shape[3])
@@ -82,8 +80,7 @@ public final class BasicBlock: Layer {
                 gx.data[((c * n + s) * h + y * stride) * w + xx * stride] += g.data[(((c + offset) * n + s) * ho + y) * wo + xx]
             } } } }
         } else {
-            let xp = gx.data, mp = gMain.data, gp = g.data
-            for i in 0..<gx.count { xp[i] = mp[i] + gp[i] }
+            Kernels.add(gMain.data, g.data, into: gx.data, count: gx.count)
         }
         return gx
     }

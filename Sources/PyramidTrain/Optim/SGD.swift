@@ -35,13 +35,17 @@ public final class SGD {
     public func step(lr: Float) {
         let p = store.values!, g = store.grads!
         let m = configuration.momentum, nesterov = configuration.nesterov
-        velocity.withUnsafeMutableBufferPointer { v in
-            decay.withUnsafeBufferPointer { d in
-                for i in 0..<store.count {
-                    let gi = g[i] + d[i] * p[i]
-                    let vi = m * v[i] + gi
-                    v[i] = vi
-                    p[i] -= lr * (nesterov ? gi + m * vi : vi)
+        let n = store.count, parts = min(Threads.count, max(1, n / 65536))
+        velocity.withUnsafeMutableBufferPointer { vb in
+            decay.withUnsafeBufferPointer { db in
+                let v = vb.baseAddress!, d = db.baseAddress!
+                parallelFor(parts) { part in
+                    for i in partRange(part, of: parts, count: n) {
+                        let gi = g[i] + d[i] * p[i]
+                        let vi = m * v[i] + gi
+                        v[i] = vi
+                        p[i] -= lr * (nesterov ? gi + m * vi : vi)
+                    }
                 }
             }
         }

@@ -124,7 +124,7 @@ public struct EvaluationReport: Codable, Sendable {
     public var svg: String {
         let w = 560.0, h = 340.0, left = 60.0, right = 20.0, top = 30.0, bottom = 50.0
         let sizes = results.map { Double($0.size) }
-        let all = results.map(\.top1) + (calibrated?.map(\.top1) ?? [])
+        let all = results.map(\.top1) + (calibrated?.map(\.top1) ?? []) + (ensembleTop1.map { [$0] } ?? [])
         let lo = max(0, (all.min() ?? 0) - 0.05), hi = min(1, (all.max() ?? 1) + 0.02)
         let xmin = sizes.min() ?? 0, xmax = max(sizes.max() ?? 1, xmin + 1)
         func x(_ v: Double) -> Double { left + (v - xmin) / (xmax - xmin) * (w - left - right) }
@@ -149,8 +149,12 @@ public struct EvaluationReport: Codable, Sendable {
             for r in rs { s += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%@\"/>\n", x(Double(r.size)), y(r.top1), color as NSString) }
             s += "<text x=\"\(w - right - 150)\" y=\"\(top + 16 * Double(row) + 10)\" fill=\"\(color)\">\(label)</text>\n"
         }
-        line(results, "#1f77b4", "running statistics", 0)
+        line(results, "#1f77b4", alpha == nil ? "running statistics" : "per-size banks", 0)
         if let c = calibrated { line(c, "#d62728", "calibrated", 1) }
+        if let e = ensembleTop1, e >= lo, e <= hi {
+            s += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#2ca02c\" stroke-dasharray=\"6 4\"/>\n", left, y(e), w - right, y(e))
+            s += "<text x=\"\(w - right - 150)\" y=\"\(top + 16 * 2 + 10)\" fill=\"#2ca02c\">ensemble (training sizes)</text>\n"
+        }
         s += "</svg>\n"
         return s
     }

@@ -72,6 +72,11 @@ static inline int pyr_vips_pngsave(VipsImage *in, const char *path) {
     return vips_pngsave(in, path, NULL);
 }
 
+/* vips_svgload_buffer with default options (charts drawn as SVG, saved as PNG). */
+static inline int pyr_vips_svgload_buffer(void *buf, size_t len, VipsImage **out) {
+    return vips_svgload_buffer(buf, len, out, NULL);
+}
+
 static inline int pyr_vips_width(VipsImage *in) { return vips_image_get_width(in); }
 static inline int pyr_vips_height(VipsImage *in) { return vips_image_get_height(in); }
 static inline int pyr_vips_bands(VipsImage *in) { return vips_image_get_bands(in); }

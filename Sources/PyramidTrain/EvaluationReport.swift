@@ -19,6 +19,8 @@ public struct EvaluationReport: Codable, Sendable {
     public var ensembleTop1: Double?
     public var ensembleTop5: Double?
     public var trainingMacs: Double
+    /// Wall time of the training, summed over resumed parts.
+    public var trainingSeconds: Double
 
     /// Evaluates the run in `directory`.
     public static func make(directory: URL, checkpoint: String, sizes: [Int], testCache: String?, calibrate: Int,
@@ -73,7 +75,7 @@ public struct EvaluationReport: Codable, Sendable {
         return EvaluationReport(run: directory.path, checkpoint: file, epochsDone: c.header.epochsDone, schedule: config.schedule,
                                 testCache: test, results: results, calibrated: calibrate > 0 ? calibrated : nil,
                                 alpha: network.ensembleWeights?.map(Double.init), ensembleTop1: ensemble?.0, ensembleTop5: ensemble?.1,
-                                trainingMacs: c.header.trainingMacs)
+                                trainingMacs: c.header.trainingMacs, trainingSeconds: c.header.wallSeconds)
     }
 
     /// The ensemble `Σ softmax(α)_s · z_s` over the training sizes, each with its own bank.
@@ -122,38 +124,46 @@ public struct EvaluationReport: Codable, Sendable {
 
     /// An SVG line chart of top-1 against test size (and calibrated top-1 when present).
     public var svg: String {
-        let w = 560.0, h = 340.0, left = 60.0, right = 20.0, top = 30.0, bottom = 50.0
-        let sizes = results.map { Double($0.size) }
-        let all = results.map(\.top1) + (calibrated?.map(\.top1) ?? []) + (ensembleTop1.map { [$0] } ?? [])
+        var series: [(String, [Evaluator.Result])] = [(alpha == nil ? "running statistics" : "per-size banks", results)]
+        if let c = calibrated { series.append(("calibrated", c)) }
+        return Self.chart(title: "top-1 by test size: \(schedule)", series: series,
+                          reference: ensembleTop1.map { ("ensemble (training sizes)", $0) })
+    }
+
+    /// A chart of several series of results against test size, with an optional horizontal line.
+    public static func chart(title: String, series: [(String, [Evaluator.Result])], reference: (String, Double)? = nil) -> String {
+        let w = 600.0, h = 360.0, left = 60.0, right = 20.0, top = 30.0, bottom = 50.0
+        let allResults = series.flatMap(\.1)
+        let sizes = allResults.map { Double($0.size) }
+        let all = allResults.map(\.top1) + (reference.map { [$0.1] } ?? [])
         let lo = max(0, (all.min() ?? 0) - 0.05), hi = min(1, (all.max() ?? 1) + 0.02)
         let xmin = sizes.min() ?? 0, xmax = max(sizes.max() ?? 1, xmin + 1)
         func x(_ v: Double) -> Double { left + (v - xmin) / (xmax - xmin) * (w - left - right) }
         func y(_ v: Double) -> Double { top + (hi - v) / max(hi - lo, 1e-6) * (h - top - bottom) }
+        func esc(_ t: String) -> String { t.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;") }
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"sans-serif\" font-size=\"12\">\n"
         s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        s += "<text x=\"\(left)\" y=\"18\">top-1 by test size: \(schedule.replacingOccurrences(of: "&", with: "&amp;"))</text>\n"
+        s += "<text x=\"\(left)\" y=\"18\">\(esc(title))</text>\n"
         s += "<line x1=\"\(left)\" y1=\"\(h - bottom)\" x2=\"\(w - right)\" y2=\"\(h - bottom)\" stroke=\"black\"/>\n"
         s += "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(h - bottom)\" stroke=\"black\"/>\n"
-        for v in Set(sizes).sorted() {
-            s += "<text x=\"\(x(v) - 8)\" y=\"\(h - bottom + 18)\">\(Int(v))</text>\n"
-        }
+        for v in Set(sizes).sorted() { s += "<text x=\"\(x(v) - 8)\" y=\"\(h - bottom + 18)\">\(Int(v))</text>\n" }
         for k in 0...4 {
             let v = lo + Double(k) / 4 * (hi - lo)
             s += String(format: "<text x=\"8\" y=\"%.1f\">%.1f%%</text>\n", y(v) + 4, 100 * v)
             s += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", left, y(v), w - right, y(v))
         }
         s += "<text x=\"\(w / 2 - 30)\" y=\"\(h - 12)\">test size (px)</text>\n"
-        func line(_ rs: [Evaluator.Result], _ color: String, _ label: String, _ row: Int) {
+        let colors = ["#1f77b4", "#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+        for (row, (label, rs)) in series.enumerated() {
+            let color = colors[row % colors.count]
             let pts = rs.sorted { $0.size < $1.size }.map { String(format: "%.1f,%.1f", x(Double($0.size)), y($0.top1)) }.joined(separator: " ")
             s += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\" points=\"\(pts)\"/>\n"
             for r in rs { s += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%@\"/>\n", x(Double(r.size)), y(r.top1), color as NSString) }
-            s += "<text x=\"\(w - right - 150)\" y=\"\(top + 16 * Double(row) + 10)\" fill=\"\(color)\">\(label)</text>\n"
+            s += "<text x=\"\(w - right - 200)\" y=\"\(top + 16 * Double(row) + 10)\" fill=\"\(color)\">\(esc(label))</text>\n"
         }
-        line(results, "#1f77b4", alpha == nil ? "running statistics" : "per-size banks", 0)
-        if let c = calibrated { line(c, "#d62728", "calibrated", 1) }
-        if let e = ensembleTop1, e >= lo, e <= hi {
+        if let (label, e) = reference {
             s += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#2ca02c\" stroke-dasharray=\"6 4\"/>\n", left, y(e), w - right, y(e))
-            s += "<text x=\"\(w - right - 150)\" y=\"\(top + 16 * 2 + 10)\" fill=\"#2ca02c\">ensemble (training sizes)</text>\n"
+            s += "<text x=\"\(w - right - 200)\" y=\"\(top + 16 * Double(series.count) + 10)\" fill=\"#2ca02c\">\(esc(label))</text>\n"
         }
         s += "</svg>\n"
         return s

@@ -20,6 +20,22 @@ public enum ImageWriter {
     }
 }
 
+extension ImageWriter {
+    /// Renders an SVG document (a chart) to a PNG file with libvips' SVG loader.
+    /// - Throws: ``BuildError/output(path:reason:)``.
+    public static func writePNG(svg: String, to path: String) throws {
+        try Vips.start()
+        var bytes = Array(svg.utf8)
+        var out: UnsafeMutablePointer<VipsImage>?
+        let rc = bytes.withUnsafeMutableBytes { pyr_vips_svgload_buffer($0.baseAddress, $0.count, &out) }
+        guard rc == 0, let image = out else { throw BuildError.output(path: path, reason: "cannot render the SVG (\(Vips.takeError()))") }
+        defer { g_object_unref(image) }
+        if pyr_vips_pngsave(image, path) != 0 {
+            throw BuildError.output(path: path, reason: "cannot write PNG (\(Vips.takeError()))")
+        }
+    }
+}
+
 /// Pictures of a cache: one sample at one level, or a contact sheet of many samples at every level.
 public enum CacheExport {
     /// Writes sample `index` at `level` (default: the largest) as PNG.

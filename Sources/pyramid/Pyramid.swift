@@ -9,7 +9,9 @@ struct Pyramid: ParsableCommand {
         abstract: "Multi-resolution image caches for CNN training (TRD, MixSize, RS-Nets).",
         discussion: """
             Decode a dataset once with libvips, store one crop of every image at several resolutions in \
-            LMDB shards (zstd records), then look at and check the cache.
+            LMDB shards (zstd records), look at and check the cache, plan a resolution schedule (fixed, \
+            TRD, MixSize, parallel/RS-Nets, progressive), train a ResNet from the cache on OpenBLAS and \
+            evaluate it at any test size.
             """,
         version: version,
         subcommands: [BuildCommand.self, InspectCommand.self, VerifyCommand.self, ExportCommand.self, PlanCommand.self, TrainCommand.self, EvalCommand.self, BenchCommand.self])

@@ -256,5 +256,12 @@ func recordBytes(_ dir: String) throws -> [[UInt8]] {
         let report = try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any]
         #expect((report?["results"] as? [[String: Any]])?.count == 3)
         #expect(FileManager.default.fileExists(atPath: "\(run)/eval-final.svg"))
+        // Two runs side by side, in one chart (SVG and PNG).
+        let c = try Tool.run(["eval", run, run, "--sizes", "16,12", "--chart", out.path("cmp.svg"), "--png", out.path("cmp.png")])
+        #expect(c.status == 0, "\(c.stderr)")
+        #expect(c.stdout.contains("top-1 by test size") && c.stdout.contains("training MACs") && c.stdout.contains("(1.00x)"), "\(c.stdout)")
+        let png = try Data(contentsOf: URL(fileURLWithPath: out.path("cmp.png")))
+        #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]))
+        #expect(try String(contentsOfFile: out.path("cmp.svg"), encoding: .utf8).contains("<polyline"))
     }
 }

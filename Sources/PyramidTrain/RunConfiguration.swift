@@ -30,6 +30,8 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
     public var workers: Int
     /// Batch parts computed in parallel (one GEMM thread each).
     public var threads: Int
+    /// What a corrupt training record does: `fail` (default) or `substitute`.
+    public var corruptRecords: String?
 
     public init(cache: String, testCache: String? = nil, model: Network.Configuration, schedule: String, augment: String? = nil,
                 epochs: Int, batch: Int, learningRate: LearningRateSchedule, optimizer: SGD.Configuration = .init(),

@@ -127,7 +127,8 @@ extension Trainer {
             var entry = EpochLog(epoch: epoch, loss: lossSum / Double(max(steps, 1)), trainTop1: Double(hits) / Double(max(seen, 1)),
                                  learningRate: Double(lr), imagesPerSecond: Double(seen) / max(seconds, 1e-9), seconds: seconds,
                                  sizes: sizes.sorted(by: >), macs: epochMacs, cumulativeMacs: header.trainingMacs,
-                                 partial: cursor > 0 ? true : nil, alpha: network.ensembleWeights?.map(Double.init))
+                                 partial: cursor > 0 ? true : nil, alpha: network.ensembleWeights?.map(Double.init),
+                                 substitutions: loader.substitutions.isEmpty ? nil : loader.substitutions.count)
             if let test = c.testCache {
                 let evaluator = try Evaluator(network: network, testCache: test, workers: c.workers)
                 let size = schedule.referenceSize

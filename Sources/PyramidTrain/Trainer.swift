@@ -27,6 +27,8 @@ public final class Trainer {
         public var partial: Bool?
         /// The learned ensemble weights softmax(α), largest size first (parallel schedules).
         public var alpha: [Double]?
+        /// Corrupt records substituted so far (policy `substitute`).
+        public var substitutions: Int?
     }
 
     /// What a progress display needs.
@@ -83,9 +85,12 @@ public final class Trainer {
             throw TrainError.invalidOption(name: "--schedule", reason: "size \(s) is too small for \(modelConfiguration.architecture) (at least 8)")
         }
         let augmentation = try configuration.augment.map(Augmentation.parse)
+        guard let policy = CorruptRecordPolicy(rawValue: configuration.corruptRecords ?? "fail") else {
+            throw TrainError.invalidOption(name: "--corrupt-records", reason: "must be fail or substitute")
+        }
         loader = try Loader(cache: reader, configuration: LoaderConfiguration(
             schedule: schedule, batchSize: configuration.batch, seed: configuration.seed, epochs: configuration.epochs,
-            augmentation: augmentation, workers: configuration.workers))
+            augmentation: augmentation, workers: configuration.workers, corruptRecords: policy))
         optimizer = SGD(store: network.store, configuration: configuration.optimizer)
         smoothing = configuration.gradientSmoothing ? GradientSmoothing() : nil
         header = Checkpoint.Header(epochsDone: 0, steps: 0, nextEpoch: 0, nextCursor: 0, gradientSmoothing: smoothing,

@@ -88,6 +88,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Shortcut of shape-changing residual blocks: projection or pad.")
     var shortcut: String = "projection"
 
+    @Option(name: .customLong("corrupt-records"), help: "A corrupt training record: fail (stop, naming it) or substitute (serve the next sample; counted in the log).")
+    var corruptRecords: String = "fail"
+
     @Option(help: "Seed of initialization, order and augmentation.")
     var seed: UInt64 = 0
 
@@ -112,11 +115,12 @@ struct TrainCommand: ParsableCommand {
         if MRED.Distillation(rawValue: distillation) == nil { throw ValidationError("--distillation: must be full, vanilla or none") }
         if let g = gradientSmoothing, g != "on" && g != "off" { throw ValidationError("--gradient-smoothing: must be on or off") }
         if threads < 1 || workers < 1 { throw ValidationError("--threads and --workers: must be at least 1") }
+        if CorruptRecordPolicy(rawValue: corruptRecords) == nil { throw ValidationError("--corrupt-records: must be fail or substitute") }
     }
 
     func run() throws {
         let directory: URL
-        let runConfiguration: RunConfiguration
+        var runConfiguration: RunConfiguration
         if let resume {
             directory = URL(fileURLWithPath: resume)
             let url = directory.appendingPathComponent(Trainer.configurationFile)
@@ -150,6 +154,7 @@ struct TrainCommand: ParsableCommand {
                 optimizer: .init(momentum: momentum, nesterov: nesterov, weightDecay: weightDecay, decayAll: decayAll || parsed is Parallel),
                 labelSmoothing: labelSmoothing, gradientSmoothing: gradientSmoothing.map { $0 == "on" } ?? (parsed is MixSize),
                 distillation: distillation, seed: seed, workers: workers, threads: threads)
+            runConfiguration.corruptRecords = corruptRecords
         }
         let trainer: Trainer
         do {

@@ -192,5 +192,20 @@ extension TrainerSuites {
         let c = try Checkpoint.read(from: run.appendingPathComponent(Trainer.checkpointFile))
         #expect(c.header.epochsDone == 0 && c.parameters.allSatisfy(\.isFinite))
     }
+
+    @Test func aCorruptRecordStopsTrainingOrIsSubstituted() throws {
+        let dir = TempDirectory("pyramid-corrupt")
+        let cache = try tinyTrainingCache(dir)
+        let record = try CacheReader(url: URL(fileURLWithPath: cache)).makeSession().withRecord(index: 5, level: 10) { Array($0) }
+        #expect(try CacheFixture.flipByte(in: cache + "/shard-00000/data.mdb", inside: record, offset: record.count - 6))
+        var config = configuration(cache, schedule: "fixed:10", epochs: 1)
+        config.testCache = nil
+        #expect {
+            try Trainer(configuration: config, directory: dir.url.appendingPathComponent("fail"), resume: false).run()
+        } throws: { "\($0)".contains("index 5, level 10") }
+        config.corruptRecords = "substitute"
+        let logs = try Trainer(configuration: config, directory: dir.url.appendingPathComponent("sub"), resume: false).run()
+        #expect(logs.first?.substitutions == 1)
+    }
 }
 }

@@ -109,6 +109,15 @@ import Testing
         #expect(plan.steps.allSatisfy { $0.sizes != [14] || $0.duplicates == 4 })
     }
 
+    // ALGORITHMS.md §6.1: an RS-Nets step costs Σ_s (s/R)² of a full-size step.
+    @Test(arguments: [("parallel:28,24,20,16,12", 2.755), ("parallel:224,192,160,128,96", 2.755), ("parallel:32,28,24,20,16", 2.969)])
+    func parallelStepCost(spec: String, cost: Double) throws {
+        let p = try ScheduleParser.parse(spec)
+        let ctx = PlanContext(epoch: 0, images: 10_000, batchSize: 100)
+        let ratio = p.plan(ctx).pixelWork / Fixed(size: p.referenceSize).plan(ctx).pixelWork
+        #expect(abs(ratio - cost) < 0.001, "\(ratio)")
+    }
+
     @Test func parallelAndProgressive() throws {
         let p = try ScheduleParser.parse("parallel:12,28,20,16,24")
         #expect(p.sizes == [28, 24, 20, 16, 12])

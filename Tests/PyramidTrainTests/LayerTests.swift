@@ -61,6 +61,20 @@ extension TrainerSuites {
         }
     }
 
+    /// Strided convolutions on inputs smaller than the kernel reach (1 or 2 pixels wide).
+    @Test(arguments: [(1, 1), (2, 1), (1, 3), (2, 2)])
+    func stridedConvolutionOnTinyInputs(h: Int, w: Int) {
+        let store = ParameterStore()
+        var initializer = Initializer(seed: 8)
+        let conv = Conv2D(store, 2, 3, kernel: 3, stride: 2, padding: 1, initializer: &initializer, name: "c")
+        store.finalize()
+        let x = Tensor(shape: [2, 3, h, w], values: GradientCheck.random(6 * h * w, seed: 9))
+        let fast = conv.forward(x, branch: 0).array
+        let naive = Self.naiveConv(x, weight: store.parameterArray, cout: 3, k: 3, stride: 2, pad: 1)
+        #expect(zip(fast, naive).allSatisfy { abs($0 - $1) < 1e-4 })
+        GradientCheck(epsilon: 1e-3).check(conv, store: store, input: [2, 3, h, w], seed: 10)
+    }
+
     @Test func convolutionIsTheSameWithOneOrTwoParts() {
         func run(_ threads: Int) -> ([Float], [Float], [Float]) {
             Threads.configure(threads)

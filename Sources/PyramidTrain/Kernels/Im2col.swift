@@ -38,10 +38,14 @@ enum Im2col {
                                 while ox < hi { dst[ox] = from[ox]; ox += 1 }
                                 while ox < wo { dst[ox] = 0; ox += 1 }
                             } else {
-                                for ox in 0..<wo {
-                                    let ix = ox * stride - padding + kx
-                                    dst[ox] = (ix < 0 || ix >= width) ? 0 : row[ix]
-                                }
+                                // ix = ox·stride − padding + kx is inside for ox in lo..<hi.
+                                let off = kx - padding
+                                let lo = off >= 0 ? 0 : (-off + stride - 1) / stride
+                                let hi = width - 1 - off < 0 ? 0 : min(wo, (width - 1 - off) / stride + 1)
+                                var ox = 0
+                                while ox < min(lo, wo) { dst[ox] = 0; ox += 1 }
+                                while ox < hi { dst[ox] = row[ox * stride + off]; ox += 1 }
+                                while ox < wo { dst[ox] = 0; ox += 1 }
                             }
                             dst += wo
                         }
@@ -110,10 +114,11 @@ enum Im2col {
                                     var ox = lo
                                     while ox < hi { row[ox + shift] += src[ox]; ox += 1 }
                                 } else {
-                                    for ox in 0..<wo {
-                                        let ix = ox * stride - padding + kx
-                                        if ix >= 0 && ix < width { row[ix] += src[ox] }
-                                    }
+                                    let off = kx - padding
+                                    let lo = off >= 0 ? 0 : (-off + stride - 1) / stride
+                                    let hi = width - 1 - off < 0 ? 0 : min(wo, (width - 1 - off) / stride + 1)
+                                    var ox = lo
+                                    while ox < hi { row[ox * stride + off] += src[ox]; ox += 1 }
                                 }
                             }
                             src += wo

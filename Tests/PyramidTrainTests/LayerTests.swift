@@ -35,7 +35,7 @@ extension TrainerSuites {
         let naive = Self.naiveConv(x, weight: store.parameterArray, cout: 4, k: kernel, stride: stride, pad: padding)
         #expect(fast.count == naive.count)
         #expect(zip(fast, naive).allSatisfy { abs($0 - $1) < 1e-4 })
-        GradientCheck(epsilon: 1e-3).check(conv, store: store, input: [3, 5, 7, 6], seed: 11)
+        #expect(GradientCheck(epsilon: 1e-3).check(conv, store: store, input: [3, 5, 7, 6], seed: 11) < 1e-2)
     }
 
     /// Winograd F(2x2,3x3) against the im2col path (and so the naive twin), forward and backward,
@@ -72,7 +72,29 @@ extension TrainerSuites {
         let fast = conv.forward(x, branch: 0).array
         let naive = Self.naiveConv(x, weight: store.parameterArray, cout: 3, k: 3, stride: 2, pad: 1)
         #expect(zip(fast, naive).allSatisfy { abs($0 - $1) < 1e-4 })
-        GradientCheck(epsilon: 1e-3).check(conv, store: store, input: [2, 3, h, w], seed: 10)
+        #expect(GradientCheck(epsilon: 1e-3).check(conv, store: store, input: [2, 3, h, w], seed: 10) < 1e-2)
+    }
+
+    /// Every product goes through `gemm`; its naive twin checks all four transpose combinations
+    /// with leading dimensions wider than the matrices.
+    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func gemmMatchesItsNaiveTwin(transA: Bool, transB: Bool) {
+        let m = 5, n = 7, k = 3, lda = 9, ldb = 11, ldc = 8
+        let a = GradientCheck.random(max(m, k) * lda, seed: 1), b = GradientCheck.random(max(k, n) * ldb, seed: 2)
+        let c0 = GradientCheck.random(m * ldc, seed: 3)
+        var fast = c0, naive = c0
+        a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in
+            fast.withUnsafeMutableBufferPointer { pc in
+                gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: pa.baseAddress!, lda: lda,
+                     b: pb.baseAddress!, ldb: ldb, beta: 2, c: pc.baseAddress!, ldc: ldc)
+            }
+            naive.withUnsafeMutableBufferPointer { pc in
+                gemmNaive(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: pa.baseAddress!, lda: lda,
+                          b: pb.baseAddress!, ldb: ldb, beta: 2, c: pc.baseAddress!, ldc: ldc)
+            }
+        } }
+        #expect(zip(fast, naive).allSatisfy { abs($0 - $1) < 1e-5 })
+        #expect(fast != c0)
     }
 
     @Test func convolutionIsTheSameWithOneOrTwoParts() {
@@ -102,10 +124,10 @@ extension TrainerSuites {
         // Non-trivial γ, β in bank 1.
         for i in 0..<store.count { store.values[i] = 0.5 + Float(i % 5) * 0.3 }
         context.bank = .bank(1)
-        GradientCheck(epsilon: 1e-3).check(bn, store: store, input: [3, 4, 3, 3], seed: 5)
+        #expect(GradientCheck(epsilon: 1e-3).check(bn, store: store, input: [3, 4, 3, 3], seed: 5) < 1e-2)
         // With the ReLU fused in.
         bn.fusedReLU = true
-        GradientCheck(epsilon: 1e-3).check(bn, store: store, input: [3, 4, 3, 3], seed: 6)
+        #expect(GradientCheck(epsilon: 1e-3).check(bn, store: store, input: [3, 4, 3, 3], seed: 6) < 1e-2)
         bn.fusedReLU = false
         // Bank 0 got no gradient.
         store.zeroGrads()
@@ -118,15 +140,15 @@ extension TrainerSuites {
     @Test func elementwiseLayersAndClassifier() {
         // A small step, so that no input crosses a kink of ReLU or max.
         let fine = GradientCheck(epsilon: 1e-3)
-        fine.check(ReLU(), store: nil, input: [2, 3, 4, 4], seed: 1)
-        fine.check(GlobalAveragePool(), store: nil, input: [3, 2, 5, 5], seed: 2)
-        fine.check(Pool2D(.average), store: nil, input: [2, 2, 6, 6], seed: 3)
-        fine.check(Pool2D(.max), store: nil, input: [2, 2, 6, 6], seed: 4)
+        #expect(fine.check(ReLU(), store: nil, input: [2, 3, 4, 4], seed: 1) < 1e-2)
+        #expect(fine.check(GlobalAveragePool(), store: nil, input: [3, 2, 5, 5], seed: 2) < 1e-2)
+        #expect(fine.check(Pool2D(.average), store: nil, input: [2, 2, 6, 6], seed: 3) < 1e-2)
+        #expect(fine.check(Pool2D(.max), store: nil, input: [2, 2, 6, 6], seed: 4) < 1e-2)
         let store = ParameterStore()
         var initializer = Initializer(seed: 2)
         let fc = Linear(store, 6, 4, std: 0.5, initializer: &initializer, name: "fc")
         store.finalize()
-        GradientCheck(epsilon: 1e-3).check(fc, store: store, input: [5, 6], seed: 5)
+        #expect(GradientCheck(epsilon: 1e-3).check(fc, store: store, input: [5, 6], seed: 5) < 1e-2)
     }
 
     @Test(arguments: [BasicBlock.Shortcut.projection, .pad])
@@ -136,7 +158,7 @@ extension TrainerSuites {
         let block = BasicBlock(store, context, 2, 4, stride: 2, banks: 1, shortcut: shortcut, zeroInitResidual: false,
                                initializer: &initializer, name: "b")
         store.finalize()
-        GradientCheck(epsilon: 1e-3).check(block, store: store, input: [2, 4, 6, 6], seed: 7, parameterSample: 30)
+        #expect(GradientCheck(epsilon: 1e-3).check(block, store: store, input: [2, 4, 6, 6], seed: 7, parameterSample: 30) < 1e-2)
     }
 }
 }

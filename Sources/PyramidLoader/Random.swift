@@ -54,8 +54,6 @@ public enum RandomKey {
     public static let temporalDecrement: UInt64 = 0x7472_6421
     /// MixSize's per-epoch size order.
     public static let mixSize: UInt64 = 0x6D69_7853
-    /// Substitution of corrupt records (reserved; substitution is deterministic without it).
-    public static let substitute: UInt64 = 0x7375_6273
 
     /// Hashes a list of integers into one seed; order matters.
     public static func mix(_ values: UInt64...) -> UInt64 {

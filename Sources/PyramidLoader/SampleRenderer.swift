@@ -91,6 +91,7 @@ final class SampleRenderer {
         let levels = plan.sizes.map { loader.sourceLevel(for: $0) }
         var distinct: [Int] = []
         for l in levels where !distinct.contains(l) { distinct.append(l) }
+        let source = levels.map { distinct.firstIndex(of: $0)! }  // view → decoded image
         let augmentation = loader.augmentation
         for (i, position) in positions.enumerated() {
             let (index, images, substituted) = try load(index: Int(order[position]), levels: distinct)
@@ -103,7 +104,7 @@ final class SampleRenderer {
                 let slot = i * dup + d
                 for (v, size) in plan.sizes.enumerated() {
                     if v > 0 && augmentation.flip && augmentation.independentFlips { box.flip = rng.nextUnit() < 0.5 }
-                    let image = images[distinct.firstIndex(of: levels[v])!]
+                    let image = images[source[v]]
                     let result = resampler.render(image.pixels, width: image.width, height: image.height, channels: channels, box: box, size: size)
                     store(result, into: storage.views[v].pointer, slot: slot, size: size, format: config.output)
                 }

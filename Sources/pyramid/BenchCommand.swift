@@ -154,10 +154,10 @@ struct BenchLoadCommand: ParsableCommand {
                                          output: OutputFormat(rawValue: output)!, prefetch: prefetch, workers: workers)
         let loader = try Loader(cache: reader, configuration: config)
         let records = LoadBenchmark.records(of: loader, epoch: epoch)
-        let images = loader.plan(epoch: epoch).images
-        let samples = loader.plan(epoch: epoch).steps.reduce(0) { $0 + $1.globalImages * $1.duplicates }
+        let plan = loader.plan(epoch: epoch)
+        let images = plan.images, steps = plan.steps.count
+        let samples = plan.steps.reduce(0) { $0 + $1.globalImages * $1.duplicates }
         let outBytes = LoadBenchmark.outputBytes(of: loader, epoch: epoch)
-        let steps = loader.plan(epoch: epoch).steps.count
         var decode = Double.infinity, copy = Double.infinity, load = Double.infinity, waited = 0.0
         for _ in 0..<max(1, repetitions) {
             decode = min(decode, try LoadBenchmark.decodeOnly(reader, records: records, threads: workers))

@@ -91,9 +91,9 @@ final class Resampler {
             if f < 0 { dst.initialize(repeating: 0, count: rowLength); continue }
             let n = Int(ys.taps[y])
             let w0 = ys.weights[y * ys.stride]
-            Self.scale(rows + (f - lo) * rowLength, by: w0, into: dst, count: rowLength)
+            Self.weightedRow(rows + (f - lo) * rowLength, by: w0, into: dst, count: rowLength, accumulate: false)
             for t in 1..<max(1, n) {
-                Self.accumulate(rows + (f - lo + t) * rowLength, by: ys.weights[y * ys.stride + t], into: dst, count: rowLength)
+                Self.weightedRow(rows + (f - lo + t) * rowLength, by: ys.weights[y * ys.stride + t], into: dst, count: rowLength, accumulate: true)
             }
         }
         return .floats(UnsafePointer(out))
@@ -130,29 +130,19 @@ final class Resampler {
         return .bytes(UnsafePointer(bytes))
     }
 
+    /// `dst = w·src` (or `dst += w·src` when `accumulate`), eight lanes at a time.
     @inline(__always)
-    private static func scale(_ src: UnsafePointer<Float>, by w: Float, into dst: UnsafeMutablePointer<Float>, count: Int) {
+    private static func weightedRow(_ src: UnsafePointer<Float>, by w: Float, into dst: UnsafeMutablePointer<Float>, count: Int,
+                                    accumulate: Bool) {
         var i = 0
         let wv = SIMD8<Float>(repeating: w)
         while i + 8 <= count {
-            let v = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(dst + i).storeBytes(of: v * wv, as: SIMD8<Float>.self)
+            let v = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self) * wv
+            let d = accumulate ? UnsafeRawPointer(dst + i).loadUnaligned(as: SIMD8<Float>.self) + v : v
+            UnsafeMutableRawPointer(dst + i).storeBytes(of: d, as: SIMD8<Float>.self)
             i += 8
         }
-        while i < count { dst[i] = src[i] * w; i += 1 }
-    }
-
-    @inline(__always)
-    private static func accumulate(_ src: UnsafePointer<Float>, by w: Float, into dst: UnsafeMutablePointer<Float>, count: Int) {
-        var i = 0
-        let wv = SIMD8<Float>(repeating: w)
-        while i + 8 <= count {
-            let v = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self)
-            let d = UnsafeRawPointer(dst + i).loadUnaligned(as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(dst + i).storeBytes(of: d + v * wv, as: SIMD8<Float>.self)
-            i += 8
-        }
-        while i < count { dst[i] += src[i] * w; i += 1 }
+        while i < count { dst[i] = (accumulate ? dst[i] : 0) + src[i] * w; i += 1 }
     }
 }
 

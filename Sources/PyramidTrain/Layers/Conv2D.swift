@@ -139,7 +139,7 @@ public final class Conv2D: Layer {
         let transposed = !isPointwise && stride == 1 && ho == h && wo == w
         if !isPointwise && !transposed && computesInputGradient { gx.zero() }
         let wptr = store.values + weight, gw = store.grads + weight
-        if transposed {
+        if transposed && computesInputGradient {
             // W'[cin][cout][k−1−ky][k−1−kx] = W[cout][cin][ky][kx].
             flippedWeights.reshape([inChannels * kt])
             let t = flippedWeights.data
@@ -149,9 +149,6 @@ public final class Conv2D: Layer {
         }
         let flipped = flippedWeights.data
         if isWinograd {
-            // gradX: Winograd forward of gradY with the flipped, transposed kernel.
-            transformedFlipped.reshape([16 * inChannels * outChannels])
-            Winograd.transformWeights(flipped, cout: inChannels, cin: outChannels, into: transformedFlipped.data)
             // gradW: dU[ξ] = dM[ξ] · V[ξ]ᵀ per part, summed, then Gᵀ dU G.
             let parts = min(Threads.count, n)
             let (th, tw) = Winograd.tiles(h, w)
@@ -177,6 +174,9 @@ public final class Conv2D: Layer {
             for p in 1..<max(1, parts) { let dp = bufs[p].2; for i in 0..<total { du0[i] += dp[i] } }
             Winograd.accumulateWeightGradient(du0, cout: outChannels, cin: inChannels, into: gw)
             if computesInputGradient {
+                // gradX: Winograd forward of gradY with the flipped, transposed kernel.
+                transformedFlipped.reshape([16 * inChannels * outChannels])
+                Winograd.transformWeights(flipped, cout: inChannels, cin: outChannels, into: transformedFlipped.data)
                 winogradForward(gy, channels: outChannels, out: inChannels, weights: transformedFlipped.data, batch: n, height: h, width: w, into: gx.data)
             }
             return gx

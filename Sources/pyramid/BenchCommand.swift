@@ -216,7 +216,8 @@ struct BenchTrainCommand: ParsableCommand {
         abstract: "Time training steps on synthetic batches against the sgemm peak measured in the same run.",
         discussion: """
             Runs full training steps (forward, cross-entropy, backward, SGD) of a model on random \
-            images and reports images/s, achieved GFLOP/s (a step counted as three forward passes) \
+            images, times each, and reports images/s of the median step (the machine may be shared; \
+            a neighbour's burst lengthens a few steps), achieved GFLOP/s (a step counted as three forward passes) \
             and its ratio to cblas_sgemm on 1024x1024 matrices run the same way (one single-threaded \
             product per thread).
             """)

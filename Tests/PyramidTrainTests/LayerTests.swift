@@ -38,6 +38,26 @@ extension TrainerSuites {
         #expect(GradientCheck(epsilon: 1e-3).check(conv, store: store, input: [3, 5, 7, 6], seed: 11) < 1e-2)
     }
 
+    /// "Same" convolutions copy whole runs of planes under a mask: planes of 1, 6, 16 and 196
+    /// pixels, batches that do not fill a run, and the first and last planes of the tensor.
+    @Test(arguments: [(2, 9, 4, 4, 3), (3, 3, 1, 1, 3), (2, 5, 2, 3, 3), (1, 3, 14, 14, 3), (2, 7, 4, 4, 5), (2, 3, 5, 5, 5)])
+    func sameConvolutionMatchesItsNaiveTwinForEveryPlaneSize(c: Int, n: Int, h: Int, w: Int, kernel: Int) {
+        for threads in [1, 2] {
+            Threads.configure(threads)
+            let store = ParameterStore()
+            var initializer = Initializer(seed: 5)
+            let conv = Conv2D(store, c, 3, kernel: kernel, stride: 1, padding: kernel / 2, initializer: &initializer, name: "c")
+            store.finalize()
+            let x = Tensor(shape: [c, n, h, w], values: GradientCheck.random(c * n * h * w, seed: 4))
+            let fast = conv.forward(x, branch: 0).array
+            let naive = Self.naiveConv(x, weight: store.parameterArray, cout: 3, k: kernel, stride: 1, pad: kernel / 2)
+            #expect(fast.count == naive.count)
+            let worst = zip(fast, naive).map { abs($0 - $1) }.max() ?? 0
+            #expect(worst < 1e-4, "\(c)x\(n)x\(h)x\(w) k\(kernel), \(threads) threads: worst difference \(worst)")
+        }
+        Threads.configure(2)
+    }
+
     /// Winograd F(2x2,3x3) against the im2col path (and so the naive twin), forward and backward,
     /// on even and odd sizes.
     @Test(arguments: [(8, 8), (7, 5), (1, 3), (28, 28)])

@@ -1,7 +1,7 @@
 """ResNet-20 training throughput in PyTorch on the CPU, the same model, batch and thread count as
 `pyramid bench train` (CIFAR ResNet with 1x1-conv+BN shortcuts, BatchNorm, global average pooling,
 SGD with momentum). Prints one JSON object: images/s per size."""
-import json, sys, time
+import json, statistics, sys, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -50,10 +50,12 @@ def bench(size, channels, batch, steps, threads):
         opt.step()
     for _ in range(2):
         step()
-    start = time.perf_counter()
+    times = []
     for _ in range(steps):
+        start = time.perf_counter()
         step()
-    return batch * steps / (time.perf_counter() - start)
+        times.append(time.perf_counter() - start)
+    return batch / statistics.median(times)  # the median step, as `pyramid bench train`
 
 
 if __name__ == "__main__":

@@ -55,41 +55,65 @@ enum Im2col {
         }
     }
 
-    /// im2col of a "same" convolution (stride 1, output as large as the input): for every
-    /// (channel, ky, kx, sample) the block is the input plane shifted by (ky−p, kx−p), so it is
-    /// one contiguous copy plus zeroed border rows and columns, not one short copy per row.
+    /// im2col of a "same" convolution (stride 1, output as large as the input). Block `(c, ky, kx)`
+    /// is channel `c` of samples `n0..<n1` shifted by `(ky−p)·W + (kx−p)` in flat memory, with the
+    /// pixels whose source lies outside their own plane (they would come from a neighbouring row
+    /// or sample) zeroed by a mask. So a block is one masked SIMD copy over runs of several planes,
+    /// whatever the plane size (4×4 planes at 14 px were 10x slower than a memcpy per row or plane).
     static func sameIm2col(_ x: UnsafePointer<Float>, channels: Int, batch: Int, height h: Int, width w: Int,
                            n0: Int, n1: Int, kernel: Int, padding: Int, col: UnsafeMutablePointer<Float>) {
-        let plane = h * w, cols = (n1 - n0) * plane
-        for c in 0..<channels {
+        let plane = h * w, cols = (n1 - n0) * plane, kk = kernel * kernel, total = channels * batch * plane
+        // The mask covers `run` planes, so that small planes are copied in runs of ≥ 128 values.
+        let run = max(1, 128 / plane), span = run * plane
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: kk * span) { buffer in
+            let masks = buffer.baseAddress!
             for ky in 0..<kernel {
-                let dy = ky - padding
-                let y0 = max(0, -dy), y1 = min(h, h - dy)  // output rows with a source row
                 for kx in 0..<kernel {
-                    let dx = kx - padding
-                    let block = col + ((c * kernel + ky) * kernel + kx) * cols
-                    for n in n0..<n1 {
-                        let src = x + (c * batch + n) * plane
-                        let dst = block + (n - n0) * plane
-                        if y0 > 0 { dst.update(repeating: 0, count: y0 * w) }
-                        if y1 < h { (dst + y1 * w).update(repeating: 0, count: (h - y1) * w) }
-                        guard y1 > y0 else { continue }
-                        // dst[y·w + x] = src[(y+dy)·w + x + dx] for the middle rows, as one copy whose
-                        // first/last element may fall outside the plane (those are border columns).
-                        var first = y0 * w, last = y1 * w  // dst range
-                        let offset = dy * w + dx           // src index − dst index
-                        while first < last && first + offset < 0 { dst[first] = 0; first += 1 }
-                        while last > first && last + offset > plane { dst[last - 1] = 0; last -= 1 }
-                        if last > first { (dst + first).update(from: src + first + offset, count: last - first) }
-                        if dx < 0 {
-                            for y in y0..<y1 { for k in 0..<(-dx) { dst[y * w + k] = 0 } }
-                        } else if dx > 0 {
-                            for y in y0..<y1 { for k in (w - dx)..<w { dst[y * w + k] = 0 } }
+                    let m = masks + (ky * kernel + kx) * span
+                    for y in 0..<h {
+                        for xx in 0..<w {
+                            let sy = y + ky - padding, sx = xx + kx - padding
+                            m[y * w + xx] = sy >= 0 && sy < h && sx >= 0 && sx < w ? 1 : 0
                         }
+                    }
+                    for k in 1..<run { (m + k * plane).update(from: m, count: plane) }
+                }
+            }
+            for c in 0..<channels {
+                for q in 0..<kk {
+                    let offset = (q / kernel - padding) * w + (q % kernel - padding)
+                    let block = col + (c * kk + q) * cols
+                    let m = UnsafePointer(masks + q * span)
+                    var n = n0
+                    while n < n1 {
+                        let count = min(run, n1 - n) * plane
+                        let source = (c * batch + n) * plane + offset
+                        let dst = block + (n - n0) * plane
+                        if source < 0 || source + count > total {
+                            // The first or last plane of `x`: the masked-out reads would leave it.
+                            for i in 0..<count { dst[i] = m[i] != 0 ? x[source + i] : 0 }
+                        } else {
+                            maskedCopy(x + source, mask: m, into: dst, count: count)
+                        }
+                        n += run
                     }
                 }
             }
         }
+    }
+
+    /// `dst[i] = mask[i] != 0 ? src[i] : 0`, eight lanes at a time (all of `src` is readable).
+    @inline(__always)
+    static func maskedCopy(_ src: UnsafePointer<Float>, mask: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count: Int) {
+        let zero = SIMD8<Float>(repeating: 0)
+        var i = 0
+        while i + 8 <= count {
+            let v = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self)
+            let m = UnsafeRawPointer(mask + i).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(dst + i).storeBytes(of: v.replacing(with: zero, where: m .== zero), as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < count { dst[i] = mask[i] != 0 ? src[i] : 0; i += 1 }
     }
 
     /// Adds `col` back into `gradX` (the adjoint of ``im2col``).

@@ -1,14 +1,110 @@
 import Dispatch
+import Foundation
+import Synchronization
 
 /// Runs `body(part)` for `parts` parts, on as many threads; inline when there is one part.
+///
+/// A training step opens a few hundred short parallel regions (every convolution, BatchNorm and
+/// element-wise pass), many of them 20–200 µs long at 14 px. Waking a Dispatch worker costs ~30 µs
+/// here, so the regions run on ``WorkerPool``'s helpers, which spin briefly between regions and
+/// sleep after that. A region opened while another is running (a nested call, or another thread
+/// training at the same time) uses Dispatch instead.
 @inline(__always)
 func parallelFor(_ parts: Int, _ body: (Int) -> Void) {
     if parts <= 1 { body(0); return }
-    DispatchQueue.concurrentPerform(iterations: parts, execute: body)
+    if !WorkerPool.shared.run(parts, body) {
+        DispatchQueue.concurrentPerform(iterations: parts, execute: body)
+    }
 }
 
 /// The `part`-th of `parts` near-equal contiguous ranges of `0..<count`.
 @inline(__always)
 func partRange(_ part: Int, of parts: Int, count: Int) -> Range<Int> {
     (part * count / parts)..<((part + 1) * count / parts)
+}
+
+/// Persistent helper threads for ``parallelFor``: the caller runs part 0, helper `i` runs part
+/// `i`. Helpers poll for the next region for about ``spinLimit`` polls (tens of microseconds,
+/// enough to bridge the serial code between two regions of a step) and then block on a condition
+/// variable, so an idle trainer (waiting for the loader, evaluating, finished) leaves the cores to
+/// the loader's workers.
+final class WorkerPool: @unchecked Sendable {
+    static let shared = WorkerPool()
+
+    /// Polls before a helper blocks.
+    static let spinLimit = 4000
+
+    private let busy = Atomic<Bool>(false)
+    private let generation = Atomic<Int>(0)
+    private let pending = Atomic<Int>(0)
+    private let sleepers = Atomic<Int>(0)
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    /// The current region's body and part count; written by the caller before `generation` moves.
+    private nonisolated(unsafe) var body: ((Int) -> Void)?
+    private nonisolated(unsafe) var parts = 0
+    private var helpers = 0
+
+    private init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(condition, nil)
+    }
+
+    /// Runs the region on the pool; false (nothing run) when the pool is in use.
+    func run(_ parts: Int, _ work: (Int) -> Void) -> Bool {
+        guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
+        defer { busy.store(false, ordering: .releasing) }
+        while helpers < parts - 1 { startHelper(part: helpers + 1) }
+        withoutActuallyEscaping(work) { work in
+            body = work
+            self.parts = parts
+            pending.store(helpers, ordering: .relaxed)  // every helper reports, busy or not
+            generation.add(1, ordering: .sequentiallyConsistent)
+            if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+                pthread_mutex_lock(mutex)
+                pthread_cond_broadcast(condition)
+                pthread_mutex_unlock(mutex)
+            }
+            work(0)
+            var polls = 0
+            while pending.load(ordering: .acquiring) > 0 {
+                polls += 1
+                if polls > Self.spinLimit { sched_yield() }
+            }
+            body = nil
+        }
+        return true
+    }
+
+    private func startHelper(part: Int) {
+        helpers += 1
+        let seen = generation.load(ordering: .acquiring)
+        let thread = Thread { [self] in loop(part: part, seen: seen) }
+        thread.name = "pyramid-worker-\(part)"
+        thread.start()
+    }
+
+    private func loop(part: Int, seen start: Int) {
+        var seen = start
+        while true {
+            var polls = 0
+            var current = generation.load(ordering: .acquiring)
+            while current == seen {
+                polls += 1
+                if polls > Self.spinLimit {
+                    pthread_mutex_lock(mutex)
+                    sleepers.add(1, ordering: .sequentiallyConsistent)
+                    while generation.load(ordering: .sequentiallyConsistent) == seen { pthread_cond_wait(condition, mutex) }
+                    sleepers.subtract(1, ordering: .relaxed)
+                    pthread_mutex_unlock(mutex)
+                    polls = 0
+                }
+                current = generation.load(ordering: .acquiring)
+            }
+            seen = current
+            // A helper beyond this region's part count has nothing to do but must still report.
+            if part < parts, let body { body(part) }
+            pending.subtract(1, ordering: .releasing)
+        }
+    }
 }

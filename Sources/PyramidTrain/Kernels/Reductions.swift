@@ -102,9 +102,53 @@ enum Kernels {
 
     /// `out = a + b`, split over the cores for large tensors.
     static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count n: Int) {
-        let parts = min(Threads.count, max(1, n / 65536))
-        parallelFor(parts) { p in
-            for i in partRange(p, of: parts, count: n) { out[i] = a[i] + b[i] }
+        elementwise(n) { i, count in
+            var k = i
+            while k + 8 <= i + count { store(load(a + k) + load(b + k), out + k); k += 8 }
+            while k < i + count { out[k] = a[k] + b[k]; k += 1 }
         }
+    }
+
+    /// `out = max(0, a + b)`: a residual block's sum and ReLU in one pass.
+    static func addReLU(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count n: Int) {
+        let zero = SIMD8<Float>()
+        elementwise(n) { i, count in
+            var k = i
+            while k + 8 <= i + count { store(pointwiseMax(load(a + k) + load(b + k), zero), out + k); k += 8 }
+            while k < i + count { out[k] = max(0, a[k] + b[k]); k += 1 }
+        }
+    }
+
+    /// `out = [mask > 0]·dy`, ReLU's gradient from its output; `out = a + [mask > 0]·dy` when `a` is given.
+    static func maskedGradient(_ dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, adding a: UnsafePointer<Float>? = nil,
+                               into out: UnsafeMutablePointer<Float>, count n: Int) {
+        let zero = SIMD8<Float>()
+        elementwise(n) { i, count in
+            var k = i
+            while k + 8 <= i + count {
+                let d = zero.replacing(with: load(dy + k), where: load(mask + k) .> zero)
+                store(a.map { load($0 + k) + d } ?? d, out + k)
+                k += 8
+            }
+            while k < i + count { let d = mask[k] > 0 ? dy[k] : 0; out[k] = (a?[k] ?? 0) + d; k += 1 }
+        }
+    }
+
+    /// Runs `body(start, count)` over `0..<n` in one piece per core for large tensors.
+    @inline(__always)
+    static func elementwise(_ n: Int, _ body: (Int, Int) -> Void) {
+        let parts = min(Threads.count, max(1, n / 32768))
+        parallelFor(parts) { p in
+            let r = partRange(p, of: parts, count: n)
+            body(r.lowerBound, r.count)
+        }
+    }
+
+    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+    @inline(__always) static func load(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> { load(UnsafePointer(p)) }
+    @inline(__always) static func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
     }
 }

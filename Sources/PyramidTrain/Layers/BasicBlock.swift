@@ -12,11 +12,11 @@ public final class BasicBlock: Layer {
         case pad
     }
 
-    let conv1: Conv2D, bn1: BatchNorm2D, conv2: Conv2D, bn2: BatchNorm2D, relu2 = ReLU()
+    let conv1: Conv2D, bn1: BatchNorm2D, conv2: Conv2D, bn2: BatchNorm2D
     let projection: (Conv2D, BatchNorm2D)?
     let padShortcut: Bool
     let stride: Int, inChannels: Int, outChannels: Int
-    private var sums = BranchTensors(), gradInputs = BranchTensors(), padded = BranchTensors()
+    private var outputs = BranchTensors(), masked = BranchTensors(), gradInputs = BranchTensors(), padded = BranchTensors()
     private var inputs: [Int: Tensor] = [:]
 
     init(_ store: ParameterStore, _ context: ModelContext, _ inChannels: Int, _ outChannels: Int, stride: Int, banks: Int,
@@ -57,22 +57,27 @@ public final class BasicBlock: Layer {
         } else {
             skip = x
         }
-        let sum = sums(branch)
-        sum.reshape(main.shape)
-        Kernels.add(main.data, skip.data, into: sum.data, count: sum.count)
-        return relu2.forward(sum, branch: branch)
+        let y = outputs(branch)
+        y.reshape(main.shape)
+        Kernels.addReLU(main.data, skip.data, into: y.data, count: y.count)
+        return y
     }
 
     public func backward(_ gradOutput: Tensor, branch: Int) -> Tensor {
-        let g = relu2.backward(gradOutput, branch: branch)
-        let gMain = conv1.backward(bn1.backward(conv2.backward(bn2.backward(g, branch: branch), branch: branch), branch: branch), branch: branch)
+        // The final ReLU's mask (the block's output > 0) is applied inside bn2's and the shortcut's
+        // backward passes instead of in a pass of its own.
+        let dy = gradOutput, mask = UnsafePointer(outputs(branch).data)
+        let gMain = conv1.backward(bn1.backward(conv2.backward(bn2.backward(dy, branch: branch, mask: mask), branch: branch), branch: branch), branch: branch)
         let x = inputs[branch]!
         let gx = gradInputs(branch)
         gx.reshape(x.shape)
         if let (conv, bn) = projection {
-            let gSkip = conv.backward(bn.backward(g, branch: branch), branch: branch)
+            let gSkip = conv.backward(bn.backward(dy, branch: branch, mask: mask), branch: branch)
             Kernels.add(gMain.data, gSkip.data, into: gx.data, count: gx.count)
         } else if padShortcut {
+            let g = masked(branch)
+            g.reshape(dy.shape)
+            Kernels.maskedGradient(dy.data, mask: mask, into: g.data, count: g.count)
             gx.copy(from: gMain)
             let (n, h, w) = (x.shape[1], x.shape[2], x.shape[3]), (ho, wo) = (g.shape[2], g.shape[3])
             let offset = (outChannels - inChannels) / 2
@@ -80,7 +85,7 @@ public final class BasicBlock: Layer {
                 gx.data[((c * n + s) * h + y * stride) * w + xx * stride] += g.data[(((c + offset) * n + s) * ho + y) * wo + xx]
             } } } }
         } else {
-            Kernels.add(gMain.data, g.data, into: gx.data, count: gx.count)
+            Kernels.maskedGradient(dy.data, mask: mask, adding: gMain.data, into: gx.data, count: gx.count)
         }
         return gx
     }

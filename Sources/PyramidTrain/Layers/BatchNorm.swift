@@ -126,6 +126,12 @@ public final class BatchNorm2D: Layer {
     }
 
     public func backward(_ gradOutput: Tensor, branch: Int) -> Tensor {
+        backward(gradOutput, branch: branch, mask: nil)
+    }
+
+    /// Backward through a ReLU applied after this layer (by a residual block, after its sum): the
+    /// gradient flows where `mask > 0`, as if `gradOutput` had been masked first.
+    func backward(_ gradOutput: Tensor, branch: Int, mask external: UnsafePointer<Float>?) -> Tensor {
         guard let inv = inverseStd[branch], let k = usedBank[branch] else { preconditionFailure("backward before a training forward") }
         let c = gradOutput.shape[0], m = gradOutput.count / max(1, c)
         let gx = gradInputs(branch)
@@ -133,22 +139,22 @@ public final class BatchNorm2D: Layer {
         let xhat = normalized(branch)
         let g = store.values + gamma[k], gg = store.grads + gamma[k], gb = store.grads + beta[k]
         let parts = min(Threads.count, c)
-        let fused = fusedReLU, y = outputs(branch).data, dyAll = gradOutput.data, xhAll = xhat.data, dxAll = gx.data
+        let maskAll: UnsafePointer<Float>? = fusedReLU ? UnsafePointer(outputs(branch).data) : external
+        let dyAll = gradOutput.data, xhAll = xhat.data, dxAll = gx.data
         parallelFor(parts) { p in
             for ch in partRange(p, of: parts, count: c) {
                 let dy = dyAll + ch * m, xh = xhAll + ch * m, dx = dxAll + ch * m
                 var sumDy: Float, sumDyX: Float
-                if fused {
-                    // The ReLU's gradient mask, from this layer's own (rectified) output.
-                    let out = y + ch * m
-                    (sumDy, sumDyX) = Kernels.maskedSums(dy, xh, mask: out, m)
+                if let maskAll {
+                    // The ReLU's gradient mask, from the rectified output (this layer's own when fused).
+                    (sumDy, sumDyX) = Kernels.maskedSums(dy, xh, mask: maskAll + ch * m, m)
                 } else {
                     sumDy = Kernels.sum(dy, m); sumDyX = Kernels.dot(dy, xh, m)
                 }
                 gg[ch] += sumDyX; gb[ch] += sumDy
                 let scale = g[ch] * inv[ch] / Float(m)
                 let a = sumDy, bx = sumDyX, fm = Float(m)
-                Kernels.batchNormGradient(dy, xh, mask: fused ? y + ch * m : nil, m, scale: scale, count: fm, sumDy: a, sumDyX: bx, into: dx)
+                Kernels.batchNormGradient(dy, xh, mask: maskAll.map { $0 + ch * m }, m, scale: scale, count: fm, sumDy: a, sumDyX: bx, into: dx)
             }
         }
         return gx

@@ -6,10 +6,11 @@ public final class ReLU: Layer {
     public func forward(_ x: Tensor, branch: Int) -> Tensor {
         let y = outputs(branch)
         y.reshape(x.shape)
-        let n = x.count, parts = min(Threads.count, max(1, n / 65536))
-        let xp = x.data, yp = y.data
-        parallelFor(parts) { p in
-            for i in partRange(p, of: parts, count: n) { yp[i] = max(0, xp[i]) }
+        let xp = x.data, yp = y.data, zero = SIMD8<Float>()
+        Kernels.elementwise(x.count) { i, count in
+            var k = i
+            while k + 8 <= i + count { Kernels.store(pointwiseMax(Kernels.load(xp + k), zero), yp + k); k += 8 }
+            while k < i + count { yp[k] = max(0, xp[k]); k += 1 }
         }
         return y
     }
@@ -17,11 +18,7 @@ public final class ReLU: Layer {
     public func backward(_ gradOutput: Tensor, branch: Int) -> Tensor {
         let y = outputs(branch), g = gradInputs(branch)
         g.reshape(y.shape)
-        let n = y.count, parts = min(Threads.count, max(1, n / 65536))
-        let yp = y.data, gp = g.data, dp = gradOutput.data
-        parallelFor(parts) { p in
-            for i in partRange(p, of: parts, count: n) { gp[i] = yp[i] > 0 ? dp[i] : 0 }
-        }
+        Kernels.maskedGradient(gradOutput.data, mask: y.data, into: g.data, count: y.count)
         return g
     }
 }

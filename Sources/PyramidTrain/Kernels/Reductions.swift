@@ -111,10 +111,9 @@ enum Kernels {
 
     /// `out = max(0, a + b)`: a residual block's sum and ReLU in one pass.
     static func addReLU(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count n: Int) {
-        let zero = SIMD8<Float>()
         elementwise(n) { i, count in
             var k = i
-            while k + 8 <= i + count { store(pointwiseMax(load(a + k) + load(b + k), zero), out + k); k += 8 }
+            while k + 8 <= i + count { store(relu(load(a + k) + load(b + k)), out + k); k += 8 }
             while k < i + count { out[k] = max(0, a[k] + b[k]); k += 1 }
         }
     }
@@ -144,6 +143,8 @@ enum Kernels {
         }
     }
 
+    /// `max(0, v)` lane-wise (the standard library's generic `pointwiseMax` was not inlined).
+    @inline(__always) static func relu(_ v: SIMD8<Float>) -> SIMD8<Float> { v.replacing(with: 0, where: v .< 0) }
     @inline(__always) static func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
         UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
     }

@@ -92,7 +92,7 @@ enum Winograd {
                     // Rows: s0 = m0 + m1 + m2, s1 = m1 − m2 − m3, for each of the 4 columns s.
                     let oy = 2 * i
                     for col in 0..<4 {
-                        let a = run(col), b = run(4 + col), cc = run(8 + col), dd = run(12 + col)
+                        let a = run(col), b = run(4 + col), cc = run(8 + col)
                         let s0 = buf + col * tw
                         for j in 0..<tw { s0[j] = a[j] + b[j] + cc[j] }
                     }

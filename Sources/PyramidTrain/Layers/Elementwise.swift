@@ -6,10 +6,10 @@ public final class ReLU: Layer {
     public func forward(_ x: Tensor, branch: Int) -> Tensor {
         let y = outputs(branch)
         y.reshape(x.shape)
-        let xp = x.data, yp = y.data, zero = SIMD8<Float>()
+        let xp = x.data, yp = y.data
         Kernels.elementwise(x.count) { i, count in
             var k = i
-            while k + 8 <= i + count { Kernels.store(pointwiseMax(Kernels.load(xp + k), zero), yp + k); k += 8 }
+            while k + 8 <= i + count { Kernels.store(Kernels.relu(Kernels.load(xp + k)), yp + k); k += 8 }
             while k < i + count { yp[k] = max(0, xp[k]); k += 1 }
         }
         return y

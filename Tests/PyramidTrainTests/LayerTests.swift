@@ -31,11 +31,18 @@ extension TrainerSuites {
         let conv = Conv2D(store, 3, 4, kernel: kernel, stride: stride, padding: padding, initializer: &initializer, name: "c")
         store.finalize()
         let x = Tensor(shape: [3, 5, 7, 6], values: GradientCheck.random(3 * 5 * 7 * 6, seed: 9))
-        let fast = conv.forward(x, branch: 0).array
         let naive = Self.naiveConv(x, weight: store.parameterArray, cout: 4, k: kernel, stride: stride, pad: padding)
-        #expect(fast.count == naive.count)
-        #expect(zip(fast, naive).allSatisfy { abs($0 - $1) < 1e-4 })
-        #expect(GradientCheck(epsilon: 1e-3).check(conv, store: store, input: [3, 5, 7, 6], seed: 11) < 1e-2)
+        // Whole batch parts, and chunks of one sample (so the chunk loop and the per-chunk
+        // rebuilding of the columns in backward run).
+        let saved = Conv2D.chunkBytes
+        defer { Conv2D.chunkBytes = saved }
+        for chunkBytes in [0, 1] {
+            Conv2D.chunkBytes = chunkBytes
+            let fast = conv.forward(x, branch: 0).array
+            #expect(fast.count == naive.count)
+            #expect(zip(fast, naive).allSatisfy { abs($0 - $1) < 1e-4 }, "chunk \(chunkBytes)")
+            #expect(GradientCheck(epsilon: 1e-3).check(conv, store: store, input: [3, 5, 7, 6], seed: 11) < 1e-2, "chunk \(chunkBytes)")
+        }
     }
 
     /// "Same" convolutions copy whole runs of planes under a mask: planes of 1, 6, 16 and 196

@@ -22,6 +22,26 @@ public struct EvaluationReport: Codable, Sendable {
     /// Wall time of the training, summed over resumed parts.
     public var trainingSeconds: Double
 
+    /// The run's saved report (and its file) when it is newer than the checkpoint it evaluated and
+    /// was made with these sizes and test cache (nil: the run's own) and, when `calibrate` > 0,
+    /// calibrated with that many batches (a calibrated report also holds the plain results); nil otherwise.
+    public static func upToDate(directory: URL, checkpoint: String, sizes: [Int], testCache: String?,
+                                calibrate: Int) -> (URL, EvaluationReport)? {
+        let url = directory.appendingPathComponent("eval-\(checkpoint).json")
+        let file = checkpoint == "best" ? Trainer.bestCheckpointFile : Trainer.checkpointFile
+        let fm = FileManager.default
+        guard let data = try? Data(contentsOf: url), let report = try? JSONDecoder().decode(EvaluationReport.self, from: data),
+              let evaluated = (try? fm.attributesOfItem(atPath: url.path))?[.modificationDate] as? Date,
+              let trained = (try? fm.attributesOfItem(atPath: directory.appendingPathComponent(file).path))?[.modificationDate] as? Date,
+              evaluated > trained, report.results.map(\.size) == sizes,
+              calibrate == 0 || report.calibrated?.first?.calibrationBatches == calibrate
+        else { return nil }
+        if let testCache, report.testCache != testCache { return nil }
+        if testCache == nil, let config = try? JSONDecoder().decode(RunConfiguration.self, from: Data(contentsOf: directory.appendingPathComponent(Trainer.configurationFile))),
+           config.testCache != report.testCache { return nil }
+        return (url, report)
+    }
+
     /// Evaluates the run in `directory`.
     public static func make(directory: URL, checkpoint: String, sizes: [Int], testCache: String?, calibrate: Int,
                             workers: Int, threads: Int) throws -> EvaluationReport {
@@ -47,10 +67,12 @@ public struct EvaluationReport: Codable, Sendable {
         let testManifest = try Manifest.load(from: URL(fileURLWithPath: test))
         for s in sizes { try Loader.checkServable(size: s, manifest: testManifest) }
         let trainedSizes = (schedule as? Parallel)?.sizes ?? []
+        // Banks per trained size (private BatchNorm); a shared-BatchNorm parallel run has one.
+        let bankSizes = network.configuration.banks > 1 ? trainedSizes : []
         var results: [Evaluator.Result] = []
         var calibrated: [Evaluator.Result] = []
         for s in sizes {
-            let bank = trainedSizes.isEmpty ? ModelContext.Bank.bank(0) : Evaluator.bank(for: s, trainedSizes: trainedSizes)
+            let bank = bankSizes.isEmpty ? ModelContext.Bank.bank(0) : Evaluator.bank(for: s, trainedSizes: bankSizes)
             results.append(try evaluator.evaluate(size: s, bank: bank))
             if calibrate > 0 {
                 // Calibrate the bank the size uses (interpolated sizes: the nearest bank).
@@ -63,7 +85,7 @@ public struct EvaluationReport: Codable, Sendable {
                                                     augmentation: try config.augment.map(Augmentation.parse), bank: b)
                 var r = try evaluator.evaluate(size: s, bank: .bank(b))
                 r.calibrationBatches = calibrate
-                r.batchNorm = trainedSizes.isEmpty ? "calibrated" : "bank \(b) calibrated"
+                r.batchNorm = bankSizes.isEmpty ? "calibrated" : "bank \(b) calibrated"
                 calibrated.append(r)
                 evaluator.restore(saved)
             }
@@ -93,7 +115,7 @@ public struct EvaluationReport: Codable, Sendable {
             let k = network.configuration.classes
             let combined = Tensor(shape: [batch.count, k])
             for (b, s) in sizes.enumerated() {
-                ctx.bank = .bank(b)
+                ctx.bank = .bank(network.bank(b))
                 let x = network.setInput(batch.images(size: s).floats, count: batch.count, channels: batch.channels, size: s)
                 let z = network.forward(x, branch: Network.probeBranch - 3)
                 for i in 0..<combined.count { combined.data[i] += weights[b] * z.data[i] }

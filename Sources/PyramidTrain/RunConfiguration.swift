@@ -32,6 +32,9 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
     public var threads: Int
     /// What a corrupt training record does: `fail` (default) or `substitute`.
     public var corruptRecords: String?
+    /// Parallel schedules: one BatchNorm shared by every size instead of a private bank per size
+    /// (the RS-Nets paper's ablation). Nil in runs written before the option existed: false.
+    public var sharedBatchNorm: Bool?
 
     public init(cache: String, testCache: String? = nil, model: Network.Configuration, schedule: String, augment: String? = nil,
                 epochs: Int, batch: Int, learningRate: LearningRateSchedule, optimizer: SGD.Configuration = .init(),

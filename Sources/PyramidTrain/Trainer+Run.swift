@@ -79,7 +79,7 @@ extension Trainer {
                 if let parallel = sizesOfParallel, let mred, let alpha = alphaOffset {
                     var logits: [Tensor] = []
                     for (b, s) in parallel.enumerated() {
-                        ctx.bank = .bank(b)
+                        ctx.bank = .bank(network.bank(b))
                         let x = network.setInput(batch.images(size: s).floats, count: batch.count, channels: batch.channels, size: s)
                         logits.append(network.forward(x, branch: b))
                     }
@@ -89,7 +89,7 @@ extension Trainer {
                     loss = terms.total
                     hits += Losses.hits(logits: logits[0], labels: batch.labels).top1
                     for b in parallel.indices {
-                        ctx.bank = .bank(b)
+                        ctx.bank = .bank(network.bank(b))
                         network.backward(gradTensors[b], branch: b)
                     }
                 } else {

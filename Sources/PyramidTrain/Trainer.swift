@@ -65,7 +65,7 @@ public final class Trainer {
         var modelConfiguration = configuration.model
         modelConfiguration.inputChannels = m.channels
         modelConfiguration.classes = m.classes.count
-        modelConfiguration.banks = parallel ? schedule.sizes.count : 1
+        modelConfiguration.banks = parallel && configuration.sharedBatchNorm != true ? schedule.sizes.count : 1
         modelConfiguration.ensemble = parallel ? schedule.sizes.count : 0
         if resume && modelConfiguration != configuration.model {
             throw TrainError.incompatible("the run's model does not match its cache any more (\(m.channels) channels, \(m.classes.count) classes)")

@@ -16,7 +16,10 @@ struct EvalCommand: ParsableCommand {
             --calibrate N also re-estimates BatchNorm at each t from N batches of augmented \
             training data (MixSize's calibration) and reports both. Writes RUNDIR/eval-<checkpoint>.json \
             and .svg. With several runs, also prints them side by side (top-1 per size, training \
-            MACs and time) and draws them in one chart (--chart, --png).
+            MACs and time) and draws them in one chart (--chart, --png); --markdown prints that \
+            comparison as a Markdown table instead. --reuse takes a run's eval JSON instead of \
+            evaluating again when it is newer than the checkpoint and was made with the same \
+            sizes and test cache (and the same --calibrate N, when N > 0).
             """)
 
     @Argument(help: "The run directory (or several, to compare them).")
@@ -49,6 +52,12 @@ struct EvalCommand: ParsableCommand {
     @Flag(help: "Print JSON instead of the table.")
     var json = false
 
+    @Flag(help: "Print the runs' comparison as a Markdown table (one row per run).")
+    var markdown = false
+
+    @Flag(help: "Reuse RUNDIR/eval-CHECKPOINT.json when it is up to date (same sizes and test cache; same --calibrate N when N > 0).")
+    var reuse = false
+
     func validate() throws {
         if checkpoint != "best" && checkpoint != "final" { throw ValidationError("--checkpoint: must be best or final") }
         if calibrate < 0 { throw ValidationError("--calibrate: must not be negative") }
@@ -59,6 +68,12 @@ struct EvalCommand: ParsableCommand {
         var reports: [EvaluationReport] = []
         for runDirectory in runDirectories {
             let directory = URL(fileURLWithPath: runDirectory)
+            if reuse, let previous = EvaluationReport.upToDate(directory: directory, checkpoint: checkpoint, sizes: sizeList,
+                                                                 testCache: test, calibrate: calibrate) {
+                if !json && !markdown { print("\(runDirectory): reusing \(previous.0.path)") }
+                reports.append(previous.1)
+                continue
+            }
             let report: EvaluationReport
             do {
                 report = try EvaluationReport.make(directory: directory, checkpoint: checkpoint, sizes: sizeList, testCache: test,
@@ -68,14 +83,14 @@ struct EvalCommand: ParsableCommand {
             let data = try encoder.encode(report)
             try writeAtomically(data, to: directory.appendingPathComponent("eval-\(checkpoint).json"))
             try writeAtomically(Data(report.svg.utf8), to: directory.appendingPathComponent("eval-\(checkpoint).svg"))
-            if json { print(String(decoding: data, as: UTF8.self)) } else {
+            if json { print(String(decoding: data, as: UTF8.self)) } else if !markdown {
                 print(report.table, terminator: "")
                 print("wrote \(directory.appendingPathComponent("eval-\(checkpoint).json").path) and .svg\n")
             }
             reports.append(report)
         }
         let names = runDirectories.map { URL(fileURLWithPath: $0).lastPathComponent }
-        if reports.count > 1 && !json { print(Self.comparison(reports, names: names)) }
+        if markdown { print(Self.markdown(reports, names: names)) } else if reports.count > 1 && !json { print(Self.comparison(reports, names: names)) }
         if chart != nil || png != nil {
             var series: [(String, [Evaluator.Result])] = []
             for (name, r) in zip(names, reports) {
@@ -85,8 +100,30 @@ struct EvalCommand: ParsableCommand {
             let svg = EvaluationReport.chart(title: "top-1 by test size", series: series)
             if let chart { try writeAtomically(Data(svg.utf8), to: URL(fileURLWithPath: chart)) }
             if let png { try ImageWriter.writePNG(svg: svg, to: png) }
-            if !json { print("chart: " + [chart, png].compactMap { $0 }.joined(separator: ", ")) }
+            if !json && !markdown { print("chart: " + [chart, png].compactMap { $0 }.joined(separator: ", ")) }
         }
+    }
+
+    /// One Markdown row per run (and one more for its calibrated BatchNorm): top-1 per test size,
+    /// the RS-Nets ensemble and α, training MACs relative to the first run, and wall time.
+    static func markdown(_ reports: [EvaluationReport], names: [String]) -> String {
+        let sizes = reports[0].results.map(\.size)
+        var out = "| run | schedule | " + sizes.map { "\($0) px" }.joined(separator: " | ") + " | ensemble | α (largest size first) | training MACs | time |\n"
+        out += "|---|---|" + String(repeating: "---:|", count: sizes.count) + "---:|---|---:|---:|\n"
+        let base = max(reports[0].trainingMacs, 1)
+        for (name, r) in zip(names, reports) {
+            let macs = String(format: "%.3g (%.2fx)", r.trainingMacs, r.trainingMacs / base)
+            let time = String(format: "%.0f s", r.trainingSeconds)
+            let ensemble = r.ensembleTop1.map { String(format: "%.2f", 100 * $0) } ?? ""
+            let alpha = r.alpha.map { $0.map { String(format: "%.2f", $0) }.joined(separator: ", ") } ?? ""
+            func row(_ label: String, _ results: [Evaluator.Result]) -> String {
+                "| \(label) | `\(r.schedule)` | " + results.map { String(format: "%.2f", 100 * $0.top1) }.joined(separator: " | ")
+                    + " | \(ensemble) | \(alpha) | \(macs) | \(time) |\n"
+            }
+            out += row(name, r.results)
+            if let c = r.calibrated { out += row("\(name), BN calibrated (\(c.first?.calibrationBatches ?? 0) batches)", c) }
+        }
+        return out
     }
 
     /// Runs side by side: top-1 per test size, then what each run's training cost.

@@ -85,6 +85,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Parallel schedules: full, vanilla or none (MRED).")
     var distillation: String = "full"
 
+    @Flag(name: .customLong("shared-bn"), help: "Parallel schedules: one BatchNorm for every size instead of a private bank per size (the RS-Nets ablation).")
+    var sharedBatchNorm = false
+
     @Option(help: "Shortcut of shape-changing residual blocks: projection or pad.")
     var shortcut: String = "projection"
 
@@ -155,6 +158,10 @@ struct TrainCommand: ParsableCommand {
                 labelSmoothing: labelSmoothing, gradientSmoothing: gradientSmoothing.map { $0 == "on" } ?? (parsed is MixSize),
                 distillation: distillation, seed: seed, workers: workers, threads: threads)
             runConfiguration.corruptRecords = corruptRecords
+            if sharedBatchNorm {
+                guard parsed is Parallel else { throw ValidationError("--shared-bn: only for parallel schedules (the others have one BatchNorm already)") }
+                runConfiguration.sharedBatchNorm = true
+            }
         }
         let trainer: Trainer
         do {

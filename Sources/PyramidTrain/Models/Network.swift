@@ -51,6 +51,10 @@ public final class Network {
     let convolutions: [Conv2D]
     let batchNorms: [BatchNorm2D]
     let classifier: Linear
+    /// The BatchNorm bank of training size `index` of a parallel schedule: its own, or 0 when the
+    /// sizes share one BatchNorm.
+    public func bank(_ index: Int) -> Int { configuration.banks > 1 ? index : 0 }
+
     /// Offset of the ensemble weights α in the parameter block, if the model has them.
     public let alphaOffset: Int?
     private let input = Tensor(shape: [0])

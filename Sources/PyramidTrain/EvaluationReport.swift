@@ -43,8 +43,10 @@ public struct EvaluationReport: Codable, Sendable {
     }
 
     /// Evaluates the run in `directory`.
+    /// - Parameter forcedBank: evaluate every size with this BatchNorm bank instead of the bank
+    ///   (or interpolation) the size would use — to see what the right bank is worth.
     public static func make(directory: URL, checkpoint: String, sizes: [Int], testCache: String?, calibrate: Int,
-                            workers: Int, threads: Int) throws -> EvaluationReport {
+                            workers: Int, threads: Int, forcedBank: Int? = nil) throws -> EvaluationReport {
         let configURL = directory.appendingPathComponent(Trainer.configurationFile)
         guard let data = try? Data(contentsOf: configURL), let config = try? JSONDecoder().decode(RunConfiguration.self, from: data) else {
             throw TrainError.checkpoint(path: directory.path, reason: "holds no run (no readable \(Trainer.configurationFile))")
@@ -69,10 +71,14 @@ public struct EvaluationReport: Codable, Sendable {
         let trainedSizes = (schedule as? Parallel)?.sizes ?? []
         // Banks per trained size (private BatchNorm); a shared-BatchNorm parallel run has one.
         let bankSizes = network.configuration.banks > 1 ? trainedSizes : []
+        if let forcedBank, !(0..<network.configuration.banks).contains(forcedBank) {
+            throw TrainError.invalidOption(name: "--bank", reason: "the run has \(network.configuration.banks) BatchNorm bank(s); \(forcedBank) is not one of them")
+        }
         var results: [Evaluator.Result] = []
         var calibrated: [Evaluator.Result] = []
         for s in sizes {
-            let bank = bankSizes.isEmpty ? ModelContext.Bank.bank(0) : Evaluator.bank(for: s, trainedSizes: bankSizes)
+            let bank = forcedBank.map { ModelContext.Bank.bank($0) }
+                ?? (bankSizes.isEmpty ? ModelContext.Bank.bank(0) : Evaluator.bank(for: s, trainedSizes: bankSizes))
             results.append(try evaluator.evaluate(size: s, bank: bank))
             if calibrate > 0 {
                 // Calibrate the bank the size uses (interpolated sizes: the nearest bank).

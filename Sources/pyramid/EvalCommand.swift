@@ -52,6 +52,9 @@ struct EvalCommand: ParsableCommand {
     @Flag(help: "Print JSON instead of the table.")
     var json = false
 
+    @Option(help: "Parallel runs: evaluate every size with BatchNorm bank K (0 = the largest training size) instead of its own or interpolated bank; saved as eval-CHECKPOINT-bankK.json.")
+    var bank: Int?
+
     @Flag(help: "Print the runs' comparison as a Markdown table (one row per run).")
     var markdown = false
 
@@ -61,6 +64,8 @@ struct EvalCommand: ParsableCommand {
     func validate() throws {
         if checkpoint != "best" && checkpoint != "final" { throw ValidationError("--checkpoint: must be best or final") }
         if calibrate < 0 { throw ValidationError("--calibrate: must not be negative") }
+        if let bank, bank < 0 { throw ValidationError("--bank: must not be negative") }
+        if bank != nil && reuse { throw ValidationError("--bank: not with --reuse (a forced-bank evaluation is saved apart)") }
     }
 
     func run() throws {
@@ -77,15 +82,16 @@ struct EvalCommand: ParsableCommand {
             let report: EvaluationReport
             do {
                 report = try EvaluationReport.make(directory: directory, checkpoint: checkpoint, sizes: sizeList, testCache: test,
-                                                   calibrate: calibrate, workers: workers, threads: threads)
+                                                   calibrate: calibrate, workers: workers, threads: threads, forcedBank: bank)
             } catch let error as TrainError { throw ValidationError(error.description) }
+            let stem = checkpoint + (bank.map { "-bank\($0)" } ?? "")
             let encoder = JSONEncoder(); encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             let data = try encoder.encode(report)
-            try writeAtomically(data, to: directory.appendingPathComponent("eval-\(checkpoint).json"))
-            try writeAtomically(Data(report.svg.utf8), to: directory.appendingPathComponent("eval-\(checkpoint).svg"))
+            try writeAtomically(data, to: directory.appendingPathComponent("eval-\(stem).json"))
+            try writeAtomically(Data(report.svg.utf8), to: directory.appendingPathComponent("eval-\(stem).svg"))
             if json { print(String(decoding: data, as: UTF8.self)) } else if !markdown {
                 print(report.table, terminator: "")
-                print("wrote \(directory.appendingPathComponent("eval-\(checkpoint).json").path) and .svg\n")
+                print("wrote \(directory.appendingPathComponent("eval-\(stem).json").path) and .svg\n")
             }
             reports.append(report)
         }

@@ -174,6 +174,46 @@ extension TrainerSuites {
         #expect(report.svg.hasPrefix("<svg") && report.svg.contains("polyline"))
     }
 
+    /// `--shared-bn`: a parallel run with one BatchNorm (the RS-Nets ablation) has the state of a
+    /// single-bank model, evaluates every size with it, and still learns α and the ensemble.
+    /// `--bank K` forces a bank; `upToDate` reuses a report only when it still describes the run.
+    @Test func sharedBatchNormForcedBanksAndReusedReports() throws {
+        let dir = TempDirectory("pyramid-shared-bn")
+        let cache = try tinyTrainingCache(dir)
+        let shared = dir.url.appendingPathComponent("shared"), fixed = dir.url.appendingPathComponent("fixed")
+        var config = configuration(cache, schedule: "parallel:10,8", epochs: 1)
+        config.sharedBatchNorm = true
+        let trainer = try Trainer(configuration: config, directory: shared, resume: false)
+        _ = try trainer.run()
+        let single = try Trainer(configuration: configuration(cache, schedule: "fixed:10", epochs: 1), directory: fixed, resume: false)
+        #expect(trainer.network.configuration.banks == 1)
+        #expect(trainer.network.store.stateCount == single.network.store.stateCount)
+        let report = try EvaluationReport.make(directory: shared, checkpoint: "final", sizes: [10, 9, 8], testCache: nil, calibrate: 0, workers: 1, threads: 2)
+        #expect(report.results.map(\.batchNorm) == ["running", "running", "running"])
+        #expect(report.alpha?.count == 2 && report.ensembleTop1 != nil)
+        #expect(throws: TrainError.self) {
+            try EvaluationReport.make(directory: shared, checkpoint: "final", sizes: [10], testCache: nil, calibrate: 0, workers: 1, threads: 2, forcedBank: 1)
+        }
+
+        // Private banks: 8 px uses its own bank (1) unless bank 0 is forced.
+        let privateRun = dir.url.appendingPathComponent("private")
+        try Trainer(configuration: configuration(cache, schedule: "parallel:10,8", epochs: 1), directory: privateRun, resume: false).run()
+        let own = try EvaluationReport.make(directory: privateRun, checkpoint: "final", sizes: [8], testCache: nil, calibrate: 0, workers: 1, threads: 2)
+        let forced = try EvaluationReport.make(directory: privateRun, checkpoint: "final", sizes: [8], testCache: nil, calibrate: 0, workers: 1, threads: 2, forcedBank: 0)
+        #expect(own.results[0].batchNorm == "bank 1" && forced.results[0].batchNorm == "bank 0")
+
+        // Reuse: only a saved report newer than the checkpoint, for the same sizes (and calibration).
+        let url = privateRun.appendingPathComponent("eval-final.json")
+        #expect(EvaluationReport.upToDate(directory: privateRun, checkpoint: "final", sizes: [8], testCache: nil, calibrate: 0) == nil)
+        try JSONEncoder().encode(own).write(to: url)
+        #expect(EvaluationReport.upToDate(directory: privateRun, checkpoint: "final", sizes: [8], testCache: nil, calibrate: 0)?.1.results.map(\.size) == [8])
+        #expect(EvaluationReport.upToDate(directory: privateRun, checkpoint: "final", sizes: [8, 10], testCache: nil, calibrate: 0) == nil)
+        #expect(EvaluationReport.upToDate(directory: privateRun, checkpoint: "final", sizes: [8], testCache: nil, calibrate: 5) == nil)
+        let older = Date(timeIntervalSinceNow: -3600)
+        try FileManager.default.setAttributes([.modificationDate: older], ofItemAtPath: url.path)
+        #expect(EvaluationReport.upToDate(directory: privateRun, checkpoint: "final", sizes: [8], testCache: nil, calibrate: 0) == nil)
+    }
+
     @Test func aNonFiniteLossStopsTheRunAndKeepsTheLastCheckpoint() throws {
         let dir = TempDirectory("pyramid-nan")
         let cache = try tinyTrainingCache(dir)

@@ -138,9 +138,11 @@ public struct Augmentation: Sendable, Equatable, CustomStringConvertible {
 
     /// Draws the box of one sample.
     /// - Parameters:
-    ///   - width, height: the stored image's size at the level the box is drawn on (only the aspect
-    ///     ratio matters: levels differ by a common scale).
+    ///   - width: the stored image's width at the level the box is drawn on (only the aspect ratio
+    ///     matters: levels differ by a common scale).
+    ///   - height: its height at that level.
     ///   - referenceSize: the cache's largest level, which `pad(pixels:)` is measured at.
+    ///   - rng: the sample's random stream.
     public func box(width: Int, height: Int, referenceSize: Int, rng: inout SplitMix64) -> CropBox {
         let w = Double(width), h = Double(height), short = min(w, h)
         var box: CropBox

@@ -123,7 +123,9 @@ public final class Loader: @unchecked Sendable {
 
     /// The batches of `epoch` for this rank, as an `AsyncSequence`. Workers start when iteration
     /// starts and stop when it ends or the iterator is dropped.
-    /// - Parameter cursor: a stream position to resume from (``Batch/nextCursor`` of the last batch done).
+    /// - Parameters:
+    ///   - epoch: the epoch, from 0.
+    ///   - cursor: a stream position to resume from (``Batch/nextCursor`` of the last batch done).
     public func epoch(_ epoch: Int, from cursor: Int = 0) -> EpochBatches {
         EpochBatches(loader: self, epoch: epoch, cursor: cursor)
     }

@@ -43,8 +43,16 @@ public struct EvaluationReport: Codable, Sendable {
     }
 
     /// Evaluates the run in `directory`.
-    /// - Parameter forcedBank: evaluate every size with this BatchNorm bank instead of the bank
-    ///   (or interpolation) the size would use — to see what the right bank is worth.
+    /// - Parameters:
+    ///   - directory: the run directory (`run.json` and checkpoints).
+    ///   - checkpoint: `final` or `best`.
+    ///   - sizes: the test sizes.
+    ///   - testCache: the test cache; nil: the run's `--test`.
+    ///   - calibrate: batches of BatchNorm calibration per size (0: none).
+    ///   - workers: loader threads.
+    ///   - threads: batch parts computed in parallel.
+    ///   - forcedBank: evaluate every size with this BatchNorm bank instead of the bank
+    ///     (or interpolation) the size would use — to see what the right bank is worth.
     public static func make(directory: URL, checkpoint: String, sizes: [Int], testCache: String?, calibrate: Int,
                             workers: Int, threads: Int, forcedBank: Int? = nil) throws -> EvaluationReport {
         let configURL = directory.appendingPathComponent(Trainer.configurationFile)

@@ -28,7 +28,7 @@ public final class ParameterStore {
     public private(set) var stateSlices: [(offset: Int, count: Int, name: String)] = []
     private var initial: [[Float]] = []
     private var initialState: [[Float]] = []
-    /// Parameters, gradients and state; valid after ``finalize()``.
+    /// Parameters, gradients and state; valid once the model has added all its parameters.
     public private(set) var values: UnsafeMutablePointer<Float>!
     public private(set) var grads: UnsafeMutablePointer<Float>!
     public private(set) var state: UnsafeMutablePointer<Float>!

@@ -43,6 +43,7 @@ extension Trainer {
     /// Trains the remaining epochs.
     /// - Parameters:
     ///   - progress: called after every step.
+    ///   - onEpoch: called with each finished epoch's log line.
     ///   - shouldStop: polled after every step; when true, a checkpoint with the loader position is
     ///     written and ``TrainError/interrupted(directory:epoch:cursor:)`` is thrown.
     /// - Returns: the log of the epochs trained by this call.

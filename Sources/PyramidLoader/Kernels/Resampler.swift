@@ -146,7 +146,7 @@ final class Resampler {
     }
 }
 
-/// The naive twin of ``Resampler``: every output pixel computed directly from the 2-D kernel in
+/// The naive twin of the loader's internal `Resampler`: every output pixel computed directly from the 2-D kernel in
 /// Double, with no tables, no separable passes and no fast paths. Tests compare the two.
 public enum ReferenceResampler {
     /// Renders `box` of an interleaved 8-bit image at `size × size`; values on the 0…255 scale.

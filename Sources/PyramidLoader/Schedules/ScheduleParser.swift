@@ -20,8 +20,8 @@ public enum ScheduleParser {
     /// Parses `spec`.
     /// - Parameters:
     ///   - spec: the schedule string.
-    ///   - defaultBase: MixSize's base size when `base=` is not given (the cache's largest level
-    ///     that is not above the largest size; without it, the listed size nearest `√E[s²]`).
+    ///   - largestLevel: the cache's largest level: MixSize's base size when `base=` is not given
+    ///     (the largest level not above the largest size; without it, the listed size nearest `√E[s²]`).
     /// - Throws: ``LoaderError/invalidSchedule(spec:reason:)`` naming what is wrong.
     public static func parse(_ spec: String, largestLevel: Int? = nil) throws -> any ResolutionSchedule {
         func fail(_ reason: String) -> LoaderError { .invalidSchedule(spec: spec, reason: reason) }

@@ -19,7 +19,12 @@ public enum Losses {
 
     /// Mean cross-entropy with label smoothing ε (targets `(1−ε)·onehot + ε/K`).
     /// - Parameters:
+    ///   - logits: `(N, K)`.
+    ///   - labels: the N class indices.
+    ///   - smoothing: ε.
+    ///   - weight: scales the gradient.
     ///   - grad: receives `∂L/∂z = (p − q)/N`, scaled by `weight`, *added* when `accumulate`.
+    ///   - accumulate: add to `grad` instead of overwriting it.
     public static func crossEntropy(logits: Tensor, labels: [Int32], smoothing: Float = 0, weight: Float = 1,
                                     grad: Tensor?, accumulate: Bool = false) -> Float {
         let n = logits.shape[0], k = logits.shape[1]

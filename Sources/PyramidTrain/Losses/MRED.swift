@@ -25,7 +25,10 @@ public struct MRED {
     /// Computes the loss; writes `∂L/∂z_s` into `grads[s]` and adds `∂L/∂α` into `alphaGrad`.
     /// - Parameters:
     ///   - logits: `(N, K)` per size, largest size first.
+    ///   - labels: the N class indices.
     ///   - alpha: the S ensemble weights (before softmax).
+    ///   - alphaGrad: receives `∂L/∂α` (added).
+    ///   - grads: receive `∂L/∂z_s`, one `(N, K)` tensor per size.
     public func loss(logits: [Tensor], labels: [Int32], alpha: UnsafePointer<Float>, alphaGrad: UnsafeMutablePointer<Float>,
                      grads: [Tensor]) -> Terms {
         let s = logits.count, n = logits[0].shape[0], k = logits[0].shape[1]

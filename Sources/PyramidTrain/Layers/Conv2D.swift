@@ -25,11 +25,7 @@ public final class Conv2D: Layer {
     weak var context: ModelContext?
 
     private func kept(_ branch: Int, _ part: Int, _ count: Int) -> UnsafeMutablePointer<Float> {
-        var list = keptColumns[branch] ?? []
-        while list.count <= part { list.append(Tensor(shape: [0])) }
-        list[part].reshape([max(1, count)])
-        keptColumns[branch] = list
-        return list[part].data
+        scratch(&keptColumns[branch, default: []], part, count)
     }
     /// Multiply-adds per sample of the last forward.
     private(set) var lastMacs = 0
@@ -107,7 +103,7 @@ public final class Conv2D: Layer {
         // Training keeps each part's whole column matrix for the backward pass (one im2col per
         // layer and step instead of two) unless the part is cut into chunks; evaluation uses a
         // shared scratch.
-        let chunk = chunkSamples(k: max(k, outChannels * kernel * kernel), plane: ho * wo)
+        let chunk = chunkSamples(plane: ho * wo)
         let keep = (context?.training ?? false) && chunk >= (n + parts - 1) / parts
         var cols: [UnsafeMutablePointer<Float>] = []
         for p in 0..<parts where !isPointwise {
@@ -135,9 +131,11 @@ public final class Conv2D: Layer {
         return y
     }
 
-    /// Samples per im2col chunk (at least one): the whole part when chunking is off.
-    private func chunkSamples(k: Int, plane: Int) -> Int {
-        Conv2D.chunkBytes <= 0 ? Int.max : max(1, Conv2D.chunkBytes / (k * plane * 4))
+    /// Samples per im2col chunk (at least one), sized by the larger of the forward columns and
+    /// backward's gradient columns; the whole part when chunking is off.
+    private func chunkSamples(plane: Int) -> Int {
+        let rows = max(inChannels, outChannels) * kernel * kernel
+        return Conv2D.chunkBytes <= 0 ? Int.max : max(1, Conv2D.chunkBytes / (rows * plane * 4))
     }
 
     /// Size of the column matrix built and multiplied at a time (0: a whole batch part at once).
@@ -191,7 +189,7 @@ public final class Conv2D: Layer {
                 }
             }
             let du0 = bufs[0].2, total = 16 * outChannels * inChannels
-            for p in 1..<max(1, parts) { let dp = bufs[p].2; for i in 0..<total { du0[i] += dp[i] } }
+            for p in 1..<max(1, parts) { Kernels.add(du0, bufs[p].2, into: du0, count: total) }
             Winograd.accumulateWeightGradient(du0, cout: outChannels, cin: inChannels, into: gw)
             if computesInputGradient {
                 // gradX: Winograd forward of gradY with the flipped, transposed kernel.
@@ -205,7 +203,7 @@ public final class Conv2D: Layer {
         let xp = x.data, gy = gradOutput.data, gxp = gx.data
         var cols: [UnsafeMutablePointer<Float>] = [], gcols: [UnsafeMutablePointer<Float>] = [], partial: [UnsafeMutablePointer<Float>] = []
         let haveColumns = keptValid[branch] ?? false
-        let chunk = haveColumns ? Int.max : chunkSamples(k: max(k, kt), plane: ho * wo)
+        let chunk = haveColumns ? Int.max : chunkSamples(plane: ho * wo)
         for p in 0..<parts {
             let r = partRange(p, of: parts, count: n)
             let width = min(chunk, r.count) * ho * wo
@@ -253,10 +251,7 @@ public final class Conv2D: Layer {
             }
         }
         keptValid[branch] = false
-        for p in 1..<max(1, parts) {
-            let src = partial[p]
-            for i in 0..<wcount { gw[i] += src[i] }
-        }
+        for p in 1..<max(1, parts) { Kernels.add(gw, partial[p], into: gw, count: wcount) }
         return gx
     }
 }

@@ -58,6 +58,19 @@ public enum TrainBenchmark {
             step()
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
+        if ProcessInfo.processInfo.environment["ALTCONV"] != nil {
+            var a: [Double] = [], b: [Double] = []
+            for i in 0..<(2 * steps) {
+                Conv2D.algorithm = i % 2 == 0 ? .auto : .im2col
+                let start = DispatchTime.now().uptimeNanoseconds
+                step()
+                let t = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                if i % 2 == 0 { a.append(t) } else { b.append(t) }
+            }
+            a.sort(); b.sort()
+            let ratio = zip(a, b).map { $1 / $0 }
+            print("ALT size \(size): auto median \(Int(Double(batch) / a[a.count / 2])) min \(Int(Double(batch) / a[0])); im2col median \(Int(Double(batch) / b[b.count / 2])) min \(Int(Double(batch) / b[0])); sorted-pair ratio median \(ratio[ratio.count / 2])")
+        }
         times.sort()
         let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
         let macs = network.macs(size: size)
@@ -70,5 +83,50 @@ enum GradientValues {
     static func random(_ n: Int, seed: UInt64) -> [Float] {
         var rng = SplitMix64(seed: seed)
         return (0..<n).map { _ in Float(rng.nextUnit() * 2 - 1) }
+    }
+}
+
+extension TrainBenchmark {
+    /// Timing of one convolution layer with one method (``convolution(inChannels:outChannels:size:stride:batch:threads:repetitions:methods:)``).
+    public struct ConvolutionResult: Sendable {
+        public var method: Conv2D.Algorithm
+        /// Seconds of the fastest forward and backward (weight and input gradients).
+        public var forward: Double, backward: Double
+        /// Forward multiply-adds of the whole batch.
+        public var macs: Int
+    }
+
+    /// Times forward and backward of one 3×3 convolution (padding 1) in training mode on a random
+    /// `(Cin, batch, size, size)` input with each method, the methods alternating `repetitions`
+    /// times so that they see the same machine; the fastest of each.
+    public static func convolution(inChannels: Int, outChannels: Int, size: Int, stride: Int = 1, batch: Int, threads: Int,
+                                   repetitions: Int = 9, methods: [Conv2D.Algorithm]) -> [ConvolutionResult] {
+        Threads.configure(threads)
+        let saved = Conv2D.algorithm
+        defer { Conv2D.algorithm = saved }
+        func use(_ m: Conv2D.Algorithm) { Conv2D.algorithm = m }
+        let store = ParameterStore()
+        var initializer = Initializer(seed: 1)
+        let conv = Conv2D(store, inChannels, outChannels, kernel: 3, stride: stride, padding: 1, initializer: &initializer, name: "conv")
+        store.finalize()
+        conv.context = ModelContext()
+        let x = Tensor(shape: [inChannels, batch, size, size], values: GradientValues.random(inChannels * batch * size * size, seed: 5))
+        let y = conv.forward(x, branch: 0)
+        let g = Tensor(shape: y.shape, values: GradientValues.random(y.count, seed: 6))
+        var results = methods.map { ConvolutionResult(method: $0, forward: .infinity, backward: .infinity, macs: conv.lastMacs * batch) }
+        for m in methods { use(m); _ = conv.forward(x, branch: 0); _ = conv.backward(g, branch: 0) }
+        for _ in 0..<repetitions {
+            for (i, m) in methods.enumerated() {
+                use(m)
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                _ = conv.forward(x, branch: 0)
+                let t1 = DispatchTime.now().uptimeNanoseconds
+                _ = conv.backward(g, branch: 0)
+                let t2 = DispatchTime.now().uptimeNanoseconds
+                results[i].forward = min(results[i].forward, Double(t1 - t0) / 1e9)
+                results[i].backward = min(results[i].backward, Double(t2 - t1) / 1e9)
+            }
+        }
+        return results
     }
 }

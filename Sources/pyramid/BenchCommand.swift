@@ -9,7 +9,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure Pyramid against limits measured in the same run.",
-        subcommands: [BenchBuildCommand.self, BenchLoadCommand.self, BenchTrainCommand.self])
+        subcommands: [BenchBuildCommand.self, BenchLoadCommand.self, BenchTrainCommand.self, BenchConvCommand.self])
 }
 
 struct BenchBuildCommand: ParsableCommand {
@@ -240,10 +240,17 @@ struct BenchTrainCommand: ParsableCommand {
     @Option(help: "Threads (batch parts).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
+    @Option(help: "3x3 stride-1 convolutions: auto (Winograd on planes of 16x16 and more, else im2col), im2col or winograd.")
+    var conv: String = "auto"
+
     @Flag(help: "Print JSON.")
     var json = false
 
     func run() throws {
+        guard let algorithm = Conv2D.Algorithm(rawValue: conv) else {
+            throw ValidationError("--conv: '\(conv)' is not one of auto, im2col, winograd")
+        }
+        Conv2D.algorithm = algorithm
         let peak = TrainBenchmark.sgemmPeak(threads: threads)
         var rows: [[String: Double]] = []
         for s in try parseIntList(sizes, flag: "sizes") {
@@ -259,6 +266,54 @@ struct BenchTrainCommand: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
         } else {
             print(String(format: "sgemm peak (1024^3, %d thread%@): %.1f GFLOP/s", threads, threads == 1 ? "" : "s", peak))
+        }
+    }
+}
+
+struct BenchConvCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "conv",
+        abstract: "Time single 3x3 convolution layers with each method against the sgemm peak.",
+        discussion: """
+            Runs forward and backward (weight and input gradients) of one 3x3, padding-1 convolution \
+            layer on a random batch with im2col + sgemm and with Winograd F(2x2,3x3) (16 sgemms of \
+            depth CIN), marking the one training picks (--conv auto); the methods alternate \
+            --repetitions times and the fastest forward and backward of each is reported, in \
+            milliseconds and as a fraction of the cblas_sgemm peak measured in the same run (a \
+            training step's convolution work counted as 3 forward passes, 2 FLOPs per MAC). A layer \
+            is CIN:COUT@SIZE, with /2 for stride 2 (e.g. 16:32@28/2; stride-2 layers use im2col only).
+            """)
+
+    @Option(help: "Layers, comma-separated CIN:COUT@SIZE[/2]; default: ResNet-20's 3x3 stride-1 layers at 28 px.")
+    var layers: String = "16:16@28,32:32@14,64:64@7"
+
+    @Option(help: "Batch.")
+    var batch: Int = 128
+
+    @Option(help: "Threads (batch parts).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Timed repetitions of each method (the fastest is reported).")
+    var repetitions: Int = 9
+
+    func run() throws {
+        let peak = TrainBenchmark.sgemmPeak(threads: threads)
+        print(String(format: "sgemm peak (1024^3, %d thread%@): %.1f GFLOP/s", threads, threads == 1 ? "" : "s", peak))
+        print("layer           method      forward ms  backward ms  of peak  (* auto)")
+        for spec in layers.split(separator: ",") {
+            let parts = spec.split(whereSeparator: { ":@/".contains($0) }).compactMap { Int($0) }
+            guard parts.count == 3 || (parts.count == 4 && parts[3] == 2), parts[..<3].allSatisfy({ $0 > 0 }) else {
+                throw ValidationError("--layers: '\(spec)' is not CIN:COUT@SIZE[/2]")
+            }
+            let stride = parts.count == 4 ? 2 : 1
+            let methods: [Conv2D.Algorithm] = stride == 1 ? [.im2col, .winograd] : [.im2col]
+            let auto = Conv2D.automaticAlgorithm(inChannels: parts[0], outChannels: parts[1], kernel: 3, stride: stride, height: parts[2], width: parts[2])
+            for r in TrainBenchmark.convolution(inChannels: parts[0], outChannels: parts[1], size: parts[2], stride: stride,
+                                                batch: batch, threads: threads, repetitions: repetitions, methods: methods) {
+                let gflops = Double(r.macs) * 2 * 3 / (r.forward + r.backward) / 1e9
+                print(String(spec).padding(toLength: 16, withPad: " ", startingAt: 0) + r.method.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)
+                      + String(format: " %10.2f  %11.2f  %7.2f", r.forward * 1e3, r.backward * 1e3, gflops / peak) + (r.method == auto ? "  *" : ""))
+            }
         }
     }
 }

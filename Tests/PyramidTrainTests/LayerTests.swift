@@ -66,12 +66,12 @@ extension TrainerSuites {
     }
 
     /// Winograd F(2x2,3x3) against the im2col path (and so the naive twin), forward and backward,
-    /// on even and odd sizes.
+    /// on even and odd sizes, in one chunk and in chunks of one sample.
     @Test(arguments: [(8, 8), (7, 5), (1, 3), (28, 28)])
     func winogradMatchesIm2col(h: Int, w: Int) {
         func run(_ winograd: Bool) -> ([Float], [Float], [Float]) {
-            Conv2D.useWinograd = winograd
-            defer { Conv2D.useWinograd = false }
+            Conv2D.algorithm = winograd ? .winograd : .im2col
+            defer { Conv2D.algorithm = .auto }
             let store = ParameterStore()
             var initializer = Initializer(seed: 5)
             let conv = Conv2D(store, 3, 5, kernel: 3, padding: 1, initializer: &initializer, name: "c")
@@ -81,10 +81,17 @@ extension TrainerSuites {
             let g = conv.backward(Tensor(shape: [5, 4, h, w], values: GradientCheck.random(20 * h * w, seed: 7)), branch: 0).array
             return (y, g, store.gradArray)
         }
-        let (y1, g1, w1) = run(true), (y0, g0, w0) = run(false)
-        for (name, a, b) in [("output", y1, y0), ("gradInput", g1, g0), ("gradWeight", w1, w0)] {
-            let worst = zip(a, b).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
-            #expect(worst < 1e-4, "\(name) \(h)x\(w): \(worst)")
+        let (y0, g0, w0) = run(false)
+        // The batch in one chunk and in chunks of one sample.
+        let saved = Conv2D.winogradChunkBytes
+        defer { Conv2D.winogradChunkBytes = saved }
+        for chunkBytes in [saved, 1] {
+            Conv2D.winogradChunkBytes = chunkBytes
+            let (y1, g1, w1) = run(true)
+            for (name, a, b) in [("output", y1, y0), ("gradInput", g1, g0), ("gradWeight", w1, w0)] {
+                let worst = zip(a, b).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+                #expect(worst < 1e-4, "\(name) \(h)x\(w), chunk \(chunkBytes) bytes: \(worst)")
+            }
         }
     }
 

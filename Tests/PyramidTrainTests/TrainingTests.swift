@@ -6,7 +6,7 @@ import Testing
 @testable import PyramidTrain
 
 /// Every suite that runs the trainer: serialized as a whole, because `Threads` and
-/// `Conv2D.useWinograd` are process-wide and some tests change them.
+/// `Conv2D.algorithm` are process-wide and some tests change them.
 @Suite(.serialized) enum TrainerSuites {}
 
 extension TrainerSuites {

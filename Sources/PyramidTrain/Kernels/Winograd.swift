@@ -29,132 +29,6 @@ enum Winograd {
         }
     }
 
-    /// `V = Bᵀ d B` for every channel and tile of samples `n0..<n1`, a row of tiles at a time:
-    /// the rows transform first (over the padded row), then each of the 16 outputs is written as one
-    /// contiguous run of `tw` tiles.
-    static func transformInput(_ x: UnsafePointer<Float>, channels: Int, batch: Int, height h: Int, width w: Int,
-                               n0: Int, n1: Int, into v: UnsafeMutablePointer<Float>) {
-        let (th, tw) = tiles(h, w)
-        let count = (n1 - n0) * th * tw
-        let stride = channels * count
-        let pw = 2 * tw + 2  // padded row: column −1 … 2·tw
-        let rows = UnsafeMutablePointer<Float>.allocate(capacity: 8 * pw)
-        defer { rows.deallocate() }
-        let d = rows, tr = rows + 4 * pw
-        for c in 0..<channels {
-            for n in n0..<n1 {
-                let src = x + (c * batch + n) * h * w
-                for i in 0..<th {
-                    // Four padded input rows 2i−1 … 2i+2.
-                    for r in 0..<4 {
-                        let y = 2 * i - 1 + r, dst = d + r * pw
-                        if y < 0 || y >= h { dst.update(repeating: 0, count: pw); continue }
-                        dst[0] = 0
-                        let row = src + y * w
-                        for k in 0..<w { dst[1 + k] = row[k] }
-                        for k in (w + 1)..<pw { dst[k] = 0 }
-                    }
-                    // Rows: Bᵀ d.
-                    let d0 = d, d1 = d + pw, d2 = d + 2 * pw, d3 = d + 3 * pw
-                    let t0 = tr, t1 = tr + pw, t2 = tr + 2 * pw, t3 = tr + 3 * pw
-                    for k in 0..<pw {
-                        t0[k] = d0[k] - d2[k]; t1[k] = d1[k] + d2[k]; t2[k] = d2[k] - d1[k]; t3[k] = d1[k] - d3[k]
-                    }
-                    // Columns: (·) B, one contiguous run of tiles per output.
-                    let t = ((n - n0) * th + i) * tw
-                    for r in 0..<4 {
-                        let row = tr + r * pw
-                        let o0 = v + (r * 4) * stride + c * count + t, o1 = o0 + stride, o2 = o1 + stride, o3 = o2 + stride
-                        for j in 0..<tw {
-                            let a = row[2 * j], b = row[2 * j + 1], cc = row[2 * j + 2], dd = row[2 * j + 3]
-                            o0[j] = a - cc; o1[j] = b + cc; o2[j] = cc - b; o3[j] = b - dd
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// `Y = Aᵀ M A` into the `(Cout, N, H, W)` output, cropping odd edges; a row of tiles at a time.
-    static func transformOutput(_ m: UnsafePointer<Float>, channels: Int, batch: Int, height h: Int, width w: Int,
-                                n0: Int, n1: Int, into y: UnsafeMutablePointer<Float>) {
-        let (th, tw) = tiles(h, w)
-        let count = (n1 - n0) * th * tw
-        let stride = channels * count
-        let buf = UnsafeMutablePointer<Float>.allocate(capacity: 4 * tw)
-        defer { buf.deallocate() }
-        for c in 0..<channels {
-            for n in n0..<n1 {
-                let dst = y + (c * batch + n) * h * w
-                for i in 0..<th {
-                    let t = ((n - n0) * th + i) * tw
-                    @inline(__always) func run(_ k: Int) -> UnsafePointer<Float> { m + k * stride + c * count + t }
-                    // Rows: s0 = m0 + m1 + m2, s1 = m1 − m2 − m3, for each of the 4 columns s.
-                    let oy = 2 * i
-                    for col in 0..<4 {
-                        let a = run(col), b = run(4 + col), cc = run(8 + col)
-                        let s0 = buf + col * tw
-                        for j in 0..<tw { s0[j] = a[j] + b[j] + cc[j] }
-                    }
-                    let r0 = dst + oy * w
-                    for j in 0..<tw {
-                        let ox = 2 * j
-                        r0[ox] = buf[j] + buf[tw + j] + buf[2 * tw + j]
-                        if ox + 1 < w { r0[ox + 1] = buf[tw + j] - buf[2 * tw + j] - buf[3 * tw + j] }
-                    }
-                    if oy + 1 < h {
-                        for col in 0..<4 {
-                            let b = run(4 + col), cc = run(8 + col), dd = run(12 + col)
-                            let s1 = buf + col * tw
-                            for j in 0..<tw { s1[j] = b[j] - cc[j] - dd[j] }
-                        }
-                        let r1 = dst + (oy + 1) * w
-                        for j in 0..<tw {
-                            let ox = 2 * j
-                            r1[ox] = buf[j] + buf[tw + j] + buf[2 * tw + j]
-                            if ox + 1 < w { r1[ox + 1] = buf[tw + j] - buf[2 * tw + j] - buf[3 * tw + j] }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// `dM = A dY Aᵀ` for every channel and tile (the adjoint of ``transformOutput``).
-    static func transformGradOutput(_ dy: UnsafePointer<Float>, channels: Int, batch: Int, height h: Int, width w: Int,
-                                    n0: Int, n1: Int, into dm: UnsafeMutablePointer<Float>) {
-        let (th, tw) = tiles(h, w)
-        let count = (n1 - n0) * th * tw
-        let stride = channels * count
-        for c in 0..<channels {
-            for n in n0..<n1 {
-                let src = dy + (c * batch + n) * h * w
-                for i in 0..<th {
-                    let oy = 2 * i
-                    let t = ((n - n0) * th + i) * tw
-                    let base = dm + c * count + t
-                    let r0 = src + oy * w
-                    let r1: UnsafePointer<Float>? = oy + 1 < h ? src + (oy + 1) * w : nil
-                    for j in 0..<tw {
-                        let ox = 2 * j
-                        let e00 = r0[ox]
-                        let e01: Float = ox + 1 < w ? r0[ox + 1] : 0
-                        let e10: Float = r1.map { $0[ox] } ?? 0
-                        let e11: Float = (r1 != nil && ox + 1 < w) ? r1![ox + 1] : 0
-                        // Rows: A dY (4×2): e0, e0+e1, e0−e1, −e1; columns: (·) Aᵀ: a, a+b, a−b, −b.
-                        let rows: (Float, Float, Float, Float, Float, Float, Float, Float) =
-                            (e00, e01, e00 + e10, e01 + e11, e00 - e10, e01 - e11, -e10, -e11)
-                        @inline(__always) func put(_ r: Int, _ a: Float, _ b: Float) {
-                            base[(r * 4) * stride + j] = a; base[(r * 4 + 1) * stride + j] = a + b
-                            base[(r * 4 + 2) * stride + j] = a - b; base[(r * 4 + 3) * stride + j] = -b
-                        }
-                        put(0, rows.0, rows.1); put(1, rows.2, rows.3); put(2, rows.4, rows.5); put(3, rows.6, rows.7)
-                    }
-                }
-            }
-        }
-    }
-
     /// `dg += Gᵀ dU G` for every (cout, cin) (the adjoint of ``transformWeights``).
     static func accumulateWeightGradient(_ du: UnsafePointer<Float>, cout: Int, cin: Int, into gw: UnsafeMutablePointer<Float>) {
         let plane = cout * cin
@@ -176,5 +50,188 @@ enum Winograd {
                 }
             }
         }
+    }
+
+    /// `body` over `count` positions eight at a time (the last eight overlapping the previous ones
+    /// when `count` is not a multiple of eight), `tail` one at a time when fewer than eight.
+    @inline(__always)
+    static func map4(_ count: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>, _ d: UnsafePointer<Float>,
+                     _ body: (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, Int) -> Void,
+                     _ tail: (Float, Float, Float, Float, Int) -> Void) {
+        var i = 0
+        while i + 8 <= count { body(load8(a + i), load8(b + i), load8(c + i), load8(d + i), i); i += 8 }
+        if i < count && count >= 8 {
+            // The last eight again (outputs never alias inputs, so recomputing is harmless).
+            i = count - 8
+            body(load8(a + i), load8(b + i), load8(c + i), load8(d + i), i)
+            return
+        }
+        while i < count { tail(a[i], b[i], c[i], d[i], i); i += 1 }
+    }
+
+    /// `V = Bᵀ d B` for every channel and tile of samples `n0..<n1`, in two SIMD passes per
+    /// plane. Horizontal: each padded input row's four transforms (`x₂ⱼ₋₁ − x₂ⱼ₊₁`, `x₂ⱼ + x₂ⱼ₊₁`,
+    /// `x₂ⱼ₊₁ − x₂ⱼ`, `x₂ⱼ − x₂ⱼ₊₂`, even and odd columns split with SIMD), stored so that padded
+    /// rows 2k and 2k+1 are in separate arrays, row k of each. Vertical: tile `(i, j)` combines
+    /// padded rows 2i … 2i+3, which in those arrays sit at the tile's own flat index `i·tw + j` and
+    /// one row of tiles further, so all tiles of a plane are one contiguous pass per output.
+    static func transformInput(_ x: UnsafePointer<Float>, channels: Int, batch: Int, height h: Int, width w: Int,
+                                   n0: Int, n1: Int, into v: UnsafeMutablePointer<Float>) {
+        let (th, tw) = tiles(h, w)
+        let count = (n1 - n0) * th * tw, stride = channels * count, tilesPerPlane = th * tw
+        // Padded rows 0 … 2·th+1 (input row y is padded row y + 1); evenRows[s] holds padded rows
+        // 0, 2, …, 2·th (th + 1 rows of tw), oddRows[s] rows 1, 3, …, 2·th + 1.
+        let block = (th + 1) * tw
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * block + 2 * (tw + 1) + 16) { buffer in
+            let evenRows = buffer.baseAddress!, oddRows = evenRows + 4 * block
+            let even = oddRows + 4 * block, odd = even + tw + 1
+            evenRows.update(repeating: 0, count: 8 * block)
+            even[tw] = 0; odd[0] = 0
+            for c in 0..<channels {
+                for n in n0..<n1 {
+                    let src = x + (c * batch + n) * h * w
+                    for y in 0..<h {
+                        let row = src + y * w
+                        // even[j] = x[2j], odd[j + 1] = x[2j + 1], zero beyond the row.
+                        split(row, width: w, even: even, odd: odd + 1)
+                        let p = y + 1
+                        let out = (p % 2 == 0 ? evenRows : oddRows) + (p / 2) * tw
+                        let o0 = out, o1 = out + block, o2 = out + 2 * block, o3 = out + 3 * block
+                        map4(tw, odd, odd + 1, even, even + 1, { a, cc, e, e1, j in
+                            store8(a - cc, o0 + j); store8(e + cc, o1 + j); store8(cc - e, o2 + j); store8(e - e1, o3 + j)
+                        }, { a, cc, e, e1, j in
+                            o0[j] = a - cc; o1[j] = e + cc; o2[j] = cc - e; o3[j] = e - e1
+                        })
+                    }
+                    let t = (n - n0) * tilesPerPlane
+                    for s in 0..<4 {
+                        let e = evenRows + s * block, o = oddRows + s * block
+                        let out0 = v + s * stride + c * count + t, out1 = out0 + 4 * stride, out2 = out1 + 4 * stride, out3 = out2 + 4 * stride
+                        map4(tilesPerPlane, e, o, e + tw, o + tw, { d0, d1, d2, d3, f in
+                            store8(d0 - d2, out0 + f); store8(d1 + d2, out1 + f); store8(d2 - d1, out2 + f); store8(d1 - d3, out3 + f)
+                        }, { d0, d1, d2, d3, f in
+                            out0[f] = d0 - d2; out1[f] = d1 + d2; out2[f] = d2 - d1; out3[f] = d1 - d3
+                        })
+                    }
+                }
+            }
+        }
+    }
+
+    /// `Y = Aᵀ M A` into the `(Cout, N, H, W)` output, cropping odd edges, in two passes per plane:
+    /// vertical over all tiles of the plane at once (`m₀ + m₁ + m₂` and `m₁ − m₂ − m₃` per
+    /// column of the tile), then horizontal per output row, interleaving even and odd columns.
+    static func transformOutput(_ m: UnsafePointer<Float>, channels: Int, batch: Int, height h: Int, width w: Int,
+                                    n0: Int, n1: Int, into y: UnsafeMutablePointer<Float>) {
+        let (th, tw) = tiles(h, w)
+        let count = (n1 - n0) * th * tw, stride = channels * count, tilesPerPlane = th * tw
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * tilesPerPlane + 2 * tw + 16) { buffer in
+            // top[s] / bottom[s]: the tiles' upper and lower output rows before the horizontal step.
+            let top = buffer.baseAddress!, bottom = top + 4 * tilesPerPlane
+            let even = bottom + 4 * tilesPerPlane, odd = even + tw
+            for c in 0..<channels {
+                for n in n0..<n1 {
+                    let base = m + c * count + (n - n0) * tilesPerPlane
+                    for s in 0..<4 {
+                        let t0 = top + s * tilesPerPlane, b0 = bottom + s * tilesPerPlane
+                        let p = base + s * stride
+                        map4(tilesPerPlane, p, p + 4 * stride, p + 8 * stride, p + 12 * stride, { m0, m1, m2, m3, f in
+                            store8(m0 + m1 + m2, t0 + f); store8(m1 - m2 - m3, b0 + f)
+                        }, { m0, m1, m2, m3, f in
+                            t0[f] = m0 + m1 + m2; b0[f] = m1 - m2 - m3
+                        })
+                    }
+                    let dst = y + (c * batch + n) * h * w
+                    for oy in 0..<h {
+                        let src = (oy % 2 == 0 ? top : bottom) + (oy / 2) * tw
+                        map4(tw, src, src + tilesPerPlane, src + 2 * tilesPerPlane, src + 3 * tilesPerPlane, { s0, s1, s2, s3, j in
+                            store8(s0 + s1 + s2, even + j); store8(s1 - s2 - s3, odd + j)
+                        }, { s0, s1, s2, s3, j in
+                            even[j] = s0 + s1 + s2; odd[j] = s1 - s2 - s3
+                        })
+                        merge(even: even, odd: odd, width: w, into: dst + oy * w)
+                    }
+                }
+            }
+        }
+    }
+
+    /// `dM = A dY Aᵀ` for every channel and tile (the adjoint of ``transformOutput(_:channels:batch:height:width:n0:n1:into:)``):
+    /// each tile's 2×2 gradient split into even and odd columns of its upper and lower row over
+    /// the whole plane, then the 16 outputs as contiguous passes over the tiles.
+    static func transformGradOutput(_ dy: UnsafePointer<Float>, channels: Int, batch: Int, height h: Int, width w: Int,
+                                    n0: Int, n1: Int, into dm: UnsafeMutablePointer<Float>) {
+        let (th, tw) = tiles(h, w)
+        let count = (n1 - n0) * th * tw, stride = channels * count, tilesPerPlane = th * tw
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * tilesPerPlane + 16) { buffer in
+            // Per tile: upper-left, upper-right, lower-left, lower-right gradient (zero outside).
+            let a0 = buffer.baseAddress!, b0 = a0 + tilesPerPlane, a1 = b0 + tilesPerPlane, b1 = a1 + tilesPerPlane
+            if h % 2 == 1 { (a1 + (th - 1) * tw).update(repeating: 0, count: tw); (b1 + (th - 1) * tw).update(repeating: 0, count: tw) }
+            for c in 0..<channels {
+                for n in n0..<n1 {
+                    let src = dy + (c * batch + n) * h * w
+                    for oy in 0..<h {
+                        let row = src + oy * w
+                        let e = (oy % 2 == 0 ? a0 : a1) + (oy / 2) * tw, o = (oy % 2 == 0 ? b0 : b1) + (oy / 2) * tw
+                        split(row, width: w, even: e, odd: o)
+                    }
+                    let base = dm + c * count + (n - n0) * tilesPerPlane
+                    // Rows of A·dY: (a0, b0), (a0 + a1, b0 + b1), (a0 − a1, b0 − b1), (−a1, −b1);
+                    // each row (a, b) then becomes (a, a + b, a − b, −b).
+                    @inline(__always) func put(_ r: Int, _ f: Int, _ a: SIMD8<Float>, _ b: SIMD8<Float>) {
+                        let p = base + (r * 4) * stride + f
+                        store8(a, p); store8(a + b, p + stride); store8(a - b, p + 2 * stride); store8(-b, p + 3 * stride)
+                    }
+                    @inline(__always) func put(_ r: Int, _ f: Int, _ a: Float, _ b: Float) {
+                        let p = base + (r * 4) * stride + f
+                        p[0] = a; p[stride] = a + b; p[2 * stride] = a - b; p[3 * stride] = -b
+                    }
+                    map4(tilesPerPlane, a0, b0, a1, b1, { ua, ub, la, lb, f in
+                        put(0, f, ua, ub); put(1, f, ua + la, ub + lb); put(2, f, ua - la, ub - lb); put(3, f, -la, -lb)
+                    }, { ua, ub, la, lb, f in
+                        put(0, f, ua, ub); put(1, f, ua + la, ub + lb); put(2, f, ua - la, ub - lb); put(3, f, -la, -lb)
+                    })
+                }
+            }
+        }
+    }
+
+    /// `even[j] = row[2j]`, `odd[j] = row[2j + 1]` (0 past the end of an odd row), eight pairs at a time.
+    @inline(__always)
+    static func split(_ row: UnsafePointer<Float>, width w: Int, even: UnsafeMutablePointer<Float>, odd: UnsafeMutablePointer<Float>) {
+        let pairs = w / 2
+        @inline(__always) func block(_ j: Int) {
+            let q = UnsafeRawPointer(row + 2 * j).loadUnaligned(as: SIMD16<Float>.self)
+            store8(q.evenHalf, even + j); store8(q.oddHalf, odd + j)
+        }
+        var j = 0
+        while j + 8 <= pairs { block(j); j += 8 }
+        if j < pairs && pairs >= 8 { block(pairs - 8); j = pairs }
+        while j < pairs { even[j] = row[2 * j]; odd[j] = row[2 * j + 1]; j += 1 }
+        if w % 2 == 1 { even[pairs] = row[w - 1]; odd[pairs] = 0 }
+    }
+
+    /// `row[2j] = even[j]`, `row[2j + 1] = odd[j]` for a row of `w` values (the inverse of ``split(_:width:even:odd:)``).
+    @inline(__always)
+    static func merge(even: UnsafePointer<Float>, odd: UnsafePointer<Float>, width w: Int, into row: UnsafeMutablePointer<Float>) {
+        let pairs = w / 2
+        @inline(__always) func block(_ j: Int) {
+            var q = SIMD16<Float>()
+            q.evenHalf = load8(even + j); q.oddHalf = load8(odd + j)
+            UnsafeMutableRawPointer(row + 2 * j).storeBytes(of: q, as: SIMD16<Float>.self)
+        }
+        var j = 0
+        while j + 8 <= pairs { block(j); j += 8 }
+        if j < pairs && pairs >= 8 { block(pairs - 8); j = pairs }
+        while j < pairs { row[2 * j] = even[j]; row[2 * j + 1] = odd[j]; j += 1 }
+        if w % 2 == 1 { row[w - 1] = even[pairs] }
+    }
+
+    @inline(__always) static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+    @inline(__always) static func load8(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> { load8(UnsafePointer(p)) }
+    @inline(__always) static func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
     }
 }

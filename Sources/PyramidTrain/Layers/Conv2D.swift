@@ -45,35 +45,88 @@ public final class Conv2D: Layer {
     }
 
     var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
-    /// 3×3, stride 1, padding 1: computed with Winograd F(2×2, 3×3) when ``Conv2D/useWinograd``.
-    var isWinograd: Bool { Conv2D.useWinograd && kernel == 3 && stride == 1 && padding == 1 }
-    /// Whether 3×3 stride-1 convolutions use Winograd F(2×2, 3×3) instead of im2col. Off by default:
-    /// it is correct (tested against im2col, forward and backward) but measured slower here — the
-    /// 16 GEMMs per layer get faster, the tile transforms cost more than they save (ResNet-20 at
-    /// 28 px: 185 vs 230 images/s). Kept as the starting point for a faster transform.
-    nonisolated(unsafe) public static var useWinograd = false
+    /// How 3×3, stride-1, padding-1 convolutions are computed.
+    public enum Algorithm: String, CaseIterable, Sendable {
+        /// Winograd where it was measured faster than im2col (``Conv2D/usesWinograd(height:width:)``), else im2col.
+        case auto
+        /// Always im2col + GEMM.
+        case im2col
+        /// Always Winograd F(2×2, 3×3).
+        case winograd
+    }
+
+    /// The algorithm for 3×3, stride-1, padding-1 convolutions (process-wide; ``Algorithm/auto``
+    /// by default). Both are deterministic; their results differ by rounding (~1e-6 relative).
+    nonisolated(unsafe) public static var algorithm = Algorithm.auto
+
+    /// Whether a forward or backward on `height × width` planes uses Winograd F(2×2, 3×3)
+    /// (Lavin & Gray 2016): 2.25× fewer multiplies in 16 GEMMs of depth Cin, plus input and output
+    /// transforms. With ``Algorithm/auto``, for planes of at least 16×16 with even sides and at
+    /// least 8 channels in and out: measured here (`pyramid bench conv`) 15–25% faster than
+    /// im2col for 16 channels at 28 and 32 px and 32 channels at 16 px, even at 14 px, slower below
+    /// that, for odd sides (tiles padded) and for the few input channels of a stem.
+    func usesWinograd(height h: Int, width w: Int) -> Bool {
+        guard kernel == 3 && stride == 1 && padding == 1 else { return false }
+        switch Conv2D.algorithm {
+        case .im2col: return false
+        case .winograd: return true
+        case .auto:
+            return Conv2D.automaticAlgorithm(inChannels: inChannels, outChannels: outChannels, kernel: kernel, stride: stride,
+                                             height: h, width: w) == .winograd
+        }
+    }
+
+    /// What ``Algorithm/auto`` picks for a convolution with padding `kernel / 2` on `height × width` planes.
+    public static func automaticAlgorithm(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, height h: Int, width w: Int) -> Algorithm {
+        kernel == 3 && stride == 1 && inChannels >= 8 && outChannels >= 8 && h % 2 == 0 && w % 2 == 0 && h * w >= 256 ? .winograd : .im2col
+    }
     private var winogradA: [Tensor] = [], winogradB: [Tensor] = [], winogradDU: [Tensor] = []
     private let transformed = Tensor(shape: [0]), transformedFlipped = Tensor(shape: [0])
 
-    private func winogradForward(_ xp: UnsafePointer<Float>, channels cin: Int, out cout: Int, weights u: UnsafePointer<Float>,
-                                 batch n: Int, height h: Int, width w: Int, into yp: UnsafeMutablePointer<Float>) {
-        let parts = min(Threads.count, n)
+    /// Samples per Winograd chunk: the transformed input and products of a chunk,
+    /// `16·(Cin + Cout)` values per tile, about ``winogradChunkBytes``.
+    private func winogradChunk(tilesPerSample: Int) -> Int {
+        max(1, Conv2D.winogradChunkBytes / (16 * (inChannels + outChannels) * tilesPerSample * 4))
+    }
+    /// Bytes of transformed input and products handled at a time by the Winograd path.
+    nonisolated(unsafe) public static var winogradChunkBytes = 512 << 10
+
+    /// Winograd forward of samples `r` in chunks: transform, 16 GEMMs, inverse transform.
+    private static func winogradConvolve(_ xp: UnsafePointer<Float>, channels cin: Int, out cout: Int, weights u: UnsafePointer<Float>,
+                                         batch n: Int, height h: Int, width w: Int, samples r: Range<Int>, chunk: Int,
+                                         v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, into yp: UnsafeMutablePointer<Float>) {
         let (th, tw) = Winograd.tiles(h, w)
-        var bufs: [(UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)] = []
-        for p in 0..<parts {
-            let t = partRange(p, of: parts, count: n).count * th * tw
-            bufs.append((scratch(&winogradA, p, 16 * max(cin, cout) * t), scratch(&winogradB, p, 16 * max(cin, cout) * t)))
-        }
-        parallelFor(parts) { p in
-            let r = partRange(p, of: parts, count: n)
-            let t = r.count * th * tw
-            let (v, m) = bufs[p]
-            Winograd.transformInput(xp, channels: cin, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound, into: v)
+        for c0 in Swift.stride(from: r.lowerBound, to: r.upperBound, by: chunk) {
+            let c1 = min(c0 + chunk, r.upperBound), t = (c1 - c0) * th * tw
+            Winograd.transformInput(xp, channels: cin, batch: n, height: h, width: w, n0: c0, n1: c1, into: v)
             for xi in 0..<16 {
                 gemm(transA: false, transB: false, m: cout, n: t, k: cin, a: u + xi * cout * cin, lda: cin,
                      b: v + xi * cin * t, ldb: t, beta: 0, c: m + xi * cout * t, ldc: t)
             }
-            Winograd.transformOutput(m, channels: cout, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound, into: yp)
+            Winograd.transformOutput(m, channels: cout, batch: n, height: h, width: w, n0: c0, n1: c1, into: yp)
+        }
+    }
+
+    /// Per part: the transformed-input and product buffers of one chunk.
+    private func winogradBuffers(batch n: Int, height h: Int, width w: Int) -> (chunk: Int, [(UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)]) {
+        let parts = min(Threads.count, n)
+        let (th, tw) = Winograd.tiles(h, w)
+        let chunk = winogradChunk(tilesPerSample: th * tw)
+        var bufs: [(UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)] = []
+        for p in 0..<parts {
+            let t = min(chunk, partRange(p, of: parts, count: n).count) * th * tw
+            bufs.append((scratch(&winogradA, p, 16 * max(inChannels, outChannels) * t), scratch(&winogradB, p, 16 * max(inChannels, outChannels) * t)))
+        }
+        return (chunk, bufs)
+    }
+
+    private func winogradForward(_ xp: UnsafePointer<Float>, channels cin: Int, out cout: Int, weights u: UnsafePointer<Float>,
+                                 batch n: Int, height h: Int, width w: Int, into yp: UnsafeMutablePointer<Float>) {
+        let parts = min(Threads.count, n)
+        let (chunk, bufs) = winogradBuffers(batch: n, height: h, width: w)
+        parallelFor(parts) { p in
+            Conv2D.winogradConvolve(xp, channels: cin, out: cout, weights: u, batch: n, height: h, width: w,
+                                    samples: partRange(p, of: parts, count: n), chunk: chunk, v: bufs[p].0, m: bufs[p].1, into: yp)
         }
     }
 
@@ -94,7 +147,7 @@ public final class Conv2D: Layer {
         y.reshape([outChannels, n, ho, wo])
         let parts = min(Threads.count, n), k = inChannels * kernel * kernel
         let xp = x.data, yp = y.data, wptr = store.values + weight
-        if isWinograd {
+        if usesWinograd(height: h, width: w) {
             transformed.reshape([16 * outChannels * inChannels])
             Winograd.transformWeights(wptr, cout: outChannels, cin: inChannels, into: transformed.data)
             winogradForward(xp, channels: inChannels, out: outChannels, weights: transformed.data, batch: n, height: h, width: w, into: yp)
@@ -166,37 +219,38 @@ public final class Conv2D: Layer {
             } } }
         }
         let flipped = flippedWeights.data
-        if isWinograd {
-            // gradW: dU[ξ] = dM[ξ] · V[ξ]ᵀ per part, summed, then Gᵀ dU G.
+        if usesWinograd(height: h, width: w) {
+            // Per chunk: gradW's dU[ξ] += dM[ξ] · V[ξ]ᵀ (summed over parts, then Gᵀ dU G), and
+            // gradX as the Winograd forward of gradY with the flipped, transposed kernel.
             let parts = min(Threads.count, n)
             let (th, tw) = Winograd.tiles(h, w)
-            var bufs: [(UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)] = []
-            for p in 0..<parts {
-                let t = partRange(p, of: parts, count: n).count * th * tw
-                bufs.append((scratch(&winogradA, p, 16 * max(inChannels, outChannels) * t), scratch(&winogradB, p, 16 * max(inChannels, outChannels) * t),
-                             scratch(&winogradDU, p, 16 * outChannels * inChannels)))
-            }
-            let xp = x.data, gy = gradOutput.data
-            parallelFor(parts) { p in
-                let r = partRange(p, of: parts, count: n)
-                let t = r.count * th * tw
-                let (v, dm, du) = bufs[p]
-                Winograd.transformInput(xp, channels: inChannels, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound, into: v)
-                Winograd.transformGradOutput(gy, channels: outChannels, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound, into: dm)
-                for xi in 0..<16 {
-                    gemm(transA: false, transB: true, m: outChannels, n: inChannels, k: t, a: dm + xi * outChannels * t, lda: t,
-                         b: v + xi * inChannels * t, ldb: t, beta: 0, c: du + xi * outChannels * inChannels, ldc: inChannels)
-                }
-            }
-            let du0 = bufs[0].2, total = 16 * outChannels * inChannels
-            for p in 1..<max(1, parts) { Kernels.add(du0, bufs[p].2, into: du0, count: total) }
-            Winograd.accumulateWeightGradient(du0, cout: outChannels, cin: inChannels, into: gw)
+            let (chunk, bufs) = winogradBuffers(batch: n, height: h, width: w)
+            let du = (0..<parts).map { scratch(&winogradDU, $0, 16 * outChannels * inChannels) }
             if computesInputGradient {
-                // gradX: Winograd forward of gradY with the flipped, transposed kernel.
                 transformedFlipped.reshape([16 * inChannels * outChannels])
                 Winograd.transformWeights(flipped, cout: inChannels, cin: outChannels, into: transformedFlipped.data)
-                winogradForward(gy, channels: outChannels, out: inChannels, weights: transformedFlipped.data, batch: n, height: h, width: w, into: gx.data)
             }
+            let xp = x.data, gy = gradOutput.data, gxp = gx.data, uFlipped = transformedFlipped.data
+            parallelFor(parts) { p in
+                let r = partRange(p, of: parts, count: n)
+                let (v, dm) = bufs[p]
+                for c0 in Swift.stride(from: r.lowerBound, to: r.upperBound, by: chunk) {
+                    let c1 = min(c0 + chunk, r.upperBound), t = (c1 - c0) * th * tw
+                    Winograd.transformInput(xp, channels: inChannels, batch: n, height: h, width: w, n0: c0, n1: c1, into: v)
+                    Winograd.transformGradOutput(gy, channels: outChannels, batch: n, height: h, width: w, n0: c0, n1: c1, into: dm)
+                    for xi in 0..<16 {
+                        gemm(transA: false, transB: true, m: outChannels, n: inChannels, k: t, a: dm + xi * outChannels * t, lda: t,
+                             b: v + xi * inChannels * t, ldb: t, beta: c0 == r.lowerBound ? 0 : 1, c: du[p] + xi * outChannels * inChannels, ldc: inChannels)
+                    }
+                    if computesInputGradient {
+                        Conv2D.winogradConvolve(gy, channels: outChannels, out: inChannels, weights: uFlipped, batch: n, height: h, width: w,
+                                                samples: c0..<c1, chunk: chunk, v: v, m: dm, into: gxp)
+                    }
+                }
+            }
+            let total = 16 * outChannels * inChannels
+            for p in 1..<max(1, parts) { Kernels.add(du[0], du[p], into: du[0], count: total) }
+            Winograd.accumulateWeightGradient(du[0], cout: outChannels, cin: inChannels, into: gw)
             return gx
         }
         let parts = min(Threads.count, n), wcount = outChannels * k

@@ -58,19 +58,6 @@ public enum TrainBenchmark {
             step()
             times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
-        if ProcessInfo.processInfo.environment["ALTCONV"] != nil {
-            var a: [Double] = [], b: [Double] = []
-            for i in 0..<(2 * steps) {
-                Conv2D.algorithm = i % 2 == 0 ? .auto : .im2col
-                let start = DispatchTime.now().uptimeNanoseconds
-                step()
-                let t = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                if i % 2 == 0 { a.append(t) } else { b.append(t) }
-            }
-            a.sort(); b.sort()
-            let ratio = zip(a, b).map { $1 / $0 }
-            print("ALT size \(size): auto median \(Int(Double(batch) / a[a.count / 2])) min \(Int(Double(batch) / a[0])); im2col median \(Int(Double(batch) / b[b.count / 2])) min \(Int(Double(batch) / b[0])); sorted-pair ratio median \(ratio[ratio.count / 2])")
-        }
         times.sort()
         let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
         let macs = network.macs(size: size)

@@ -40,6 +40,35 @@ extension TrainerSuites {
         #expect(Losses.hits(logits: net.forward(x), labels: labels).top1 == 16)
     }
 
+    /// `Conv2D.algorithm = .auto` in a whole network: the 16×16 stage of a ResNet-8 at 16 px takes
+    /// the Winograd path, its 8×8 stage and stem im2col, and a training step gives the same
+    /// logits and gradients as all-im2col (to rounding), twice over bit for bit.
+    @Test func automaticConvolutionsMatchIm2colInAWholeNetwork() throws {
+        defer { Conv2D.algorithm = .auto }
+        func step(_ algorithm: Conv2D.Algorithm) throws -> (logits: [Float], grads: [Float], winograd: [Bool]) {
+            Conv2D.algorithm = algorithm
+            let net = try Network(.init(architecture: "resnet8", inputChannels: 1, classes: 4, zeroInitResidual: false, seed: 2))
+            let images = GradientCheck.random(6 * 256, seed: 5)
+            let x = images.withUnsafeBufferPointer { net.setInput($0, count: 6, channels: 1, size: 16) }
+            let logits = net.forward(x)
+            let grad = Tensor(shape: [0])
+            _ = Losses.crossEntropy(logits: logits, labels: (0..<6).map { Int32($0 % 4) }, grad: grad)
+            net.store.zeroGrads()
+            net.backward(grad)
+            // Input side of each convolution: stem, then per block conv1, conv2 (and the shortcut).
+            let sizes = [16, 16, 16, 16, 8, 16, 8, 4, 8]
+            #expect(net.convolutions.count == sizes.count)
+            return (logits.array, net.store.gradArray, zip(net.convolutions, sizes).map { $0.usesWinograd(height: $1, width: $1) })
+        }
+        let auto = try step(.auto), again = try step(.auto), im2col = try step(.im2col)
+        #expect(auto.winograd.contains(true) && auto.winograd.contains(false), "\(auto.winograd)")
+        #expect(!im2col.winograd.contains(true))
+        #expect(auto.logits == again.logits && auto.grads == again.grads)
+        let worst = zip(auto.grads + auto.logits, im2col.grads + im2col.logits).map { abs($0 - $1) / max(1e-2, abs($1)) }.max() ?? 0
+        #expect(worst < 1e-3, "worst relative difference \(worst)")
+        #expect(auto.grads != im2col.grads, "the Winograd path was not taken")
+    }
+
     @Test func interpolatedBankAtTheMidpointIsTheAverageOfTwoBanks() {
         let store = ParameterStore(), context = ModelContext()
         let bn = BatchNorm2D(store, context, channels: 2, banks: 2, name: "bn")

@@ -217,7 +217,8 @@ struct BenchTrainCommand: ParsableCommand {
         discussion: """
             Runs full training steps (forward, cross-entropy, backward, SGD) of a model on random \
             images, times each, and reports images/s of the median step (the machine may be shared; \
-            a neighbour's burst lengthens a few steps), achieved GFLOP/s (a step counted as three forward passes) \
+            a neighbour's burst lengthens a few steps), achieved GFLOP/s (a step counted as three forward passes \
+            of direct-convolution MACs; Winograd layers multiply less, so with them this is an effective rate) \
             and its ratio to cblas_sgemm on 1024x1024 matrices run the same way (one single-threaded \
             product per thread).
             """)

@@ -95,6 +95,33 @@ extension TrainerSuites {
         }
     }
 
+    /// With one-sample chunks a batch of 24 has enough chunks for the threads to claim them as
+    /// they go: whichever thread computes a chunk, forward and both gradients come out the same
+    /// bits on every run, and equal (to rounding) to whole batch parts, for im2col and Winograd.
+    @Test(arguments: [Conv2D.Algorithm.im2col, .winograd])
+    func claimedChunksAreDeterministic(algorithm: Conv2D.Algorithm) {
+        let saved = (Conv2D.chunkBytes, Conv2D.winogradChunkBytes)
+        defer { (Conv2D.chunkBytes, Conv2D.winogradChunkBytes) = saved; Conv2D.algorithm = .auto }
+        Conv2D.algorithm = algorithm
+        let x = Tensor(shape: [8, 24, 6, 6], values: GradientCheck.random(8 * 24 * 36, seed: 12))
+        let g = Tensor(shape: [8, 24, 6, 6], values: GradientCheck.random(8 * 24 * 36, seed: 13))
+        func run(chunkBytes: Int) -> [Float] {
+            (Conv2D.chunkBytes, Conv2D.winogradChunkBytes) = (chunkBytes, chunkBytes)
+            let store = ParameterStore()
+            var initializer = Initializer(seed: 14)
+            let conv = Conv2D(store, 8, 8, kernel: 3, padding: 1, initializer: &initializer, name: "c")
+            store.finalize()
+            let y = conv.forward(x, branch: 0).array
+            return y + conv.backward(g, branch: 0).array + store.gradArray
+        }
+        #expect(Conv2D.chunks(batch: 24, samplesPerChunk: 1) == 24)
+        let first = run(chunkBytes: 1)
+        for _ in 0..<8 { #expect(run(chunkBytes: 1) == first) }
+        let whole = run(chunkBytes: 1 << 30)
+        let worst = zip(first, whole).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+        #expect(worst < 1e-4, "\(algorithm): \(worst)")
+    }
+
     /// Strided convolutions on inputs smaller than the kernel reach (1 or 2 pixels wide).
     @Test(arguments: [(1, 1), (2, 1), (1, 3), (2, 2)])
     func stridedConvolutionOnTinyInputs(h: Int, w: Int) {

@@ -8,6 +8,10 @@
 /// convolution multiplies the input in place. Backward: `gradW += gradY · colᵀ`; for stride-1
 /// "same" convolutions `gradX` is the convolution of `gradY` with the flipped, transposed kernel
 /// (im2col + GEMM again), otherwise `Wᵀ · gradY` scattered back by col2im.
+///
+/// 3×3 "same" convolutions on even planes of 16×16 and more (8+ channels) use Winograd
+/// F(2×2, 3×3) instead (``Conv2D/algorithm``, ``Conv2D/usesWinograd(height:width:)``): the same
+/// chunked, per-part structure with 16 GEMMs of depth Cin per chunk, in both directions.
 public final class Conv2D: Layer {
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
     let store: ParameterStore
@@ -107,26 +111,23 @@ public final class Conv2D: Layer {
         }
     }
 
-    /// Per part: the transformed-input and product buffers of one chunk.
-    private func winogradBuffers(batch n: Int, height h: Int, width w: Int) -> (chunk: Int, [(UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)]) {
+    /// The Winograd chunks of a batch of `n` (at least one per thread) and, per thread, the
+    /// transformed-input and product buffers of the largest chunk.
+    private func winogradBuffers(batch n: Int, height h: Int, width w: Int) -> (chunks: Int, [(UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)]) {
         let parts = min(Threads.count, n)
         let (th, tw) = Winograd.tiles(h, w)
-        let chunk = winogradChunk(tilesPerSample: th * tw)
-        var bufs: [(UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)] = []
-        for p in 0..<parts {
-            let t = min(chunk, partRange(p, of: parts, count: n).count) * th * tw
-            bufs.append((scratch(&winogradA, p, 16 * max(inChannels, outChannels) * t), scratch(&winogradB, p, 16 * max(inChannels, outChannels) * t)))
-        }
-        return (chunk, bufs)
+        let chunks = Conv2D.chunks(batch: n, samplesPerChunk: winogradChunk(tilesPerSample: th * tw))
+        let t = ((n - 1) / chunks + 1) * th * tw, size = 16 * max(inChannels, outChannels) * t
+        return (chunks, (0..<parts).map { (scratch(&winogradA, $0, size), scratch(&winogradB, $0, size)) })
     }
 
     private func winogradForward(_ xp: UnsafePointer<Float>, channels cin: Int, out cout: Int, weights u: UnsafePointer<Float>,
                                  batch n: Int, height h: Int, width w: Int, into yp: UnsafeMutablePointer<Float>) {
-        let parts = min(Threads.count, n)
-        let (chunk, bufs) = winogradBuffers(batch: n, height: h, width: w)
-        parallelFor(parts) { p in
+        let (chunks, bufs) = winogradBuffers(batch: n, height: h, width: w)
+        parallelChunks(chunks, workers: bufs.count) { worker, c in
+            let r = partRange(c, of: chunks, count: n)
             Conv2D.winogradConvolve(xp, channels: cin, out: cout, weights: u, batch: n, height: h, width: w,
-                                    samples: partRange(p, of: parts, count: n), chunk: chunk, v: bufs[p].0, m: bufs[p].1, into: yp)
+                                    samples: r, chunk: r.count, v: bufs[worker].0, m: bufs[worker].1, into: yp)
         }
     }
 
@@ -153,35 +154,43 @@ public final class Conv2D: Layer {
             winogradForward(xp, channels: inChannels, out: outChannels, weights: transformed.data, batch: n, height: h, width: w, into: yp)
             return y
         }
-        // Training keeps each part's whole column matrix for the backward pass (one im2col per
-        // layer and step instead of two) unless the part is cut into chunks; evaluation uses a
-        // shared scratch.
-        let chunk = chunkSamples(plane: ho * wo)
-        let keep = (context?.training ?? false) && chunk >= (n + parts - 1) / parts
-        var cols: [UnsafeMutablePointer<Float>] = []
-        for p in 0..<parts where !isPointwise {
-            let r = partRange(p, of: parts, count: n)
-            let width = min(chunk, r.count) * ho * wo
-            cols.append(keep ? kept(branch, p, k * width) : scratch(&columns, p, k * width))
-        }
-        keptValid[branch] = keep && !isPointwise
-        parallelFor(parts) { p in
-            let r = partRange(p, of: parts, count: n)
-            if isPointwise {
+        if isPointwise {
+            parallelFor(parts) { p in
+                let r = partRange(p, of: parts, count: n)
                 gemm(transA: false, transB: false, m: outChannels, n: r.count * h * w, k: k, a: wptr, lda: k,
                      b: xp + r.lowerBound * h * w, ldb: n * h * w, beta: 0, c: yp + r.lowerBound * ho * wo, ldc: n * ho * wo)
-                return
             }
-            let step = max(1, min(chunk, r.count))
-            for c0 in Swift.stride(from: r.lowerBound, to: r.upperBound, by: step) {
-                let c1 = min(c0 + step, r.upperBound), width = (c1 - c0) * ho * wo
-                Im2col.im2col(xp, channels: inChannels, batch: n, height: h, width: w, n0: c0, n1: c1,
-                              kernel: kernel, stride: stride, padding: padding, col: cols[p])
-                gemm(transA: false, transB: false, m: outChannels, n: width, k: k, a: wptr, lda: k,
-                     b: cols[p], ldb: width, beta: 0, c: yp + c0 * ho * wo, ldc: n * ho * wo)
-            }
+            return y
+        }
+        // Training keeps the column matrices for the backward pass (one im2col per layer and step
+        // instead of two) when there is one chunk per thread; evaluation uses per-thread scratch.
+        let chunks = chunkCount(batch: n, plane: ho * wo)
+        let keep = (context?.training ?? false) && chunks == parts
+        let cols = keep ? (0..<chunks).map { kept(branch, $0, k * partRange($0, of: chunks, count: n).count * ho * wo) }
+                        : (0..<parts).map { scratch(&columns, $0, k * ((n - 1) / chunks + 1) * ho * wo) }
+        keptValid[branch] = keep
+        parallelChunks(chunks, workers: parts) { worker, c in
+            let r = partRange(c, of: chunks, count: n), width = r.count * ho * wo
+            let col = cols[keep ? c : worker]
+            Im2col.im2col(xp, channels: inChannels, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound,
+                          kernel: kernel, stride: stride, padding: padding, col: col)
+            gemm(transA: false, transB: false, m: outChannels, n: width, k: k, a: wptr, lda: k,
+                 b: col, ldb: width, beta: 0, c: yp + r.lowerBound * ho * wo, ldc: n * ho * wo)
         }
         return y
+    }
+
+    /// Chunks of an im2col pass over a batch of `n`: about ``chunkBytes`` of columns each.
+    private func chunkCount(batch n: Int, plane: Int) -> Int {
+        Conv2D.chunks(batch: n, samplesPerChunk: chunkSamples(plane: plane))
+    }
+
+    /// `n` samples in chunks of at most about `samplesPerChunk`, their number a multiple of the
+    /// threads (so that on an idle machine every thread gets the same share) unless there are
+    /// fewer samples.
+    static func chunks(batch n: Int, samplesPerChunk: Int) -> Int {
+        let parts = min(Threads.count, n), needed = (n - 1) / samplesPerChunk + 1
+        return min(n, (needed + parts - 1) / parts * parts)
     }
 
     /// Samples per im2col chunk (at least one), sized by the larger of the forward columns and
@@ -222,52 +231,40 @@ public final class Conv2D: Layer {
         if usesWinograd(height: h, width: w) {
             // Per chunk: gradW's dU[ξ] += dM[ξ] · V[ξ]ᵀ (summed over parts, then Gᵀ dU G), and
             // gradX as the Winograd forward of gradY with the flipped, transposed kernel.
-            let parts = min(Threads.count, n)
             let (th, tw) = Winograd.tiles(h, w)
-            let (chunk, bufs) = winogradBuffers(batch: n, height: h, width: w)
-            let du = (0..<parts).map { scratch(&winogradDU, $0, 16 * outChannels * inChannels) }
+            let (chunks, bufs) = winogradBuffers(batch: n, height: h, width: w)
+            let du = (0..<chunks).map { scratch(&winogradDU, $0, 16 * outChannels * inChannels) }
             if computesInputGradient {
                 transformedFlipped.reshape([16 * inChannels * outChannels])
                 Winograd.transformWeights(flipped, cout: inChannels, cin: outChannels, into: transformedFlipped.data)
             }
             let xp = x.data, gy = gradOutput.data, gxp = gx.data, uFlipped = transformedFlipped.data
-            parallelFor(parts) { p in
-                let r = partRange(p, of: parts, count: n)
-                let (v, dm) = bufs[p]
-                for c0 in Swift.stride(from: r.lowerBound, to: r.upperBound, by: chunk) {
-                    let c1 = min(c0 + chunk, r.upperBound), t = (c1 - c0) * th * tw
-                    Winograd.transformInput(xp, channels: inChannels, batch: n, height: h, width: w, n0: c0, n1: c1, into: v)
-                    Winograd.transformGradOutput(gy, channels: outChannels, batch: n, height: h, width: w, n0: c0, n1: c1, into: dm)
-                    for xi in 0..<16 {
-                        gemm(transA: false, transB: true, m: outChannels, n: inChannels, k: t, a: dm + xi * outChannels * t, lda: t,
-                             b: v + xi * inChannels * t, ldb: t, beta: c0 == r.lowerBound ? 0 : 1, c: du[p] + xi * outChannels * inChannels, ldc: inChannels)
-                    }
-                    if computesInputGradient {
-                        Conv2D.winogradConvolve(gy, channels: outChannels, out: inChannels, weights: uFlipped, batch: n, height: h, width: w,
-                                                samples: c0..<c1, chunk: chunk, v: v, m: dm, into: gxp)
-                    }
+            parallelChunks(chunks, workers: bufs.count) { worker, c in
+                let r = partRange(c, of: chunks, count: n), t = r.count * th * tw
+                let (v, dm) = bufs[worker]
+                Winograd.transformInput(xp, channels: inChannels, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound, into: v)
+                Winograd.transformGradOutput(gy, channels: outChannels, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound, into: dm)
+                for xi in 0..<16 {
+                    gemm(transA: false, transB: true, m: outChannels, n: inChannels, k: t, a: dm + xi * outChannels * t, lda: t,
+                         b: v + xi * inChannels * t, ldb: t, beta: 0, c: du[c] + xi * outChannels * inChannels, ldc: inChannels)
+                }
+                if computesInputGradient {
+                    Conv2D.winogradConvolve(gy, channels: outChannels, out: inChannels, weights: uFlipped, batch: n, height: h, width: w,
+                                            samples: r, chunk: r.count, v: v, m: dm, into: gxp)
                 }
             }
+            // The chunks' sums in chunk order, whichever thread computed them.
             let total = 16 * outChannels * inChannels
-            for p in 1..<max(1, parts) { Kernels.add(du[0], du[p], into: du[0], count: total) }
+            for c in 1..<chunks { Kernels.add(du[0], du[c], into: du[0], count: total) }
             Winograd.accumulateWeightGradient(du[0], cout: outChannels, cin: inChannels, into: gw)
             return gx
         }
         let parts = min(Threads.count, n), wcount = outChannels * k
         let xp = x.data, gy = gradOutput.data, gxp = gx.data
-        var cols: [UnsafeMutablePointer<Float>] = [], gcols: [UnsafeMutablePointer<Float>] = [], partial: [UnsafeMutablePointer<Float>] = []
-        let haveColumns = keptValid[branch] ?? false
-        let chunk = haveColumns ? Int.max : chunkSamples(plane: ho * wo)
-        for p in 0..<parts {
-            let r = partRange(p, of: parts, count: n)
-            let width = min(chunk, r.count) * ho * wo
-            if !isPointwise { cols.append(haveColumns ? kept(branch, p, k * width) : scratch(&columns, p, k * width)) }
-            if transposed && computesInputGradient { gcols.append(scratch(&gradColumns, p, kt * width)) }
-            partial.append(p == 0 ? gw : scratch(&partials, p, wcount))
-        }
-        parallelFor(parts) { p in
-            let r = partRange(p, of: parts, count: n)
-            if isPointwise {
+        if isPointwise {
+            let partial = (0..<parts).map { $0 == 0 ? gw : scratch(&partials, $0, wcount) }
+            parallelFor(parts) { p in
+                let r = partRange(p, of: parts, count: n)
                 let xPart = xp + r.lowerBound * h * w, gyPart = gy + r.lowerBound * ho * wo
                 gemm(transA: false, transB: true, m: outChannels, n: k, k: r.count * ho * wo, a: gyPart, lda: n * ho * wo,
                      b: xPart, ldb: n * h * w, beta: p == 0 ? 1 : 0, c: partial[p], ldc: k)
@@ -275,37 +272,48 @@ public final class Conv2D: Layer {
                     gemm(transA: true, transB: false, m: k, n: r.count * h * w, k: outChannels, a: wptr, lda: k,
                          b: gyPart, ldb: n * ho * wo, beta: 0, c: gxp + r.lowerBound * h * w, ldc: n * h * w)
                 }
-                return
             }
-            let step = max(1, min(chunk, r.count))
-            for c0 in Swift.stride(from: r.lowerBound, to: r.upperBound, by: step) {
-                let c1 = min(c0 + step, r.upperBound), width = (c1 - c0) * ho * wo
-                let gyPart = gy + c0 * ho * wo
-                let col = cols[p]
-                if !haveColumns {
-                    Im2col.im2col(xp, channels: inChannels, batch: n, height: h, width: w, n0: c0, n1: c1,
-                                  kernel: kernel, stride: stride, padding: padding, col: col)
-                }
-                gemm(transA: false, transB: true, m: outChannels, n: k, k: width, a: gyPart, lda: n * ho * wo,
-                     b: col, ldb: width, beta: p == 0 || c0 > r.lowerBound ? 1 : 0, c: partial[p], ldc: k)
-                if !computesInputGradient {
-                    // Only the weight gradient.
-                } else if transposed {
-                    Im2col.im2col(gy, channels: outChannels, batch: n, height: ho, width: wo, n0: c0, n1: c1,
-                                  kernel: kernel, stride: 1, padding: kernel - 1 - padding, col: gcols[p])
-                    gemm(transA: false, transB: false, m: inChannels, n: width, k: kt, a: flipped, lda: kt,
-                         b: gcols[p], ldb: width, beta: 0, c: gxp + c0 * h * w, ldc: n * h * w)
-                } else {
-                    // The columns are not needed any more: reuse them for Wᵀ·gradY, then scatter.
-                    gemm(transA: true, transB: false, m: k, n: width, k: outChannels, a: wptr, lda: k,
-                         b: gyPart, ldb: n * ho * wo, beta: 0, c: col, ldc: width)
-                    Im2col.col2im(col, channels: inChannels, batch: n, height: h, width: w, n0: c0, n1: c1,
-                                  kernel: kernel, stride: stride, padding: padding, gradX: gxp)
-                }
+            for p in 1..<max(1, parts) { Kernels.add(gw, partial[p], into: gw, count: wcount) }
+            return gx
+        }
+        // The same chunks as the forward pass (whose columns are reused when it kept them); each
+        // chunk's weight gradient has its own buffer, summed in chunk order afterwards.
+        let chunks = chunkCount(batch: n, plane: ho * wo)
+        let haveColumns = keptValid[branch] ?? false
+        precondition(!haveColumns || chunks == parts, "kept columns for another chunking")
+        let widest = ((n - 1) / chunks + 1) * ho * wo
+        let cols = haveColumns ? (0..<chunks).map { kept(branch, $0, k * partRange($0, of: chunks, count: n).count * ho * wo) }
+                               : (0..<parts).map { scratch(&columns, $0, k * widest) }
+        let gcols = transposed && computesInputGradient ? (0..<parts).map { scratch(&gradColumns, $0, kt * widest) } : []
+        let partial = (0..<chunks).map { scratch(&partials, $0, wcount) }
+        parallelChunks(chunks, workers: parts) { worker, c in
+            let r = partRange(c, of: chunks, count: n), width = r.count * ho * wo
+            let gyPart = gy + r.lowerBound * ho * wo
+            let col = cols[haveColumns ? c : worker]
+            if !haveColumns {
+                Im2col.im2col(xp, channels: inChannels, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound,
+                              kernel: kernel, stride: stride, padding: padding, col: col)
+            }
+            gemm(transA: false, transB: true, m: outChannels, n: k, k: width, a: gyPart, lda: n * ho * wo,
+                 b: col, ldb: width, beta: 0, c: partial[c], ldc: k)
+            if !computesInputGradient {
+                // Only the weight gradient.
+            } else if transposed {
+                Im2col.im2col(gy, channels: outChannels, batch: n, height: ho, width: wo, n0: r.lowerBound, n1: r.upperBound,
+                              kernel: kernel, stride: 1, padding: kernel - 1 - padding, col: gcols[worker])
+                gemm(transA: false, transB: false, m: inChannels, n: width, k: kt, a: flipped, lda: kt,
+                     b: gcols[worker], ldb: width, beta: 0, c: gxp + r.lowerBound * h * w, ldc: n * h * w)
+            } else {
+                // The columns are not needed any more: reuse them for Wᵀ·gradY, then scatter
+                // (chunks hold different samples, so their scatters never overlap).
+                gemm(transA: true, transB: false, m: k, n: width, k: outChannels, a: wptr, lda: k,
+                     b: gyPart, ldb: n * ho * wo, beta: 0, c: col, ldc: width)
+                Im2col.col2im(col, channels: inChannels, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound,
+                              kernel: kernel, stride: stride, padding: padding, gradX: gxp)
             }
         }
         keptValid[branch] = false
-        for p in 1..<max(1, parts) { Kernels.add(gw, partial[p], into: gw, count: wcount) }
+        for c in 0..<chunks { Kernels.add(gw, partial[c], into: gw, count: wcount) }
         return gx
     }
 }

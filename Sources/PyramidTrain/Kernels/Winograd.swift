@@ -9,45 +9,44 @@
 enum Winograd {
     static func tiles(_ h: Int, _ w: Int) -> (Int, Int) { ((h + 1) / 2, (w + 1) / 2) }
 
-    /// `U = G g Gᵀ` for every (cout, cin) of a `(Cout, Cin, 3, 3)` weight.
+    /// `U = G g Gᵀ` for every (cout, cin) of a `(Cout, Cin, 3, 3)` weight, with
+    /// `G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]]`; columns of the kernel as SIMD lanes.
     static func transformWeights(_ g: UnsafePointer<Float>, cout: Int, cin: Int, into u: UnsafeMutablePointer<Float>) {
         let plane = cout * cin
         for o in 0..<cout {
             for i in 0..<cin {
                 let k = g + (o * cin + i) * 9
-                var q = [[Float]](repeating: [0, 0, 0], count: 4)
-                for c in 0..<3 {
-                    let g0 = k[c], g1 = k[3 + c], g2 = k[6 + c]
-                    q[0][c] = g0; q[1][c] = (g0 + g1 + g2) * 0.5; q[2][c] = (g0 - g1 + g2) * 0.5; q[3][c] = g2
+                // Rows of the kernel, then of G g (four rows of three).
+                let g0 = SIMD4<Float>(k[0], k[1], k[2], 0), g1 = SIMD4<Float>(k[3], k[4], k[5], 0), g2 = SIMD4<Float>(k[6], k[7], k[8], 0)
+                let rows = (g0, (g0 + g1 + g2) * 0.5, (g0 - g1 + g2) * 0.5, g2)
+                @inline(__always) func put(_ r: Int, _ q: SIMD4<Float>) {
+                    let out = u + r * 4 * plane + o * cin + i
+                    out[0] = q[0]; out[plane] = (q[0] + q[1] + q[2]) * 0.5; out[2 * plane] = (q[0] - q[1] + q[2]) * 0.5; out[3 * plane] = q[2]
                 }
-                for r in 0..<4 {
-                    let a = q[r][0], b = q[r][1], c = q[r][2]
-                    let row = [a, (a + b + c) * 0.5, (a - b + c) * 0.5, c]
-                    for s in 0..<4 { u[(r * 4 + s) * plane + o * cin + i] = row[s] }
-                }
+                put(0, rows.0); put(1, rows.1); put(2, rows.2); put(3, rows.3)
             }
         }
     }
 
-    /// `dg += Gᵀ dU G` for every (cout, cin) (the adjoint of ``transformWeights``).
+    /// `dg += Gᵀ dU G` for every (cout, cin) (the adjoint of ``transformWeights(_:cout:cin:into:)``).
     static func accumulateWeightGradient(_ du: UnsafePointer<Float>, cout: Int, cin: Int, into gw: UnsafeMutablePointer<Float>) {
         let plane = cout * cin
         for o in 0..<cout {
             for i in 0..<cin {
-                var u = [[Float]](repeating: [0, 0, 0, 0], count: 4)
-                for r in 0..<4 { for s in 0..<4 { u[r][s] = du[(r * 4 + s) * plane + o * cin + i] } }
-                var h = [[Float]](repeating: [0, 0, 0, 0], count: 3)
-                for s in 0..<4 {
-                    h[0][s] = u[0][s] + 0.5 * (u[1][s] + u[2][s])
-                    h[1][s] = 0.5 * (u[1][s] - u[2][s])
-                    h[2][s] = 0.5 * (u[1][s] + u[2][s]) + u[3][s]
+                @inline(__always) func row(_ r: Int) -> SIMD4<Float> {
+                    let p = du + r * 4 * plane + o * cin + i
+                    return SIMD4(p[0], p[plane], p[2 * plane], p[3 * plane])
                 }
+                let u0 = row(0), u1 = row(1), u2 = row(2), u3 = row(3)
+                // Gᵀ dU: three rows of four, then (·) G: three columns.
+                let h0 = u0 + 0.5 * (u1 + u2), h1 = 0.5 * (u1 - u2), h2 = 0.5 * (u1 + u2) + u3
                 let g = gw + (o * cin + i) * 9
-                for r in 0..<3 {
-                    g[r * 3 + 0] += h[r][0] + 0.5 * (h[r][1] + h[r][2])
-                    g[r * 3 + 1] += 0.5 * (h[r][1] - h[r][2])
-                    g[r * 3 + 2] += 0.5 * (h[r][1] + h[r][2]) + h[r][3]
+                @inline(__always) func add(_ r: Int, _ h: SIMD4<Float>) {
+                    g[r * 3 + 0] += h[0] + 0.5 * (h[1] + h[2])
+                    g[r * 3 + 1] += 0.5 * (h[1] - h[2])
+                    g[r * 3 + 2] += 0.5 * (h[1] + h[2]) + h[3]
                 }
+                add(0, h0); add(1, h1); add(2, h2)
             }
         }
     }
@@ -76,7 +75,7 @@ enum Winograd {
     /// padded rows 2i … 2i+3, which in those arrays sit at the tile's own flat index `i·tw + j` and
     /// one row of tiles further, so all tiles of a plane are one contiguous pass per output.
     static func transformInput(_ x: UnsafePointer<Float>, channels: Int, batch: Int, height h: Int, width w: Int,
-                                   n0: Int, n1: Int, into v: UnsafeMutablePointer<Float>) {
+                               n0: Int, n1: Int, into v: UnsafeMutablePointer<Float>) {
         let (th, tw) = tiles(h, w)
         let count = (n1 - n0) * th * tw, stride = channels * count, tilesPerPlane = th * tw
         // Padded rows 0 … 2·th+1 (input row y is padded row y + 1); evenRows[s] holds padded rows
@@ -122,7 +121,7 @@ enum Winograd {
     /// vertical over all tiles of the plane at once (`m₀ + m₁ + m₂` and `m₁ − m₂ − m₃` per
     /// column of the tile), then horizontal per output row, interleaving even and odd columns.
     static func transformOutput(_ m: UnsafePointer<Float>, channels: Int, batch: Int, height h: Int, width w: Int,
-                                    n0: Int, n1: Int, into y: UnsafeMutablePointer<Float>) {
+                                n0: Int, n1: Int, into y: UnsafeMutablePointer<Float>) {
         let (th, tw) = tiles(h, w)
         let count = (n1 - n0) * th * tw, stride = channels * count, tilesPerPlane = th * tw
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * tilesPerPlane + 2 * tw + 16) { buffer in

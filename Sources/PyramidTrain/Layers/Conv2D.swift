@@ -2,16 +2,18 @@
 /// (darknet's `forward_convolutional_layer`, caffe's `base_conv_layer.cpp`).
 ///
 /// Input `(Cin, N, H, W)`, weight `(Cout, Cin·k·k)`, output `(Cout, N, Ho, Wo)`. The batch is cut
-/// into ``Threads/count`` parts, each on its own core with single-threaded GEMMs over chunks of
-/// ``chunkBytes`` of columns. When a whole part fits in one chunk, the training forward keeps
-/// its column matrices for the weight gradient. A 1×1 stride-1
-/// convolution multiplies the input in place. Backward: `gradW += gradY · colᵀ`; for stride-1
-/// "same" convolutions `gradX` is the convolution of `gradY` with the flipped, transposed kernel
-/// (im2col + GEMM again), otherwise `Wᵀ · gradY` scattered back by col2im.
+/// into chunks of samples whose columns are about ``chunkBytes`` (at least one per thread), which
+/// the ``Threads/count`` threads take in turn, each with single-threaded GEMMs
+/// (`parallelChunks`). When there is one chunk per thread, the training forward keeps the column
+/// matrices for the weight gradient. A 1×1 stride-1 convolution multiplies the input in place,
+/// one part per thread. Backward: `gradW += gradY · colᵀ` (a buffer per chunk, summed in chunk
+/// order, so the result does not depend on which thread took which chunk); for stride-1 "same"
+/// convolutions `gradX` is the convolution of `gradY` with the flipped, transposed kernel (im2col +
+/// GEMM again), otherwise `Wᵀ · gradY` scattered back by col2im.
 ///
 /// 3×3 "same" convolutions on even planes of 16×16 and more (8+ channels) use Winograd
-/// F(2×2, 3×3) instead (``Conv2D/algorithm``, ``Conv2D/usesWinograd(height:width:)``): the same
-/// chunked, per-part structure with 16 GEMMs of depth Cin per chunk, in both directions.
+/// F(2×2, 3×3) instead (``Conv2D/algorithm``, ``Conv2D/usesWinograd(height:width:)``), chunked
+/// the same way, in both directions.
 public final class Conv2D: Layer {
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
     let store: ParameterStore
@@ -66,9 +68,9 @@ public final class Conv2D: Layer {
     /// Whether a forward or backward on `height × width` planes uses Winograd F(2×2, 3×3)
     /// (Lavin & Gray 2016): 2.25× fewer multiplies in 16 GEMMs of depth Cin, plus input and output
     /// transforms. With ``Algorithm/auto``, for planes of at least 16×16 with even sides and at
-    /// least 8 channels in and out: measured here (`pyramid bench conv`) 15–25% faster than
-    /// im2col for 16 channels at 28 and 32 px and 32 channels at 16 px, even at 14 px, slower below
-    /// that, for odd sides (tiles padded) and for the few input channels of a stem.
+    /// least 8 channels in and out: measured here (`pyramid bench conv`) 10–20% faster than
+    /// im2col for 16 channels at 28 and 32 px and 32 channels at 16 px, about even at 14 px, slower
+    /// below that, for odd sides (tiles padded) and for the few input channels of a stem.
     func usesWinograd(height h: Int, width w: Int) -> Bool {
         guard kernel == 3 && stride == 1 && padding == 1 else { return false }
         switch Conv2D.algorithm {
@@ -152,6 +154,7 @@ public final class Conv2D: Layer {
             transformed.reshape([16 * outChannels * inChannels])
             Winograd.transformWeights(wptr, cout: outChannels, cin: inChannels, into: transformed.data)
             winogradForward(xp, channels: inChannels, out: outChannels, weights: transformed.data, batch: n, height: h, width: w, into: yp)
+            keptValid[branch] = false
             return y
         }
         if isPointwise {

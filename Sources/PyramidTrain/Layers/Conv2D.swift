@@ -12,7 +12,7 @@
 /// GEMM again), otherwise `Wᵀ · gradY` scattered back by col2im.
 ///
 /// 3×3 "same" convolutions on even planes of 16×16 and more (8+ channels) use Winograd
-/// F(2×2, 3×3) instead (``Conv2D/algorithm``, ``Conv2D/usesWinograd(height:width:)``), chunked
+/// F(2×2, 3×3) instead (``Conv2D/algorithm``, ``Conv2D/automaticAlgorithm(inChannels:outChannels:kernel:stride:height:width:)``), chunked
 /// the same way, in both directions.
 public final class Conv2D: Layer {
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
@@ -53,7 +53,7 @@ public final class Conv2D: Layer {
     var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
     /// How 3×3, stride-1, padding-1 convolutions are computed.
     public enum Algorithm: String, CaseIterable, Sendable {
-        /// Winograd where it was measured faster than im2col (``Conv2D/usesWinograd(height:width:)``), else im2col.
+        /// Winograd where it was measured faster than im2col (``Conv2D/automaticAlgorithm(inChannels:outChannels:kernel:stride:height:width:)``), else im2col.
         case auto
         /// Always im2col + GEMM.
         case im2col
@@ -82,7 +82,9 @@ public final class Conv2D: Layer {
         }
     }
 
-    /// What ``Algorithm/auto`` picks for a convolution with padding `kernel / 2` on `height × width` planes.
+    /// What ``Algorithm/auto`` picks for a convolution with padding `kernel / 2` on `height × width`
+    /// planes: Winograd for 3×3, stride 1, even sides, at least 16×16 and at least 8 channels in and
+    /// out (where `pyramid bench conv` measured it faster), im2col otherwise.
     public static func automaticAlgorithm(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, height h: Int, width w: Int) -> Algorithm {
         kernel == 3 && stride == 1 && inChannels >= 8 && outChannels >= 8 && h % 2 == 0 && w % 2 == 0 && h * w >= 256 ? .winograd : .im2col
     }

@@ -241,7 +241,7 @@ struct BenchTrainCommand: ParsableCommand {
     @Option(help: "Threads (batch parts).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    @Option(help: "3x3 stride-1 convolutions: auto (Winograd on planes of 16x16 and more, else im2col), im2col or winograd.")
+    @Option(help: "3x3 stride-1 convolutions: auto (Winograd on even planes of 8x8 and more, else im2col), im2col or winograd.")
     var conv: String = "auto"
 
     @Flag(help: "Print JSON.")

@@ -40,9 +40,9 @@ extension TrainerSuites {
         #expect(Losses.hits(logits: net.forward(x), labels: labels).top1 == 16)
     }
 
-    /// `Conv2D.algorithm = .auto` in a whole network: the 16×16 stage of a ResNet-8 at 16 px takes
-    /// the Winograd path, its 8×8 stage and stem im2col, and a training step gives the same
-    /// logits and gradients as all-im2col (to rounding), twice over bit for bit.
+    /// `Conv2D.algorithm = .auto` in a whole network: the 16×16 and 8×8 stages of a ResNet-8 at
+    /// 16 px take the Winograd path, its 4×4 stage, strided layers and stem im2col, and a training
+    /// step gives the same logits and gradients as all-im2col (to rounding), twice over bit for bit.
     @Test func automaticConvolutionsMatchIm2colInAWholeNetwork() throws {
         defer { Conv2D.algorithm = .auto }
         func step(_ algorithm: Conv2D.Algorithm) throws -> (logits: [Float], grads: [Float], winograd: [Bool]) {

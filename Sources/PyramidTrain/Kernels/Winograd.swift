@@ -80,27 +80,66 @@ enum Winograd {
         let count = (n1 - n0) * th * tw, stride = channels * count, tilesPerPlane = th * tw
         // Padded rows 0 … 2·th+1 (input row y is padded row y + 1); evenRows[s] holds padded rows
         // 0, 2, …, 2·th (th + 1 rows of tw), oddRows[s] rows 1, 3, …, 2·th + 1.
-        let block = (th + 1) * tw
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * block + 2 * (tw + 1) + 16) { buffer in
+        let block = (th + 1) * tw, xEnd = x + channels * batch * h * w
+        // Even widths: the rows of one parity (input rows 0, 2, 4, … and 1, 3, 5, …, which land in
+        // consecutive rows of oddRows and evenRows) are split into even and odd columns one after
+        // another and transformed in one pass over all of them, the row ends masked, so planes
+        // narrower than 16 are SIMD too.
+        let groupLength = ((h + 1) / 2) * tw
+        let capacity = 8 * block + 2 * (tw + 1) + 16 + (w % 2 == 0 ? 4 * (groupLength + 16) : 0)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: capacity) { buffer in
             let evenRows = buffer.baseAddress!, oddRows = evenRows + 4 * block
             let even = oddRows + 4 * block, odd = even + tw + 1
+            let groupEven = odd + tw + 1 + 8, groupOdd = groupEven + groupLength + 16
+            let notFirst = groupOdd + groupLength + 16, notLast = notFirst + groupLength + 16
             evenRows.update(repeating: 0, count: 8 * block)
             even[tw] = 0; odd[0] = 0
+            if w % 2 == 0 {
+                groupOdd[0] = 0
+                for k in 0..<(groupLength + 8) {
+                    notFirst[k] = k % tw == 0 ? 0 : 1
+                    notLast[k] = k % tw == tw - 1 ? 0 : 1
+                }
+            }
             for c in 0..<channels {
                 for n in n0..<n1 {
                     let src = x + (c * batch + n) * h * w
-                    for y in 0..<h {
-                        let row = src + y * w
-                        // even[j] = x[2j], odd[j + 1] = x[2j + 1], zero beyond the row.
-                        split(row, width: w, even: even, odd: odd + 1)
-                        let p = y + 1
-                        let out = (p % 2 == 0 ? evenRows : oddRows) + (p / 2) * tw
-                        let o0 = out, o1 = out + block, o2 = out + 2 * block, o3 = out + 3 * block
-                        map4(tw, odd, odd + 1, even, even + 1, { a, cc, e, e1, j in
-                            store8(a - cc, o0 + j); store8(e + cc, o1 + j); store8(cc - e, o2 + j); store8(e - e1, o3 + j)
-                        }, { a, cc, e, e1, j in
-                            o0[j] = a - cc; o1[j] = e + cc; o2[j] = cc - e; o3[j] = e - e1
-                        })
+                    if w % 2 == 0 {
+                        for parity in 0..<2 {
+                            let rows = parity == 0 ? (h + 1) / 2 : h / 2, total = rows * tw
+                            if rows == 0 { continue }
+                            // Row y = parity + 2m is padded row y + 1: oddRows row m, or evenRows row m + 1.
+                            let out = parity == 0 ? oddRows : evenRows + tw
+                            for m in 0..<rows {
+                                let row = src + (parity + 2 * m) * w
+                                splitPairs(row, pairs: tw, even: groupEven + m * tw, odd: groupOdd + 1 + m * tw, spill: row + 16 <= xEnd)
+                            }
+                            let o0 = out, o1 = out + block, o2 = out + 2 * block, o3 = out + 3 * block
+                            let zero = SIMD8<Float>(repeating: 0)
+                            // x₂ⱼ₋₁ (0 at a row's start), x₂ⱼ, x₂ⱼ₊₁, x₂ⱼ₊₂ (0 at its end).
+                            map4(total, groupOdd, groupEven, groupOdd + 1, groupEven + 1, { a, e, cc, e1, k in
+                                let a = a.replacing(with: zero, where: load8(notFirst + k) .== zero)
+                                let e1 = e1.replacing(with: zero, where: load8(notLast + k) .== zero)
+                                store8(a - cc, o0 + k); store8(e + cc, o1 + k); store8(cc - e, o2 + k); store8(e - e1, o3 + k)
+                            }, { a, e, cc, e1, k in
+                                let a = notFirst[k] == 0 ? 0 : a, e1 = notLast[k] == 0 ? 0 : e1
+                                o0[k] = a - cc; o1[k] = e + cc; o2[k] = cc - e; o3[k] = e - e1
+                            })
+                        }
+                    } else {
+                        for y in 0..<h {
+                            let row = src + y * w
+                            // even[j] = x[2j], odd[j + 1] = x[2j + 1], zero beyond the row.
+                            split(row, width: w, even: even, odd: odd + 1)
+                            let p = y + 1
+                            let out = (p % 2 == 0 ? evenRows : oddRows) + (p / 2) * tw
+                            let o0 = out, o1 = out + block, o2 = out + 2 * block, o3 = out + 3 * block
+                            map4(tw, odd, odd + 1, even, even + 1, { a, cc, e, e1, j in
+                                store8(a - cc, o0 + j); store8(e + cc, o1 + j); store8(cc - e, o2 + j); store8(e - e1, o3 + j)
+                            }, { a, cc, e, e1, j in
+                                o0[j] = a - cc; o1[j] = e + cc; o2[j] = cc - e; o3[j] = e - e1
+                            })
+                        }
                     }
                     let t = (n - n0) * tilesPerPlane
                     for s in 0..<4 {
@@ -124,10 +163,12 @@ enum Winograd {
                                 n0: Int, n1: Int, into y: UnsafeMutablePointer<Float>) {
         let (th, tw) = tiles(h, w)
         let count = (n1 - n0) * th * tw, stride = channels * count, tilesPerPlane = th * tw
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * tilesPerPlane + 2 * tw + 16) { buffer in
-            // top[s] / bottom[s]: the tiles' upper and lower output rows before the horizontal step.
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 12 * tilesPerPlane + 64) { buffer in
+            // top[s] / bottom[s]: the tiles' upper and lower output rows before the horizontal
+            // step; then their even and odd output columns, all tiles of the plane at once.
             let top = buffer.baseAddress!, bottom = top + 4 * tilesPerPlane
-            let even = bottom + 4 * tilesPerPlane, odd = even + tw
+            let evenTop = bottom + 4 * tilesPerPlane, oddTop = evenTop + tilesPerPlane + 16
+            let evenBottom = oddTop + tilesPerPlane + 16, oddBottom = evenBottom + tilesPerPlane + 16
             for c in 0..<channels {
                 for n in n0..<n1 {
                     let base = m + c * count + (n - n0) * tilesPerPlane
@@ -140,15 +181,24 @@ enum Winograd {
                             t0[f] = m0 + m1 + m2; b0[f] = m1 - m2 - m3
                         })
                     }
+                    for (rows, even, odd) in [(top, evenTop, oddTop), (bottom, evenBottom, oddBottom)] {
+                        map4(tilesPerPlane, rows, rows + tilesPerPlane, rows + 2 * tilesPerPlane, rows + 3 * tilesPerPlane, { s0, s1, s2, s3, f in
+                            store8(s0 + s1 + s2, even + f); store8(s1 - s2 - s3, odd + f)
+                        }, { s0, s1, s2, s3, f in
+                            even[f] = s0 + s1 + s2; odd[f] = s1 - s2 - s3
+                        })
+                    }
                     let dst = y + (c * batch + n) * h * w
                     for oy in 0..<h {
-                        let src = (oy % 2 == 0 ? top : bottom) + (oy / 2) * tw
-                        map4(tw, src, src + tilesPerPlane, src + 2 * tilesPerPlane, src + 3 * tilesPerPlane, { s0, s1, s2, s3, j in
-                            store8(s0 + s1 + s2, even + j); store8(s1 - s2 - s3, odd + j)
-                        }, { s0, s1, s2, s3, j in
-                            even[j] = s0 + s1 + s2; odd[j] = s1 - s2 - s3
-                        })
-                        merge(even: even, odd: odd, width: w, into: dst + oy * w)
+                        let row = (oy / 2) * tw
+                        let even = (oy % 2 == 0 ? evenTop : evenBottom) + row, odd = (oy % 2 == 0 ? oddTop : oddBottom) + row
+                        if w % 2 == 0 {
+                            // Rows are written in order, so a short row's block may run into the rows
+                            // after it, as long as it stays inside this plane.
+                            mergePairs(even: even, odd: odd, pairs: tw, into: dst + oy * w, spill: (oy * w + 16) <= h * w)
+                        } else {
+                            merge(even: even, odd: odd, width: w, into: dst + oy * w)
+                        }
                     }
                 }
             }
@@ -162,9 +212,11 @@ enum Winograd {
                                     n0: Int, n1: Int, into dm: UnsafeMutablePointer<Float>) {
         let (th, tw) = tiles(h, w)
         let count = (n1 - n0) * th * tw, stride = channels * count, tilesPerPlane = th * tw
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * tilesPerPlane + 16) { buffer in
-            // Per tile: upper-left, upper-right, lower-left, lower-right gradient (zero outside).
-            let a0 = buffer.baseAddress!, b0 = a0 + tilesPerPlane, a1 = b0 + tilesPerPlane, b1 = a1 + tilesPerPlane
+        let dyEnd = dy + channels * batch * h * w
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * (tilesPerPlane + 16)) { buffer in
+            // Per tile: upper-left, upper-right, lower-left, lower-right gradient (zero outside);
+            // 16 spare values after each, for the blocks of short rows.
+            let a0 = buffer.baseAddress!, b0 = a0 + tilesPerPlane + 16, a1 = b0 + tilesPerPlane + 16, b1 = a1 + tilesPerPlane + 16
             if h % 2 == 1 { (a1 + (th - 1) * tw).update(repeating: 0, count: tw); (b1 + (th - 1) * tw).update(repeating: 0, count: tw) }
             for c in 0..<channels {
                 for n in n0..<n1 {
@@ -172,7 +224,12 @@ enum Winograd {
                     for oy in 0..<h {
                         let row = src + oy * w
                         let e = (oy % 2 == 0 ? a0 : a1) + (oy / 2) * tw, o = (oy % 2 == 0 ? b0 : b1) + (oy / 2) * tw
-                        split(row, width: w, even: e, odd: o)
+                        if w % 2 == 0 {
+                            // Rows of one parity go to consecutive runs, in order: a short row's block may run on.
+                            splitPairs(row, pairs: tw, even: e, odd: o, spill: row + 16 <= dyEnd)
+                        } else {
+                            split(row, width: w, even: e, odd: o)
+                        }
                     }
                     let base = dm + c * count + (n - n0) * tilesPerPlane
                     // Rows of A·dY: (a0, b0), (a0 + a1, b0 + b1), (a0 − a1, b0 − b1), (−a1, −b1);
@@ -224,6 +281,50 @@ enum Winograd {
         if j < pairs && pairs >= 8 { block(pairs - 8); j = pairs }
         while j < pairs { row[2 * j] = even[j]; row[2 * j + 1] = odd[j]; j += 1 }
         if w % 2 == 1 { row[w - 1] = even[pairs] }
+    }
+
+    /// `even[j] = row[2j]`, `odd[j] = row[2j + 1]` for the `pairs` pairs of an even-width row,
+    /// eight pairs (one SIMD16 load) at a time, the last block overlapping the one before. A row of
+    /// fewer than eight pairs is one block when `spill` (the 16 floats from `row` are readable and
+    /// the 8 − `pairs` values after `even` and `odd` may be overwritten), else scalar.
+    @inline(__always)
+    static func splitPairs(_ row: UnsafePointer<Float>, pairs: Int, even: UnsafeMutablePointer<Float>, odd: UnsafeMutablePointer<Float>,
+                           spill: Bool) {
+        @inline(__always) func block(_ j: Int) {
+            let q = UnsafeRawPointer(row + 2 * j).loadUnaligned(as: SIMD16<Float>.self)
+            store8(q.evenHalf, even + j); store8(q.oddHalf, odd + j)
+        }
+        if pairs >= 8 {
+            var j = 0
+            while j + 8 <= pairs { block(j); j += 8 }
+            if j < pairs { block(pairs - 8) }
+        } else if spill {
+            block(0)
+        } else {
+            for j in 0..<pairs { even[j] = row[2 * j]; odd[j] = row[2 * j + 1] }
+        }
+    }
+
+    /// `row[2j] = even[j]`, `row[2j + 1] = odd[j]` for `pairs` pairs (the inverse of
+    /// ``splitPairs(_:pairs:even:odd:spill:)``); with fewer than eight pairs one block of 16 when
+    /// `spill` (the values after the row are written again later and `even`/`odd` are readable
+    /// for eight), else scalar.
+    @inline(__always)
+    static func mergePairs(even: UnsafePointer<Float>, odd: UnsafePointer<Float>, pairs: Int, into row: UnsafeMutablePointer<Float>, spill: Bool) {
+        @inline(__always) func block(_ j: Int) {
+            var q = SIMD16<Float>()
+            q.evenHalf = load8(even + j); q.oddHalf = load8(odd + j)
+            UnsafeMutableRawPointer(row + 2 * j).storeBytes(of: q, as: SIMD16<Float>.self)
+        }
+        if pairs >= 8 {
+            var j = 0
+            while j + 8 <= pairs { block(j); j += 8 }
+            if j < pairs { block(pairs - 8) }
+        } else if spill {
+            block(0)
+        } else {
+            for j in 0..<pairs { row[2 * j] = even[j]; row[2 * j + 1] = odd[j] }
+        }
     }
 
     @inline(__always) static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {

@@ -11,7 +11,7 @@
 /// convolutions `gradX` is the convolution of `gradY` with the flipped, transposed kernel (im2col +
 /// GEMM again), otherwise `Wᵀ · gradY` scattered back by col2im.
 ///
-/// 3×3 "same" convolutions on even planes of 16×16 and more (8+ channels) use Winograd
+/// 3×3 "same" convolutions on even planes of 8×8 and more (8+ channels) use Winograd
 /// F(2×2, 3×3) instead (``Conv2D/algorithm``, ``Conv2D/automaticAlgorithm(inChannels:outChannels:kernel:stride:height:width:)``), chunked
 /// the same way, in both directions.
 public final class Conv2D: Layer {
@@ -67,10 +67,11 @@ public final class Conv2D: Layer {
 
     /// Whether a forward or backward on `height × width` planes uses Winograd F(2×2, 3×3)
     /// (Lavin & Gray 2016): 2.25× fewer multiplies in 16 GEMMs of depth Cin, plus input and output
-    /// transforms. With ``Algorithm/auto``, for planes of at least 16×16 with even sides and at
-    /// least 8 channels in and out: measured here (`pyramid bench conv`) 10–20% faster than
-    /// im2col for 16 channels at 28 and 32 px and 32 channels at 16 px, about even at 14 px, slower
-    /// below that, for odd sides (tiles padded) and for the few input channels of a stem.
+    /// transforms. With ``Algorithm/auto``, for planes of at least 8×8 with even sides and at
+    /// least 8 channels in and out: measured here (`pyramid bench conv`) 10–25% faster than im2col
+    /// for 16 channels at 28, 14, 12 and 10 px, 32 channels at 14 and 10 px and 64 channels at 8 px,
+    /// about even for 16 channels at 8 px and 64 at 6 px, slower at 4 px, for odd sides (7 px:
+    /// tiles padded to 8) and for the few input channels of a stem.
     func usesWinograd(height h: Int, width w: Int) -> Bool {
         guard kernel == 3 && stride == 1 && padding == 1 else { return false }
         switch Conv2D.algorithm {
@@ -83,10 +84,10 @@ public final class Conv2D: Layer {
     }
 
     /// What ``Algorithm/auto`` picks for a convolution with padding `kernel / 2` on `height × width`
-    /// planes: Winograd for 3×3, stride 1, even sides, at least 16×16 and at least 8 channels in and
+    /// planes: Winograd for 3×3, stride 1, even sides, at least 8×8 and at least 8 channels in and
     /// out (where `pyramid bench conv` measured it faster), im2col otherwise.
     public static func automaticAlgorithm(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, height h: Int, width w: Int) -> Algorithm {
-        kernel == 3 && stride == 1 && inChannels >= 8 && outChannels >= 8 && h % 2 == 0 && w % 2 == 0 && h * w >= 256 ? .winograd : .im2col
+        kernel == 3 && stride == 1 && inChannels >= 8 && outChannels >= 8 && h % 2 == 0 && w % 2 == 0 && h * w >= 64 ? .winograd : .im2col
     }
     private var winogradA: [Tensor] = [], winogradB: [Tensor] = [], winogradDU: [Tensor] = []
     private let transformed = Tensor(shape: [0]), transformedFlipped = Tensor(shape: [0])

@@ -133,12 +133,15 @@ enum Kernels {
         }
     }
 
-    /// Runs `body(start, count)` over `0..<n` in one piece per core for large tensors.
+    /// Runs `body(start, count)` over `0..<n`: on the cores for large tensors, in pieces of at
+    /// least 16k values that the cores claim as they go.
     @inline(__always)
     static func elementwise(_ n: Int, _ body: (Int, Int) -> Void) {
         let parts = min(Threads.count, max(1, n / 32768))
-        parallelFor(parts) { p in
-            let r = partRange(p, of: parts, count: n)
+        if parts <= 1 { body(0, n); return }
+        let chunks = max(parts, n / 16384)
+        parallelChunks(chunks, workers: parts) { _, c in
+            let r = partRange(c, of: chunks, count: n)
             body(r.lowerBound, r.count)
         }
     }

@@ -58,30 +58,29 @@ public final class BatchNorm2D: Layer {
             let fused = fusedReLU
             inv.withUnsafeMutableBufferPointer { invp in
                 let invb = invp.baseAddress!
-                parallelFor(parts) { p in
-                    for ch in partRange(p, of: parts, count: c) {
-                        let src = x.data + ch * m
-                        let mean = Double(Kernels.sum(src, m)) / Double(m)
-                        let sq = Double(Kernels.sumOfSquares(src, m, minus: Float(mean)))
-                        let variance = sq / Double(m)
-                        let istd = Float(1 / (variance + Double(epsilon)).squareRoot())
-                        invb[ch] = istd
-                        let mu = Float(mean)
-                        let xh = xhat.data + ch * m, out = y.data + ch * m
-                        let gg = g[ch], bb = b[ch]
-                        if fused {
-                            for i in 0..<m { let v = (src[i] - mu) * istd; xh[i] = v; out[i] = max(0, gg * v + bb) }
-                        } else {
-                            for i in 0..<m { let v = (src[i] - mu) * istd; xh[i] = v; out[i] = gg * v + bb }
-                        }
-                        let unbiased = Float(m > 1 ? sq / Double(m - 1) : variance)
-                        if calibrating {
-                            rm[ch] += (mu - rm[ch]) / (seen + 1)
-                            rv[ch] += (unbiased - rv[ch]) / (seen + 1)
-                        } else {
-                            rm[ch] = (1 - momentum) * rm[ch] + momentum * mu
-                            rv[ch] = (1 - momentum) * rv[ch] + momentum * unbiased
-                        }
+                // Channels claimed one at a time (a core slowed by a neighbour takes fewer).
+                parallelChunks(c, workers: parts) { _, ch in
+                    let src = x.data + ch * m
+                    let mean = Double(Kernels.sum(src, m)) / Double(m)
+                    let sq = Double(Kernels.sumOfSquares(src, m, minus: Float(mean)))
+                    let variance = sq / Double(m)
+                    let istd = Float(1 / (variance + Double(epsilon)).squareRoot())
+                    invb[ch] = istd
+                    let mu = Float(mean)
+                    let xh = xhat.data + ch * m, out = y.data + ch * m
+                    let gg = g[ch], bb = b[ch]
+                    if fused {
+                        for i in 0..<m { let v = (src[i] - mu) * istd; xh[i] = v; out[i] = max(0, gg * v + bb) }
+                    } else {
+                        for i in 0..<m { let v = (src[i] - mu) * istd; xh[i] = v; out[i] = gg * v + bb }
+                    }
+                    let unbiased = Float(m > 1 ? sq / Double(m - 1) : variance)
+                    if calibrating {
+                        rm[ch] += (mu - rm[ch]) / (seen + 1)
+                        rv[ch] += (unbiased - rv[ch]) / (seen + 1)
+                    } else {
+                        rm[ch] = (1 - momentum) * rm[ch] + momentum * mu
+                        rv[ch] = (1 - momentum) * rv[ch] + momentum * unbiased
                     }
                 }
             }
@@ -89,14 +88,12 @@ public final class BatchNorm2D: Layer {
         } else {
             let (g, b, mean, variance) = evaluationParameters()
             let fused = fusedReLU
-            parallelFor(parts) { p in
-                for ch in partRange(p, of: parts, count: c) {
-                    let scale = g[ch] / (variance[ch] + epsilon).squareRoot()
-                    let shift = b[ch] - mean[ch] * scale
-                    let src = x.data + ch * m, out = y.data + ch * m
-                    if fused { for i in 0..<m { out[i] = max(0, src[i] * scale + shift) } } else {
-                        for i in 0..<m { out[i] = src[i] * scale + shift }
-                    }
+            parallelChunks(c, workers: parts) { _, ch in
+                let scale = g[ch] / (variance[ch] + epsilon).squareRoot()
+                let shift = b[ch] - mean[ch] * scale
+                let src = x.data + ch * m, out = y.data + ch * m
+                if fused { for i in 0..<m { out[i] = max(0, src[i] * scale + shift) } } else {
+                    for i in 0..<m { out[i] = src[i] * scale + shift }
                 }
             }
         }
@@ -141,21 +138,19 @@ public final class BatchNorm2D: Layer {
         let parts = min(Threads.count, c)
         let maskAll: UnsafePointer<Float>? = fusedReLU ? UnsafePointer(outputs(branch).data) : external
         let dyAll = gradOutput.data, xhAll = xhat.data, dxAll = gx.data
-        parallelFor(parts) { p in
-            for ch in partRange(p, of: parts, count: c) {
-                let dy = dyAll + ch * m, xh = xhAll + ch * m, dx = dxAll + ch * m
-                var sumDy: Float, sumDyX: Float
-                if let maskAll {
-                    // The ReLU's gradient mask, from the rectified output (this layer's own when fused).
-                    (sumDy, sumDyX) = Kernels.maskedSums(dy, xh, mask: maskAll + ch * m, m)
-                } else {
-                    sumDy = Kernels.sum(dy, m); sumDyX = Kernels.dot(dy, xh, m)
-                }
-                gg[ch] += sumDyX; gb[ch] += sumDy
-                let scale = g[ch] * inv[ch] / Float(m)
-                let a = sumDy, bx = sumDyX, fm = Float(m)
-                Kernels.batchNormGradient(dy, xh, mask: maskAll.map { $0 + ch * m }, m, scale: scale, count: fm, sumDy: a, sumDyX: bx, into: dx)
+        parallelChunks(c, workers: parts) { _, ch in
+            let dy = dyAll + ch * m, xh = xhAll + ch * m, dx = dxAll + ch * m
+            var sumDy: Float, sumDyX: Float
+            if let maskAll {
+                // The ReLU's gradient mask, from the rectified output (this layer's own when fused).
+                (sumDy, sumDyX) = Kernels.maskedSums(dy, xh, mask: maskAll + ch * m, m)
+            } else {
+                sumDy = Kernels.sum(dy, m); sumDyX = Kernels.dot(dy, xh, m)
             }
+            gg[ch] += sumDyX; gb[ch] += sumDy
+            let scale = g[ch] * inv[ch] / Float(m)
+            let a = sumDy, bx = sumDyX, fm = Float(m)
+            Kernels.batchNormGradient(dy, xh, mask: maskAll.map { $0 + ch * m }, m, scale: scale, count: fm, sumDy: a, sumDyX: bx, into: dx)
         }
         return gx
     }

@@ -76,6 +76,7 @@ enum GradientValues {
 extension TrainBenchmark {
     /// Timing of one convolution layer with one method (``convolution(inChannels:outChannels:size:stride:batch:threads:repetitions:methods:)``).
     public struct ConvolutionResult: Sendable {
+        /// The algorithm timed.
         public var method: Conv2D.Algorithm
         /// Seconds of the fastest forward and backward (weight and input gradients).
         public var forward: Double, backward: Double
@@ -91,7 +92,6 @@ extension TrainBenchmark {
         Threads.configure(threads)
         let saved = Conv2D.algorithm
         defer { Conv2D.algorithm = saved }
-        func use(_ m: Conv2D.Algorithm) { Conv2D.algorithm = m }
         let store = ParameterStore()
         var initializer = Initializer(seed: 1)
         let conv = Conv2D(store, inChannels, outChannels, kernel: 3, stride: stride, padding: 1, initializer: &initializer, name: "conv")
@@ -101,10 +101,10 @@ extension TrainBenchmark {
         let y = conv.forward(x, branch: 0)
         let g = Tensor(shape: y.shape, values: GradientValues.random(y.count, seed: 6))
         var results = methods.map { ConvolutionResult(method: $0, forward: .infinity, backward: .infinity, macs: conv.lastMacs * batch) }
-        for m in methods { use(m); _ = conv.forward(x, branch: 0); _ = conv.backward(g, branch: 0) }
+        for m in methods { Conv2D.algorithm = m; _ = conv.forward(x, branch: 0); _ = conv.backward(g, branch: 0) }
         for _ in 0..<repetitions {
             for (i, m) in methods.enumerated() {
-                use(m)
+                Conv2D.algorithm = m
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 _ = conv.forward(x, branch: 0)
                 let t1 = DispatchTime.now().uptimeNanoseconds

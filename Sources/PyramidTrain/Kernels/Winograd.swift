@@ -294,15 +294,7 @@ enum Winograd {
             let q = UnsafeRawPointer(row + 2 * j).loadUnaligned(as: SIMD16<Float>.self)
             store8(q.evenHalf, even + j); store8(q.oddHalf, odd + j)
         }
-        if pairs >= 8 {
-            var j = 0
-            while j + 8 <= pairs { block(j); j += 8 }
-            if j < pairs { block(pairs - 8) }
-        } else if spill {
-            block(0)
-        } else {
-            for j in 0..<pairs { even[j] = row[2 * j]; odd[j] = row[2 * j + 1] }
-        }
+        pairBlocks(pairs, spill: spill, block, scalar: { j in even[j] = row[2 * j]; odd[j] = row[2 * j + 1] })
     }
 
     /// `row[2j] = even[j]`, `row[2j + 1] = odd[j]` for `pairs` pairs (the inverse of
@@ -316,6 +308,13 @@ enum Winograd {
             q.evenHalf = load8(even + j); q.oddHalf = load8(odd + j)
             UnsafeMutableRawPointer(row + 2 * j).storeBytes(of: q, as: SIMD16<Float>.self)
         }
+        pairBlocks(pairs, spill: spill, block, scalar: { j in row[2 * j] = even[j]; row[2 * j + 1] = odd[j] })
+    }
+
+    /// `block(j)` for blocks of eight pairs from `j`, the last overlapping the one before; with
+    /// fewer than eight pairs one block from 0 when `spill`, else `scalar(j)` for each pair.
+    @inline(__always)
+    static func pairBlocks(_ pairs: Int, spill: Bool, _ block: (Int) -> Void, scalar: (Int) -> Void) {
         if pairs >= 8 {
             var j = 0
             while j + 8 <= pairs { block(j); j += 8 }
@@ -323,7 +322,7 @@ enum Winograd {
         } else if spill {
             block(0)
         } else {
-            for j in 0..<pairs { row[2 * j] = even[j]; row[2 * j + 1] = odd[j] }
+            for j in 0..<pairs { scalar(j) }
         }
     }
 

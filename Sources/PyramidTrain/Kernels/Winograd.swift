@@ -217,7 +217,6 @@ enum Winograd {
             // Per tile: upper-left, upper-right, lower-left, lower-right gradient (zero outside);
             // 16 spare values after each, for the blocks of short rows.
             let a0 = buffer.baseAddress!, b0 = a0 + tilesPerPlane + 16, a1 = b0 + tilesPerPlane + 16, b1 = a1 + tilesPerPlane + 16
-            if h % 2 == 1 { (a1 + (th - 1) * tw).update(repeating: 0, count: tw); (b1 + (th - 1) * tw).update(repeating: 0, count: tw) }
             for c in 0..<channels {
                 for n in n0..<n1 {
                     let src = dy + (c * batch + n) * h * w
@@ -230,6 +229,11 @@ enum Winograd {
                         } else {
                             split(row, width: w, even: e, odd: o)
                         }
+                    }
+                    if h % 2 == 1 {
+                        // The lower row of the last tiles lies outside the plane: zero, written after
+                        // the rows above, whose blocks may have run into it.
+                        (a1 + (th - 1) * tw).update(repeating: 0, count: tw); (b1 + (th - 1) * tw).update(repeating: 0, count: tw)
                     }
                     let base = dm + c * count + (n - n0) * tilesPerPlane
                     // Rows of A·dY: (a0, b0), (a0 + a1, b0 + b1), (a0 − a1, b0 − b1), (−a1, −b1);

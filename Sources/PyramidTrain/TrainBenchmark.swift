@@ -96,7 +96,10 @@ extension TrainBenchmark {
         var initializer = Initializer(seed: 1)
         let conv = Conv2D(store, inChannels, outChannels, kernel: 3, stride: stride, padding: 1, initializer: &initializer, name: "conv")
         store.finalize()
-        conv.context = ModelContext()
+        // Training mode, as in a training step (the layer holds its context weakly).
+        let context = ModelContext()
+        conv.context = context
+        defer { withExtendedLifetime(context) {} }
         let x = Tensor(shape: [inChannels, batch, size, size], values: GradientValues.random(inChannels * batch * size * size, seed: 5))
         let y = conv.forward(x, branch: 0)
         let g = Tensor(shape: y.shape, values: GradientValues.random(y.count, seed: 6))

@@ -278,11 +278,12 @@ struct BenchConvCommand: ParsableCommand {
         discussion: """
             Runs forward and backward (weight and input gradients) of one 3x3, padding-1 convolution \
             layer on a random batch with im2col + sgemm and with Winograd F(2x2,3x3) (16 sgemms of \
-            depth CIN), marking the one training picks (--conv auto); the methods alternate \
+            depth CIN), marking with * the one training picks by default; the methods alternate \
             --repetitions times and the fastest forward and backward of each is reported, in \
             milliseconds and as a fraction of the cblas_sgemm peak measured in the same run (before \
             and after the layers, the higher kept; a \
-            training step's convolution work counted as 3 forward passes, 2 FLOPs per MAC). A layer \
+            training step's convolution work counted as 3 forward passes, 2 FLOPs per MAC of the \
+            direct convolution, so Winograd, which multiplies less, can pass 1.0). A layer \
             is CIN:COUT@SIZE, with /2 for stride 2 (e.g. 16:32@28/2; stride-2 layers use im2col only).
             """)
 

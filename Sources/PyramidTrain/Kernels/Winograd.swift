@@ -181,13 +181,15 @@ enum Winograd {
                             t0[f] = m0 + m1 + m2; b0[f] = m1 - m2 - m3
                         })
                     }
-                    for (rows, even, odd) in [(top, evenTop, oddTop), (bottom, evenBottom, oddBottom)] {
+                    @inline(__always) func columns(_ rows: UnsafeMutablePointer<Float>, even: UnsafeMutablePointer<Float>, odd: UnsafeMutablePointer<Float>) {
                         map4(tilesPerPlane, rows, rows + tilesPerPlane, rows + 2 * tilesPerPlane, rows + 3 * tilesPerPlane, { s0, s1, s2, s3, f in
                             store8(s0 + s1 + s2, even + f); store8(s1 - s2 - s3, odd + f)
                         }, { s0, s1, s2, s3, f in
                             even[f] = s0 + s1 + s2; odd[f] = s1 - s2 - s3
                         })
                     }
+                    columns(top, even: evenTop, odd: oddTop)
+                    columns(bottom, even: evenBottom, odd: oddBottom)
                     let dst = y + (c * batch + n) * h * w
                     for oy in 0..<h {
                         let row = (oy / 2) * tw
@@ -256,35 +258,19 @@ enum Winograd {
         }
     }
 
-    /// `even[j] = row[2j]`, `odd[j] = row[2j + 1]` (0 past the end of an odd row), eight pairs at a time.
+    /// `even[j] = row[2j]`, `odd[j] = row[2j + 1]` for a row of `w` values (odd: the last pair is
+    /// `(row[w − 1], 0)`), never touching memory past the row or past the pairs.
     @inline(__always)
     static func split(_ row: UnsafePointer<Float>, width w: Int, even: UnsafeMutablePointer<Float>, odd: UnsafeMutablePointer<Float>) {
-        let pairs = w / 2
-        @inline(__always) func block(_ j: Int) {
-            let q = UnsafeRawPointer(row + 2 * j).loadUnaligned(as: SIMD16<Float>.self)
-            store8(q.evenHalf, even + j); store8(q.oddHalf, odd + j)
-        }
-        var j = 0
-        while j + 8 <= pairs { block(j); j += 8 }
-        if j < pairs && pairs >= 8 { block(pairs - 8); j = pairs }
-        while j < pairs { even[j] = row[2 * j]; odd[j] = row[2 * j + 1]; j += 1 }
-        if w % 2 == 1 { even[pairs] = row[w - 1]; odd[pairs] = 0 }
+        splitPairs(row, pairs: w / 2, even: even, odd: odd, spill: false)
+        if w % 2 == 1 { even[w / 2] = row[w - 1]; odd[w / 2] = 0 }
     }
 
     /// `row[2j] = even[j]`, `row[2j + 1] = odd[j]` for a row of `w` values (the inverse of ``split(_:width:even:odd:)``).
     @inline(__always)
     static func merge(even: UnsafePointer<Float>, odd: UnsafePointer<Float>, width w: Int, into row: UnsafeMutablePointer<Float>) {
-        let pairs = w / 2
-        @inline(__always) func block(_ j: Int) {
-            var q = SIMD16<Float>()
-            q.evenHalf = load8(even + j); q.oddHalf = load8(odd + j)
-            UnsafeMutableRawPointer(row + 2 * j).storeBytes(of: q, as: SIMD16<Float>.self)
-        }
-        var j = 0
-        while j + 8 <= pairs { block(j); j += 8 }
-        if j < pairs && pairs >= 8 { block(pairs - 8); j = pairs }
-        while j < pairs { row[2 * j] = even[j]; row[2 * j + 1] = odd[j]; j += 1 }
-        if w % 2 == 1 { row[w - 1] = even[pairs] }
+        mergePairs(even: even, odd: odd, pairs: w / 2, into: row, spill: false)
+        if w % 2 == 1 { row[w - 1] = even[w / 2] }
     }
 
     /// `even[j] = row[2j]`, `odd[j] = row[2j + 1]` for the `pairs` pairs of an even-width row,

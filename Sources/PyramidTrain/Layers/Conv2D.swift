@@ -100,20 +100,18 @@ public final class Conv2D: Layer {
     /// Bytes of transformed input and products handled at a time by the Winograd path.
     nonisolated(unsafe) public static var winogradChunkBytes = 512 << 10
 
-    /// Winograd forward of samples `r` in chunks: transform, 16 GEMMs, inverse transform.
+    /// Winograd forward of the chunk of samples `r`: transform, 16 GEMMs, inverse transform.
     private static func winogradConvolve(_ xp: UnsafePointer<Float>, channels cin: Int, out cout: Int, weights u: UnsafePointer<Float>,
-                                         batch n: Int, height h: Int, width w: Int, samples r: Range<Int>, chunk: Int,
+                                         batch n: Int, height h: Int, width w: Int, samples r: Range<Int>,
                                          v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, into yp: UnsafeMutablePointer<Float>) {
         let (th, tw) = Winograd.tiles(h, w)
-        for c0 in Swift.stride(from: r.lowerBound, to: r.upperBound, by: chunk) {
-            let c1 = min(c0 + chunk, r.upperBound), t = (c1 - c0) * th * tw
-            Winograd.transformInput(xp, channels: cin, batch: n, height: h, width: w, n0: c0, n1: c1, into: v)
-            for xi in 0..<16 {
-                gemm(transA: false, transB: false, m: cout, n: t, k: cin, a: u + xi * cout * cin, lda: cin,
-                     b: v + xi * cin * t, ldb: t, beta: 0, c: m + xi * cout * t, ldc: t)
-            }
-            Winograd.transformOutput(m, channels: cout, batch: n, height: h, width: w, n0: c0, n1: c1, into: yp)
+        let t = r.count * th * tw
+        Winograd.transformInput(xp, channels: cin, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound, into: v)
+        for xi in 0..<16 {
+            gemm(transA: false, transB: false, m: cout, n: t, k: cin, a: u + xi * cout * cin, lda: cin,
+                 b: v + xi * cin * t, ldb: t, beta: 0, c: m + xi * cout * t, ldc: t)
         }
+        Winograd.transformOutput(m, channels: cout, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound, into: yp)
     }
 
     /// The Winograd chunks of a batch of `n` (at least one per thread) and, per thread, the
@@ -132,7 +130,7 @@ public final class Conv2D: Layer {
         parallelChunks(chunks, workers: bufs.count) { worker, c in
             let r = partRange(c, of: chunks, count: n)
             Conv2D.winogradConvolve(xp, channels: cin, out: cout, weights: u, batch: n, height: h, width: w,
-                                    samples: r, chunk: r.count, v: bufs[worker].0, m: bufs[worker].1, into: yp)
+                                    samples: r, v: bufs[worker].0, m: bufs[worker].1, into: yp)
         }
     }
 
@@ -172,8 +170,7 @@ public final class Conv2D: Layer {
         // instead of two) when there is one chunk per thread; evaluation uses per-thread scratch.
         let chunks = chunkCount(batch: n, plane: ho * wo)
         let keep = (context?.training ?? false) && chunks == parts
-        let cols = keep ? (0..<chunks).map { kept(branch, $0, k * partRange($0, of: chunks, count: n).count * ho * wo) }
-                        : (0..<parts).map { scratch(&columns, $0, k * ((n - 1) / chunks + 1) * ho * wo) }
+        let cols = columnBuffers(branch: branch, kept: keep, chunks: chunks, batch: n, plane: ho * wo)
         keptValid[branch] = keep
         parallelChunks(chunks, workers: parts) { worker, c in
             let r = partRange(c, of: chunks, count: n), width = r.count * ho * wo
@@ -184,6 +181,14 @@ public final class Conv2D: Layer {
                  b: col, ldb: width, beta: 0, c: yp + r.lowerBound * ho * wo, ldc: n * ho * wo)
         }
         return y
+    }
+
+    /// The column matrices of an im2col pass: one per chunk, kept for the branch's backward pass
+    /// (`kept`), or one scratch per thread, as large as the widest chunk.
+    private func columnBuffers(branch: Int, kept keep: Bool, chunks: Int, batch n: Int, plane: Int) -> [UnsafeMutablePointer<Float>] {
+        let k = inChannels * kernel * kernel
+        return keep ? (0..<chunks).map { kept(branch, $0, k * partRange($0, of: chunks, count: n).count * plane) }
+                    : (0..<min(Threads.count, n)).map { scratch(&columns, $0, k * ((n - 1) / chunks + 1) * plane) }
     }
 
     /// Chunks of an im2col pass over a batch of `n`: about ``chunkBytes`` of columns each.
@@ -256,7 +261,7 @@ public final class Conv2D: Layer {
                 }
                 if computesInputGradient {
                     Conv2D.winogradConvolve(gy, channels: outChannels, out: inChannels, weights: uFlipped, batch: n, height: h, width: w,
-                                            samples: r, chunk: r.count, v: v, m: dm, into: gxp)
+                                            samples: r, v: v, m: dm, into: gxp)
                 }
             }
             // The chunks' sums in chunk order, whichever thread computed them.
@@ -288,8 +293,7 @@ public final class Conv2D: Layer {
         let haveColumns = keptValid[branch] ?? false
         precondition(!haveColumns || chunks == parts, "kept columns for another chunking")
         let widest = ((n - 1) / chunks + 1) * ho * wo
-        let cols = haveColumns ? (0..<chunks).map { kept(branch, $0, k * partRange($0, of: chunks, count: n).count * ho * wo) }
-                               : (0..<parts).map { scratch(&columns, $0, k * widest) }
+        let cols = columnBuffers(branch: branch, kept: haveColumns, chunks: chunks, batch: n, plane: ho * wo)
         let gcols = transposed && computesInputGradient ? (0..<parts).map { scratch(&gradColumns, $0, kt * widest) } : []
         let partial = (0..<chunks).map { scratch(&partials, $0, wcount) }
         parallelChunks(chunks, workers: parts) { worker, c in

@@ -57,8 +57,8 @@ public struct BuildOptions: Sendable {
         if storedSide(levels.max()!) > 65535 { throw BuildError.invalidOption(name: "margin", reason: "stored size is too large") }
         if shards < 1 || shards > 4096 { throw BuildError.invalidOption(name: "shards", reason: "must be between 1 and 4096, not \(shards)") }
         if workers < 1 || workers > 256 { throw BuildError.invalidOption(name: "workers", reason: "must be between 1 and 256, not \(workers)") }
-        if zstdLevel < -7 || zstdLevel > 19 { throw BuildError.invalidOption(name: "zstd-level", reason: "must be between -7 and 19, not \(zstdLevel)") }
-        if maxPixels < 1 { throw BuildError.invalidOption(name: "max-pixels", reason: "must be positive") }
+        if zstdLevel < -7 || zstdLevel > 19 { throw BuildError.invalidOption(name: "zstdLevel", reason: "must be between -7 and 19, not \(zstdLevel)") }
+        if maxPixels < 1 { throw BuildError.invalidOption(name: "maxPixels", reason: "must be positive") }
         if let l = limit, l < 1 { throw BuildError.invalidOption(name: "limit", reason: "must be positive") }
     }
 

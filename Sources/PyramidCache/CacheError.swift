@@ -29,7 +29,7 @@ public enum CacheError: Error, Equatable, CustomStringConvertible, Sendable {
     public var description: String {
         switch self {
         case .missingManifest(let path):
-            return "\(path): no manifest.json (not a Pyramid cache, or its build did not finish; `pyramid build --resume` finishes it)"
+            return "\(path): no manifest.json (not a Pyramid cache, or its build did not finish)"
         case .unsupportedVersion(let path, let found, let supported):
             return "\(path): cache format version \(found) is not supported (this pyramid reads version \(supported))"
         case .invalidManifest(let path, let reason):

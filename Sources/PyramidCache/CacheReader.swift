@@ -85,6 +85,9 @@ public final class CacheReader: @unchecked Sendable {
             return try? JSONDecoder().decode(ShardInfo.self, from: Data(bytes: v.mv_data, count: v.mv_size))
         }
         guard let info else { throw CacheError.shardMismatch(path: path, reason: "no shard description in its meta database") }
+        guard info.formatVersion == manifest.formatVersion else {
+            throw CacheError.unsupportedVersion(path: path, found: info.formatVersion, supported: manifest.formatVersion)
+        }
         let expected = manifest.buildOptions["buildID"]
         if info.number != number || info.firstIndex != shard.firstIndex || info.count != shard.count
             || info.levels != manifest.levelSizes || info.channels != manifest.channels

@@ -1,7 +1,7 @@
 import Foundation
 
 /// What to do with a record that fails its checksum or header check, or is missing.
-public enum CorruptRecordPolicy: String, Sendable, CaseIterable {
+public enum CorruptRecordPolicy: String, Codable, Sendable, CaseIterable {
     /// Stop: the epoch's iterator throws an error naming shard, index and level.
     case fail
     /// Serve the next readable sample instead (`(index + 1) mod N`, then onwards) with its own

@@ -5,8 +5,11 @@ import PyramidCache
 /// a JSON header (epoch, step counts, gradient-smoothing state, loader position, metrics) followed
 /// by the parameters, the BatchNorm state and the momentum buffer as little-endian Float32.
 public struct Checkpoint {
+    /// The checkpoint layout this trainer writes and the newest it reads.
+    public static let currentFormatVersion = 1
+
     public struct Header: Codable, Equatable, Sendable {
-        public var formatVersion = 1
+        public var formatVersion = Checkpoint.currentFormatVersion
         /// Epochs completed.
         public var epochsDone: Int
         /// Optimizer steps taken.
@@ -41,13 +44,18 @@ public struct Checkpoint {
         do { try writeAtomically(data, to: url) } catch { throw TrainError.checkpoint(path: url.path, reason: "cannot write: \(error)") }
     }
 
-    /// Reads a checkpoint, checking its sizes.
+    /// Reads a checkpoint, checking its format version and sizes.
+    /// - Throws: ``TrainError/checkpoint(path:reason:)`` for a missing, truncated or inconsistent file,
+    ///   ``TrainError/unsupportedVersion(path:found:supported:)`` for a newer format.
     public static func read(from url: URL) throws -> Checkpoint {
         guard let data = try? Data(contentsOf: url) else { throw TrainError.checkpoint(path: url.path, reason: "cannot read the checkpoint") }
         guard data.count >= 8 else { throw TrainError.checkpoint(path: url.path, reason: "truncated") }
         let length = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian)
         guard data.count >= 8 + length, let header = try? JSONDecoder().decode(Header.self, from: data.subdata(in: 8..<(8 + length))) else {
             throw TrainError.checkpoint(path: url.path, reason: "unreadable header")
+        }
+        guard header.formatVersion <= currentFormatVersion else {
+            throw TrainError.unsupportedVersion(path: url.path, found: header.formatVersion, supported: currentFormatVersion)
         }
         let floats = (data.count - 8 - length) / 4
         guard floats == 2 * header.parameterCount + header.stateCount, (data.count - 8 - length) % 4 == 0 else {
@@ -56,5 +64,16 @@ public struct Checkpoint {
         let all: [Float] = data.subdata(in: (8 + length)..<data.count).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         let p = header.parameterCount, s = header.stateCount
         return Checkpoint(header: header, parameters: Array(all[0..<p]), state: Array(all[p..<(p + s)]), velocity: Array(all[(p + s)...]))
+    }
+
+    /// Copies the parameters and BatchNorm state into `store`.
+    /// - Parameter url: the checkpoint's file, named in the error.
+    /// - Throws: ``TrainError/checkpoint(path:reason:)`` when the checkpoint does not fit the store.
+    public func load(into store: ParameterStore, from url: URL) throws {
+        guard parameters.count == store.count, state.count == store.stateCount else {
+            throw TrainError.checkpoint(path: url.path, reason: "does not fit the model (\(parameters.count) parameters, the model has \(store.count))")
+        }
+        parameters.withUnsafeBufferPointer { store.values.update(from: $0.baseAddress!, count: $0.count) }
+        state.withUnsafeBufferPointer { store.state.update(from: $0.baseAddress!, count: $0.count) }
     }
 }

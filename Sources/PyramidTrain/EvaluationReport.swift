@@ -37,8 +37,7 @@ public struct EvaluationReport: Codable, Sendable {
               calibrate == 0 || report.calibrated?.first?.calibrationBatches == calibrate
         else { return nil }
         if let testCache, report.testCache != testCache { return nil }
-        if testCache == nil, let config = try? JSONDecoder().decode(RunConfiguration.self, from: Data(contentsOf: directory.appendingPathComponent(Trainer.configurationFile))),
-           config.testCache != report.testCache { return nil }
+        if testCache == nil, let config = try? RunConfiguration.load(from: directory), config.testCache != report.testCache { return nil }
         return (url, report)
     }
 
@@ -55,22 +54,16 @@ public struct EvaluationReport: Codable, Sendable {
     ///     (or interpolation) the size would use — to see what the right bank is worth.
     public static func make(directory: URL, checkpoint: String, sizes: [Int], testCache: String?, calibrate: Int,
                             workers: Int, threads: Int, forcedBank: Int? = nil) throws -> EvaluationReport {
-        let configURL = directory.appendingPathComponent(Trainer.configurationFile)
-        guard let data = try? Data(contentsOf: configURL), let config = try? JSONDecoder().decode(RunConfiguration.self, from: data) else {
-            throw TrainError.checkpoint(path: directory.path, reason: "holds no run (no readable \(Trainer.configurationFile))")
-        }
+        let config = try RunConfiguration.load(from: directory)
         guard let test = testCache ?? config.testCache else {
-            throw TrainError.invalidOption(name: "--test", reason: "the run has no test cache; give one with --test CACHE")
+            throw TrainError.invalidSetting(setting: "testCache", reason: "the run has no test cache; give one")
         }
         Threads.configure(threads)
         let network = try Network(config.model)
         let file = checkpoint == "best" ? Trainer.bestCheckpointFile : Trainer.checkpointFile
-        let c = try Checkpoint.read(from: directory.appendingPathComponent(file))
-        guard c.parameters.count == network.store.count, c.state.count == network.store.stateCount else {
-            throw TrainError.checkpoint(path: directory.appendingPathComponent(file).path, reason: "does not fit the run's model")
-        }
-        c.parameters.withUnsafeBufferPointer { network.store.values.update(from: $0.baseAddress!, count: $0.count) }
-        c.state.withUnsafeBufferPointer { network.store.state.update(from: $0.baseAddress!, count: $0.count) }
+        let checkpointURL = directory.appendingPathComponent(file)
+        let c = try Checkpoint.read(from: checkpointURL)
+        try c.load(into: network.store, from: checkpointURL)
         let evaluator = try Evaluator(network: network, testCache: test, workers: workers)
         let trainReader = try CacheReader(url: URL(fileURLWithPath: config.cache))
         let schedule = try config.parsedSchedule(largestLevel: trainReader.manifest.levelSizes.max())
@@ -80,7 +73,7 @@ public struct EvaluationReport: Codable, Sendable {
         // Banks per trained size (private BatchNorm); a shared-BatchNorm parallel run has one.
         let bankSizes = network.configuration.banks > 1 ? trainedSizes : []
         if let forcedBank, !(0..<network.configuration.banks).contains(forcedBank) {
-            throw TrainError.invalidOption(name: "--bank", reason: "the run has \(network.configuration.banks) BatchNorm bank(s); \(forcedBank) is not one of them")
+            throw TrainError.invalidSetting(setting: "forcedBank", reason: "the run has \(network.configuration.banks) BatchNorm bank(s); \(forcedBank) is not one of them")
         }
         var results: [Evaluator.Result] = []
         var calibrated: [Evaluator.Result] = []

@@ -30,7 +30,9 @@ public final class Evaluator {
         self.workers = workers
         guard self.testCache.manifest.channels == network.configuration.inputChannels,
               self.testCache.manifest.classes.count == network.configuration.classes else {
-            throw TrainError.incompatible("\(testCache): \(self.testCache.manifest.channels) channels and \(self.testCache.manifest.classes.count) classes; the model has \(network.configuration.inputChannels) and \(network.configuration.classes)")
+            throw TrainError.incompatibleCache(path: testCache, channels: self.testCache.manifest.channels,
+                                               classes: self.testCache.manifest.classes.count,
+                                               modelChannels: network.configuration.inputChannels, modelClasses: network.configuration.classes)
         }
     }
 

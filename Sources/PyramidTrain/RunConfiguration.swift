@@ -1,17 +1,26 @@
 import Foundation
+import PyramidCache
 import PyramidLoader
 
 /// Everything that defines a training run; saved as `run.json` in the run directory so that
-/// `--resume` and `pyramid eval` need nothing else.
+/// resuming and evaluating need nothing else.
+///
+/// The file is versioned: ``load(from:)`` reads `formatVersion` first and refuses a newer one.
+/// Version 1 files (written before the field existed) stored the distillation and the corrupt-record
+/// policy as optional strings; they read as version 2 with the same values.
 public struct RunConfiguration: Codable, Equatable, Sendable {
+    /// The `run.json` layout this trainer writes and the newest it reads.
+    public static let currentFormatVersion = 2
+    /// The layout of this configuration's file.
+    public var formatVersion = RunConfiguration.currentFormatVersion
     /// The training cache.
     public var cache: String
-    /// A cache to validate on after every epoch (and `pyramid eval`'s default test set).
+    /// A cache to validate on after every epoch (and evaluation's default test set).
     public var testCache: String?
     public var model: Network.Configuration
-    /// The loader's schedule string.
+    /// The loader's schedule string (``ScheduleParser`` grammar; parsed by ``parsedSchedule(largestLevel:)``).
     public var schedule: String
-    /// The loader's augmentation string (nil: the cache's default).
+    /// The loader's augmentation string (``Augmentation`` grammar; nil: the cache's default).
     public var augment: String?
     public var epochs: Int
     /// Base batch per step.
@@ -23,28 +32,58 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
     public var gradientSmoothing: Bool
     /// Reset the smoothing's running norm at every LR milestone (the reference's behaviour).
     public var resetSmoothingAtMilestones: Bool
-    /// RS-Nets distillation for `parallel:` schedules: full, vanilla or none.
-    public var distillation: String
+    /// RS-Nets distillation for `parallel:` schedules.
+    public var distillation: MRED.Distillation
     public var seed: UInt64
     /// Loader worker threads.
     public var workers: Int
     /// Batch parts computed in parallel (one GEMM thread each).
     public var threads: Int
-    /// What a corrupt training record does: `fail` (default) or `substitute`.
-    public var corruptRecords: String?
+    /// What a corrupt training record does.
+    public var corruptRecords: CorruptRecordPolicy
     /// Parallel schedules: one BatchNorm shared by every size instead of a private bank per size
-    /// (the RS-Nets paper's ablation). Nil in runs written before the option existed: false.
-    public var sharedBatchNorm: Bool?
+    /// (the RS-Nets paper's ablation).
+    public var sharedBatchNorm: Bool
 
     public init(cache: String, testCache: String? = nil, model: Network.Configuration, schedule: String, augment: String? = nil,
                 epochs: Int, batch: Int, learningRate: LearningRateSchedule, optimizer: SGD.Configuration = .init(),
                 labelSmoothing: Float = 0, gradientSmoothing: Bool = false, resetSmoothingAtMilestones: Bool = true,
-                distillation: String = "full", seed: UInt64 = 0, workers: Int = 2, threads: Int = 2) {
+                distillation: MRED.Distillation = .full, seed: UInt64 = 0, workers: Int = 2, threads: Int = 2,
+                corruptRecords: CorruptRecordPolicy = .fail, sharedBatchNorm: Bool = false) {
         self.cache = cache; self.testCache = testCache; self.model = model; self.schedule = schedule; self.augment = augment
         self.epochs = epochs; self.batch = batch; self.learningRate = learningRate; self.optimizer = optimizer
         self.labelSmoothing = labelSmoothing; self.gradientSmoothing = gradientSmoothing
         self.resetSmoothingAtMilestones = resetSmoothingAtMilestones; self.distillation = distillation; self.seed = seed
-        self.workers = workers; self.threads = threads
+        self.workers = workers; self.threads = threads; self.corruptRecords = corruptRecords; self.sharedBatchNorm = sharedBatchNorm
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case formatVersion, cache, testCache, model, schedule, augment, epochs, batch, learningRate, optimizer, labelSmoothing,
+             gradientSmoothing, resetSmoothingAtMilestones, distillation, seed, workers, threads, corruptRecords, sharedBatchNorm
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        formatVersion = try c.decodeIfPresent(Int.self, forKey: .formatVersion) ?? 1
+        cache = try c.decode(String.self, forKey: .cache)
+        testCache = try c.decodeIfPresent(String.self, forKey: .testCache)
+        model = try c.decode(Network.Configuration.self, forKey: .model)
+        schedule = try c.decode(String.self, forKey: .schedule)
+        augment = try c.decodeIfPresent(String.self, forKey: .augment)
+        epochs = try c.decode(Int.self, forKey: .epochs)
+        batch = try c.decode(Int.self, forKey: .batch)
+        learningRate = try c.decode(LearningRateSchedule.self, forKey: .learningRate)
+        optimizer = try c.decode(SGD.Configuration.self, forKey: .optimizer)
+        labelSmoothing = try c.decode(Float.self, forKey: .labelSmoothing)
+        gradientSmoothing = try c.decode(Bool.self, forKey: .gradientSmoothing)
+        resetSmoothingAtMilestones = try c.decode(Bool.self, forKey: .resetSmoothingAtMilestones)
+        distillation = try c.decode(MRED.Distillation.self, forKey: .distillation)
+        seed = try c.decode(UInt64.self, forKey: .seed)
+        workers = try c.decode(Int.self, forKey: .workers)
+        threads = try c.decode(Int.self, forKey: .threads)
+        // Version 1 left these out when they had their default.
+        corruptRecords = try c.decodeIfPresent(CorruptRecordPolicy.self, forKey: .corruptRecords) ?? .fail
+        sharedBatchNorm = try c.decodeIfPresent(Bool.self, forKey: .sharedBatchNorm) ?? false
     }
 
     /// The parsed schedule; TRD gets the LR milestones as its guard epochs.
@@ -55,5 +94,97 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
             return trd
         }
         return s
+    }
+
+    /// Checks the settings against the training cache (and the test cache, when given): the
+    /// schedule parses and every size is servable and at least 8 px, the augmentation parses, a
+    /// multistep rate has milestones, shared BatchNorm goes with a parallel schedule, the test cache
+    /// has the training cache's channels and classes.
+    /// - Returns: the parsed schedule.
+    /// - Throws: ``TrainError/invalidSetting(setting:reason:)``, ``TrainError/incompatibleCache(path:channels:classes:modelChannels:modelClasses:)``,
+    ///   `LoaderError` for a schedule or augmentation that does not parse or a size the cache cannot serve.
+    @discardableResult
+    public func validate(against manifest: Manifest, testManifest: Manifest? = nil) throws -> any ResolutionSchedule {
+        let parsed = try parsedSchedule(largestLevel: manifest.levelSizes.max())
+        for s in parsed.sizes { try Loader.checkServable(size: s, manifest: manifest) }
+        for s in parsed.sizes where s < 8 {
+            throw TrainError.invalidSetting(setting: "schedule", reason: "size \(s) is too small for \(model.architecture) (at least 8)")
+        }
+        _ = try augment.map(Augmentation.parse)
+        if learningRate.kind == .multistep && learningRate.milestones.isEmpty {
+            throw TrainError.invalidSetting(setting: "milestones", reason: "a multistep schedule needs them, e.g. 5,8")
+        }
+        if sharedBatchNorm && !(parsed is Parallel) {
+            throw TrainError.invalidSetting(setting: "sharedBatchNorm", reason: "only for parallel schedules (the others have one BatchNorm already)")
+        }
+        if let testManifest, let testCache, testManifest.channels != manifest.channels || testManifest.classes.count != manifest.classes.count {
+            throw TrainError.incompatibleCache(path: testCache, channels: testManifest.channels, classes: testManifest.classes.count,
+                                               modelChannels: manifest.channels, modelClasses: manifest.classes.count)
+        }
+        return parsed
+    }
+
+    /// Reads `run.json` from a run directory, version first.
+    /// - Throws: ``TrainError/noRun(directory:)`` when it is missing or unreadable,
+    ///   ``TrainError/unsupportedVersion(path:found:supported:)`` when it is newer than this trainer.
+    public static func load(from directory: URL) throws -> RunConfiguration {
+        struct Version: Decodable { var formatVersion: Int? }
+        let url = directory.appendingPathComponent(Trainer.configurationFile)
+        guard let data = try? Data(contentsOf: url), let version = try? JSONDecoder().decode(Version.self, from: data) else {
+            throw TrainError.noRun(directory: directory.path)
+        }
+        let found = version.formatVersion ?? 1
+        guard found <= currentFormatVersion else {
+            throw TrainError.unsupportedVersion(path: url.path, found: found, supported: currentFormatVersion)
+        }
+        guard let configuration = try? JSONDecoder().decode(RunConfiguration.self, from: data) else {
+            throw TrainError.noRun(directory: directory.path)
+        }
+        return configuration
+    }
+
+    /// Writes `run.json` into `directory` (created if needed), atomically.
+    public func save(in directory: URL) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let encoder = JSONEncoder(); encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try writeAtomically(try encoder.encode(self), to: directory.appendingPathComponent(Trainer.configurationFile))
+    }
+}
+
+extension RunConfiguration {
+    /// A run with the defaults of its method (ALGORITHMS.md), checked against its caches before
+    /// anything is written:
+    /// - the schedule defaults to fixed at the cache's largest level;
+    /// - parallel (RS-Nets) runs decay every parameter and start residual blocks with γ = 1
+    ///   (the others zero-initialise each block's last γ, as the MixSize reference does);
+    /// - gradient smoothing defaults to on for MixSize schedules and off otherwise;
+    /// - the model's channels and classes are the cache's.
+    /// - Parameters:
+    ///   - cache: the training cache; `testCache`: the validation cache, if any.
+    ///   - schedule: the schedule string (nil: fixed at the largest level).
+    ///   - gradientSmoothing: nil for the method's default.
+    /// - Throws: `CacheError` for a cache that cannot be opened, and what ``validate(against:testManifest:)`` throws.
+    public static func recipe(cache: String, testCache: String?, architecture: String, shortcut: BasicBlock.Shortcut,
+                              schedule: String?, augment: String?, epochs: Int, batch: Int, learningRate: LearningRateSchedule,
+                              optimizer: SGD.Configuration, labelSmoothing: Float, gradientSmoothing: Bool?,
+                              distillation: MRED.Distillation, sharedBatchNorm: Bool, corruptRecords: CorruptRecordPolicy,
+                              seed: UInt64, workers: Int, threads: Int) throws -> RunConfiguration {
+        let manifest = try Manifest.load(from: URL(fileURLWithPath: cache))
+        let testManifest = try testCache.map { try Manifest.load(from: URL(fileURLWithPath: $0)) }
+        let spec = schedule ?? "fixed:\(manifest.levelSizes.max()!)"
+        // A schedule that does not parse is reported by validate() below.
+        let parsed = try? ScheduleParser.parse(spec, largestLevel: manifest.levelSizes.max())
+        let isParallel = parsed is Parallel, isMixSize = parsed is MixSize
+        var optimizer = optimizer
+        optimizer.decayAll = optimizer.decayAll || isParallel
+        let configuration = RunConfiguration(
+            cache: cache, testCache: testCache,
+            model: .init(architecture: architecture, inputChannels: manifest.channels, classes: manifest.classes.count,
+                         shortcut: shortcut, zeroInitResidual: !isParallel, seed: seed),
+            schedule: spec, augment: augment, epochs: epochs, batch: batch, learningRate: learningRate, optimizer: optimizer,
+            labelSmoothing: labelSmoothing, gradientSmoothing: gradientSmoothing ?? isMixSize, distillation: distillation,
+            seed: seed, workers: workers, threads: threads, corruptRecords: corruptRecords, sharedBatchNorm: sharedBatchNorm)
+        try configuration.validate(against: manifest, testManifest: testManifest)
+        return configuration
     }
 }

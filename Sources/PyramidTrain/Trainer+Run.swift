@@ -11,12 +11,6 @@ extension Trainer {
         return m
     }
 
-    private func writeConfiguration() throws {
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let encoder = JSONEncoder(); encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try writeAtomically(try encoder.encode(configuration), to: directory.appendingPathComponent(Self.configurationFile))
-    }
-
     func saveCheckpoint(_ name: String = Trainer.checkpointFile) throws {
         let store = network.store
         try Checkpoint(header: header, parameters: store.parameterArray, state: store.stateArray, velocity: optimizer.velocity)
@@ -52,7 +46,7 @@ extension Trainer {
     public func run(progress: ((Progress) -> Void)? = nil, onEpoch: ((EpochLog) -> Void)? = nil,
                     shouldStop: () -> Bool = { false }) throws -> [EpochLog] {
         if header.steps == 0 && header.nextCursor == 0 && header.nextEpoch == 0 {
-            try writeConfiguration()
+            try configuration.save(in: directory)
             try? FileManager.default.removeItem(at: directory.appendingPathComponent(Self.logFile))
             try saveCheckpoint()
         }

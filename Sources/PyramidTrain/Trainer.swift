@@ -60,37 +60,25 @@ public final class Trainer {
         Threads.configure(configuration.threads)
         let reader = try CacheReader(url: URL(fileURLWithPath: configuration.cache))
         let m = reader.manifest
-        schedule = try configuration.parsedSchedule(largestLevel: m.levelSizes.max())
+        schedule = try configuration.validate(against: m)
         let parallel = schedule is Parallel
         var modelConfiguration = configuration.model
         modelConfiguration.inputChannels = m.channels
         modelConfiguration.classes = m.classes.count
-        modelConfiguration.banks = parallel && configuration.sharedBatchNorm != true ? schedule.sizes.count : 1
+        modelConfiguration.banks = parallel && !configuration.sharedBatchNorm ? schedule.sizes.count : 1
         modelConfiguration.ensemble = parallel ? schedule.sizes.count : 0
         if resume && modelConfiguration != configuration.model {
-            throw TrainError.incompatible("the run's model does not match its cache any more (\(m.channels) channels, \(m.classes.count) classes)")
+            throw TrainError.incompatibleCache(path: configuration.cache, channels: m.channels, classes: m.classes.count,
+                                               modelChannels: configuration.model.inputChannels, modelClasses: configuration.model.classes)
         }
         self.configuration.model = modelConfiguration
         network = try Network(modelConfiguration)
         alphaOffset = network.alphaOffset
-        if parallel {
-            guard let d = MRED.Distillation(rawValue: configuration.distillation) else {
-                throw TrainError.invalidOption(name: "--distillation", reason: "must be full, vanilla or none, not '\(configuration.distillation)'")
-            }
-            mred = MRED(distillation: d, smoothing: configuration.labelSmoothing)
-        } else {
-            mred = nil
-        }
-        for s in schedule.sizes where s < 8 {
-            throw TrainError.invalidOption(name: "--schedule", reason: "size \(s) is too small for \(modelConfiguration.architecture) (at least 8)")
-        }
-        let augmentation = try configuration.augment.map(Augmentation.parse)
-        guard let policy = CorruptRecordPolicy(rawValue: configuration.corruptRecords ?? "fail") else {
-            throw TrainError.invalidOption(name: "--corrupt-records", reason: "must be fail or substitute")
-        }
+        mred = parallel ? MRED(distillation: configuration.distillation, smoothing: configuration.labelSmoothing) : nil
         loader = try Loader(cache: reader, configuration: LoaderConfiguration(
             schedule: schedule, batchSize: configuration.batch, seed: configuration.seed, epochs: configuration.epochs,
-            augmentation: augmentation, workers: configuration.workers, corruptRecords: policy))
+            augmentation: try configuration.augment.map(Augmentation.parse), workers: configuration.workers,
+            corruptRecords: configuration.corruptRecords))
         optimizer = SGD(store: network.store, configuration: configuration.optimizer)
         smoothing = configuration.gradientSmoothing ? GradientSmoothing() : nil
         header = Checkpoint.Header(epochsDone: 0, steps: 0, nextEpoch: 0, nextCursor: 0, gradientSmoothing: smoothing,
@@ -101,11 +89,7 @@ public final class Trainer {
     func restore() throws {
         let url = directory.appendingPathComponent(Self.checkpointFile)
         let c = try Checkpoint.read(from: url)
-        guard c.parameters.count == network.store.count, c.state.count == network.store.stateCount else {
-            throw TrainError.checkpoint(path: url.path, reason: "does not fit the model (\(c.parameters.count) parameters, the model has \(network.store.count))")
-        }
-        c.parameters.withUnsafeBufferPointer { network.store.values.update(from: $0.baseAddress!, count: $0.count) }
-        c.state.withUnsafeBufferPointer { network.store.state.update(from: $0.baseAddress!, count: $0.count) }
+        try c.load(into: network.store, from: url)
         optimizer.velocity = c.velocity
         smoothing = c.header.gradientSmoothing
         header = c.header

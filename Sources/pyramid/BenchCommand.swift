@@ -144,12 +144,8 @@ struct BenchLoadCommand: ParsableCommand {
 
     func run() throws {
         let reader = try CacheReader(url: URL(fileURLWithPath: cache))
-        let parsed: any ResolutionSchedule
-        var augmentation: Augmentation?
-        do {
-            parsed = try ScheduleParser.parse(schedule, largestLevel: reader.manifest.levelSizes.max())
-            augmentation = try augment.map(Augmentation.parse)
-        } catch let error as LoaderError { throw ValidationError(error.description) }
+        let parsed = try ScheduleParser.parse(schedule, largestLevel: reader.manifest.levelSizes.max())
+        let augmentation = try augment.map(Augmentation.parse)
         let config = LoaderConfiguration(schedule: parsed, batchSize: batch, augmentation: augmentation,
                                          output: OutputFormat(rawValue: output)!, prefetch: prefetch, workers: workers)
         let loader = try Loader(cache: reader, configuration: config)
@@ -249,7 +245,7 @@ struct BenchTrainCommand: ParsableCommand {
 
     func run() throws {
         guard let algorithm = Conv2D.Algorithm(rawValue: conv) else {
-            throw ValidationError("--conv: '\(conv)' is not one of auto, im2col, winograd")
+            throw Failure.usage("--conv: '\(conv)' is not one of auto, im2col, winograd")
         }
         Conv2D.algorithm = algorithm
         let peak = TrainBenchmark.sgemmPeak(threads: threads)
@@ -307,7 +303,7 @@ struct BenchConvCommand: ParsableCommand {
         for spec in layers.split(separator: ",") {
             let parts = spec.split(whereSeparator: { ":@/".contains($0) }).compactMap { Int($0) }
             guard parts.count == 3 || (parts.count == 4 && parts[3] == 2), parts[..<3].allSatisfy({ $0 > 0 }) else {
-                throw ValidationError("--layers: '\(spec)' is not CIN:COUT@SIZE[/2]")
+                throw Failure.usage("--layers: '\(spec)' is not CIN:COUT@SIZE[/2]")
             }
             let stride = parts.count == 4 ? 2 : 1
             let methods: [Conv2D.Algorithm] = stride == 1 ? [.im2col, .winograd] : [.im2col]

@@ -97,9 +97,9 @@ struct BuildCommand: ParsableCommand {
         }
         if filter != "none" && filter != "sub" { throw ValidationError("--filter: must be none or sub, not '\(filter)'") }
         if split != "train" && split != "test" { throw ValidationError("--split: must be train or test, not '\(split)'") }
-        do { try makeOptions().validate() } catch let error as BuildError { throw ValidationError(error.description) }
     }
 
+    /// The build's options, validated.
     func makeOptions() throws -> BuildOptions {
         var o = BuildOptions(levels: try parseIntList(levels, flag: "levels"))
         o.channels = channels
@@ -114,6 +114,7 @@ struct BuildCommand: ParsableCommand {
         o.strict = strict
         o.mode = resume ? .resume : overwrite ? .overwrite : .create
         o.limit = limit
+        try o.validate()
         return o
     }
 
@@ -124,7 +125,7 @@ struct BuildCommand: ParsableCommand {
             if classNames.hasPrefix("@") {
                 let file = String(classNames.dropFirst())
                 guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                    throw ValidationError("--class-names: cannot read \(file)")
+                    throw Failure.usage("--class-names: cannot read \(file)")
                 }
                 names = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             } else {
@@ -144,6 +145,7 @@ struct BuildCommand: ParsableCommand {
         let progress = ProgressLine(quiet: quiet)
         let report: BuildReport
         do {
+            defer { progress.finish() }
             report = try builder.run(progress: { p in
                 if p.phase == "dictionary" {
                     progress.update("training dictionaries", done: 0, total: p.total, force: true)
@@ -152,15 +154,7 @@ struct BuildCommand: ParsableCommand {
                                     extra: p.skipped > 0 ? "\(p.skipped) skipped" : "", force: p.processed == p.total)
                 }
             }, isCancelled: { interruptRequested != 0 })
-        } catch let error as BuildError {
-            progress.finish()
-            if case .interrupted = error {
-                printError("pyramid build: \(error)")
-                throw ExitCode(130)
-            }
-            throw error
         }
-        progress.finish()
         if json {
             let encoder = JSONEncoder(); encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))

@@ -79,11 +79,8 @@ struct EvalCommand: ParsableCommand {
                 reports.append(previous.1)
                 continue
             }
-            let report: EvaluationReport
-            do {
-                report = try EvaluationReport.make(directory: directory, checkpoint: checkpoint, sizes: sizeList, testCache: test,
+            let report = try EvaluationReport.make(directory: directory, checkpoint: checkpoint, sizes: sizeList, testCache: test,
                                                    calibrate: calibrate, workers: workers, threads: threads, forcedBank: bank)
-            } catch let error as TrainError { throw ValidationError(error.description) }
             let stem = checkpoint + (bank.map { "-bank\($0)" } ?? "")
             let encoder = JSONEncoder(); encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             let data = try encoder.encode(report)

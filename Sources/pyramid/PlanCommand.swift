@@ -63,11 +63,8 @@ struct PlanCommand: ParsableCommand {
         var manifest: Manifest?
         if let cache { manifest = try Manifest.load(from: URL(fileURLWithPath: cache)) }
         let n = samples ?? manifest!.sampleCount
-        let schedule: any ResolutionSchedule
-        do {
-            schedule = try ScheduleParser.parse(self.schedule, largestLevel: manifest?.levelSizes.max())
-            if let manifest { for s in schedule.sizes { try Loader.checkServable(size: s, manifest: manifest) } }
-        } catch let error as LoaderError { throw ValidationError("--schedule: \(error)") }
+        let schedule = try ScheduleParser.parse(self.schedule, largestLevel: manifest?.levelSizes.max())
+        if let manifest { for s in schedule.sizes { try Loader.checkServable(size: s, manifest: manifest) } }
         let summary = PlanSummary(schedule: schedule, sampleCount: n, epochs: epochs, batchSize: batch, worldSize: worldSize, seed: seed)
         let trd = schedule as? TemporalDecrement
         if json {

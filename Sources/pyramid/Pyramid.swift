@@ -15,4 +15,21 @@ struct Pyramid: ParsableCommand {
             """,
         version: version,
         subcommands: [BuildCommand.self, InspectCommand.self, VerifyCommand.self, ExportCommand.self, PlanCommand.self, TrainCommand.self, EvalCommand.self, BenchCommand.self])
+
+    /// Parses the command line and runs the command; every error of the run goes through
+    /// ``Failure`` (one line, exit 64 usage, 1 failure, 130 interrupted).
+    static func main() {
+        var command: ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            exit(withError: error)
+        }
+        do {
+            try command.run()
+        } catch {
+            guard let failure = Failure(error) else { exit(withError: error) }
+            failure.exit(command: type(of: command))
+        }
+    }
 }

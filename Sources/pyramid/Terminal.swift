@@ -59,7 +59,7 @@ func installInterruptHandler() {
     sigaddset(&set, SIGINT)
     pthread_sigmask(SIG_UNBLOCK, &set, nil)
     signal(SIGINT) { _ in
-        if interruptRequested != 0 { _exit(130) }
+        if interruptRequested != 0 { _exit(Failure.Kind.interrupted.exitCode) }
         interruptRequested = 1
     }
 }

@@ -123,50 +123,31 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let directory: URL
-        var runConfiguration: RunConfiguration
+        let runConfiguration: RunConfiguration
         if let resume {
             directory = URL(fileURLWithPath: resume)
-            let url = directory.appendingPathComponent(Trainer.configurationFile)
-            guard let data = try? Data(contentsOf: url), let c = try? JSONDecoder().decode(RunConfiguration.self, from: data) else {
-                throw ValidationError("--resume: \(resume) holds no run (no readable \(Trainer.configurationFile))")
+            do {
+                runConfiguration = try RunConfiguration.load(from: directory)
+            } catch TrainError.noRun {
+                throw Failure.usage("--resume: \(resume) holds no run (no readable \(Trainer.configurationFile))")
             }
-            runConfiguration = c
         } else {
             directory = URL(fileURLWithPath: out!)
             if FileManager.default.fileExists(atPath: directory.appendingPathComponent(Trainer.checkpointFile).path) {
-                throw ValidationError("--out: \(out!) already holds a run (--resume \(out!) continues it)")
+                throw Failure.usage("--out: \(out!) already holds a run (--resume \(out!) continues it)")
             }
-            let manifest = try Manifest.load(from: URL(fileURLWithPath: cache!))
-            if let test { _ = try Manifest.load(from: URL(fileURLWithPath: test)) }
-            let spec = schedule ?? "fixed:\(manifest.levelSizes.max()!)"
-            let parsed: any ResolutionSchedule
-            do {
-                parsed = try ScheduleParser.parse(spec, largestLevel: manifest.levelSizes.max())
-                for s in parsed.sizes { try Loader.checkServable(size: s, manifest: manifest) }
-                _ = try augment.map(Augmentation.parse)
-            } catch let error as LoaderError { throw ValidationError(error.description) }
-            let kind = LearningRateSchedule.Kind(rawValue: lrSchedule)!
-            let stones = try milestones.map { try parseIntList($0, flag: "milestones") } ?? []
-            if kind == .multistep && stones.isEmpty { throw ValidationError("--milestones: a multistep schedule needs them, e.g. --milestones 5,8") }
-            runConfiguration = RunConfiguration(
-                cache: cache!, testCache: test,
-                model: .init(architecture: model, inputChannels: manifest.channels, classes: manifest.classes.count,
-                             shortcut: BasicBlock.Shortcut(rawValue: shortcut)!, zeroInitResidual: !(parsed is Parallel), seed: seed),
-                schedule: spec, augment: augment, epochs: epochs, batch: batch,
-                learningRate: LearningRateSchedule(kind: kind, base: lr, milestones: stones, warmupEpochs: warmup),
-                optimizer: .init(momentum: momentum, nesterov: nesterov, weightDecay: weightDecay, decayAll: decayAll || parsed is Parallel),
-                labelSmoothing: labelSmoothing, gradientSmoothing: gradientSmoothing.map { $0 == "on" } ?? (parsed is MixSize),
-                distillation: distillation, seed: seed, workers: workers, threads: threads)
-            runConfiguration.corruptRecords = corruptRecords
-            if sharedBatchNorm {
-                guard parsed is Parallel else { throw ValidationError("--shared-bn: only for parallel schedules (the others have one BatchNorm already)") }
-                runConfiguration.sharedBatchNorm = true
-            }
+            runConfiguration = try RunConfiguration.recipe(
+                cache: cache!, testCache: test, architecture: model, shortcut: BasicBlock.Shortcut(rawValue: shortcut)!,
+                schedule: schedule, augment: augment, epochs: epochs, batch: batch,
+                learningRate: LearningRateSchedule(kind: LearningRateSchedule.Kind(rawValue: lrSchedule)!, base: lr,
+                                                   milestones: try milestones.map { try parseIntList($0, flag: "milestones") } ?? [],
+                                                   warmupEpochs: warmup),
+                optimizer: .init(momentum: momentum, nesterov: nesterov, weightDecay: weightDecay, decayAll: decayAll),
+                labelSmoothing: labelSmoothing, gradientSmoothing: gradientSmoothing.map { $0 == "on" },
+                distillation: MRED.Distillation(rawValue: distillation)!, sharedBatchNorm: sharedBatchNorm,
+                corruptRecords: CorruptRecordPolicy(rawValue: corruptRecords)!, seed: seed, workers: workers, threads: threads)
         }
-        let trainer: Trainer
-        do {
-            trainer = try Trainer(configuration: runConfiguration, directory: directory, resume: resume != nil)
-        } catch let error as TrainError { throw ValidationError(error.description) }
+        let trainer = try Trainer(configuration: runConfiguration, directory: directory, resume: resume != nil)
         let c = trainer.configuration
         if !quiet {
             let params = trainer.network.store.count
@@ -175,31 +156,22 @@ struct TrainCommand: ParsableCommand {
         }
         installInterruptHandler()
         let progress = ProgressLine(quiet: quiet)
-        do {
-            var last = -1
-            try trainer.run(progress: { p in
-                if p.epoch != last { last = p.epoch }
-                progress.update("epoch \(p.epoch + 1)/\(p.epochs)", done: p.step, total: p.steps,
-                                extra: String(format: "loss %.3f  %d img/s  size %d", p.loss, Int(p.imagesPerSecond), p.size), force: p.step == p.steps)
-            }, onEpoch: { e in
-                progress.finish()
-                if !quiet {
-                    var line = String(format: "epoch %3d  loss %.4f  train %.2f%%  lr %.4g  %6.0f img/s  %5.1f s  sizes %@  MACs %.3g (total %.3g)",
-                                      e.epoch + 1, e.loss, 100 * e.trainTop1, e.learningRate, e.imagesPerSecond, e.seconds,
-                                      e.sizes.map(String.init).joined(separator: ",") as NSString, e.macs, e.cumulativeMacs)
-                    if let v = e.validationTop1, let s = e.validationSize { line += String(format: "  test@%d %.2f%%", s, 100 * v) }
-                    if let a = e.alpha { line += "  alpha " + a.map { String(format: "%.3f", $0) }.joined(separator: ",") }
-                    print(line)
-                    fflush(stdout)
-                }
-            }, shouldStop: { interruptRequested != 0 })
-        } catch let error as TrainError {
+        defer { progress.finish() }
+        try trainer.run(progress: { p in
+            progress.update("epoch \(p.epoch + 1)/\(p.epochs)", done: p.step, total: p.steps,
+                            extra: String(format: "loss %.3f  %d img/s  size %d", p.loss, Int(p.imagesPerSecond), p.size), force: p.step == p.steps)
+        }, onEpoch: { e in
             progress.finish()
-            printError("pyramid train: \(error)")
-            if case .interrupted = error { throw ExitCode(130) }
-            throw ExitCode(1)
-        }
-        progress.finish()
+            if !quiet {
+                var line = String(format: "epoch %3d  loss %.4f  train %.2f%%  lr %.4g  %6.0f img/s  %5.1f s  sizes %@  MACs %.3g (total %.3g)",
+                                  e.epoch + 1, e.loss, 100 * e.trainTop1, e.learningRate, e.imagesPerSecond, e.seconds,
+                                  e.sizes.map(String.init).joined(separator: ",") as NSString, e.macs, e.cumulativeMacs)
+                if let v = e.validationTop1, let s = e.validationSize { line += String(format: "  test@%d %.2f%%", s, 100 * v) }
+                if let a = e.alpha { line += "  alpha " + a.map { String(format: "%.3f", $0) }.joined(separator: ",") }
+                print(line)
+                fflush(stdout)
+            }
+        }, shouldStop: { interruptRequested != 0 })
         if !quiet { print("done: \(directory.appendingPathComponent(Trainer.checkpointFile).path); evaluate with: pyramid eval \(directory.path)") }
     }
 }

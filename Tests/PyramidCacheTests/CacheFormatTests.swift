@@ -91,6 +91,25 @@ import Testing
             #expect(path == s0.path)
         }
     }
+
+    /// A shard whose own description carries another format version than the manifest is refused, naming it.
+    @Test func aShardOfAnotherFormatVersionIsNamed() throws {
+        let samples = CacheFixture.randomSamples(count: 4, levels: [8], channels: 1, classes: 2, seed: 2)
+        let dir = TempDirectory()
+        try CacheFixture.write(samples, levels: [8], channels: 1, classes: 2, shards: 1, to: dir.url)
+        let shard = dir.url.appendingPathComponent(shardDirectoryName(0))
+        do {
+            let writer = try ShardWriter(directory: shard, levels: [8])
+            var info = try JSONDecoder().decode(ShardInfo.self, from: Data(try #require(try writer.meta(ShardInfo.metaKey))))
+            info.formatVersion = Manifest.currentFormatVersion + 1
+            var batch = ShardWriter.Batch()
+            batch.meta = [(ShardInfo.metaKey, info.encoded())]
+            try writer.commit(batch)
+        }
+        #expect(throws: CacheError.unsupportedVersion(path: shard.path, found: Manifest.currentFormatVersion + 1, supported: Manifest.currentFormatVersion)) {
+            try CacheReader(url: dir.url)
+        }
+    }
 }
 
 @Suite struct MapGrowthTests {

@@ -163,6 +163,20 @@ func recordBytes(_ dir: String) throws -> [[UInt8]] {
         #expect(!FileManager.default.fileExists(atPath: "/tmp/pyramid-e2e-run"))
     }
 
+    /// Every failure of a run goes through one funnel: a usage failure shows the subcommand's own
+    /// usage; a saved file of a newer format is refused naming the file and both versions (exit 1).
+    @Test func failuresNameTheirCommandAndSavedFilesTheirVersion() throws {
+        let run = TempDirectory()
+        try #"{"formatVersion": 99, "cache": "/x"}"#.write(toFile: run.path("run.json"), atomically: true, encoding: .utf8)
+        for args in [["eval", run.url.path], ["train", "--resume", run.url.path]] {
+            let r = try Tool.run(args)
+            #expect(r.status == 1, "\(args): \(r.stderr)")
+            #expect(r.stderr.contains("\(run.path("run.json")): format version 99 is not supported (this pyramid reads version 2)"), "\(r.stderr)")
+        }
+        let u = try Tool.run(["bench", "conv", "--layers", "1:2"])
+        #expect(u.status == 64 && u.stderr.contains("Usage: pyramid bench conv"), "\(u.stderr)")
+    }
+
     @Test(arguments: [SIGINT, SIGKILL])
     func killedBuildResumesToTheSameCache(signal: Int32) throws {
         let src = TempDirectory(), out = TempDirectory()

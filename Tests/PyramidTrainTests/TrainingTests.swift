@@ -272,7 +272,7 @@ extension TrainerSuites {
         #expect {
             try Trainer(configuration: config, directory: dir.url.appendingPathComponent("fail"), resume: false).run()
         } throws: { "\($0)".contains("index 5, level 10") }
-        config.corruptRecords = "substitute"
+        config.corruptRecords = .substitute
         let logs = try Trainer(configuration: config, directory: dir.url.appendingPathComponent("sub"), resume: false).run()
         #expect(logs.first?.substitutions == 1)
     }

@@ -77,26 +77,26 @@ public final class Builder {
             let ours = Set(names).subtracting([Manifest.fileName, BuildState.fileName, BuildReport.fileName])
                 .allSatisfy { $0.hasPrefix("shard-") || $0.hasPrefix(".") }
             if !names.isEmpty && !complete && !interrupted {
-                throw BuildError.output(path: path, reason: "exists and is not a Pyramid cache; refusing to write into it (choose a new --out)")
+                throw BuildError.occupiedOutput(path: path, content: .foreignFiles)
             }
             switch options.mode {
             case .overwrite where complete || interrupted:
-                guard ours else { throw BuildError.output(path: path, reason: "holds files that are not part of a cache; refusing to delete them") }
+                guard ours else { throw BuildError.occupiedOutput(path: path, content: .foreignFiles) }
                 for name in names { try? fm.removeItem(atPath: (path as NSString).appendingPathComponent(name)) }
             case .resume where complete:
-                throw BuildError.output(path: path, reason: "is already a complete cache (nothing to resume; --overwrite rebuilds it)")
+                throw BuildError.occupiedOutput(path: path, content: .completeCache)
             case .resume where interrupted:
                 guard let state = BuildState.load(from: output) else {
-                    throw BuildError.output(path: path, reason: "\(BuildState.fileName) is unreadable; --overwrite starts again")
+                    throw BuildError.occupiedOutput(path: path, content: .unreadableState)
                 }
                 for (key, now) in fingerprint where state.fingerprint[key] != now {
                     throw BuildError.resumeMismatch(option: key, was: state.fingerprint[key] ?? "?", now: now)
                 }
                 return state
             case .create where complete:
-                throw BuildError.output(path: path, reason: "already holds a cache (--overwrite replaces it)")
+                throw BuildError.occupiedOutput(path: path, content: .completeCache)
             case .create where interrupted:
-                throw BuildError.output(path: path, reason: "holds an interrupted build (--resume finishes it, --overwrite starts again)")
+                throw BuildError.occupiedOutput(path: path, content: .interruptedBuild)
             default: break
             }
         } else {
@@ -160,7 +160,7 @@ public final class Builder {
         // Shards commit in order, so a shard after an incomplete one must be empty.
         if let firstOpen = shardProgress.firstIndex(where: { !$0.complete }) {
             for k in (firstOpen + 1)..<shardCount where shardProgress[k].count > 0 || shardProgress[k].cursor != ranges[k].lowerBound {
-                throw BuildError.output(path: writers[k].directory.path, reason: "holds records although an earlier shard is unfinished; --overwrite starts again")
+                throw BuildError.occupiedOutput(path: writers[k].directory.path, content: .recordsAfterUnfinishedShard)
             }
         }
 

@@ -112,7 +112,7 @@ public enum SourceFormat: String, CaseIterable, Sendable {
         if let classNames {
             let needed = (catalog.classes.count)
             guard classNames.count >= needed else {
-                throw BuildError.invalidOption(name: "class-names", reason: "\(classNames.count) names given, the source has \(needed) classes")
+                throw BuildError.invalidOption(name: "classNames", reason: "\(classNames.count) names given, the source has \(needed) classes")
             }
             catalog.classes = Array(classNames.prefix(max(needed, classNames.count)))
         }

@@ -10,7 +10,7 @@ import Foundation
 ///   detached, T = 1, times `2/(S+1)`; vanilla: `Σ_s KL(p₀ ‖ p_s)` without the factor; none:
 ///   parallel training (`L_ens` still trains α).
 public struct MRED {
-    public enum Distillation: String, Sendable, CaseIterable { case full, vanilla, none }
+    public enum Distillation: String, Codable, Sendable, CaseIterable { case full, vanilla, none }
     public var distillation: Distillation
     public var smoothing: Float
 

@@ -60,14 +60,14 @@ public final class Network {
     private let input = Tensor(shape: [0])
     private var gradInput: Tensor?
 
-    /// - Throws: ``TrainError/invalidModel(_:)`` for an unknown architecture.
+    /// - Throws: ``TrainError/unknownArchitecture(name:)``, ``TrainError/unknownShortcut(name:)``.
     public init(_ configuration: Configuration) throws {
         self.configuration = configuration
         guard let arch = Architecture(name: configuration.architecture) else {
-            throw TrainError.invalidModel("unknown model '\(configuration.architecture)' (resnet20, resnet32, resnet44, resnet56, resnet8, plain)")
+            throw TrainError.unknownArchitecture(name: configuration.architecture)
         }
         guard let shortcut = BasicBlock.Shortcut(rawValue: configuration.shortcut) else {
-            throw TrainError.invalidModel("unknown shortcut '\(configuration.shortcut)' (projection, pad)")
+            throw TrainError.unknownShortcut(name: configuration.shortcut)
         }
         var initializer = Initializer(seed: RandomKey.mix(configuration.seed, 0x696E_6974))
         let banks = max(1, configuration.banks)

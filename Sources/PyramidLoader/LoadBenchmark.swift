@@ -1,8 +1,70 @@
 import Foundation
 import PyramidCache
 
-/// Limits a loader is measured against, over exactly the records and bytes one of its epochs uses.
+/// Limits a loader is measured against, over exactly the records and bytes one of its epochs uses
+/// (`pyramid bench load`). Benchmark support, not part of the loader's API: reach it with
+/// `@_spi(Benchmark) import PyramidLoader`.
+@_spi(Benchmark)
 public enum LoadBenchmark {
+    /// One measured epoch: the loader's rate and the limits measured over the same work.
+    public struct Measurement: Codable, Sendable {
+        /// Stream positions served (images), samples rendered (images × sizes × duplicates),
+        /// records read and output bytes of the epoch.
+        public var images: Int, samples: Int, records: Int, outputBytes: Int
+        /// The loader's rate and the limits': reading and decompressing the records alone, and a memcpy of the output.
+        public var loaderImagesPerSecond: Double, decodeOnlyImagesPerSecond: Double, copyImagesPerSecond: Double
+        public var ratioToDecodeOnly: Double, ratioToCopy: Double
+        /// The loader's fastest epoch in seconds, and the fraction of it the consumer waited for batches.
+        public var loaderSeconds: Double, consumerWaitFraction: Double
+        public var workers: Int
+    }
+
+    /// Measures epoch `epoch` of `loader` against its limits, each the best of `repetitions`
+    /// alternations; the consumer spins `consumerMicroseconds` per batch.
+    /// - Throws: what reading the cache throws.
+    public static func measure(_ loader: Loader, epoch: Int, repetitions: Int, consumerMicroseconds: Int = 0) throws -> Measurement {
+        let records = records(of: loader, epoch: epoch)
+        let plan = loader.plan(epoch: epoch)
+        let images = plan.images, steps = plan.steps.count
+        let samples = plan.steps.reduce(0) { $0 + $1.globalImages * $1.duplicates }
+        let outBytes = outputBytes(of: loader, epoch: epoch)
+        let workers = loader.configuration.workers
+        var decode = Double.infinity, copied = Double.infinity, load = Double.infinity, waited = 0.0
+        for _ in 0..<max(1, repetitions) {
+            decode = min(decode, try decodeOnly(loader.cache, records: records, threads: workers))
+            copied = min(copied, copy(bytes: outBytes, block: outBytes / max(1, steps), threads: workers))
+            let (seconds, wait) = try timeEpoch(loader, epoch: epoch, consumerMicroseconds: consumerMicroseconds)
+            if seconds < load { load = seconds; waited = wait }
+        }
+        let rate = Double(images) / load, decodeRate = Double(images) / decode, copyRate = Double(images) / copied
+        return Measurement(images: images, samples: samples, records: records.count, outputBytes: outBytes,
+                           loaderImagesPerSecond: rate, decodeOnlyImagesPerSecond: decodeRate, copyImagesPerSecond: copyRate,
+                           ratioToDecodeOnly: rate / decodeRate, ratioToCopy: rate / copyRate,
+                           loaderSeconds: load, consumerWaitFraction: waited / load, workers: workers)
+    }
+
+    /// One epoch through the loader, the consumer taking each batch (and spinning
+    /// `consumerMicroseconds` on it). - Returns: wall seconds and the seconds the consumer waited.
+    public static func timeEpoch(_ loader: Loader, epoch: Int, consumerMicroseconds: Int = 0) throws -> (seconds: Double, waited: Double) {
+        let clock = { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+        let start = clock()
+        var it = try loader.batches(epoch: epoch)
+        var waited = 0.0, sink: Float = 0
+        while true {
+            let before = clock()
+            guard let batch = try it.next() else { break }
+            waited += clock() - before
+            if batch.format == .float32 { sink += batch.images().floats[0] }
+            if consumerMicroseconds > 0 {
+                let until = clock() + Double(consumerMicroseconds) / 1e6
+                while clock() < until {}
+            }
+        }
+        // Keep the batches observable.
+        if sink.isNaN { print("") }
+        return (clock() - start, waited)
+    }
+
     /// The records epoch `epoch` reads for this rank, in order: (sample index, level) per image
     /// and per distinct source level of its step.
     public static func records(of loader: Loader, epoch: Int) -> [(index: Int, level: Int)] {
@@ -85,5 +147,6 @@ public enum LoadBenchmark {
 
 extension Loader {
     /// The order of `epoch`: `order[position]` is the sample index at that stream position.
+    @_spi(Benchmark)
     public func order(epoch: Int) -> [Int32] { sampler.order(epoch: epoch) }
 }

@@ -26,7 +26,28 @@ public struct PlanSummary: Sendable {
         public var note: String?
     }
 
+    /// TRD's draws over the run: nominal and realized participation.
+    public struct TemporalDecrementSummary: Codable, Equatable, Sendable {
+        /// The nominal participation rate p.
+        public var participation: Double
+        /// The fraction of the run's epochs actually reduced.
+        public var realizedFraction: Double
+        /// The epochs reduced.
+        public var reducedEpochs: Int
+        /// The paper's nominal compute `(1−p) + p(r/R)²`, relative to the full size.
+        public var nominalRelativeCompute: Double
+    }
+
+    /// MixSize's batch and duplicates at one size.
+    public struct MixSizeSetting: Codable, Equatable, Sendable {
+        public var size: Int, batch: Int, duplicates: Int
+    }
+
     public var epochs: [Epoch]
+    /// Set for a ``TemporalDecrement`` schedule.
+    public var temporalDecrement: TemporalDecrementSummary?
+    /// Set for a ``MixSize`` schedule: each size's batch and duplicates, in the schedule's order.
+    public var mixSizeSettings: [MixSizeSetting]?
     /// Baseline (fixed reference size) steps per epoch.
     public var baselineSteps: Int
     /// Compute of the whole run relative to the baseline run.
@@ -58,6 +79,17 @@ public struct PlanSummary: Sendable {
             return Epoch(epoch: e, steps: plan.steps.count, images: plan.images, stepsPerSize: steps, batchPerSize: batch,
                          duplicatesPerSize: dup, parallelSizes: parallel, relativeCompute: plan.pixelWork / baseWork,
                          relativeSteps: Double(plan.steps.count) / Double(max(1, baseline.steps.count)), note: plan.note)
+        }
+        if let trd = schedule as? TemporalDecrement {
+            temporalDecrement = TemporalDecrementSummary(
+                participation: trd.participation, realizedFraction: trd.realizedFraction(epochs: epochs, seed: seed),
+                reducedEpochs: self.epochs.filter { $0.note == "reduced" }.count, nominalRelativeCompute: trd.nominalRelativeCost)
+        }
+        if let mix = schedule as? MixSize {
+            mixSizeSettings = mix.sizes.map { s in
+                let (b, d) = mix.setting(for: s, baseBatch: batchSize)
+                return MixSizeSetting(size: s, batch: b, duplicates: d)
+            }
         }
     }
 }

@@ -1,3 +1,4 @@
+import PyramidLoader
 /// A Float32 buffer with a shape. Storage is owned, 64-byte aligned, and reused when a layer
 /// asks for the same or a smaller shape again (``reshape(_:)``), so a training step allocates
 /// nothing once the largest batch has been seen.
@@ -60,5 +61,14 @@ public final class Tensor {
     public func copy(from other: Tensor) {
         reshape(other.shape)
         data.update(from: other.data, count: count)
+    }
+}
+
+extension Tensor {
+    /// `count` values uniform in [−scale, scale) from ``SplitMix64``(seed): inputs for benchmarks,
+    /// gradient checks and kernel comparisons.
+    static func uniformValues(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] {
+        var rng = SplitMix64(seed: seed)
+        return (0..<count).map { _ in scale * Float(rng.nextUnit() * 2 - 1) }
     }
 }

@@ -2,15 +2,18 @@ import Dispatch
 import Foundation
 import PyramidLoader
 
-/// Training throughput on synthetic batches, and the sgemm peak it is compared with.
+/// Training throughput on synthetic batches, and the sgemm peak it is compared with
+/// (`pyramid bench train`, `pyramid bench conv`). Benchmark support, not part of the trainer's API:
+/// reach it with `@_spi(Benchmark) import PyramidTrain`.
+@_spi(Benchmark)
 public enum TrainBenchmark {
     /// GFLOP/s of `cblas_sgemm` on `size`² matrices, `threads` single-threaded products at once
     /// (the way the trainer uses the cores).
     public static func sgemmPeak(size: Int = 1024, threads: Int, repetitions: Int = 3) -> Double {
         Threads.configure(threads)
         let n = size
-        let bufs = (0..<threads).map { _ in (Tensor(shape: [n, n], values: GradientValues.random(n * n, seed: 1)),
-                                             Tensor(shape: [n, n], values: GradientValues.random(n * n, seed: 2)), Tensor(shape: [n, n])) }
+        let bufs = (0..<threads).map { _ in (Tensor(shape: [n, n], values: Tensor.uniformValues(n * n, seed: 1)),
+                                             Tensor(shape: [n, n], values: Tensor.uniformValues(n * n, seed: 2)), Tensor(shape: [n, n])) }
         var best = Double.infinity
         for _ in 0..<repetitions {
             let start = DispatchTime.now().uptimeNanoseconds
@@ -24,7 +27,9 @@ public enum TrainBenchmark {
     }
 
     /// Result of ``trainingSteps(model:size:channels:batch:steps:threads:)``.
-    public struct Result: Sendable {
+    public struct Result: Codable, Sendable {
+        /// The image side timed.
+        public var size: Int
         public var imagesPerSecond: Double
         /// Forward multiply-adds per image.
         public var macs: Int
@@ -38,7 +43,7 @@ public enum TrainBenchmark {
         Threads.configure(threads)
         let network = try Network(.init(architecture: model, inputChannels: channels, classes: 10))
         let sgd = SGD(store: network.store, configuration: .init())
-        let images = GradientValues.random(batch * channels * size * size, seed: 3)
+        let images = Tensor.uniformValues(batch * channels * size * size, seed: 3)
         let labels = (0..<batch).map { Int32($0 % 10) }
         let grad = Tensor(shape: [0])
         func step() {
@@ -62,18 +67,33 @@ public enum TrainBenchmark {
         let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
         let macs = network.macs(size: size)
         let rate = Double(batch) / median
-        return Result(imagesPerSecond: rate, macs: macs, gflops: rate * Double(macs) * 3 * 2 / 1e9)
+        return Result(size: size, imagesPerSecond: rate, macs: macs, gflops: rate * Double(macs) * 3 * 2 / 1e9)
     }
 }
 
-enum GradientValues {
-    static func random(_ n: Int, seed: UInt64) -> [Float] {
-        var rng = SplitMix64(seed: seed)
-        return (0..<n).map { _ in Float(rng.nextUnit() * 2 - 1) }
-    }
-}
 
+@_spi(Benchmark)
 extension TrainBenchmark {
+    /// One 3×3, padding-1 convolution layer to time, written `CIN:COUT@SIZE` with `/2` for stride 2
+    /// (e.g. `16:32@28/2`).
+    public struct ConvolutionLayer: Equatable, Sendable, CustomStringConvertible {
+        public var inChannels: Int, outChannels: Int, size: Int, stride: Int
+
+        /// Parses `CIN:COUT@SIZE[/2]`.
+        /// - Throws: ``TrainError/invalidSetting(setting:reason:)`` (setting `layers`) for any other text.
+        public init(_ spec: String) throws {
+            let parts = spec.split(whereSeparator: { ":@/".contains($0) }).compactMap { Int($0) }
+            let separators = spec.filter { ":@/".contains($0) }
+            guard (parts.count == 3 && separators == ":@") || (parts.count == 4 && separators == ":@/" && parts[3] == 2),
+                  parts[..<3].allSatisfy({ $0 > 0 }) else {
+                throw TrainError.invalidSetting(setting: "layers", reason: "'\(spec)' is not CIN:COUT@SIZE[/2]")
+            }
+            inChannels = parts[0]; outChannels = parts[1]; size = parts[2]; stride = parts.count == 4 ? 2 : 1
+        }
+
+        public var description: String { "\(inChannels):\(outChannels)@\(size)" + (stride == 2 ? "/2" : "") }
+    }
+
     /// Timing of one convolution layer with one method (``convolution(inChannels:outChannels:size:stride:batch:threads:repetitions:methods:)``).
     public struct ConvolutionResult: Sendable {
         /// The algorithm timed.
@@ -100,9 +120,9 @@ extension TrainBenchmark {
         let context = ModelContext()
         conv.context = context
         defer { withExtendedLifetime(context) {} }
-        let x = Tensor(shape: [inChannels, batch, size, size], values: GradientValues.random(inChannels * batch * size * size, seed: 5))
+        let x = Tensor(shape: [inChannels, batch, size, size], values: Tensor.uniformValues(inChannels * batch * size * size, seed: 5))
         let y = conv.forward(x, branch: 0)
-        let g = Tensor(shape: y.shape, values: GradientValues.random(y.count, seed: 6))
+        let g = Tensor(shape: y.shape, values: Tensor.uniformValues(y.count, seed: 6))
         var results = methods.map { ConvolutionResult(method: $0, forward: .infinity, backward: .infinity, macs: conv.lastMacs * batch) }
         for m in methods { Conv2D.algorithm = m; _ = conv.forward(x, branch: 0); _ = conv.backward(g, branch: 0) }
         for _ in 0..<repetitions {

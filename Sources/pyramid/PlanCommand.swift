@@ -48,7 +48,7 @@ struct PlanCommand: ParsableCommand {
     @Flag(help: "List every step's size(s) too (with --json).")
     var steps = false
 
-    @Flag(help: "Print JSON.")
+    @Flag(help: "Print JSON: schedule, samples, batch, worldSize, seed, baselineStepsPerEpoch, steps, images, relativeCompute, epochs (epoch, steps, images, relativeCompute, relativeSteps, sizes [size, steps, batch, duplicates], parallelSizes, note, stepSizes), and for TRD participation, realizedFraction, nominalRelativeCompute; averageFlopsPerImage with --flops.")
     var json = false
 
     func validate() throws {
@@ -59,43 +59,50 @@ struct PlanCommand: ParsableCommand {
         if worldSize < 1 { throw ValidationError("--world-size: must be at least 1") }
     }
 
+    /// `--json`'s object (keys as named here; optional ones only when they apply).
+    struct Report: Codable {
+        struct Size: Codable { var size: Int, steps: Int, batch: Int, duplicates: Int }
+        struct Epoch: Codable {
+            var epoch: Int, steps: Int, images: Int, relativeCompute: Double, relativeSteps: Double
+            /// Steps, batch and duplicates per size, largest first.
+            var sizes: [Size]
+            var parallelSizes: [Int]?
+            var note: String?
+            /// With --steps: every step's size(s).
+            var stepSizes: [[Int]]?
+        }
+        var schedule: String, samples: Int, batch: Int, worldSize: Int, seed: UInt64
+        var baselineStepsPerEpoch: Int, steps: Int, images: Int, relativeCompute: Double
+        var epochs: [Epoch]
+        /// TRD only.
+        var participation: Double?, realizedFraction: Double?, nominalRelativeCompute: Double?
+        /// With --flops.
+        var averageFlopsPerImage: Double?
+    }
+
     func run() throws {
-        var manifest: Manifest?
-        if let cache { manifest = try Manifest.load(from: URL(fileURLWithPath: cache)) }
+        let manifest = try cache.map { try Manifest.load(from: URL(fileURLWithPath: $0)) }
         let n = samples ?? manifest!.sampleCount
         let schedule = try ScheduleParser.parse(self.schedule, largestLevel: manifest?.levelSizes.max())
         if let manifest { for s in schedule.sizes { try Loader.checkServable(size: s, manifest: manifest) } }
         let summary = PlanSummary(schedule: schedule, sampleCount: n, epochs: epochs, batchSize: batch, worldSize: worldSize, seed: seed)
-        let trd = schedule as? TemporalDecrement
+        let trd = summary.temporalDecrement
         if json {
-            var object: [String: Any] = [
-                "schedule": schedule.description, "samples": n, "batch": batch, "worldSize": worldSize, "seed": seed,
-                "baselineStepsPerEpoch": summary.baselineSteps, "steps": summary.steps, "images": summary.images,
-                "relativeCompute": summary.relativeCompute,
-                "epochs": summary.epochs.map { e -> [String: Any] in
-                    var d: [String: Any] = ["epoch": e.epoch, "steps": e.steps, "images": e.images, "relativeCompute": e.relativeCompute,
-                                            "relativeSteps": e.relativeSteps,
-                                            "sizes": e.stepsPerSize.keys.sorted(by: >).map { s in
-                                                ["size": s, "steps": e.stepsPerSize[s]!, "batch": e.batchPerSize[s]!, "duplicates": e.duplicatesPerSize[s]!]
-                                            }]
-                    if let p = e.parallelSizes { d["parallelSizes"] = p }
-                    if let note = e.note { d["note"] = note }
-                    if steps {
-                        let plan = schedule.plan(PlanContext(epoch: e.epoch, epochs: epochs, images: n, batchSize: batch, worldSize: worldSize, seed: seed))
-                        d["stepSizes"] = plan.steps.map(\.sizes)
-                    }
-                    return d
-                },
-            ]
-            if let trd {
-                object["participation"] = trd.participation
-                object["realizedFraction"] = trd.realizedFraction(epochs: epochs, seed: seed)
-                object["nominalRelativeCompute"] = trd.nominalRelativeCost
+            let epochReports = summary.epochs.map { e in
+                Report.Epoch(epoch: e.epoch, steps: e.steps, images: e.images, relativeCompute: e.relativeCompute, relativeSteps: e.relativeSteps,
+                             sizes: e.stepsPerSize.keys.sorted(by: >).map { s in
+                                 Report.Size(size: s, steps: e.stepsPerSize[s]!, batch: e.batchPerSize[s]!, duplicates: e.duplicatesPerSize[s]!)
+                             },
+                             parallelSizes: e.parallelSizes, note: e.note,
+                             stepSizes: steps ? schedule.plan(PlanContext(epoch: e.epoch, epochs: epochs, images: n, batchSize: batch,
+                                                                          worldSize: worldSize, seed: seed)).steps.map(\.sizes) : nil)
             }
-            if let flops { object["averageFlopsPerImage"] = flops * summary.relativeCompute }
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
-            return
+            return try printJSON(Report(schedule: schedule.description, samples: n, batch: batch, worldSize: worldSize, seed: seed,
+                                        baselineStepsPerEpoch: summary.baselineSteps, steps: summary.steps, images: summary.images,
+                                        relativeCompute: summary.relativeCompute, epochs: epochReports,
+                                        participation: trd?.participation, realizedFraction: trd?.realizedFraction,
+                                        nominalRelativeCompute: trd?.nominalRelativeCompute,
+                                        averageFlopsPerImage: flops.map { $0 * summary.relativeCompute }), pretty: true)
         }
         print("schedule  \(schedule)")
         print("data      \(n) samples, base batch \(batch) x \(worldSize) rank\(worldSize == 1 ? "" : "s"), seed \(seed)")
@@ -119,19 +126,15 @@ struct PlanCommand: ParsableCommand {
                      summary.steps, Double(summary.steps) / Double(max(1, summary.baselineSteps * epochs)), summary.images, summary.relativeCompute))
         if let trd {
             print(String(format: "TRD       p = %.2f nominal, %.2f realized (%d of %d epochs reduced); nominal compute (1-p)+p(r/R)^2 = %.4fx",
-                         trd.participation, trd.realizedFraction(epochs: epochs, seed: seed),
-                         summary.epochs.filter { $0.note == "reduced" }.count, epochs, trd.nominalRelativeCost))
+                         trd.participation, trd.realizedFraction, trd.reducedEpochs, epochs, trd.nominalRelativeCompute))
         }
-        if let m = schedule as? MixSize {
-            let settings = m.sizes.map { s -> String in
-                let (b, d) = m.setting(for: s, baseBatch: batch)
-                return "\(s): B=\(b) D=\(d)"
-            }
-            print("MixSize   \(m.mode.rawValue), \(m.sampling.rawValue), base \(m.baseSize); " + settings.joined(separator: ", "))
+        if let m = schedule as? MixSize, let settings = summary.mixSizeSettings {
+            print("MixSize   \(m.mode.rawValue), \(m.sampling.rawValue), base \(m.baseSize); "
+                  + settings.map { "\($0.size): B=\($0.batch) D=\($0.duplicates)" }.joined(separator: ", "))
         }
         if let flops {
             print(String(format: "compute   %.4g per image at full size -> %.4g on average (mFLOPs)", flops, flops * summary.relativeCompute))
-            if let trd { print(String(format: "          paper's nominal mFLOPs: %.4g", flops * trd.nominalRelativeCost)) }
+            if let trd { print(String(format: "          paper's nominal mFLOPs: %.4g", flops * trd.nominalRelativeCompute)) }
         }
     }
 }

@@ -74,3 +74,10 @@ func parseIntList(_ text: String, flag: String) throws -> [Int] {
     }
     return out
 }
+
+/// Prints a `--json` result: one Codable value, keys sorted.
+func printJSON<T: Encodable>(_ value: T, pretty: Bool = false) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys] : [.sortedKeys]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}

@@ -9,10 +9,7 @@ struct GradientCheck {
     var epsilon: Float = 1e-2
     var tolerance: Float = 1e-2
 
-    static func random(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] {
-        var rng = SplitMix64(seed: seed)
-        return (0..<count).map { _ in scale * Float(rng.nextUnit() * 2 - 1) }
-    }
+    static func random(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] { Tensor.uniformValues(count, seed: seed, scale: scale) }
 
     /// Checks a layer's input gradient and the gradients of `store`'s parameters.
     /// - Returns: the worst relative error seen.

@@ -44,10 +44,7 @@ public final class Builder {
         self.output = output
         channels = options.channels ?? catalog.naturalChannels
         levels = options.sortedLevels
-        switch catalog.items {
-        case .raster: chunkSize = 256
-        case .files: chunkSize = 16
-        }
+        chunkSize = catalog.chunkSize
     }
 
     /// Options that decide the cache's bytes; a resume must repeat them.

@@ -49,6 +49,12 @@ public struct SourceCatalog: Sendable {
     public var source: Manifest.Source
     public var classes: [String]
     public var items: Items
+
+    /// Consecutive items a build renders and commits as one chunk: many small decoded rasters
+    /// share one libvips mosaic; files are decoded one by one, so fewer make a chunk.
+    var chunkSize: Int {
+        switch items { case .raster: 256; case .files: 16 }
+    }
     /// Items refused while listing (stray files, bad list lines).
     public var refused: [SkippedItem]
     /// Channels of the source when the build does not ask for others.

@@ -72,8 +72,11 @@ public struct MixSize: ResolutionSchedule {
     }
 
     /// `√E[s²]`: the size whose pixel count is the mean pixel count.
-    public var rootMeanSquareSize: Double {
-        zip(sizeSet, probabilities).reduce(0.0) { $0 + $1.1 * Double($1.0 * $1.0) }.squareRoot()
+    public var rootMeanSquareSize: Double { Self.rootMeanSquare(sizes: sizeSet, probabilities: probabilities) }
+
+    /// `√E[s²]` of `sizes` drawn with `probabilities`.
+    static func rootMeanSquare(sizes: [Int], probabilities: [Double]) -> Double {
+        zip(sizes, probabilities).reduce(0.0) { $0 + $1.1 * Double($1.0 * $1.0) }.squareRoot()
     }
 
     public func plan(_ context: PlanContext) -> EpochPlan {

@@ -101,7 +101,7 @@ public enum ScheduleParser {
             if let b = keyed.removeValue(forKey: "base") { base = try size(b) } else if let largestLevel, let b = sizes.filter({ $0 <= largestLevel }).max() {
                 base = b
             } else {
-                let rms = zip(sizes, probs).reduce(0.0) { $0 + $1.1 * Double($1.0 * $1.0) }.squareRoot()
+                let rms = MixSize.rootMeanSquare(sizes: sizes, probabilities: probs)
                 base = sizes.min(by: { abs(Double($0) - rms) < abs(Double($1) - rms) })!
             }
             schedule = MixSize(sizes: sizes, probabilities: probs, mode: mode, sampling: sampling, baseSize: base,

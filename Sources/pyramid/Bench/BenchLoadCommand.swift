@@ -1,0 +1,83 @@
+import ArgumentParser
+import Foundation
+import PyramidCache
+@_spi(Benchmark) import PyramidLoader
+
+struct BenchLoadCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load",
+        abstract: "Time the loader over one epoch against limits measured in the same run.",
+        discussion: """
+            Measures, over exactly the records and output bytes of the same epoch: (1) a loop that \
+            only reads and decompresses those records into reused buffers, with the same number of \
+            threads; (2) a memcpy of the output bytes, batch by batch, with the same threads; (3) the \
+            loader itself, its consumer doing nothing but take batches (or, with --consumer-us, \
+            spinning that long per batch, to check that prefetch keeps the consumer from waiting).
+            Each is run --repeat times and the best is kept.
+
+            --json prints one object: images, samples, records, outputBytes, loaderImagesPerSecond, \
+            decodeOnlyImagesPerSecond, copyImagesPerSecond, ratioToDecodeOnly, ratioToCopy, \
+            loaderSeconds, consumerWaitFraction, workers.
+            """)
+
+    @Argument(help: "The cache directory.")
+    var cache: String
+
+    @Option(help: "The resolution schedule (\(ScheduleParser.syntax)).")
+    var schedule: String
+
+    @Option(help: "Base images per step.")
+    var batch: Int = 128
+
+    @Option(help: "Augmentation (\(Augmentation.syntax)); default: the cache's training augmentation.")
+    var augment: String?
+
+    @Option(help: "Output: float32 (NCHW, normalized) or uint8 (NHWC).")
+    var output: String = "float32"
+
+    @Option(help: "Worker threads (also used by the limit loops).")
+    var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Batch buffers in flight (default: max(4, 2 x workers)).")
+    var prefetch: Int?
+
+    @Option(help: "Epoch to load.")
+    var epoch: Int = 0
+
+    @Option(help: "Busy work per batch in the consumer, microseconds: reports how long the consumer waited.")
+    var consumerUs: Int = 0
+
+    @Option(name: .customLong("repeat"), help: "Repetitions of each measurement; the best is reported.")
+    var repetitions: Int = 3
+
+    @Flag(help: "Print the result as JSON.")
+    var json = false
+
+    func validate() throws {
+        if batch < 1 { throw ValidationError("--batch: must be at least 1") }
+        if workers < 1 { throw ValidationError("--workers: must be at least 1") }
+        if OutputFormat(rawValue: output) == nil { throw ValidationError("--output: must be float32 or uint8, not '\(output)'") }
+        if consumerUs < 0 { throw ValidationError("--consumer-us: must not be negative") }
+    }
+
+    func run() throws {
+        let reader = try CacheReader(url: URL(fileURLWithPath: cache))
+        let parsed = try ScheduleParser.parse(schedule, largestLevel: reader.manifest.levelSizes.max())
+        let config = LoaderConfiguration(schedule: parsed, batchSize: batch, augmentation: try augment.map(Augmentation.parse),
+                                         output: OutputFormat(rawValue: output)!, prefetch: prefetch, workers: workers)
+        let loader = try Loader(cache: reader, configuration: config)
+        let m = try LoadBenchmark.measure(loader, epoch: epoch, repetitions: repetitions, consumerMicroseconds: consumerUs)
+        if json { return try printJSON(m) }
+        print("schedule         \(parsed), batch \(batch), \(loader.augmentation), \(output), \(workers) workers, epoch \(epoch)")
+        print("epoch            \(m.images) images, \(m.samples) samples, \(m.records) records, \(String(format: "%.1f", Double(m.outputBytes) / 1_048_576)) MiB out")
+        print(String(format: "decode-only loop %10.0f images/s", m.decodeOnlyImagesPerSecond))
+        print(String(format: "memcpy of output %10.0f images/s  (%.1f GB/s)", m.copyImagesPerSecond, m.copyImagesPerSecond * Double(m.outputBytes) / Double(m.images) / 1e9))
+        print(String(format: "loader           %10.0f images/s  (%.3f s)", m.loaderImagesPerSecond, m.loaderSeconds))
+        print(String(format: "loader / decode  %10.2f", m.ratioToDecodeOnly))
+        print(String(format: "loader / memcpy  %10.2f", m.ratioToCopy))
+        if consumerUs > 0 {
+            print(String(format: "consumer         %d us of work per batch; waited %.1f%% of the epoch (%.3f s)", consumerUs,
+                         100 * m.consumerWaitFraction, m.consumerWaitFraction * m.loaderSeconds))
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+@_spi(Benchmark) import PyramidTrain
+
+struct BenchTrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Time training steps on synthetic batches against the sgemm peak measured in the same run.",
+        discussion: """
+            Runs full training steps (forward, cross-entropy, backward, SGD) of a model on random \
+            images, times each, and reports images/s of the median step (the machine may be shared; \
+            a neighbour's burst lengthens a few steps), achieved GFLOP/s (a step counted as three forward passes \
+            of direct-convolution MACs; Winograd layers multiply less, so with them this is an effective rate) \
+            and its ratio to cblas_sgemm on 1024x1024 matrices run the same way (one single-threaded \
+            product per thread).
+
+            --json prints one object: sgemmPeakGflops, threads, and results, one per size: size, \
+            imagesPerSecond, macs (forward multiply-adds per image), gflops.
+            """)
+
+    @Option(help: "Model.")
+    var model: String = "resnet20"
+
+    @Option(help: "Image sizes, comma-separated.")
+    var sizes: String = "28,14"
+
+    @Option(help: "Channels.")
+    var channels: Int = 1
+
+    @Option(help: "Batch.")
+    var batch: Int = 128
+
+    @Option(help: "Timed steps per size.")
+    var steps: Int = 10
+
+    @Option(help: "Threads (batch parts).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "3x3 stride-1 convolutions: auto (Winograd on even planes of 8x8 and more, else im2col), im2col or winograd.")
+    var conv: String = "auto"
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func validate() throws {
+        if Conv2D.Algorithm(rawValue: conv) == nil { throw ValidationError("--conv: '\(conv)' is not one of auto, im2col, winograd") }
+    }
+
+    /// `--json`'s object.
+    struct Report: Codable {
+        var sgemmPeakGflops: Double
+        var threads: Int
+        var results: [TrainBenchmark.Result]
+    }
+
+    func run() throws {
+        Conv2D.algorithm = Conv2D.Algorithm(rawValue: conv)!
+        let peak = TrainBenchmark.sgemmPeak(threads: threads)
+        var results: [TrainBenchmark.Result] = []
+        for s in try parseIntList(sizes, flag: "sizes") {
+            let r = try TrainBenchmark.trainingSteps(model: model, size: s, channels: channels, batch: batch, steps: steps, threads: threads)
+            results.append(r)
+            if !json {
+                print(String(format: "%@ %dx%dx%d batch %d: %7.1f images/s  %.1f MMACs/image  %6.1f GFLOP/s  %.2f of sgemm peak", model as NSString,
+                             s, s, channels, batch, r.imagesPerSecond, Double(r.macs) / 1e6, r.gflops, r.gflops / peak))
+            }
+        }
+        if json { return try printJSON(Report(sgemmPeakGflops: peak, threads: threads, results: results)) }
+        print(String(format: "sgemm peak (1024^3, %d thread%@): %.1f GFLOP/s", threads, threads == 1 ? "" : "s", peak))
+    }
+}

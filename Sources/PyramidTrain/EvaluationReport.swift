@@ -124,89 +124,12 @@ public struct EvaluationReport: Codable, Sendable {
             for (b, s) in sizes.enumerated() {
                 ctx.bank = .bank(network.bank(b))
                 let x = network.setInput(batch.images(size: s).floats, count: batch.count, channels: batch.channels, size: s)
-                let z = network.forward(x, branch: Network.probeBranch - 3)
+                let z = network.forward(x, branch: Network.Branch.ensemble)
                 for i in 0..<combined.count { combined.data[i] += weights[b] * z.data[i] }
             }
             let h = Losses.hits(logits: combined, labels: batch.labels)
             top1 += h.top1; top5 += h.topK; n += batch.count
         }
         return (Double(top1) / Double(max(n, 1)), Double(top5) / Double(max(n, 1)))
-    }
-
-    /// A plain-text table.
-    public var table: String {
-        var out = "run \(run) (\(checkpoint), \(epochsDone) epochs, \(schedule)); test cache \(testCache)\n"
-        out += String(format: "training forward MACs: %.3g\n", trainingMacs)
-        out += "  size    top-1    top-5   MMACs/image  BatchNorm"
-        if calibrated != nil { out += "                 calibrated top-1" }
-        out += "\n"
-        for (i, r) in results.enumerated() {
-            let bn = r.batchNorm.count < 24 ? r.batchNorm + String(repeating: " ", count: 24 - r.batchNorm.count) : r.batchNorm
-            out += String(format: "  %4d  %6.2f%%  %6.2f%%  %12.2f  ", r.size, 100 * r.top1, 100 * r.top5, Double(r.macs) / 1e6) + bn
-            if let c = calibrated?[i] { out += String(format: "  %6.2f%%", 100 * c.top1) }
-            out += "\n"
-        }
-        if let a = alpha { out += "alpha  " + a.map { String(format: "%.3f", $0) }.joined(separator: " ") + "\n" }
-        if let e1 = ensembleTop1, let e5 = ensembleTop5 { out += String(format: "ensemble  top-1 %.2f%%  top-5 %.2f%%\n", 100 * e1, 100 * e5) }
-        return out
-    }
-
-    /// An SVG line chart of top-1 against test size (and calibrated top-1 when present).
-    public var svg: String {
-        var series: [(String, [Evaluator.Result])] = [(alpha == nil ? "running statistics" : "per-size banks", results)]
-        if let c = calibrated { series.append(("calibrated", c)) }
-        return Self.chart(title: "top-1 by test size: \(schedule)", series: series,
-                          reference: ensembleTop1.map { ("ensemble (training sizes)", $0) })
-    }
-
-    /// A chart of several series of results against test size, with an optional horizontal line.
-    public static func chart(title: String, series: [(String, [Evaluator.Result])], reference: (String, Double)? = nil) -> String {
-        // The plot is 600 px wide; the legend is a column to its right, as wide as its longest label.
-        let labels = series.map(\.0) + (reference.map { [$0.0] } ?? [])
-        let legend = 40 + 7.0 * Double(labels.map(\.count).max() ?? 0)
-        let plotWidth = 600.0, w = plotWidth + legend, left = 60.0, right = 20.0, top = 30.0, bottom = 50.0
-        let h = max(360.0, top + 18 * Double(labels.count) + 20)
-        let allResults = series.flatMap(\.1)
-        let sizes = allResults.map { Double($0.size) }
-        let all = allResults.map(\.top1) + (reference.map { [$0.1] } ?? [])
-        let lo = max(0, (all.min() ?? 0) - 0.05), hi = min(1, (all.max() ?? 1) + 0.02)
-        let xmin = sizes.min() ?? 0, xmax = max(sizes.max() ?? 1, xmin + 1)
-        let plotRight = plotWidth - right
-        func x(_ v: Double) -> Double { left + (v - xmin) / (xmax - xmin) * (plotRight - left) }
-        func y(_ v: Double) -> Double { top + (hi - v) / max(hi - lo, 1e-6) * (h - top - bottom) }
-        func esc(_ t: String) -> String { t.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;") }
-        var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-family=\"sans-serif\" font-size=\"12\">\n"
-        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        s += "<text x=\"\(left)\" y=\"18\">\(esc(title))</text>\n"
-        s += "<line x1=\"\(left)\" y1=\"\(h - bottom)\" x2=\"\(plotRight)\" y2=\"\(h - bottom)\" stroke=\"black\"/>\n"
-        s += "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(h - bottom)\" stroke=\"black\"/>\n"
-        for v in Set(sizes).sorted() { s += "<text x=\"\(x(v) - 8)\" y=\"\(h - bottom + 18)\">\(Int(v))</text>\n" }
-        for k in 0...4 {
-            let v = lo + Double(k) / 4 * (hi - lo)
-            s += String(format: "<text x=\"8\" y=\"%.1f\">%.1f%%</text>\n", y(v) + 4, 100 * v)
-            s += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", left, y(v), plotRight, y(v))
-        }
-        s += "<text x=\"\(plotWidth / 2 - 30)\" y=\"\(h - 12)\">test size (px)</text>\n"
-        // Ten colours, then the same colours dashed.
-        let colors = ["#1f77b4", "#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22", "#2ca02c"]
-        func legendEntry(_ row: Int, _ label: String, _ color: String, _ dash: String) -> String {
-            let ly = top + 18 * Double(row) + 6
-            return String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%@\" stroke-width=\"2\"%@/>\n",
-                          plotWidth, ly, plotWidth + 24, ly, color as NSString, dash as NSString)
-                + "<text x=\"\(plotWidth + 30)\" y=\"\(ly + 4)\" fill=\"\(color)\">\(esc(label))</text>\n"
-        }
-        for (row, (label, rs)) in series.enumerated() {
-            let color = colors[row % colors.count], dash = row >= colors.count ? " stroke-dasharray=\"6 3\"" : ""
-            let pts = rs.sorted { $0.size < $1.size }.map { String(format: "%.1f,%.1f", x(Double($0.size)), y($0.top1)) }.joined(separator: " ")
-            s += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(dash) points=\"\(pts)\"/>\n"
-            for r in rs { s += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%@\"/>\n", x(Double(r.size)), y(r.top1), color as NSString) }
-            s += legendEntry(row, label, color, dash)
-        }
-        if let (label, e) = reference {
-            s += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#2ca02c\" stroke-dasharray=\"6 4\"/>\n", left, y(e), plotRight, y(e))
-            s += legendEntry(series.count, label, "#2ca02c", " stroke-dasharray=\"6 4\"")
-        }
-        s += "</svg>\n"
-        return s
     }
 }

@@ -50,7 +50,7 @@ public final class Evaluator {
         while let batch = try it.next() {
             guard batch.count > 0 else { continue }
             let x = network.setInput(batch.images().floats, count: batch.count, channels: batch.channels, size: size)
-            let logits = network.forward(x, branch: Network.probeBranch - 1)
+            let logits = network.forward(x, branch: Network.Branch.evaluation)
             let h = Losses.hits(logits: logits, labels: batch.labels)
             top1 += h.top1; top5 += h.topK; n += batch.count
         }
@@ -85,7 +85,7 @@ public final class Evaluator {
             while done < batches, let batch = try it.next() {
                 any = true
                 let x = network.setInput(batch.images().floats, count: batch.count, channels: batch.channels, size: size)
-                _ = network.forward(x, branch: Network.probeBranch - 2)
+                _ = network.forward(x, branch: Network.Branch.calibration)
                 ctx.calibrationBatches += 1
                 done += 1
             }

@@ -121,12 +121,22 @@ public final class Network {
         context.bank = .bank(0)
         defer { (context.training, context.bank) = saved }
         let probe = Tensor(shape: [configuration.inputChannels, 1, size, size])
-        _ = forward(probe, branch: Network.probeBranch)
+        _ = forward(probe, branch: Branch.macsProbe)
         return convolutions.reduce(0) { $0 + $1.lastMacs } + classifier.inFeatures * classifier.outFeatures
     }
 
-    /// The branch used by ``macs(size:)`` so that it never disturbs a training branch's caches.
-    static let probeBranch = 63
+    /// Branches of forward passes that are not training steps, numbered from the top so that they
+    /// never disturb a training branch's caches (training uses branches 0..<sizes).
+    enum Branch {
+        /// ``macs(size:)``'s blank image.
+        static let macsProbe = 63
+        /// ``Evaluator``'s test batches.
+        static let evaluation = 62
+        /// BatchNorm calibration batches.
+        static let calibration = 61
+        /// The RS-Nets ensemble's per-size passes.
+        static let ensemble = 60
+    }
 
     /// Loads a loader batch (`(N, C, s, s)`) into the network's input layout `(C, N, s, s)`.
     public func setInput(_ images: UnsafeBufferPointer<Float>, count n: Int, channels c: Int, size s: Int) -> Tensor {

@@ -42,7 +42,7 @@ public struct Manifest: Codable, Equatable, Sendable {
             self.bytes = bytes; self.rawBytes = rawBytes; self.dictionary = dictionary
         }
         /// The LMDB database name holding this level in every shard.
-        public var databaseName: String { "level-\(size)" }
+        public var databaseName: String { ShardDatabase.level(size) }
         /// The decoded dictionary bytes, if any.
         public var dictionaryBytes: [UInt8]? {
             dictionary.flatMap { Data(base64Encoded: $0) }.map { [UInt8]($0) }

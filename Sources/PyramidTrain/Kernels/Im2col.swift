@@ -11,43 +11,58 @@ enum Im2col {
                        n0: Int, n1: Int, kernel: Int, stride: Int, padding: Int, col: UnsafeMutablePointer<Float>) {
         let ho = outputSize(height, kernel: kernel, stride: stride, padding: padding)
         let wo = outputSize(width, kernel: kernel, stride: stride, padding: padding)
-        let plane = height * width, cols = (n1 - n0) * ho * wo
         if stride == 1 && ho == height && wo == width {
             sameIm2col(x, channels: channels, batch: batch, height: height, width: width, n0: n0, n1: n1,
                        kernel: kernel, padding: padding, col: col)
             return
         }
+        forEachOutputRow(channels: channels, batch: batch, height: height, width: width, n0: n0, n1: n1,
+                         kernel: kernel, stride: stride, padding: padding, outHeight: ho, outWidth: wo) { colOffset, rowOffset, kx in
+            let dst = col + colOffset
+            guard let rowOffset else { for ox in 0..<wo { dst[ox] = 0 }; return }
+            let row = x + rowOffset
+            let (lo, hi, offset) = columnRange(kx: kx, padding: padding, stride: stride, width: width, outWidth: wo)
+            // Rows are short (7–32): plain loops beat memmove/memset calls.
+            var ox = 0
+            while ox < min(lo, wo) { dst[ox] = 0; ox += 1 }
+            if stride == 1 {
+                let from = row + offset
+                while ox < hi { dst[ox] = from[ox]; ox += 1 }
+            } else {
+                while ox < hi { dst[ox] = row[ox * stride + offset]; ox += 1 }
+            }
+            while ox < wo { dst[ox] = 0; ox += 1 }
+        }
+    }
+
+    /// Output columns `lo..<hi` are those whose input column `ox·stride + offset` (offset = kx − padding)
+    /// lies inside `0..<width`; the others read zero padding.
+    @inline(__always)
+    static func columnRange(kx: Int, padding: Int, stride: Int, width: Int, outWidth wo: Int) -> (lo: Int, hi: Int, offset: Int) {
+        let off = kx - padding
+        let lo = off >= 0 ? 0 : (-off + stride - 1) / stride
+        let hi = width - 1 - off < 0 ? 0 : min(wo, (width - 1 - off) / stride + 1)
+        return (lo, hi, off)
+    }
+
+    /// The loop nest im2col and col2im share: for every column-matrix row `(c, ky, kx)`, sample `n`
+    /// and output row `oy`, in memory order of `col`, calls `body` with the offset of that output
+    /// row in `col`, the offset of input row `iy = oy·stride − padding + ky` of plane `(c, n)` (nil
+    /// when `iy` is padding) and `kx`.
+    @inline(__always)
+    static func forEachOutputRow(channels: Int, batch: Int, height: Int, width: Int, n0: Int, n1: Int, kernel: Int, stride: Int,
+                                 padding: Int, outHeight ho: Int, outWidth wo: Int, _ body: (Int, Int?, Int) -> Void) {
+        let plane = height * width, cols = (n1 - n0) * ho * wo
         for c in 0..<channels {
             for ky in 0..<kernel {
                 for kx in 0..<kernel {
-                    var dst = col + ((c * kernel + ky) * kernel + kx) * cols
+                    var colOffset = ((c * kernel + ky) * kernel + kx) * cols
                     for n in n0..<n1 {
-                        let src = x + (c * batch + n) * plane
+                        let planeOffset = (c * batch + n) * plane
                         for oy in 0..<ho {
                             let iy = oy * stride - padding + ky
-                            if iy < 0 || iy >= height { for ox in 0..<wo { dst[ox] = 0 }; dst += wo; continue }
-                            let row = src + iy * width
-                            if stride == 1 {
-                                // ix = ox − padding + kx: a shifted copy with zero ends.
-                                let shift = kx - padding
-                                let lo = max(0, -shift), hi = min(wo, width - shift)
-                                // Rows are short (7–32): plain loops beat memmove/memset calls.
-                                var ox = 0
-                                while ox < lo { dst[ox] = 0; ox += 1 }
-                                let from = row + shift
-                                while ox < hi { dst[ox] = from[ox]; ox += 1 }
-                                while ox < wo { dst[ox] = 0; ox += 1 }
-                            } else {
-                                // ix = ox·stride − padding + kx is inside for ox in lo..<hi.
-                                let off = kx - padding
-                                let lo = off >= 0 ? 0 : (-off + stride - 1) / stride
-                                let hi = width - 1 - off < 0 ? 0 : min(wo, (width - 1 - off) / stride + 1)
-                                var ox = 0
-                                while ox < min(lo, wo) { dst[ox] = 0; ox += 1 }
-                                while ox < hi { dst[ox] = row[ox * stride + off]; ox += 1 }
-                                while ox < wo { dst[ox] = 0; ox += 1 }
-                            }
-                            dst += wo
+                            body(colOffset, iy >= 0 && iy < height ? planeOffset + iy * width : nil, kx)
+                            colOffset += wo
                         }
                     }
                 }
@@ -121,34 +136,16 @@ enum Im2col {
                        n0: Int, n1: Int, kernel: Int, stride: Int, padding: Int, gradX: UnsafeMutablePointer<Float>) {
         let ho = outputSize(height, kernel: kernel, stride: stride, padding: padding)
         let wo = outputSize(width, kernel: kernel, stride: stride, padding: padding)
-        let plane = height * width, cols = (n1 - n0) * ho * wo
-        for c in 0..<channels {
-            for ky in 0..<kernel {
-                for kx in 0..<kernel {
-                    var src = col + ((c * kernel + ky) * kernel + kx) * cols
-                    for n in n0..<n1 {
-                        let dst = gradX + (c * batch + n) * plane
-                        for oy in 0..<ho {
-                            let iy = oy * stride - padding + ky
-                            if iy >= 0 && iy < height {
-                                let row = dst + iy * width
-                                if stride == 1 {
-                                    let shift = kx - padding
-                                    let lo = max(0, -shift), hi = min(wo, width - shift)
-                                    var ox = lo
-                                    while ox < hi { row[ox + shift] += src[ox]; ox += 1 }
-                                } else {
-                                    let off = kx - padding
-                                    let lo = off >= 0 ? 0 : (-off + stride - 1) / stride
-                                    let hi = width - 1 - off < 0 ? 0 : min(wo, (width - 1 - off) / stride + 1)
-                                    var ox = lo
-                                    while ox < hi { row[ox * stride + off] += src[ox]; ox += 1 }
-                                }
-                            }
-                            src += wo
-                        }
-                    }
-                }
+        forEachOutputRow(channels: channels, batch: batch, height: height, width: width, n0: n0, n1: n1,
+                         kernel: kernel, stride: stride, padding: padding, outHeight: ho, outWidth: wo) { colOffset, rowOffset, kx in
+            guard let rowOffset else { return }
+            let src = col + colOffset, row = gradX + rowOffset
+            let (lo, hi, offset) = columnRange(kx: kx, padding: padding, stride: stride, width: width, outWidth: wo)
+            var ox = lo
+            if stride == 1 {
+                while ox < hi { row[ox + offset] += src[ox]; ox += 1 }
+            } else {
+                while ox < hi { row[ox * stride + offset] += src[ox]; ox += 1 }
             }
         }
     }

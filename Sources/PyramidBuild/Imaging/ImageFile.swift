@@ -40,7 +40,7 @@ struct ImageFile {
         var source = VImage(headerPtr)
         var (w, h) = (source.width, source.height)
         if w * h > maxPixels {
-            return .failure(.init("header claims \(w)x\(h) = \(w * h) pixels, more than the limit of \(maxPixels); refused before decoding"))
+            return .failure(.init("header claims \(w)x\(h) = \(w * h) pixels, more than --max-pixels \(maxPixels); refused before decoding"))
         }
         if let o = source.int("orientation"), (5...8).contains(o) { swap(&w, &h) } // turned upright below
         // Resize the whole image to short side = storedSide; the centre square is cut out of the

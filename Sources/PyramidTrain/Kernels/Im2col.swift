@@ -123,9 +123,8 @@ enum Im2col {
         let zero = SIMD8<Float>(repeating: 0)
         var i = 0
         while i + 8 <= count {
-            let v = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self)
-            let m = UnsafeRawPointer(mask + i).loadUnaligned(as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(dst + i).storeBytes(of: v.replacing(with: zero, where: m .== zero), as: SIMD8<Float>.self)
+            let v = Kernels.load(src + i), m = Kernels.load(mask + i)
+            Kernels.store(v.replacing(with: zero, where: m .== zero), dst + i)
             i += 8
         }
         while i < count { dst[i] = mask[i] != 0 ? src[i] : 0; i += 1 }

@@ -58,11 +58,11 @@ enum Winograd {
                      _ body: (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, Int) -> Void,
                      _ tail: (Float, Float, Float, Float, Int) -> Void) {
         var i = 0
-        while i + 8 <= count { body(load8(a + i), load8(b + i), load8(c + i), load8(d + i), i); i += 8 }
+        while i + 8 <= count { body(Kernels.load(a + i), Kernels.load(b + i), Kernels.load(c + i), Kernels.load(d + i), i); i += 8 }
         if i < count && count >= 8 {
             // The last eight again (outputs never alias inputs, so recomputing is harmless).
             i = count - 8
-            body(load8(a + i), load8(b + i), load8(c + i), load8(d + i), i)
+            body(Kernels.load(a + i), Kernels.load(b + i), Kernels.load(c + i), Kernels.load(d + i), i)
             return
         }
         while i < count { tail(a[i], b[i], c[i], d[i], i); i += 1 }
@@ -118,9 +118,9 @@ enum Winograd {
                             let zero = SIMD8<Float>(repeating: 0)
                             // x₂ⱼ₋₁ (0 at a row's start), x₂ⱼ, x₂ⱼ₊₁, x₂ⱼ₊₂ (0 at its end).
                             map4(total, groupOdd, groupEven, groupOdd + 1, groupEven + 1, { a, e, cc, e1, k in
-                                let a = a.replacing(with: zero, where: load8(notFirst + k) .== zero)
-                                let e1 = e1.replacing(with: zero, where: load8(notLast + k) .== zero)
-                                store8(a - cc, o0 + k); store8(e + cc, o1 + k); store8(cc - e, o2 + k); store8(e - e1, o3 + k)
+                                let a = a.replacing(with: zero, where: Kernels.load(notFirst + k) .== zero)
+                                let e1 = e1.replacing(with: zero, where: Kernels.load(notLast + k) .== zero)
+                                Kernels.store(a - cc, o0 + k); Kernels.store(e + cc, o1 + k); Kernels.store(cc - e, o2 + k); Kernels.store(e - e1, o3 + k)
                             }, { a, e, cc, e1, k in
                                 let a = notFirst[k] == 0 ? 0 : a, e1 = notLast[k] == 0 ? 0 : e1
                                 o0[k] = a - cc; o1[k] = e + cc; o2[k] = cc - e; o3[k] = e - e1
@@ -135,7 +135,7 @@ enum Winograd {
                             let out = (p % 2 == 0 ? evenRows : oddRows) + (p / 2) * tw
                             let o0 = out, o1 = out + block, o2 = out + 2 * block, o3 = out + 3 * block
                             map4(tw, odd, odd + 1, even, even + 1, { a, cc, e, e1, j in
-                                store8(a - cc, o0 + j); store8(e + cc, o1 + j); store8(cc - e, o2 + j); store8(e - e1, o3 + j)
+                                Kernels.store(a - cc, o0 + j); Kernels.store(e + cc, o1 + j); Kernels.store(cc - e, o2 + j); Kernels.store(e - e1, o3 + j)
                             }, { a, cc, e, e1, j in
                                 o0[j] = a - cc; o1[j] = e + cc; o2[j] = cc - e; o3[j] = e - e1
                             })
@@ -146,7 +146,7 @@ enum Winograd {
                         let e = evenRows + s * block, o = oddRows + s * block
                         let out0 = v + s * stride + c * count + t, out1 = out0 + 4 * stride, out2 = out1 + 4 * stride, out3 = out2 + 4 * stride
                         map4(tilesPerPlane, e, o, e + tw, o + tw, { d0, d1, d2, d3, f in
-                            store8(d0 - d2, out0 + f); store8(d1 + d2, out1 + f); store8(d2 - d1, out2 + f); store8(d1 - d3, out3 + f)
+                            Kernels.store(d0 - d2, out0 + f); Kernels.store(d1 + d2, out1 + f); Kernels.store(d2 - d1, out2 + f); Kernels.store(d1 - d3, out3 + f)
                         }, { d0, d1, d2, d3, f in
                             out0[f] = d0 - d2; out1[f] = d1 + d2; out2[f] = d2 - d1; out3[f] = d1 - d3
                         })
@@ -176,14 +176,14 @@ enum Winograd {
                         let t0 = top + s * tilesPerPlane, b0 = bottom + s * tilesPerPlane
                         let p = base + s * stride
                         map4(tilesPerPlane, p, p + 4 * stride, p + 8 * stride, p + 12 * stride, { m0, m1, m2, m3, f in
-                            store8(m0 + m1 + m2, t0 + f); store8(m1 - m2 - m3, b0 + f)
+                            Kernels.store(m0 + m1 + m2, t0 + f); Kernels.store(m1 - m2 - m3, b0 + f)
                         }, { m0, m1, m2, m3, f in
                             t0[f] = m0 + m1 + m2; b0[f] = m1 - m2 - m3
                         })
                     }
                     @inline(__always) func columns(_ rows: UnsafeMutablePointer<Float>, even: UnsafeMutablePointer<Float>, odd: UnsafeMutablePointer<Float>) {
                         map4(tilesPerPlane, rows, rows + tilesPerPlane, rows + 2 * tilesPerPlane, rows + 3 * tilesPerPlane, { s0, s1, s2, s3, f in
-                            store8(s0 + s1 + s2, even + f); store8(s1 - s2 - s3, odd + f)
+                            Kernels.store(s0 + s1 + s2, even + f); Kernels.store(s1 - s2 - s3, odd + f)
                         }, { s0, s1, s2, s3, f in
                             even[f] = s0 + s1 + s2; odd[f] = s1 - s2 - s3
                         })
@@ -242,7 +242,7 @@ enum Winograd {
                     // each row (a, b) then becomes (a, a + b, a − b, −b).
                     @inline(__always) func put(_ r: Int, _ f: Int, _ a: SIMD8<Float>, _ b: SIMD8<Float>) {
                         let p = base + (r * 4) * stride + f
-                        store8(a, p); store8(a + b, p + stride); store8(a - b, p + 2 * stride); store8(-b, p + 3 * stride)
+                        Kernels.store(a, p); Kernels.store(a + b, p + stride); Kernels.store(a - b, p + 2 * stride); Kernels.store(-b, p + 3 * stride)
                     }
                     @inline(__always) func put(_ r: Int, _ f: Int, _ a: Float, _ b: Float) {
                         let p = base + (r * 4) * stride + f
@@ -281,8 +281,8 @@ enum Winograd {
     static func splitPairs(_ row: UnsafePointer<Float>, pairs: Int, even: UnsafeMutablePointer<Float>, odd: UnsafeMutablePointer<Float>,
                            spill: Bool) {
         @inline(__always) func block(_ j: Int) {
-            let q = UnsafeRawPointer(row + 2 * j).loadUnaligned(as: SIMD16<Float>.self)
-            store8(q.evenHalf, even + j); store8(q.oddHalf, odd + j)
+            let q = Kernels.load16(row + 2 * j)
+            Kernels.store(q.evenHalf, even + j); Kernels.store(q.oddHalf, odd + j)
         }
         pairBlocks(pairs, spill: spill, block, scalar: { j in even[j] = row[2 * j]; odd[j] = row[2 * j + 1] })
     }
@@ -295,8 +295,8 @@ enum Winograd {
     static func mergePairs(even: UnsafePointer<Float>, odd: UnsafePointer<Float>, pairs: Int, into row: UnsafeMutablePointer<Float>, spill: Bool) {
         @inline(__always) func block(_ j: Int) {
             var q = SIMD16<Float>()
-            q.evenHalf = load8(even + j); q.oddHalf = load8(odd + j)
-            UnsafeMutableRawPointer(row + 2 * j).storeBytes(of: q, as: SIMD16<Float>.self)
+            q.evenHalf = Kernels.load(even + j); q.oddHalf = Kernels.load(odd + j)
+            Kernels.store16(q, row + 2 * j)
         }
         pairBlocks(pairs, spill: spill, block, scalar: { j in row[2 * j] = even[j]; row[2 * j + 1] = odd[j] })
     }
@@ -314,13 +314,5 @@ enum Winograd {
         } else {
             for j in 0..<pairs { scalar(j) }
         }
-    }
-
-    @inline(__always) static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-    }
-    @inline(__always) static func load8(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> { load8(UnsafePointer(p)) }
-    @inline(__always) static func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
     }
 }

@@ -51,90 +51,10 @@ public final class Conv2D: Layer {
     }
 
     var isPointwise: Bool { kernel == 1 && stride == 1 && padding == 0 }
-    /// How 3×3, stride-1, padding-1 convolutions are computed.
-    public enum Algorithm: String, CaseIterable, Sendable {
-        /// Winograd where it was measured faster than im2col (``Conv2D/automaticAlgorithm(inChannels:outChannels:kernel:stride:height:width:)``), else im2col.
-        case auto
-        /// Always im2col + GEMM.
-        case im2col
-        /// Always Winograd F(2×2, 3×3).
-        case winograd
-    }
+    var winogradA: [Tensor] = [], winogradB: [Tensor] = [], winogradDU: [Tensor] = []
+    let transformed = Tensor(shape: [0]), transformedFlipped = Tensor(shape: [0])
 
-    /// The algorithm for 3×3, stride-1, padding-1 convolutions (process-wide; ``Algorithm/auto``
-    /// by default). Both are deterministic; their results differ by rounding (~1e-6 relative).
-    nonisolated(unsafe) public static var algorithm = Algorithm.auto
-
-    /// Whether a forward or backward on `height × width` planes uses Winograd F(2×2, 3×3)
-    /// (Lavin & Gray 2016): 2.25× fewer multiplies in 16 GEMMs of depth Cin, plus input and output
-    /// transforms. With ``Algorithm/auto``, for planes of at least 8×8 with even sides and at
-    /// least 8 channels in and out: measured here (`pyramid bench conv`) 10–25% faster than im2col
-    /// for 16 channels at 28, 14, 12 and 10 px, 32 channels at 14 and 10 px and 64 channels at 8 px,
-    /// about even for 16 channels at 8 px and 64 at 6 px, slower at 4 px, for odd sides (7 px:
-    /// tiles padded to 8) and for the few input channels of a stem.
-    func usesWinograd(height h: Int, width w: Int) -> Bool {
-        guard kernel == 3 && stride == 1 && padding == 1 else { return false }
-        switch Conv2D.algorithm {
-        case .im2col: return false
-        case .winograd: return true
-        case .auto:
-            return Conv2D.automaticAlgorithm(inChannels: inChannels, outChannels: outChannels, kernel: kernel, stride: stride,
-                                             height: h, width: w) == .winograd
-        }
-    }
-
-    /// What ``Algorithm/auto`` picks for a convolution with padding `kernel / 2` on `height × width`
-    /// planes: Winograd for 3×3, stride 1, even sides, at least 8×8 and at least 8 channels in and
-    /// out (where `pyramid bench conv` measured it faster), im2col otherwise.
-    public static func automaticAlgorithm(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, height h: Int, width w: Int) -> Algorithm {
-        kernel == 3 && stride == 1 && inChannels >= 8 && outChannels >= 8 && h % 2 == 0 && w % 2 == 0 && h * w >= 64 ? .winograd : .im2col
-    }
-    private var winogradA: [Tensor] = [], winogradB: [Tensor] = [], winogradDU: [Tensor] = []
-    private let transformed = Tensor(shape: [0]), transformedFlipped = Tensor(shape: [0])
-
-    /// Samples per Winograd chunk: the transformed input and products of a chunk,
-    /// `16·(Cin + Cout)` values per tile, about ``winogradChunkBytes``.
-    private func winogradChunk(tilesPerSample: Int) -> Int {
-        max(1, Conv2D.winogradChunkBytes / (16 * (inChannels + outChannels) * tilesPerSample * 4))
-    }
-    /// Bytes of transformed input and products handled at a time by the Winograd path.
-    nonisolated(unsafe) public static var winogradChunkBytes = 512 << 10
-
-    /// Winograd forward of the chunk of samples `r`: transform, 16 GEMMs, inverse transform.
-    private static func winogradConvolve(_ xp: UnsafePointer<Float>, channels cin: Int, out cout: Int, weights u: UnsafePointer<Float>,
-                                         batch n: Int, height h: Int, width w: Int, samples r: Range<Int>,
-                                         v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, into yp: UnsafeMutablePointer<Float>) {
-        let (th, tw) = Winograd.tiles(h, w)
-        let t = r.count * th * tw
-        Winograd.transformInput(xp, channels: cin, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound, into: v)
-        for xi in 0..<16 {
-            gemm(transA: false, transB: false, m: cout, n: t, k: cin, a: u + xi * cout * cin, lda: cin,
-                 b: v + xi * cin * t, ldb: t, beta: 0, c: m + xi * cout * t, ldc: t)
-        }
-        Winograd.transformOutput(m, channels: cout, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound, into: yp)
-    }
-
-    /// The Winograd chunks of a batch of `n` (at least one per thread) and, per thread, the
-    /// transformed-input and product buffers of the largest chunk.
-    private func winogradBuffers(batch n: Int, height h: Int, width w: Int) -> (chunks: Int, [(UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)]) {
-        let parts = min(Threads.count, n)
-        let (th, tw) = Winograd.tiles(h, w)
-        let chunks = Conv2D.chunks(batch: n, samplesPerChunk: winogradChunk(tilesPerSample: th * tw))
-        let t = ((n - 1) / chunks + 1) * th * tw, size = 16 * max(inChannels, outChannels) * t
-        return (chunks, (0..<parts).map { (scratch(&winogradA, $0, size), scratch(&winogradB, $0, size)) })
-    }
-
-    private func winogradForward(_ xp: UnsafePointer<Float>, channels cin: Int, out cout: Int, weights u: UnsafePointer<Float>,
-                                 batch n: Int, height h: Int, width w: Int, into yp: UnsafeMutablePointer<Float>) {
-        let (chunks, bufs) = winogradBuffers(batch: n, height: h, width: w)
-        parallelChunks(chunks, workers: bufs.count) { worker, c in
-            let r = partRange(c, of: chunks, count: n)
-            Conv2D.winogradConvolve(xp, channels: cin, out: cout, weights: u, batch: n, height: h, width: w,
-                                    samples: r, v: bufs[worker].0, m: bufs[worker].1, into: yp)
-        }
-    }
-
-    private func scratch(_ list: inout [Tensor], _ part: Int, _ count: Int) -> UnsafeMutablePointer<Float> {
+    func scratch(_ list: inout [Tensor], _ part: Int, _ count: Int) -> UnsafeMutablePointer<Float> {
         while list.count <= part { list.append(Tensor(shape: [0])) }
         list[part].reshape([max(1, count)])
         return list[part].data

@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "PyramidCache", dependencies: ["CLMDB", "CZstd"]),
         .target(name: "PyramidBuild", dependencies: ["PyramidCache", "CVips", "CZlib"]),
         .target(name: "PyramidLoader", dependencies: ["PyramidCache"]),
-        .target(name: "PyramidTrain", dependencies: ["PyramidLoader", "COpenBLAS"]),
+        .target(name: "PyramidTrain", dependencies: ["PyramidLoader", "PyramidCache", "COpenBLAS"]),
         .executableTarget(
             name: "pyramid",
             dependencies: [
@@ -40,12 +40,15 @@ let package = Package(
         // A custom training loop that depends on the loader alone (README: "Your own trainer").
         .executableTarget(name: "LoaderExample", dependencies: ["PyramidLoader"], path: "Examples/LoaderExample"),
 
-        .target(name: "PyramidTestSupport", dependencies: ["PyramidCache", "CVips", "CZlib"], path: "Tests/PyramidTestSupport"),
+        // Test support without libvips (caches, IDX/CIFAR files, temporary directories), and the
+        // libvips image writer apart, so that the loader's and trainer's tests do not link libvips.
+        .target(name: "PyramidTestSupport", dependencies: ["PyramidCache", "PyramidLoader", "CZlib"], path: "Tests/PyramidTestSupport"),
+        .target(name: "PyramidImageTestSupport", dependencies: ["PyramidTestSupport", "CVips"], path: "Tests/PyramidImageTestSupport"),
         .testTarget(name: "PyramidCacheTests", dependencies: ["PyramidCache", "PyramidTestSupport"]),
-        .testTarget(name: "PyramidBuildTests", dependencies: ["PyramidBuild", "PyramidCache", "PyramidTestSupport"]),
+        .testTarget(name: "PyramidBuildTests", dependencies: ["PyramidBuild", "PyramidCache", "PyramidTestSupport", "PyramidImageTestSupport"]),
         .testTarget(name: "PyramidLoaderTests", dependencies: ["PyramidLoader", "PyramidCache", "PyramidTestSupport"]),
         .testTarget(name: "PyramidTrainTests", dependencies: ["PyramidTrain", "PyramidLoader", "PyramidTestSupport"]),
-        .testTarget(name: "PyramidEndToEndTests", dependencies: ["PyramidCache", "PyramidTestSupport"]),
+        .testTarget(name: "PyramidEndToEndTests", dependencies: ["PyramidCache", "PyramidTestSupport", "PyramidImageTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

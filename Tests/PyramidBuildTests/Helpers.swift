@@ -2,6 +2,7 @@ import Foundation
 import PyramidBuild
 import PyramidCache
 import PyramidTestSupport
+import PyramidImageTestSupport
 
 /// Builds `source` into `out` with `options`; returns the report.
 @discardableResult
@@ -13,16 +14,7 @@ func build(_ source: String, _ out: URL, _ options: BuildOptions, format: Source
 
 /// Every record's stored bytes, level by level in index order, plus the labels: what must be
 /// identical between two builds of the same data.
-func recordBytes(_ dir: URL) throws -> [[UInt8]] {
-    let reader = try CacheReader(url: dir)
-    let session = reader.makeSession()
-    var out: [[UInt8]] = []
-    for level in reader.manifest.levelSizes {
-        for i in 0..<reader.manifest.sampleCount { out.append(try session.withRecord(index: i, level: level) { Array($0) }) }
-    }
-    out.append(try reader.labels().flatMap { withUnsafeBytes(of: $0.littleEndian, Array.init) })
-    return out
-}
+func recordBytes(_ dir: URL) throws -> [[UInt8]] { try CacheFixture.recordBytes(dir) }
 
 /// Writes an IDX source of `count` 28×28 pattern images into `dir`.
 func makeIDX(_ dir: TempDirectory, count: Int, gzip: Bool = true, side: Int = 28) throws {

@@ -1,6 +1,7 @@
 import Foundation
 import PyramidCache
 import PyramidTestSupport
+import PyramidImageTestSupport
 import Testing
 
 /// Runs the real `pyramid` binary built beside the tests.
@@ -65,15 +66,7 @@ func makeLargeIDX(_ dir: TempDirectory, count: Int) throws {
                           labels: (0..<count).map { UInt8($0 % 10) }, gzip: false)
 }
 
-func recordBytes(_ dir: String) throws -> [[UInt8]] {
-    let reader = try CacheReader(url: URL(fileURLWithPath: dir))
-    let session = reader.makeSession()
-    var out: [[UInt8]] = []
-    for level in reader.manifest.levelSizes {
-        for i in 0..<reader.manifest.sampleCount { out.append(try session.withRecord(index: i, level: level) { Array($0) }) }
-    }
-    return out
-}
+func recordBytes(_ dir: String) throws -> [[UInt8]] { try CacheFixture.recordBytes(URL(fileURLWithPath: dir)) }
 
 @Suite struct ToolTests {
     @Test func buildInspectVerifyExportOnATinyFolder() throws {

@@ -85,4 +85,17 @@ public enum CacheFixture {
         try Data(data).write(to: URL(fileURLWithPath: file))
         return true
     }
+
+    /// Every record of every level (levels largest first, samples in index order), then the labels
+    /// as little-endian bytes: two caches are byte-identical when these are equal.
+    public static func recordBytes(_ dir: URL) throws -> [[UInt8]] {
+        let reader = try CacheReader(url: dir)
+        let session = reader.makeSession()
+        var out: [[UInt8]] = []
+        for level in reader.manifest.levelSizes {
+            for i in 0..<reader.manifest.sampleCount { out.append(try session.withRecord(index: i, level: level) { Array($0) }) }
+        }
+        out.append(try reader.labels().flatMap { withUnsafeBytes(of: $0.littleEndian, Array.init) })
+        return out
+    }
 }

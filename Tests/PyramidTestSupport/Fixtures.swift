@@ -1,6 +1,6 @@
-import CVips
 import CZlib
 import Foundation
+@_exported import PyramidLoader
 
 /// A temporary directory removed when released.
 public final class TempDirectory {
@@ -13,25 +13,14 @@ public final class TempDirectory {
     public func path(_ name: String) -> String { url.appendingPathComponent(name).path }
 }
 
-/// A small deterministic random generator for reproducible test data (SplitMix64).
-public struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The tests' seeded generator: the loader's own SplitMix64, so test data and the loader share one definition.
+public typealias SeededGenerator = SplitMix64
 
+/// A fixture could not be written (the library call and its message).
 public enum FixtureError: Error { case vips(String) }
 
 /// Synthetic images and dataset files for tests, made by code.
 public enum Fixtures {
-    private static let vipsReady: Bool = pyr_vips_init() == 0
-
     /// A smooth pattern with structure (gradients plus a disc), so resizing and cropping are visible.
     public static func pattern(width: Int, height: Int, channels: Int, seed: Int = 0) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: width * height * channels)
@@ -53,38 +42,6 @@ public enum Fixtures {
     /// A solid colour.
     public static func solid(width: Int, height: Int, color: [UInt8]) -> [UInt8] {
         Array((0..<(width * height)).lazy.flatMap { _ in color })
-    }
-
-    /// Writes pixels with libvips; the format follows the suffix and bracketed save options
-    /// (`x.jpg[interlace]`, `x.png[bitdepth=16]`).
-    /// - Parameters:
-    ///   - alpha: append an alpha band with this value (0–255).
-    ///   - cmyk: convert to CMYK before saving (JPEG).
-    ///   - sixteenBit: widen to 16 bits per channel before saving (PNG, TIFF).
-    public static func writeImage(_ pixels: [UInt8], width: Int, height: Int, channels: Int, to path: String,
-                                  alpha: UInt8? = nil, cmyk: Bool = false, sixteenBit: Bool = false) throws {
-        precondition(vipsReady)
-        try pixels.withUnsafeBytes { raw in
-            guard var img = pyr_vips_image_from_u8(raw.baseAddress, raw.count, Int32(width), Int32(height), Int32(channels)) else {
-                throw FixtureError.vips("new_from_memory")
-            }
-            var images = [img]
-            defer { for i in images { pyr_vips_unref(i) } }
-            func step(_ f: (UnsafeMutablePointer<VipsImage>, UnsafeMutablePointer<UnsafeMutablePointer<VipsImage>?>) -> Int32) throws {
-                var out: UnsafeMutablePointer<VipsImage>?
-                guard f(img, &out) == 0, let out else { throw FixtureError.vips(String(cString: vips_error_buffer())) }
-                images.append(out); img = out
-            }
-            try step { pyr_vips_copy_interpretation($0, $1, channels == 1 ? VIPS_INTERPRETATION_B_W : VIPS_INTERPRETATION_sRGB) }
-            if let alpha { try step { pyr_vips_bandjoin_const1($0, $1, Double(alpha)) } }
-            if cmyk { try step { pyr_vips_colourspace($0, $1, VIPS_INTERPRETATION_CMYK) } }
-            if sixteenBit {
-                try step { pyr_vips_linear1($0, $1, 257, 0) }
-                try step { pyr_vips_cast($0, $1, VIPS_FORMAT_USHORT) }
-                try step { pyr_vips_copy_interpretation($0, $1, channels == 1 ? VIPS_INTERPRETATION_GREY16 : VIPS_INTERPRETATION_RGB16) }
-            }
-            guard pyr_vips_save(img, path) == 0 else { throw FixtureError.vips(String(cString: vips_error_buffer())) }
-        }
     }
 
     /// A PNG whose header claims `width × height` pixels but which holds almost no data:

@@ -28,17 +28,3 @@ func gemmNaive(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float 
         }
     }
 }
-
-/// How work is split over the cores: the batch is cut into `threads` parts, each part runs its
-/// GEMMs single-threaded on its own core (OpenBLAS's own threading helps little for the small-M
-/// products of a CIFAR ResNet; DESIGN.md).
-public enum Threads {
-    /// Parts the batch is split into (the number of cores by default).
-    nonisolated(unsafe) public private(set) static var count = 1
-
-    /// Sets the number of parts and makes OpenBLAS single-threaded inside each.
-    public static func configure(_ threads: Int) {
-        count = max(1, threads)
-        openblas_set_num_threads(1)
-    }
-}

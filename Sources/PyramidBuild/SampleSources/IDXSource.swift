@@ -8,8 +8,15 @@ import Foundation
 /// `<split>-labels-idx1-ubyte[.gz]` (Debian's dataset-fashion-mnist layout; `t10k` is the test
 /// split), or the image file itself, whose label file is found by replacing `images-idx3` with
 /// `labels-idx1` in its name.
-enum IDXSource {
-    static func load(path: String, split: String) throws -> SourceCatalog {
+enum IDXSource: SampleSource {
+    static let formats: [SourceFormat] = [.idx]
+
+    static func recognize(path: String, isDirectory: Bool, names: [String]) throws -> SourceFormat? {
+        let found = isDirectory ? names.contains(where: { $0.contains("idx3-ubyte") }) : (path as NSString).lastPathComponent.contains("idx3-ubyte")
+        return found ? .idx : nil
+    }
+
+    static func catalog(path: String, format: SourceFormat, split: String) throws -> SourceCatalog {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         _ = fm.fileExists(atPath: path, isDirectory: &isDir)

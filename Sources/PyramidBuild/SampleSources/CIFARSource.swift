@@ -7,8 +7,23 @@ import Foundation
 /// `data_batch_1.bin`…`data_batch_5.bin` and `test_batch.bin` (CIFAR-10) or `train.bin` and
 /// `test.bin` (CIFAR-100), or one batch file. Class names come from `batches.meta.txt` or
 /// `fine_label_names.txt` beside the batches when present.
-enum CIFARSource {
-    static func load(path: String, variant: SourceFormat, split: String) throws -> SourceCatalog {
+enum CIFARSource: SampleSource {
+    static let formats: [SourceFormat] = [.cifar10, .cifar100]
+
+    static func recognize(path: String, isDirectory: Bool, names: [String]) throws -> SourceFormat? {
+        if isDirectory {
+            if names.contains(where: { $0.hasPrefix("data_batch_") && $0.hasSuffix(".bin") }) || names.contains("test_batch.bin") { return .cifar10 }
+            if names.contains("train.bin") || names.contains("test.bin") { return .cifar100 }
+            return nil
+        }
+        guard path.hasSuffix(".bin") else { return nil }
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        if size > 0 && size % 3073 == 0 { return .cifar10 }
+        if size > 0 && size % 3074 == 0 { return .cifar100 }
+        throw BuildError.unrecognizedSource(path: path, reason: "a .bin file whose size (\(size) bytes) is not a whole number of CIFAR-10 (3073) or CIFAR-100 (3074) records")
+    }
+
+    static func catalog(path: String, format variant: SourceFormat, split: String) throws -> SourceCatalog {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         _ = fm.fileExists(atPath: path, isDirectory: &isDir)

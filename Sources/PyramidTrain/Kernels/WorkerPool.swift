@@ -1,6 +1,21 @@
 import Dispatch
 import Foundation
+import COpenBLAS
 import Synchronization
+
+/// How work is split over the cores: the batch is cut into `threads` parts, each part runs its
+/// GEMMs single-threaded on its own core (OpenBLAS's own threading helps little for the small-M
+/// products of a CIFAR ResNet; DESIGN.md).
+public enum Threads {
+    /// Parts the batch is split into (the number of cores by default).
+    nonisolated(unsafe) public private(set) static var count = 1
+
+    /// Sets the number of parts and makes OpenBLAS single-threaded inside each.
+    public static func configure(_ threads: Int) {
+        count = max(1, threads)
+        openblas_set_num_threads(1)
+    }
+}
 
 /// Runs `body(part)` for `parts` parts, on as many threads; inline when there is one part.
 ///

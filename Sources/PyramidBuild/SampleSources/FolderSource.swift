@@ -2,8 +2,13 @@ import Foundation
 
 /// `root/<class>/<file>`: classes are the sorted sub-folder names; files below a class folder
 /// (at any depth) belong to it. Files at the top level, and hidden files, are refused and reported.
-enum FolderSource {
-    static func list(root: String) throws -> SourceCatalog {
+enum FolderSource: SampleSource {
+    static let formats: [SourceFormat] = [.folder]
+
+    /// Any directory that no other reader recognized.
+    static func recognize(path: String, isDirectory: Bool, names: [String]) throws -> SourceFormat? { isDirectory ? .folder : nil }
+
+    static func catalog(path root: String, format: SourceFormat, split: String) throws -> SourceCatalog {
         let fm = FileManager.default
         let rootURL = URL(fileURLWithPath: root)
         let top: [String]

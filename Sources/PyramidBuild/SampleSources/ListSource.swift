@@ -4,8 +4,13 @@ import Foundation
 /// Labels are integers (class names `0`, `1`, …, or those of `--class-names`) or class names
 /// (classes = the sorted distinct names). Blank lines and lines starting with `#` are ignored;
 /// a line without a tab or label is refused and reported.
-enum ListSource {
-    static func list(file: String) throws -> SourceCatalog {
+enum ListSource: SampleSource {
+    static let formats: [SourceFormat] = [.list]
+
+    /// Any file that no other reader recognized.
+    static func recognize(path: String, isDirectory: Bool, names: [String]) throws -> SourceFormat? { isDirectory ? nil : .list }
+
+    static func catalog(path file: String, format: SourceFormat, split: String) throws -> SourceCatalog {
         guard let data = FileManager.default.contents(atPath: file) else { throw BuildError.missingSource(path: file) }
         guard let text = String(data: data, encoding: .utf8) else {
             throw BuildError.malformedSource(path: file, reason: "not UTF-8 text (a list file has one `path<TAB>label` per line)")

@@ -1,0 +1,27 @@
+# Sourced by the Tools scripts (demo, study, benchmarks): one preamble for all of them.
+#   source "$(dirname "$0")/lib.sh"   (or ../lib.sh from Tools/bench, Tools/experiments)
+
+# The repository root as working directory.
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Installs what is missing (Tools/bootstrap, plus any Debian packages named), builds the tool in
+# release mode (compiler errors and progress on stderr) and sets $bin to it.
+pyramid_setup() {
+  ./Tools/bootstrap "$@"
+  echo "== release build" >&2
+  swift build -c release --product pyramid 2>&1 | grep -Ev '^(warning: prohibited flag|\[)' >&2 || true
+  bin=$(swift build -c release --show-bin-path)/pyramid
+  [ -x "$bin" ] || { echo "$(basename "$0"): release build failed" >&2; exit 1; }
+}
+
+# The benchmarks' photo cache: $1/photos (300 JPEGs from Tools/bench/make-photos) built at
+# 224,192,160,128,96 with --filter sub into $1/photo-cache, unless it is there already. Prints its path.
+pyramid_photo_cache() {
+  local work=$1
+  if [ ! -f "$work/photo-cache/manifest.json" ]; then
+    Tools/bench/make-photos "$work/photos" 300
+    echo "== building $work/photo-cache" >&2
+    "$bin" build "$work/photos" --out "$work/photo-cache" --levels 224,192,160,128,96 --filter sub --quiet --overwrite
+  fi
+  echo "$work/photo-cache"
+}

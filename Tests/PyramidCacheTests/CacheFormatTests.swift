@@ -6,7 +6,6 @@ import Testing
 @Suite struct CacheFormatTests {
     @Test(arguments: [(UInt64(11), 1), (12, 3), (13, 2)])
     func writeReadRoundTrip(seed: UInt64, shards: Int) throws {
-        print("seed \(seed)")
         var rng = SeededGenerator(seed: seed)
         let levelCount = Int.random(in: 1...4, using: &rng)
         let levels = Array(Set((0..<levelCount).map { _ in Int.random(in: 4...40, using: &rng) })).sorted(by: >)

@@ -5,7 +5,6 @@ import Testing
 @Suite struct RecordCodecTests {
     @Test(arguments: [UInt64(1), 2, 3, 4, 5])
     func roundTripRandomShapes(seed: UInt64) throws {
-        print("seed \(seed)")
         var rng = SeededGenerator(seed: seed)
         for _ in 0..<20 {
             let w = Int.random(in: 1...80, using: &rng), h = Int.random(in: 1...80, using: &rng)

@@ -11,8 +11,9 @@ public enum CacheFixture {
     }
 
     /// Random samples at `levels` (square, `channels` channels), with a fixed seed.
-    public static func randomSamples(count: Int, levels: [Int], channels: Int, classes: Int, seed: UInt64) -> [Sample] {
-        var rng = SeededGenerator(seed: seed)
+    public static func randomSamples(count: Int, levels: [Int], channels: Int, classes: Int, seed: UInt64,
+                                     _ test: String = #function) -> [Sample] {
+        var rng = SeededGenerator(seed: seed, test)
         return (0..<count).map { _ in
             Sample(label: Int.random(in: 0..<classes, using: &rng), levels: levels.map { side in
                 // Smooth-ish content so zstd has something to compress, plus noise.

@@ -13,8 +13,16 @@ public final class TempDirectory {
     public func path(_ name: String) -> String { url.appendingPathComponent(name).path }
 }
 
-/// The tests' seeded generator: the loader's own SplitMix64, so test data and the loader share one definition.
-public typealias SeededGenerator = SplitMix64
+/// The tests' seeded generator: the loader's own ``SplitMix64``, announcing its seed (and the test
+/// that made it) on standard output so that a failing case can be replayed.
+public struct SeededGenerator: RandomNumberGenerator {
+    private var base: SplitMix64
+    public init(seed: UInt64, _ test: String = #function) {
+        print("\(test): seed \(seed)")
+        base = SplitMix64(seed: seed)
+    }
+    public mutating func next() -> UInt64 { base.next() }
+}
 
 /// A fixture could not be written (the library call and its message).
 public enum FixtureError: Error { case vips(String) }

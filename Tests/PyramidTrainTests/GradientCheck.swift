@@ -11,6 +11,20 @@ struct GradientCheck {
 
     static func random(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] { Tensor.uniformValues(count, seed: seed, scale: scale) }
 
+    /// `∂f/∂v` at `*value` by central differences: `(f(v + ε) − f(v − ε)) / 2ε`, `*value` restored.
+    static func centralDifference(at value: UnsafeMutablePointer<Float>, epsilon: Float, _ f: () -> Double) -> Float {
+        let v = value.pointee
+        value.pointee = v + epsilon; let plus = f()
+        value.pointee = v - epsilon; let minus = f()
+        value.pointee = v
+        return Float((plus - minus) / Double(2 * epsilon))
+    }
+
+    /// The gradient of the scalar `f` with respect to every element of `t`, by central differences.
+    static func numericGradient(of t: Tensor, epsilon: Float, _ f: () -> Double) -> [Float] {
+        (0..<t.count).map { centralDifference(at: t.data + $0, epsilon: epsilon, f) }
+    }
+
     /// Checks a layer's input gradient and the gradients of `store`'s parameters.
     /// - Returns: the worst relative error seen.
     @discardableResult
@@ -32,20 +46,12 @@ struct GradientCheck {
         var worst: Float = 0
         var analyticInput: [Float] = [], numericInput: [Float] = []
         for i in stride(from: 0, to: x.count, by: max(1, x.count / 60)) {
-            let v = x.data[i]
-            x.data[i] = v + epsilon; let lp = loss()
-            x.data[i] = v - epsilon; let lm = loss()
-            x.data[i] = v
-            analyticInput.append(gx[i]); numericInput.append(Float((lp - lm) / Double(2 * epsilon)))
+            analyticInput.append(gx[i]); numericInput.append(Self.centralDifference(at: x.data + i, epsilon: epsilon, loss))
         }
         var analyticParams: [Float] = [], numericParams: [Float] = [], names: [String] = []
         if let store, store.count > 0 {
             for i in stride(from: 0, to: store.count, by: max(1, store.count / parameterSample)) {
-                let v = store.values[i]
-                store.values[i] = v + epsilon; let lp = loss()
-                store.values[i] = v - epsilon; let lm = loss()
-                store.values[i] = v
-                analyticParams.append(paramGrads[i]); numericParams.append(Float((lp - lm) / Double(2 * epsilon)))
+                analyticParams.append(paramGrads[i]); numericParams.append(Self.centralDifference(at: store.values + i, epsilon: epsilon, loss))
                 names.append(store.slices.first { $0.offset <= i && i < $0.offset + $0.count }?.name ?? "?")
             }
         }
@@ -56,9 +62,9 @@ struct GradientCheck {
             let norm = max(n.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot(), 1e-6)
             let scale = max(n.map { abs($0) }.max()!, 1e-6)
             worst = max(worst, diff / norm)
-            #expect(diff / norm < tolerance, "\(what): relative error \(diff / norm)", sourceLocation: SourceLocation(fileID: file, filePath: file, line: line, column: 1))
+            #expect(diff / norm < tolerance, "\(what): relative error \(diff / norm) (seed \(seed))", sourceLocation: SourceLocation(fileID: file, filePath: file, line: line, column: 1))
             for (j, (x, y)) in zip(a, n).enumerated() where abs(x - y) / scale > 3 * tolerance {
-                Issue.record("\(what)[\(j)] \(what == "parameters" ? names[j] : ""): analytic \(x), numeric \(y)")
+                Issue.record("\(what)[\(j)] \(what == "parameters" ? names[j] : ""): analytic \(x), numeric \(y) (seed \(seed))")
             }
         }
         return worst

@@ -28,10 +28,12 @@ public final class ParameterStore {
     public private(set) var stateSlices: [(offset: Int, count: Int, name: String)] = []
     private var initial: [[Float]] = []
     private var initialState: [[Float]] = []
-    /// Parameters, gradients and state; valid once the model has added all its parameters.
-    public private(set) var values: UnsafeMutablePointer<Float>!
-    public private(set) var grads: UnsafeMutablePointer<Float>!
-    public private(set) var state: UnsafeMutablePointer<Float>!
+    /// Parameters, gradients and state; valid once the model has added all its parameters. The
+    /// layers, the optimizer and checkpoints use them inside the module; users reach them through
+    /// ``withUnsafeMutableParameters(_:)`` and the array copies.
+    private(set) var values: UnsafeMutablePointer<Float>!
+    private(set) var grads: UnsafeMutablePointer<Float>!
+    private(set) var state: UnsafeMutablePointer<Float>!
     public private(set) var count = 0
     public private(set) var stateCount = 0
 
@@ -69,6 +71,16 @@ public final class ParameterStore {
 
     /// Sets every gradient to zero.
     public func zeroGrads() { grads.update(repeating: 0, count: count) }
+
+    /// Calls `body` with the parameter, gradient and state blocks (``count``, ``count`` and
+    /// ``stateCount`` values, laid out as ``slices`` and ``stateSlices`` say); valid only inside `body`.
+    public func withUnsafeMutableParameters<R>(
+        _ body: (_ values: UnsafeMutableBufferPointer<Float>, _ grads: UnsafeMutableBufferPointer<Float>,
+                 _ state: UnsafeMutableBufferPointer<Float>) throws -> R
+    ) rethrows -> R {
+        try body(UnsafeMutableBufferPointer(start: values, count: count), UnsafeMutableBufferPointer(start: grads, count: count),
+                 UnsafeMutableBufferPointer(start: state, count: stateCount))
+    }
 
     /// The parameters as an array (a copy).
     public var parameterArray: [Float] { Array(UnsafeBufferPointer(start: values, count: count)) }

@@ -11,8 +11,10 @@ public final class Tensor {
     public private(set) var shape: [Int]
     /// Number of elements.
     public private(set) var count: Int
-    /// The elements; valid until the next ``reshape(_:)`` that grows the tensor.
-    public private(set) var data: UnsafeMutablePointer<Float>
+    /// The elements; valid until the next ``reshape(_:)`` that grows the tensor. Kernels and layers
+    /// use it inside the module; users reach the storage through ``withUnsafeBufferPointer(_:)``
+    /// and ``withUnsafeMutableBufferPointer(_:)``.
+    private(set) var data: UnsafeMutablePointer<Float>
     private var capacity: Int
 
     /// A zero-filled tensor.
@@ -50,6 +52,16 @@ public final class Tensor {
 
     /// The elements as an array (a copy).
     public var array: [Float] { Array(UnsafeBufferPointer(start: data, count: count)) }
+
+    /// Calls `body` with the elements; the buffer is valid only inside `body`.
+    public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: data, count: count))
+    }
+
+    /// Calls `body` with the elements to change them; the buffer is valid only inside `body`.
+    public func withUnsafeMutableBufferPointer<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        try body(UnsafeMutableBufferPointer(start: data, count: count))
+    }
 
     /// Element access by flat index.
     public subscript(i: Int) -> Float {

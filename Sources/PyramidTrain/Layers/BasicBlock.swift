@@ -48,12 +48,7 @@ public final class BasicBlock: Layer {
         } else if padShortcut {
             skip = padded(branch)
             skip.reshape(main.shape)
-            skip.zero()
-            let (n, h, w) = (x.shape[1], x.shape[2], x.shape[3]), (ho, wo) = (main.shape[2], main.shape[3])
-            let offset = (outChannels - inChannels) / 2
-            for c in 0..<inChannels { for s in 0..<n { for y in 0..<ho { for xx in 0..<wo {
-                skip.data[(((c + offset) * n + s) * ho + y) * wo + xx] = x.data[((c * n + s) * h + y * stride) * w + xx * stride]
-            } } } }
+            paddedShortcut(x.shape, main.shape).forward(x.data, into: skip.data, outCount: skip.count)
         } else {
             skip = x
         }
@@ -79,14 +74,16 @@ public final class BasicBlock: Layer {
             g.reshape(dy.shape)
             Kernels.maskedGradient(dy.data, mask: mask, into: g.data, count: g.count)
             gx.copy(from: gMain)
-            let (n, h, w) = (x.shape[1], x.shape[2], x.shape[3]), (ho, wo) = (g.shape[2], g.shape[3])
-            let offset = (outChannels - inChannels) / 2
-            for c in 0..<inChannels { for s in 0..<n { for y in 0..<ho { for xx in 0..<wo {
-                gx.data[((c * n + s) * h + y * stride) * w + xx * stride] += g.data[(((c + offset) * n + s) * ho + y) * wo + xx]
-            } } } }
+            paddedShortcut(x.shape, g.shape).backward(g.data, adding: gx.data)
         } else {
             Kernels.maskedGradient(dy.data, mask: mask, adding: gMain.data, into: gx.data, count: gx.count)
         }
         return gx
+    }
+
+    /// The option-A shortcut from an input of `inShape` to an output of `outShape` (both `(C, N, H, W)`).
+    private func paddedShortcut(_ inShape: [Int], _ outShape: [Int]) -> Kernels.PaddedShortcut {
+        Kernels.PaddedShortcut(inChannels: inChannels, batch: inShape[1], height: inShape[2], width: inShape[3],
+                               outHeight: outShape[2], outWidth: outShape[3], stride: stride, offset: (outChannels - inChannels) / 2)
     }
 }

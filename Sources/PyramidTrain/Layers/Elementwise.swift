@@ -34,15 +34,7 @@ public final class GlobalAveragePool: Layer {
         shapes[branch] = x.shape
         let y = outputs(branch)
         y.reshape([n, c])
-        let plane = h * w, inv = 1 / Float(plane)
-        for ch in 0..<c {
-            for s in 0..<n {
-                let src = x.data + (ch * n + s) * plane
-                var sum: Float = 0
-                for i in 0..<plane { sum += src[i] }
-                y.data[s * c + ch] = sum * inv
-            }
-        }
+        Kernels.averagePlanes(x.data, channels: c, batch: n, plane: h * w, into: y.data)
         return y
     }
 
@@ -51,13 +43,7 @@ public final class GlobalAveragePool: Layer {
         let (c, n, h, w) = (shape[0], shape[1], shape[2], shape[3])
         let g = gradInputs(branch)
         g.reshape(shape)
-        let plane = h * w, inv = 1 / Float(plane)
-        for ch in 0..<c {
-            for s in 0..<n {
-                let v = gradOutput.data[s * c + ch] * inv
-                (g.data + (ch * n + s) * plane).update(repeating: v, count: plane)
-            }
-        }
+        Kernels.spreadPlanes(gradOutput.data, channels: c, batch: n, plane: h * w, into: g.data)
         return g
     }
 }
@@ -79,23 +65,9 @@ public final class Pool2D: Layer {
         let y = outputs(branch)
         y.reshape([c, n, ho, wo])
         var arg = [Int32](repeating: 0, count: kind == .max ? y.count : 0)
-        for plane in 0..<(c * n) {
-            let src = x.data + plane * h * w, dst = y.data + plane * ho * wo
-            for oy in 0..<ho {
-                for ox in 0..<wo {
-                    var best = -Float.infinity, at = 0, sum: Float = 0
-                    for dy in 0..<size {
-                        for dx in 0..<size {
-                            let i = (oy * size + dy) * w + ox * size + dx
-                            let v = src[i]
-                            sum += v
-                            if v > best { best = v; at = i }
-                        }
-                    }
-                    let o = oy * wo + ox
-                    if kind == .max { dst[o] = best; arg[plane * ho * wo + o] = Int32(at) } else { dst[o] = sum / Float(size * size) }
-                }
-            }
+        arg.withUnsafeMutableBufferPointer { a in
+            Kernels.pool(x.data, planes: c * n, height: h, width: w, size: size, max: kind == .max, into: y.data,
+                         argmax: kind == .max ? a.baseAddress : nil)
         }
         argmax[branch] = arg
         return y
@@ -109,14 +81,9 @@ public final class Pool2D: Layer {
         g.reshape(shape)
         g.zero()
         let arg = argmax[branch]!
-        for plane in 0..<(c * n) {
-            let dst = g.data + plane * h * w, src = gradOutput.data + plane * ho * wo
-            for o in 0..<(ho * wo) {
-                if kind == .max { dst[Int(arg[plane * ho * wo + o])] += src[o] } else {
-                    let oy = o / wo, ox = o % wo, v = src[o] / Float(size * size)
-                    for dy in 0..<size { for dx in 0..<size { dst[(oy * size + dy) * w + ox * size + dx] += v } }
-                }
-            }
+        arg.withUnsafeBufferPointer { a in
+            Kernels.poolBackward(gradOutput.data, planes: c * n, height: h, width: w, size: size,
+                                 argmax: kind == .max ? a.baseAddress : nil, into: g.data)
         }
         return g
     }

@@ -141,10 +141,7 @@ public final class Network {
     /// Loads a loader batch (`(N, C, s, s)`) into the network's input layout `(C, N, s, s)`.
     public func setInput(_ images: UnsafeBufferPointer<Float>, count n: Int, channels c: Int, size s: Int) -> Tensor {
         input.reshape([c, n, s, s])
-        let plane = s * s
-        for k in 0..<n { for ch in 0..<c {
-            (input.data + (ch * n + k) * plane).update(from: images.baseAddress! + (k * c + ch) * plane, count: plane)
-        } }
+        Kernels.samplesToChannels(images.baseAddress!, count: n, channels: c, plane: s * s, into: input.data)
         return input
     }
 

@@ -15,31 +15,18 @@ extension TrainerSuites {
 
     // MARK: im2col / col2im
 
-    /// `col[(c, ky, kx), (n, oy, ox)] = x[c, n, oy·s − p + ky, ox·s − p + kx]`, zero outside.
-    static func naiveIm2col(_ x: [Float], c: Int, n: Int, h: Int, w: Int, n0: Int, n1: Int, k: Int, stride: Int, pad: Int) -> [Float] {
+    /// Every (column-matrix index, input index) pair of the definition
+    /// `col[(c, ky, kx), (n, oy, ox)] = x[c, n, oy·s − p + ky, ox·s − p + kx]`, pixels outside the image left out.
+    static func naivePairs(c: Int, n: Int, h: Int, w: Int, n0: Int, n1: Int, k: Int, stride: Int, pad: Int) -> [(col: Int, x: Int)] {
         let ho = Im2col.outputSize(h, kernel: k, stride: stride, padding: pad), wo = Im2col.outputSize(w, kernel: k, stride: stride, padding: pad)
         let cols = (n1 - n0) * ho * wo
-        var col = [Float](repeating: 0, count: c * k * k * cols)
+        var pairs: [(Int, Int)] = []
         for ch in 0..<c { for ky in 0..<k { for kx in 0..<k { for s in n0..<n1 { for oy in 0..<ho { for ox in 0..<wo {
             let iy = oy * stride - pad + ky, ix = ox * stride - pad + kx
             guard iy >= 0 && iy < h && ix >= 0 && ix < w else { continue }
-            col[((ch * k + ky) * k + kx) * cols + ((s - n0) * ho + oy) * wo + ox] = x[((ch * n + s) * h + iy) * w + ix]
+            pairs.append((((ch * k + ky) * k + kx) * cols + ((s - n0) * ho + oy) * wo + ox, ((ch * n + s) * h + iy) * w + ix))
         } } } } } }
-        return col
-    }
-
-    /// col2im is im2col's adjoint: `⟨im2col(x), y⟩ = ⟨x, col2im(y)⟩` for all x, y; checked here as
-    /// col2im(y) against the naive scatter.
-    static func naiveCol2im(_ col: [Float], c: Int, n: Int, h: Int, w: Int, n0: Int, n1: Int, k: Int, stride: Int, pad: Int) -> [Float] {
-        let ho = Im2col.outputSize(h, kernel: k, stride: stride, padding: pad), wo = Im2col.outputSize(w, kernel: k, stride: stride, padding: pad)
-        let cols = (n1 - n0) * ho * wo
-        var x = [Float](repeating: 0, count: c * n * h * w)
-        for ch in 0..<c { for ky in 0..<k { for kx in 0..<k { for s in n0..<n1 { for oy in 0..<ho { for ox in 0..<wo {
-            let iy = oy * stride - pad + ky, ix = ox * stride - pad + kx
-            guard iy >= 0 && iy < h && ix >= 0 && ix < w else { continue }
-            x[((ch * n + s) * h + iy) * w + ix] += col[((ch * k + ky) * k + kx) * cols + ((s - n0) * ho + oy) * wo + ox]
-        } } } } } }
-        return x
+        return pairs
     }
 
     /// (kernel, stride, padding, height, width): "same" 3×3 and 5×5 (the masked fast path), strided,
@@ -54,7 +41,10 @@ extension TrainerSuites {
             Im2col.im2col(xp.baseAddress!, channels: c, batch: n, height: h, width: w, n0: n0, n1: n1, kernel: k, stride: stride,
                           padding: pad, col: cp.baseAddress!)
         } }
-        #expect(col == Self.naiveIm2col(x, c: c, n: n, h: h, w: w, n0: n0, n1: n1, k: k, stride: stride, pad: pad))
+        let pairs = Self.naivePairs(c: c, n: n, h: h, w: w, n0: n0, n1: n1, k: k, stride: stride, pad: pad)
+        var naiveCol = [Float](repeating: 0, count: col.count)
+        for (ci, xi) in pairs { naiveCol[ci] = x[xi] }
+        #expect(col == naiveCol)
 
         let y = Tensor.uniformValues(col.count, seed: 7)
         var gradX = [Float](repeating: 0, count: x.count)
@@ -62,7 +52,10 @@ extension TrainerSuites {
             Im2col.col2im(yp.baseAddress!, channels: c, batch: n, height: h, width: w, n0: n0, n1: n1, kernel: k, stride: stride,
                           padding: pad, gradX: gp.baseAddress!)
         } }
-        #expect(Self.close(gradX, Self.naiveCol2im(y, c: c, n: n, h: h, w: w, n0: n0, n1: n1, k: k, stride: stride, pad: pad)))
+        // col2im is im2col's adjoint: the scatter of the same pairs.
+        var naiveGradX = [Float](repeating: 0, count: x.count)
+        for (ci, xi) in pairs { naiveGradX[xi] += y[ci] }
+        #expect(Self.close(gradX, naiveGradX))
     }
 
     // MARK: Winograd

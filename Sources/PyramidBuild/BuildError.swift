@@ -10,11 +10,11 @@ public enum BuildError: Error, Equatable, CustomStringConvertible, Sendable {
     case invalidOption(name: String, reason: String)
     /// The output directory cannot be used (cannot be created or written).
     case output(path: String, reason: String)
-    /// The output directory already holds something this build's ``BuildOptions/Mode`` does not go with.
+    /// The output directory already holds something this build's ``BuildOptions/OutputMode`` does not go with.
     case occupiedOutput(path: String, content: OutputContent)
     /// Strict mode: the first bad input stops the build.
     case badInput(path: String, reason: String)
-    /// The build was interrupted; resuming it (``BuildOptions/Mode/resume``) finishes it.
+    /// The build was interrupted; resuming it (``BuildOptions/OutputMode/resume``) finishes it.
     case interrupted(committed: Int, total: Int, output: String)
     /// libvips failed outside of one image (initialisation, a mosaic).
     case vips(function: String, message: String)

@@ -67,7 +67,9 @@ public struct Checkpoint {
     }
 
     /// Copies the parameters and BatchNorm state into `store`.
-    /// - Parameter url: the checkpoint's file, named in the error.
+    /// - Parameters:
+    ///   - store: the model's parameter store.
+    ///   - url: the checkpoint's file, named in the error.
     /// - Throws: ``TrainError/checkpoint(path:reason:)`` when the checkpoint does not fit the store.
     public func load(into store: ParameterStore, from url: URL) throws {
         guard parameters.count == store.count, state.count == store.stateCount else {

@@ -18,9 +18,9 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
     /// A cache to validate on after every epoch (and evaluation's default test set).
     public var testCache: String?
     public var model: Network.Configuration
-    /// The loader's schedule string (``ScheduleParser`` grammar; parsed by ``parsedSchedule(largestLevel:)``).
+    /// The loader's schedule string (`ScheduleParser`'s grammar; parsed by ``parsedSchedule(largestLevel:)``).
     public var schedule: String
-    /// The loader's augmentation string (``Augmentation`` grammar; nil: the cache's default).
+    /// The loader's augmentation string (`Augmentation`'s grammar; nil: the cache's default).
     public var augment: String?
     public var epochs: Int
     /// Base batch per step.
@@ -160,9 +160,24 @@ extension RunConfiguration {
     /// - gradient smoothing defaults to on for MixSize schedules and off otherwise;
     /// - the model's channels and classes are the cache's.
     /// - Parameters:
-    ///   - cache: the training cache; `testCache`: the validation cache, if any.
+    ///   - cache: the training cache.
+    ///   - testCache: the validation cache, if any.
+    ///   - architecture: ``Network/Configuration/architecture`` (`resnet20`, …, `plain`).
+    ///   - shortcut: the shortcut of shape-changing residual blocks.
     ///   - schedule: the schedule string (nil: fixed at the largest level).
+    ///   - augment: the augmentation string (nil: the cache's default).
+    ///   - epochs: epochs to train.
+    ///   - batch: the base batch per step.
+    ///   - learningRate: the learning-rate schedule.
+    ///   - optimizer: SGD's settings (`decayAll` is forced on for parallel schedules).
+    ///   - labelSmoothing: label smoothing ε.
     ///   - gradientSmoothing: nil for the method's default.
+    ///   - distillation: RS-Nets' distillation (parallel schedules).
+    ///   - sharedBatchNorm: one BatchNorm for every size (parallel schedules only).
+    ///   - corruptRecords: what a corrupt training record does.
+    ///   - seed: seed of initialization, order and augmentation.
+    ///   - workers: loader threads.
+    ///   - threads: batch parts computed in parallel.
     /// - Throws: `CacheError` for a cache that cannot be opened, and what ``validate(against:testManifest:)`` throws.
     public static func recipe(cache: String, testCache: String?, architecture: String, shortcut: BasicBlock.Shortcut,
                               schedule: String?, augment: String?, epochs: Int, batch: Int, learningRate: LearningRateSchedule,

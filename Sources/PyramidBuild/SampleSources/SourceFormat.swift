@@ -12,6 +12,8 @@ public enum SourceFormat: String, CaseIterable, Sendable {
 
     /// Lists a source: detects its format unless one is named.
     /// - Parameters:
+    ///   - path: the source: a folder, a list file, CIFAR batches or IDX files.
+    ///   - format: the format, or nil to detect it.
     ///   - split: `train` or `test`, for CIFAR and IDX directories.
     ///   - classNames: names for integer labels (IDX, CIFAR without its meta file, integer list files).
     /// - Throws: ``BuildError/missingSource(path:)``, ``BuildError/unrecognizedSource(path:reason:)``,

@@ -25,6 +25,9 @@ public enum CacheError: Error, Equatable, CustomStringConvertible, Sendable {
     case indexOutOfRange(index: Int, count: Int)
     /// A file-system operation failed.
     case io(path: String, reason: String)
+    /// A shard's `data.mdb` holds `size` bytes but its LMDB meta page says `expected` are in use:
+    /// the file was cut short (an incomplete copy, a full disk).
+    case truncatedFile(path: String, size: Int, expected: Int)
 
     public var description: String {
         switch self {
@@ -50,6 +53,8 @@ public enum CacheError: Error, Equatable, CustomStringConvertible, Sendable {
             return "sample index \(index) is out of range (the cache has \(count) samples)"
         case .io(let path, let reason):
             return "\(path): \(reason)"
+        case .truncatedFile(let path, let size, let expected):
+            return "\(path): \(size) bytes, but its LMDB meta page says \(expected) are in use: the file is truncated (an incomplete copy or a full disk)"
         }
     }
 }

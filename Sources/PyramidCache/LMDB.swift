@@ -18,22 +18,24 @@ final class LMDBEnvironment: @unchecked Sendable {
     ///   - readOnly: open with `MDB_RDONLY | MDB_NOLOCK` (a finished cache is never written again, so
     ///     readers need no lock file and the cache may sit on a read-only disk).
     ///   - mapSize: the initial map size; writers grow it when it fills.
+    /// - Throws: ``CacheError/lmdb(function:code:message:path:)``, and
+    ///   ``CacheError/truncatedFile(path:size:expected:)`` when `data.mdb` is shorter than the pages
+    ///   its own meta page says are in use (reading them would end the process with SIGBUS).
     init(path: String, readOnly: Bool, maxDatabases: Int, mapSize: Int) throws {
         var e: OpaquePointer?
         try lmdbCheck(mdb_env_create(&e), "mdb_env_create", path)
         env = e!
         self.path = path
-        do {
-            try lmdbCheck(mdb_env_set_maxdbs(env, MDB_dbi(maxDatabases)), "mdb_env_set_maxdbs", path)
-            try lmdbCheck(mdb_env_set_mapsize(env, mapSize), "mdb_env_set_mapsize", path)
-            let flags: Int32 = readOnly
-                ? Int32(MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS)
-                : Int32(MDB_NOSYNC | MDB_NOTLS)
-            try lmdbCheck(mdb_env_open(env, path, UInt32(flags), 0o644), "mdb_env_open", path)
-        } catch {
-            mdb_env_close(env)
-            throw error
-        }
+        // From here on a throw releases self, and deinit closes the environment (once).
+        try lmdbCheck(mdb_env_set_maxdbs(env, MDB_dbi(maxDatabases)), "mdb_env_set_maxdbs", path)
+        try lmdbCheck(mdb_env_set_mapsize(env, mapSize), "mdb_env_set_mapsize", path)
+        let flags: Int32 = readOnly
+            ? Int32(MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS)
+            : Int32(MDB_NOSYNC | MDB_NOTLS)
+        try lmdbCheck(mdb_env_open(env, path, UInt32(flags), 0o644), "mdb_env_open", path)
+        let file = (path as NSString).appendingPathComponent("data.mdb")
+        let size = ((try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? Int) ?? 0
+        if size < usedBytes { throw CacheError.truncatedFile(path: file, size: size, expected: usedBytes) }
     }
 
     deinit { mdb_env_close(env) }

@@ -38,7 +38,8 @@ public final class Loader: @unchecked Sendable {
     private var substitutionLog: [Substitution] = []
 
     /// - Throws: ``LoaderError/invalidConfiguration(name:reason:)`` for a bad value,
-    ///   ``LoaderError/unservableSize(size:levels:reason:)`` for a size the cache cannot serve.
+    ///   ``LoaderError/unservableSize(size:levels:reason:)`` for a size the cache cannot serve,
+    ///   ``LoaderError/invalidLabel(shard:index:label:classes:)`` for a label outside the manifest's classes.
     public init(cache: CacheReader, configuration: LoaderConfiguration) throws {
         let m = cache.manifest
         func bad(_ name: String, _ reason: String) -> LoaderError { .invalidConfiguration(name: name, reason: reason) }
@@ -59,6 +60,11 @@ public final class Loader: @unchecked Sendable {
         self.configuration = config
         sampler = Sampler(sampleCount: m.sampleCount, seed: c.seed, shuffle: c.shuffle)
         labels = try cache.labels()
+        // A label outside the classes would index past a logit row in every consumer.
+        if let bad = labels.firstIndex(where: { $0 < 0 || Int($0) >= m.classes.count }) {
+            let shard = m.shards.firstIndex { ($0.firstIndex..<($0.firstIndex + $0.count)).contains(bad) } ?? 0
+            throw LoaderError.invalidLabel(shard: shard, index: bad, label: Int(labels[bad]), classes: m.classes.count)
+        }
         normalizeScale = (0..<m.channels).map { Float(1 / (255 * max(m.std[$0], 1e-6))) }
         normalizeOffset = (0..<m.channels).map { Float(-m.mean[$0] / max(m.std[$0], 1e-6)) }
     }

@@ -16,6 +16,9 @@ public enum LoaderError: Error, Equatable, CustomStringConvertible, Sendable {
     case cache(CacheError)
     /// Substitution found no readable record at all.
     case nothingReadable(index: Int, level: Int)
+    /// Sample `index` (in `shard`) has a label outside `0..<classes` (a damaged labels database, or
+    /// a manifest whose class list is too short).
+    case invalidLabel(shard: Int, index: Int, label: Int, classes: Int)
 
     public var description: String {
         switch self {
@@ -33,6 +36,8 @@ public enum LoaderError: Error, Equatable, CustomStringConvertible, Sendable {
             return error.description
         case .nothingReadable(let index, let level):
             return "no readable record found to substitute for index \(index) at level \(level)"
+        case .invalidLabel(let shard, let index, let label, let classes):
+            return "shard \(shard), index \(index): label \(label) is outside the cache's \(classes) classes (0..<\(classes)); the labels database or the manifest's class list is damaged"
         }
     }
 }

@@ -80,6 +80,7 @@ extension Failure {
         case .invalidSchedule: self = .flag("schedule", error.description)
         case .invalidAugmentation: self = .flag("augment", error.description)
         case .unservableSize: self = .usage(error.description)
+        case .invalidLabel: self = .failure("\(error) (pyramid verify CACHE lists every bad label)")
         case .invalidConfiguration(let name, let reason): self = .flag(name, reason)
         default: self = .failure(error.description)
         }

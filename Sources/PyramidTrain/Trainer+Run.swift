@@ -41,10 +41,15 @@ extension Trainer {
     ///   - shouldStop: polled after every step; when true, a checkpoint with the loader position is
     ///     written and ``TrainError/interrupted(directory:epoch:cursor:)`` is thrown.
     /// - Returns: the log of the epochs trained by this call.
-    /// - Throws: ``TrainError/nonFinite(epoch:step:loss:)`` (the last checkpoint is kept), loader errors.
+    /// - Throws: ``TrainError/nonFinite(epoch:step:loss:)`` (the last checkpoint is kept), loader errors,
+    ///   `CacheError.locked` when another process is training in the same directory.
     @discardableResult
     public func run(progress: ((Progress) -> Void)? = nil, onEpoch: ((EpochLog) -> Void)? = nil,
                     shouldStop: () -> Bool = { false }) throws -> [EpochLog] {
+        // One writer per run directory: a second process training (or resuming) it is refused.
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let lock = try DirectoryLock(directory: directory)
+        defer { withExtendedLifetime(lock) {} }
         if header.steps == 0 && header.nextCursor == 0 && header.nextEpoch == 0 {
             try configuration.save(in: directory)
             try? FileManager.default.removeItem(at: directory.appendingPathComponent(Self.logFile))

@@ -3,14 +3,17 @@ import PyramidCache
 
 /// The output directory: created, refused, replaced or resumed according to the mode.
 extension Builder {
-    /// Decides what to do with the output directory; returns the state to resume from, if any.
-    func prepareOutput() throws -> BuildState? {
+    /// Decides what to do with the output directory and locks it for this build (a second build
+    /// into it is refused while this one runs); returns the state to resume from, if any, and the lock.
+    func prepareOutput() throws -> (BuildState?, DirectoryLock) {
         let fm = FileManager.default
         let path = output.path
+        var lock: DirectoryLock?
         var isDir: ObjCBool = false
         if fm.fileExists(atPath: path, isDirectory: &isDir) {
             guard isDir.boolValue else { throw BuildError.output(path: path, reason: "exists and is not a directory") }
-            let names = (try? fm.contentsOfDirectory(atPath: path)) ?? []
+            lock = try DirectoryLock(directory: output)
+            let names = ((try? fm.contentsOfDirectory(atPath: path)) ?? []).filter { $0 != DirectoryLock.fileName }
             let complete = names.contains(Manifest.fileName)
             let interrupted = names.contains(BuildState.fileName)
             let ours = Set(names).subtracting([Manifest.fileName, BuildState.fileName, BuildReport.fileName])
@@ -31,7 +34,7 @@ extension Builder {
                 for (key, now) in fingerprint where state.fingerprint[key] != now {
                     throw BuildError.resumeMismatch(option: key, was: state.fingerprint[key] ?? "?", now: now)
                 }
-                return state
+                return (state, lock!)
             case .create where complete:
                 throw BuildError.occupiedOutput(path: path, content: .completeCache)
             case .create where interrupted:
@@ -43,8 +46,9 @@ extension Builder {
             if mkdir(path, 0o755) != 0 {
                 throw BuildError.output(path: path, reason: "cannot create: \(String(cString: strerror(errno)))")
             }
+            lock = try DirectoryLock(directory: output)
         }
         if access(path, W_OK) != 0 { throw BuildError.output(path: path, reason: "not writable") }
-        return nil
+        return (nil, lock!)
     }
 }

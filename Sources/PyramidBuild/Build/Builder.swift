@@ -72,7 +72,8 @@ public final class Builder {
         try Vips.start()
         let started = Date()
         if options.strict, let first = catalog.refused.first { throw BuildError.badInput(path: first.path, reason: first.reason) }
-        let resumed = try prepareOutput()
+        let (resumed, lock) = try prepareOutput()
+        defer { withExtendedLifetime(lock) {} }
         if catalog.count == 0 { throw BuildError.empty(path: catalog.source.path) }
 
         // Dictionaries first: trained from a fixed sample of the source, so they do not depend on workers.

@@ -121,6 +121,9 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
             throw TrainError.incompatibleCache(path: testCache, channels: testManifest.channels, classes: testManifest.classes.count,
                                                modelChannels: manifest.channels, modelClasses: manifest.classes.count)
         }
+        if batch > manifest.sampleCount {
+            throw TrainError.invalidSetting(setting: "batch", reason: "\(batch) is more than the cache's \(manifest.sampleCount) samples: an epoch would have no step")
+        }
         return parsed
     }
 

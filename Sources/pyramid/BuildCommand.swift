@@ -59,7 +59,7 @@ struct BuildCommand: ParsableCommand {
     @Option(help: "Worker threads decoding and encoding (default: the number of cores).")
     var workers: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    @Option(name: .customLong("zstd-level"), help: "zstd compression level (-7...19).")
+    @Option(name: .customLong("zstd-level"), parsing: .unconditional, help: "zstd compression level (-7...19; negative levels are faster).")
     var zstdLevel: Int = 1
 
     @Flag(help: "Train a zstd dictionary per level (helps small images most).")

@@ -42,7 +42,7 @@ extension Failure {
         switch error {
         case let e as Failure: self = e
         case let e as BuildError: self = Failure(e)
-        case let e as CacheError: self = .failure(e.description)
+        case let e as CacheError: self = Failure(e)
         case let e as LoaderError: self = Failure(e)
         case let e as TrainError: self = Failure(e)
         case let e as ValidationError: self = .usage(e.message)
@@ -71,6 +71,18 @@ extension Failure {
             self = .failure("\(error) (use the same options, or --overwrite to start again)")
         case .badInput(let path, let reason):
             self = .failure("\(path): \(reason) (--strict stops at the first bad input)")
+        default: self = .failure(error.description)
+        }
+    }
+
+    init(_ error: CacheError) {
+        switch error {
+        case .missingManifest(let path):
+            // Only an interrupted build (its state file present) can be finished with --resume.
+            let interrupted = FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(Builder.stateFileName))
+            self = .failure(interrupted
+                ? "\(path): no manifest.json: an interrupted build; run the same pyramid build command with --resume to finish it"
+                : "\(error)")
         default: self = .failure(error.description)
         }
     }

@@ -109,9 +109,19 @@ struct TrainCommand: ParsableCommand {
     func validate() throws {
         if resume == nil && (cache == nil || out == nil) { throw ValidationError("give CACHE and --out RUNDIR, or --resume RUNDIR") }
         if resume != nil && out != nil { throw ValidationError("--resume continues a run in place; --out is not used with it") }
+        if let resume {
+            let fixed = Self.runDefiningFlags.filter { flag in CommandLine.arguments.contains { $0 == flag || $0.hasPrefix(flag + "=") } }
+            if cache != nil || !fixed.isEmpty {
+                throw ValidationError("--resume continues \(resume) exactly as it was configured; \((cache != nil ? ["CACHE"] : []) + fixed) cannot change it (only --workers, --threads and --quiet can)")
+            }
+        }
         if epochs < 1 { throw ValidationError("--epochs: must be at least 1") }
         if batch < 1 { throw ValidationError("--batch: must be at least 1") }
-        if !(lr > 0) { throw ValidationError("--lr: must be positive") }
+        if !(lr > 0) || !lr.isFinite { throw ValidationError("--lr: must be a positive finite number, not \(lr)") }
+        if !(momentum >= 0 && momentum < 1) { throw ValidationError("--momentum: must be in [0, 1), not \(momentum)") }
+        if !(weightDecay >= 0) || !weightDecay.isFinite { throw ValidationError("--weight-decay: must be a finite number ≥ 0, not \(weightDecay)") }
+        if !(labelSmoothing >= 0 && labelSmoothing < 1) { throw ValidationError("--label-smoothing: must be in [0, 1), not \(labelSmoothing)") }
+        if warmup < 0 || warmup > epochs { throw ValidationError("--warmup: must be in 0...\(epochs) (the epochs), not \(warmup)") }
         if LearningRateSchedule.Kind(rawValue: lrSchedule) == nil { throw ValidationError("--lr-schedule: must be cosine, multistep or constant, not '\(lrSchedule)'") }
         if Network.Architecture(name: model) == nil { throw ValidationError("--model: unknown model '\(model)' (resnet20, resnet32, resnet44, resnet56, resnet8, plain)") }
         if BasicBlock.Shortcut(rawValue: shortcut) == nil { throw ValidationError("--shortcut: must be projection or pad") }
@@ -120,6 +130,12 @@ struct TrainCommand: ParsableCommand {
         if threads < 1 || workers < 1 { throw ValidationError("--threads and --workers: must be at least 1") }
         if CorruptRecordPolicy(rawValue: corruptRecords) == nil { throw ValidationError("--corrupt-records: must be fail or substitute") }
     }
+
+    /// The flags that define a run (saved in run.json); a resume cannot change them.
+    static let runDefiningFlags = ["--test", "--model", "--schedule", "--augment", "--epochs", "--batch", "--lr", "--lr-schedule",
+                                   "--milestones", "--warmup", "--momentum", "--nesterov", "--weight-decay", "--decay-all",
+                                   "--label-smoothing", "--gradient-smoothing", "--distillation", "--shared-bn", "--shortcut",
+                                   "--corrupt-records", "--seed"]
 
     func run() throws {
         let directory: URL
@@ -172,6 +188,10 @@ struct TrainCommand: ParsableCommand {
                 fflush(stdout)
             }
         }, shouldStop: { interruptRequested != 0 })
-        if !quiet { print("done: \(directory.appendingPathComponent(Trainer.checkpointFile).path); evaluate with: pyramid eval \(directory.path)") }
+        if !quiet {
+            // Evaluation needs a test cache: the run's own, or one given to eval.
+            let evaluate = "pyramid eval \(directory.path)" + (c.testCache == nil ? " --test TEST-CACHE" : "")
+            print("done: \(directory.appendingPathComponent(Trainer.checkpointFile).path); evaluate with: \(evaluate)")
+        }
     }
 }

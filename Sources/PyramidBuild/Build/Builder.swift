@@ -31,6 +31,8 @@ public final class Builder {
     /// Build options as the user gave them, recorded in the manifest.
     public var recordedOptions: [String: String] = [:]
     public var toolVersion = "0.1.0"
+    /// The file an unfinished build keeps in its output directory (what a resume continues from).
+    public static let stateFileName = BuildState.fileName
 
     let levels: [Int]
     let chunkSize: Int

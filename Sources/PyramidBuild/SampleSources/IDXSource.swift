@@ -50,8 +50,11 @@ enum IDXSource: SampleSource {
         guard n > 0, rows > 0, cols > 0, images.count == 16 + n * rows * cols else {
             throw BuildError.malformedSource(path: imagesPath, reason: "header says \(n) images of \(rows)x\(cols), file holds \(images.count - 16) pixel bytes")
         }
-        guard labelBytes.count >= 8, be32(labelBytes, 0) == 0x0801, be32(labelBytes, 4) == n, labelBytes.count == 8 + n else {
-            throw BuildError.malformedSource(path: labelsPath, reason: "not an IDX label file with \(n) labels")
+        guard labelBytes.count >= 8, be32(labelBytes, 0) == 0x0801 else {
+            throw BuildError.malformedSource(path: labelsPath, reason: "not an IDX label file (no 0x00000801 header)")
+        }
+        guard be32(labelBytes, 4) == n, labelBytes.count == 8 + n else {
+            throw BuildError.malformedSource(path: labelsPath, reason: "its header says \(be32(labelBytes, 4)) labels and it holds \(labelBytes.count - 8), but the image file holds \(n) images")
         }
         let labels = labelBytes[8...].map { Int($0) }
         let classCount = (labels.max() ?? 0) + 1

@@ -47,7 +47,7 @@ let package = Package(
         .testTarget(name: "PyramidCacheTests", dependencies: ["PyramidCache", "PyramidTestSupport"]),
         .testTarget(name: "PyramidBuildTests", dependencies: ["PyramidBuild", "PyramidCache", "PyramidTestSupport", "PyramidImageTestSupport"]),
         .testTarget(name: "PyramidLoaderTests", dependencies: ["PyramidLoader", "PyramidCache", "PyramidTestSupport"]),
-        .testTarget(name: "PyramidTrainTests", dependencies: ["PyramidTrain", "PyramidLoader", "PyramidTestSupport"]),
+        .testTarget(name: "PyramidTrainTests", dependencies: ["PyramidTrain", "PyramidLoader", "PyramidCache", "PyramidTestSupport"]),
         .testTarget(name: "PyramidEndToEndTests", dependencies: ["PyramidCache", "PyramidTestSupport", "PyramidImageTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

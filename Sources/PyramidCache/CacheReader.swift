@@ -21,14 +21,17 @@ public final class CacheReader: @unchecked Sendable {
         let metaDB: MDB_dbi
     }
 
-    let shards: [OpenShard]
+    /// Shards by number; nil for a shard this reader was not asked to open.
+    let shards: [OpenShard?]
     let dictionaries: [Int: RecordDictionary]
     let filter: RecordHeader.Filter
 
-    /// Opens the cache at `url`.
+    /// Opens the cache at `url`: every shard, or only shard `onlyShard` (the others then throw
+    /// ``CacheError/shardMismatch(path:reason:)`` when read).
     /// - Throws: ``CacheError/missingManifest(path:)``, ``CacheError/unsupportedVersion(path:found:supported:)``,
-    ///   ``CacheError/shardMismatch(path:reason:)`` and LMDB errors, each naming the file.
-    public init(url: URL) throws {
+    ///   ``CacheError/shardMismatch(path:reason:)``, ``CacheError/truncatedFile(path:size:expected:)`` and LMDB
+    ///   errors, each naming the file.
+    public init(url: URL, onlyShard: Int? = nil) throws {
         self.url = url
         manifest = try Manifest.load(from: url)
         guard manifest.codec.name == "zstd", let filter = RecordHeader.Filter(name: manifest.codec.filter) else {
@@ -36,8 +39,9 @@ public final class CacheReader: @unchecked Sendable {
                                              reason: "unknown codec \(manifest.codec.name) with filter \(manifest.codec.filter)")
         }
         self.filter = filter
-        var opened: [OpenShard] = []
+        var opened: [OpenShard?] = []
         for (number, shard) in manifest.shards.enumerated() {
+            guard onlyShard == nil || onlyShard == number else { opened.append(nil); continue }
             opened.append(try Self.openShard(url.appendingPathComponent(shard.name), number: number, shard: shard, manifest: manifest))
         }
         shards = opened
@@ -101,6 +105,14 @@ public final class CacheReader: @unchecked Sendable {
         return OpenShard(env: env, info: shard, levelDBs: levelDBs, labelsDB: labelsDB, metaDB: metaDB)
     }
 
+    /// Shard `number`, open.
+    func shard(_ number: Int) throws -> OpenShard {
+        guard let s = shards[number] else {
+            throw CacheError.shardMismatch(path: url.appendingPathComponent(manifest.shards[number].name).path, reason: "not opened by this reader")
+        }
+        return s
+    }
+
     /// Makes a reading context for one thread.
     public func makeSession() -> ReadSession { ReadSession(reader: self) }
 
@@ -109,8 +121,8 @@ public final class CacheReader: @unchecked Sendable {
     public func labels() throws -> [Int32] {
         let session = makeSession()
         var out = [Int32](repeating: -1, count: manifest.sampleCount)
-        for number in shards.indices {
-            try session.forEach(shard: number, database: shards[number].labelsDB) { index, value in
+        for number in shards.indices where shards[number] != nil {
+            try session.forEach(shard: number, database: try shard(number).labelsDB) { index, value in
                 guard index >= 0, index < out.count, value.count == 4 else {
                     throw CacheError.corruptRecord(shard: number, index: index, level: 0, reason: "bad label entry")
                 }
@@ -141,7 +153,7 @@ public final class ReadSession {
     private func txn(_ shard: Int) throws -> OpaquePointer? {
         if let t = txns[shard] { return t }
         var t: OpaquePointer?
-        let s = reader.shards[shard]
+        let s = try reader.shard(shard)
         try lmdbCheck(mdb_txn_begin(s.env.env, nil, UInt32(MDB_RDONLY), &t), "mdb_txn_begin", s.env.path)
         txns[shard] = t
         return t
@@ -158,7 +170,7 @@ public final class ReadSession {
         guard let shard = reader.manifest.shardNumber(of: index) else {
             throw CacheError.indexOutOfRange(index: index, count: reader.manifest.sampleCount)
         }
-        guard let dbi = reader.shards[shard].levelDBs[level] else {
+        guard let dbi = try reader.shard(shard).levelDBs[level] else {
             throw CacheError.unknownLevel(level: level, available: reader.manifest.levelSizes)
         }
         return (shard, dbi)
@@ -171,7 +183,7 @@ public final class ReadSession {
         var value = MDB_val()
         let rc = withIndexKey(index) { key in mdb_get(t, dbi, &key, &value) }
         if rc == MDB_NOTFOUND { throw CacheError.missingRecord(shard: shard, index: index, level: level) }
-        try lmdbCheck(rc, "mdb_get", reader.shards[shard].env.path)
+        try lmdbCheck(rc, "mdb_get", try reader.shard(shard).env.path)
         return try body(UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
     }
 
@@ -232,9 +244,10 @@ public final class ReadSession {
         }
         let t = try txn(shard)
         var value = MDB_val()
-        let rc = withIndexKey(index) { key in mdb_get(t, reader.shards[shard].labelsDB, &key, &value) }
+        let labelsDB = try reader.shard(shard).labelsDB
+        let rc = withIndexKey(index) { key in mdb_get(t, labelsDB, &key, &value) }
         if rc == MDB_NOTFOUND { throw CacheError.missingRecord(shard: shard, index: index, level: 0) }
-        try lmdbCheck(rc, "mdb_get", reader.shards[shard].env.path)
+        try lmdbCheck(rc, "mdb_get", try reader.shard(shard).env.path)
         guard value.mv_size == 4 else { throw CacheError.corruptRecord(shard: shard, index: index, level: 0, reason: "label of \(value.mv_size) bytes") }
         return Int(UnsafeRawBufferPointer(start: value.mv_data, count: 4).loadUnaligned(as: Int32.self).littleEndian)
     }
@@ -242,7 +255,7 @@ public final class ReadSession {
     /// Walks a database of a shard in key order.
     func forEach(shard: Int, database: MDB_dbi, _ body: (Int, UnsafeRawBufferPointer) throws -> Void) throws {
         let t = try txn(shard)
-        let path = reader.shards[shard].env.path
+        let path = try reader.shard(shard).env.path
         var cursor: OpaquePointer?
         try lmdbCheck(mdb_cursor_open(t, database, &cursor), "mdb_cursor_open", path)
         defer { mdb_cursor_close(cursor) }
@@ -257,7 +270,7 @@ public final class ReadSession {
 
     /// Walks one level of one shard in index order, handing each record's stored bytes to `body`.
     public func forEachRecord(shard: Int, level: Int, _ body: (Int, UnsafeRawBufferPointer) throws -> Void) throws {
-        guard let dbi = reader.shards[shard].levelDBs[level] else {
+        guard let dbi = try reader.shard(shard).levelDBs[level] else {
             throw CacheError.unknownLevel(level: level, available: reader.manifest.levelSizes)
         }
         try forEach(shard: shard, database: dbi, body)

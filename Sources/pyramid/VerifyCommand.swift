@@ -5,8 +5,14 @@ import PyramidCache
 struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Read every record of every level and check checksums, headers and counts.",
-        discussion: "Exit status 0 when every record is sound; 1 with one line per bad record (shard, index, level, reason).")
+        abstract: "Read every record of every level and check checksums, headers, labels and counts.",
+        discussion: """
+            Each shard is scanned in a child process of its own: LMDB does not checksum its pages, \
+            and following a damaged page can end a process with a signal, so a scan that dies is \
+            reported as a damaged shard (with every bad record found before it died) instead of \
+            taking verify down with it. Exit status 0 when every record is sound; 1 with one line \
+            per bad record (shard, index, level, reason) or damaged shard.
+            """)
 
     @Argument(help: "The cache directory.")
     var cache: String
@@ -14,28 +20,122 @@ struct VerifyCommand: ParsableCommand {
     @Flag(help: "No progress line.")
     var quiet = false
 
-    @Flag(help: "Print the result as JSON.")
+    @Flag(help: "Print the result as JSON: recordsChecked and problems (shard, index (−1: the whole shard), level, reason).")
     var json = false
 
+    @Option(help: .hidden)
+    var shard: Int?
+
     func run() throws {
-        let reader = try CacheReader(url: URL(fileURLWithPath: cache))
-        let verifier = CacheVerifier(reader: reader)
+        if let shard { return scanShard(shard) }
+        let url = URL(fileURLWithPath: cache)
+        let manifest = try Manifest.load(from: url)
         let progress = ProgressLine(quiet: quiet || json)
-        let total = verifier.totalRecords
+        let total = manifest.sampleCount * (manifest.levels.count + 1)
         let started = Date()
-        let report = try verifier.verify { progress.update("verify", done: $0, total: total) }
+        var problems: [CacheVerifier.Problem] = []
+        var checked = 0
+        for number in manifest.shards.indices {
+            let before = checked
+            let scan = try ShardScan.run(cache: cache, shard: number) { progress.update("verify", done: before + $0, total: total) }
+            problems += scan.problems
+            checked += scan.checked
+            if let error = scan.error {
+                problems.append(.init(shard: number, index: -1, level: 0, reason: "cannot be read: \(error)"))
+            } else if let signal = scan.signal {
+                problems.append(.init(shard: number, index: -1, level: 0, reason: """
+                    damaged pages: its scan died with signal \(signal) after \(scan.checked) records \
+                    (LMDB pages carry no checksum); the records before that were checked, the rest of the shard was not
+                    """))
+            }
+        }
         progress.finish()
+        let report = CacheVerifier.Report(recordsChecked: checked, problems: problems)
         let seconds = Date().timeIntervalSince(started)
         if json {
-            let encoder = JSONEncoder(); encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(report, pretty: true)
         } else if report.ok {
-            print(String(format: "ok: %d records in %d levels + labels checked in %.1f s", report.recordsChecked, reader.manifest.levels.count, seconds))
+            print(String(format: "ok: %d records in %d levels + labels checked in %.1f s", report.recordsChecked, manifest.levels.count, seconds))
         } else {
             for p in report.problems.prefix(100) { print("bad: \(p)") }
             if report.problems.count > 100 { print("… and \(report.problems.count - 100) more") }
             print("\(report.problems.count) bad record\(report.problems.count == 1 ? "" : "s") of \(report.recordsChecked) checked")
         }
         if !report.ok { throw ExitCode(1) }
+    }
+
+    /// The child's side: scans one shard, streaming one JSON line per problem and per 4096 records.
+    private func scanShard(_ number: Int) {
+        let out = FileHandle.standardOutput
+        func emit(_ line: ShardScan.Line) {
+            guard var data = try? JSONEncoder().encode(line) else { return }
+            data.append(0x0A)
+            out.write(data)
+        }
+        do {
+            let reader = try CacheReader(url: URL(fileURLWithPath: cache), onlyShard: number)
+            let checked = try CacheVerifier(reader: reader).verify(shard: number, progress: { emit(.init(checked: $0)) },
+                                                                  problem: { emit(.init(problem: $0)) })
+            emit(.init(checked: checked, done: true))
+        } catch {
+            emit(.init(error: Failure(error)?.message ?? "\(error)"))
+        }
+    }
+}
+
+/// One shard scanned by a child `pyramid verify --shard N` process.
+struct ShardScan {
+    /// A line of the child's output.
+    struct Line: Codable {
+        var problem: CacheVerifier.Problem?
+        var checked: Int?
+        var done: Bool?
+        var error: String?
+    }
+
+    var problems: [CacheVerifier.Problem] = []
+    var checked = 0
+    var done = false
+    var error: String?
+    /// The signal that ended the child, if one did.
+    var signal: Int32?
+
+    /// Runs the child for shard `number` of `cache`, passing its progress to `progress`.
+    static func run(cache: String, shard number: Int, progress: (Int) -> Void) throws -> ShardScan {
+        let child = Process()
+        let me = URL(fileURLWithPath: "/proc/self/exe")
+        child.executableURL = FileManager.default.fileExists(atPath: me.path) ? me : URL(fileURLWithPath: CommandLine.arguments[0])
+        child.arguments = ["verify", cache, "--shard", String(number)]
+        var environment = ProcessInfo.processInfo.environment
+        environment["SWIFT_BACKTRACE"] = "enable=no"  // a crash here is expected and reported; no backtrace
+        child.environment = environment
+        let pipe = Pipe()
+        child.standardOutput = pipe
+        child.standardError = FileHandle.nullDevice
+        try child.run()
+        var scan = ShardScan()
+        var pending = Data()
+        let decoder = JSONDecoder()
+        while true {
+            let data = pipe.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            pending.append(data)
+            while let newline = pending.firstIndex(of: 0x0A) {
+                let line = pending[pending.startIndex..<newline]
+                pending = Data(pending[(newline + 1)...])
+                guard let parsed = try? decoder.decode(Line.self, from: line) else { continue }
+                if let p = parsed.problem { scan.problems.append(p) }
+                if let c = parsed.checked { scan.checked = c; progress(c) }
+                if parsed.done == true { scan.done = true }
+                if let e = parsed.error { scan.error = e }
+            }
+        }
+        child.waitUntilExit()
+        if child.terminationReason == .uncaughtSignal {
+            scan.signal = child.terminationStatus
+        } else if !scan.done && scan.error == nil {
+            scan.error = "its scan ended without finishing (exit status \(child.terminationStatus))"
+        }
+        return scan
     }
 }

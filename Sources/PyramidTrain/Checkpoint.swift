@@ -26,6 +26,17 @@ public struct Checkpoint {
         /// The best validation top-1 so far and its epoch, if there is a validation set.
         public var bestTop1: Double?
         public var bestEpoch: Int?
+        /// The sums of the epoch in progress when training was interrupted mid-epoch, so that the
+        /// resumed epoch's log line covers the whole epoch (nil in checkpoints written between epochs,
+        /// and in those of older versions: their resumed line is then marked partial).
+        public var epochProgress: EpochProgress?
+    }
+
+    /// The running sums of an epoch's log line.
+    public struct EpochProgress: Codable, Equatable, Sendable {
+        public var lossSum: Double, steps: Int, hits: Int, seen: Int, macs: Double, seconds: Double
+        /// Sizes trained so far in the epoch.
+        public var sizes: [Int]
     }
 
     public var header: Header

@@ -68,8 +68,15 @@ extension Trainer {
             }
             var it = try loader.batches(epoch: epoch, from: cursor)
             let started = Date()
-            var lossSum = 0.0, steps = 0, hits = 0, seen = 0, epochMacs = 0.0, lr: Float = 0
+            var lossSum = 0.0, steps = 0, hits = 0, seen = 0, epochMacs = 0.0, lr: Float = 0, earlierSeconds = 0.0
             var sizes = Set<Int>()
+            // A resumed epoch continues the sums it was interrupted with.
+            let resumedSums = cursor > 0 ? header.epochProgress : nil
+            if let p = resumedSums {
+                (lossSum, steps, hits, seen, epochMacs, earlierSeconds) = (p.lossSum, p.steps, p.hits, p.seen, p.macs, p.seconds)
+                sizes = Set(p.sizes)
+            }
+            header.epochProgress = nil
             while let batch = try it.next() {
                 lr = c.learningRate.rate(epoch: epoch, step: batch.step, stepsInEpoch: fullSteps, epochs: c.epochs)
                 network.store.zeroGrads()
@@ -113,21 +120,24 @@ extension Trainer {
                 batch.sizes.forEach { sizes.insert($0) }
                 let elapsed = Date().timeIntervalSince(started)
                 progress?(Progress(epoch: epoch, epochs: c.epochs, step: batch.step + 1, steps: fullSteps, loss: lossSum / Double(steps),
-                                   imagesPerSecond: Double(seen) / max(elapsed, 1e-9), size: batch.size))
+                                   imagesPerSecond: Double(seen) / max(earlierSeconds + elapsed, 1e-9), size: batch.size))
                 if shouldStop() {
                     header.nextEpoch = epoch
                     header.nextCursor = batch.nextCursor
                     header.wallSeconds += elapsed
                     header.gradientSmoothing = smoothing
+                    header.epochProgress = Checkpoint.EpochProgress(lossSum: lossSum, steps: steps, hits: hits, seen: seen, macs: epochMacs,
+                                                         seconds: earlierSeconds + elapsed, sizes: sizes.sorted(by: >))
                     try saveCheckpoint()
                     throw TrainError.interrupted(directory: directory.path, epoch: epoch, cursor: batch.nextCursor)
                 }
             }
             let seconds = Date().timeIntervalSince(started)
+            let epochSeconds = earlierSeconds + seconds
             var entry = EpochLog(epoch: epoch, loss: lossSum / Double(max(steps, 1)), trainTop1: Double(hits) / Double(max(seen, 1)),
-                                 learningRate: Double(lr), imagesPerSecond: Double(seen) / max(seconds, 1e-9), seconds: seconds,
+                                 learningRate: Double(lr), imagesPerSecond: Double(seen) / max(epochSeconds, 1e-9), seconds: epochSeconds,
                                  sizes: sizes.sorted(by: >), macs: epochMacs, cumulativeMacs: header.trainingMacs,
-                                 partial: cursor > 0 ? true : nil, alpha: network.ensembleWeights?.map(Double.init),
+                                 partial: cursor > 0 && resumedSums == nil ? true : nil, alpha: network.ensembleWeights?.map(Double.init),
                                  substitutions: loader.substitutions.isEmpty ? nil : loader.substitutions.count)
             if let test = c.testCache {
                 let evaluator = try Evaluator(network: network, testCache: test, workers: c.workers)

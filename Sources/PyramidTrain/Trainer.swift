@@ -23,7 +23,9 @@ public final class Trainer {
         public var cumulativeMacs: Double
         public var validationTop1: Double?
         public var validationSize: Int?
-        /// True when the epoch was resumed mid-way (its loss and accuracy cover only its rest).
+        /// True when the epoch was resumed mid-way from a checkpoint without the epoch's sums (written by
+        /// an older version): its loss and accuracy then cover only its rest. A resumed epoch's line is
+        /// otherwise the uninterrupted run's (but for its wall-clock fields).
         public var partial: Bool?
         /// The learned ensemble weights softmax(α), largest size first (parallel schedules).
         public var alpha: [Double]?

@@ -187,6 +187,29 @@ extension TrainerSuites {
         if schedule.hasPrefix("parallel") { #expect(logs.last?.alpha?.count == 2) }
     }
 
+    /// An interrupted and resumed run logs the same lines as an uninterrupted one (the epoch's sums
+    /// travel in the checkpoint), but for wall-clock time.
+    @Test func aResumedRunLogsTheUninterruptedRunsLines() throws {
+        let dir = TempDirectory("pyramid-log")
+        let cache = try tinyTrainingCache(dir)
+        let whole = dir.url.appendingPathComponent("whole"), split = dir.url.appendingPathComponent("split")
+        let logs = try Trainer(configuration: configuration(cache), directory: whole, resume: false).run()
+        var steps = 0
+        let b = try Trainer(configuration: configuration(cache), directory: split, resume: false)
+        #expect(throws: TrainError.self) { try b.run(shouldStop: { steps += 1; return steps == b.loader.plan(epoch: 0).steps.count + 3 }) }
+        try Trainer(configuration: try RunConfiguration.load(from: split), directory: split, resume: true).run()
+        func lines(_ run: URL) throws -> [Trainer.EpochLog] {
+            try String(contentsOf: run.appendingPathComponent(Trainer.logFile), encoding: .utf8).split(separator: "\n")
+                .map { try JSONDecoder().decode(Trainer.EpochLog.self, from: Data($0.utf8)) }
+        }
+        let a = try lines(whole), c = try lines(split)
+        #expect(a.count == 3 && c.count == 3 && logs.count == 3)
+        for (x, y) in zip(a, c) {
+            #expect(x.loss == y.loss && x.trainTop1 == y.trainTop1 && x.macs == y.macs && x.cumulativeMacs == y.cumulativeMacs, "epoch \(x.epoch)")
+            #expect(x.sizes == y.sizes && x.validationTop1 == y.validationTop1 && x.learningRate == y.learningRate && y.partial == nil, "epoch \(x.epoch)")
+        }
+    }
+
     @Test func evaluationReportShape() throws {
         let dir = TempDirectory("pyramid-eval")
         let cache = try tinyTrainingCache(dir)

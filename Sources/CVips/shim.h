@@ -93,6 +93,10 @@ static inline int pyr_vips_copy_interpretation(VipsImage *in, VipsImage **out, V
 
 // Returns the error buffer as a new string (g_free it) and clears it.
 static inline char *pyr_vips_error_take(void) { return vips_error_buffer_copy(); }
+// Empties the error buffer (a decode starts from a clean one, so an older message is not its reason).
+static inline void pyr_vips_error_clear(void) { vips_error_clear(); }
+// Whether a header field exists (0: absent), without setting an error as vips_image_get_int does.
+static inline int pyr_vips_has_field(VipsImage *in, const char *name) { return vips_image_get_typeof(in, name) != 0; }
 static inline void pyr_vips_thread_shutdown(void) { vips_thread_shutdown(); }
 
 // Saves by file suffix; options may follow the name in brackets, e.g. "a.jpg[Q=90,interlace]".

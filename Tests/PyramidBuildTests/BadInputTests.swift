@@ -41,6 +41,23 @@ struct BadCorpus {
 }
 
 @Suite struct BadInputTests {
+    /// A truncated file's reason says what is wrong with it (libvips' message for that decode), not
+    /// a stale message left in libvips' process-wide error buffer by an earlier call.
+    @Test func aTruncatedFilesReasonIsItsOwn() throws {
+        let corpus = try BadCorpus()
+        let out = TempDirectory()
+        var options = BuildOptions(levels: [32, 16])
+        options.maxPixels = 10_000_000
+        options.workers = 1
+        let report = try build(corpus.dir.url.path, out.url.appendingPathComponent("c"), options)
+        for item in report.skipped where item.path.hasSuffix("truncated.jpg") || item.path.hasSuffix("truncated.png") {
+            print("\(item.path): \(item.reason)")
+            #expect(!item.reason.contains("orientation") && !item.reason.contains("vips_image_get"), "\(item.path): \(item.reason)")
+            #expect(["premature", "truncated", "end of", "not enough", "read error", "out of data"].contains { item.reason.lowercased().contains($0) },
+                    "\(item.path): '\(item.reason)' does not say the file is cut short")
+        }
+    }
+
     @Test func eachBadInputIsSkippedAndReported() throws {
         let corpus = try BadCorpus()
         let out = TempDirectory()

@@ -34,6 +34,7 @@ struct ImageFile {
     }
 
     private func decode(_ buffer: UnsafeRawBufferPointer) -> Result<Decoded, SkipReason> {
+        Vips.clearError()
         guard let headerPtr = pyr_vips_load_buffer(buffer.baseAddress, buffer.count, 1) else {
             return .failure(.init("not an image libvips can read (\(Vips.takeError()))"))
         }

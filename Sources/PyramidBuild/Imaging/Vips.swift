@@ -10,10 +10,13 @@ enum Vips {
         guard started else { throw BuildError.vips(function: "vips_init", message: takeError()) }
     }
 
+    /// Empties libvips' error buffer before an operation whose failure will be reported.
+    static func clearError() { pyr_vips_error_clear() }
+
     /// Takes and clears libvips' error buffer.
     static func takeError() -> String {
         guard let p = pyr_vips_error_take() else { return "unknown libvips error" }
-        defer { pyr_g_free(p) }
+        defer { pyr_g_free(p); pyr_vips_error_clear() }
         let text = String(cString: p).trimmingCharacters(in: .whitespacesAndNewlines)
         // One line is enough for a report; libvips often repeats the cause on several lines.
         return text.split(separator: "\n").first.map(String.init) ?? "unknown libvips error"
@@ -42,8 +45,11 @@ final class VImage {
         return VImage(out)
     }
 
-    /// An integer header field (e.g. `orientation`), or nil when absent.
+    /// An integer header field (e.g. `orientation`), or nil when absent. An absent field leaves
+    /// libvips' error buffer alone (asking `vips_image_get_int` for it would add a message that a
+    /// later failure would then report as its reason).
     func int(_ field: String) -> Int? {
+        guard pyr_vips_has_field(ptr, field) != 0 else { return nil }
         var v: Int32 = 0
         return vips_image_get_int(ptr, field, &v) == 0 ? Int(v) : nil
     }

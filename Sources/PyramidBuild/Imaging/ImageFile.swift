@@ -30,13 +30,17 @@ struct ImageFile {
         case .success(let b): bytes = b
         case .failure(let reason): return .failure(reason)
         }
-        return bytes.withUnsafeBytes { buffer in decode(buffer) }
+        let result = bytes.withUnsafeBytes { buffer in decode(buffer) }
+        // libvips' message was read from a buffer all workers share: find it again, alone.
+        if case .failure(let reason) = result, reason.fromVips {
+            return Vips.diagnose { bytes.withUnsafeBytes { buffer in decode(buffer) } }
+        }
+        return result
     }
 
     private func decode(_ buffer: UnsafeRawBufferPointer) -> Result<Decoded, SkipReason> {
-        Vips.clearError()
         guard let headerPtr = pyr_vips_load_buffer(buffer.baseAddress, buffer.count, 1) else {
-            return .failure(.init("not an image libvips can read (\(Vips.takeError()))"))
+            return .failure(.init("not an image libvips can read (\(Vips.takeError()))", fromVips: true))
         }
         var source = VImage(headerPtr)
         var (w, h) = (source.width, source.height)
@@ -56,14 +60,14 @@ struct ImageFile {
             // Shrink-on-load: libjpeg decodes at 1/2, 1/4 or 1/8 size, keeping at least 2x to resample.
             let shrink: Int32 = factor >= 16 ? 8 : factor >= 8 ? 4 : 2
             guard let shrunk = pyr_vips_load_buffer(buffer.baseAddress, buffer.count, shrink) else {
-                return .failure(.init("cannot decode (\(Vips.takeError()))"))
+                return .failure(.init("cannot decode (\(Vips.takeError()))", fromVips: true))
             }
             source = VImage(shrunk)
         }
         do {
             var out: UnsafeMutablePointer<VipsImage>?
             guard pyr_vips_thumbnail_image(source.ptr, &out, Int32(tw), Int32(th)) == 0, let out else {
-                return .failure(.init("cannot decode (\(Vips.takeError()))"))
+                return .failure(.init("cannot decode (\(Vips.takeError()))", fromVips: true))
             }
             var image = VImage(out)
             let space = channels == 1 ? VIPS_INTERPRETATION_B_W : VIPS_INTERPRETATION_sRGB
@@ -84,7 +88,7 @@ struct ImageFile {
             }
             return .success(Decoded(pixels: pixels, width: tw, height: th))
         } catch let failure as VipsFailure {
-            return .failure(.init("cannot decode (\(failure.message))"))
+            return .failure(.init("cannot decode (\(failure.message))", fromVips: true))
         } catch {
             return .failure(.init("cannot decode (\(error))"))
         }
@@ -139,5 +143,7 @@ func fullSize(width: Int, height: Int, short: Int) -> (Int, Int) {
 /// Why an item was skipped.
 struct SkipReason: Error {
     var text: String
-    init(_ text: String) { self.text = text }
+    /// The text holds a message read from libvips' error buffer.
+    var fromVips: Bool
+    init(_ text: String, fromVips: Bool = false) { self.text = text; self.fromVips = fromVips }
 }

@@ -10,13 +10,24 @@ enum Vips {
         guard started else { throw BuildError.vips(function: "vips_init", message: takeError()) }
     }
 
-    /// Empties libvips' error buffer before an operation whose failure will be reported.
-    static func clearError() { pyr_vips_error_clear() }
+    /// Guards every read of libvips' error buffer, which is one per process: a reader never empties
+    /// it while another thread is diagnosing a failure (recursive: a diagnosis reads it too).
+    private static let errorLock = NSRecursiveLock()
+
+    /// Runs `body` again with the error buffer emptied first and no other thread reading it, so the
+    /// message it takes is the one its own failure left (a failure first seen while other workers
+    /// were decoding may have been taken together with, or instead of, theirs).
+    static func diagnose<T>(_ body: () -> T) -> T {
+        errorLock.lock(); defer { errorLock.unlock() }
+        pyr_vips_error_clear()
+        return body()
+    }
 
     /// Takes and clears libvips' error buffer.
     static func takeError() -> String {
+        errorLock.lock(); defer { errorLock.unlock() }
         guard let p = pyr_vips_error_take() else { return "unknown libvips error" }
-        defer { pyr_g_free(p); pyr_vips_error_clear() }
+        defer { pyr_g_free(p) }
         let text = String(cString: p).trimmingCharacters(in: .whitespacesAndNewlines)
         // One line is enough for a report; libvips often repeats the cause on several lines.
         return text.split(separator: "\n").first.map(String.init) ?? "unknown libvips error"

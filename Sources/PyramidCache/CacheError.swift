@@ -28,6 +28,8 @@ public enum CacheError: Error, Equatable, CustomStringConvertible, Sendable {
     /// A shard's `data.mdb` holds `size` bytes but its LMDB meta page says `expected` are in use:
     /// the file was cut short (an incomplete copy, a full disk).
     case truncatedFile(path: String, size: Int, expected: Int)
+    /// A write failed because the file system holding `path` is full (`freeBytes` left).
+    case diskFull(path: String, function: String, freeBytes: Int)
     /// Another process (PID `holder`, when it could be read) is writing the directory at `path`.
     case locked(path: String, holder: Int32?)
 
@@ -55,6 +57,8 @@ public enum CacheError: Error, Equatable, CustomStringConvertible, Sendable {
             return "sample index \(index) is out of range (the cache has \(count) samples)"
         case .io(let path, let reason):
             return "\(path): \(reason)"
+        case .diskFull(let path, let function, let free):
+            return "\(path): the disk is full (\(free / 1024) KiB free; \(function) failed)"
         case .locked(let path, let holder):
             return "\(path): another pyramid process\(holder.map { " (PID \($0))" } ?? "") is writing here; wait for it to finish or stop it"
         case .truncatedFile(let path, let size, let expected):

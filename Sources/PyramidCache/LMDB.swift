@@ -5,6 +5,8 @@ import Foundation
 @inline(__always)
 func lmdbCheck(_ rc: Int32, _ function: String, _ path: String) throws {
     if rc != MDB_SUCCESS {
+        // LMDB reports a short write (a full disk) as EIO.
+        if rc == EIO || rc == ENOSPC, let full = diskFull(path, function: function) { throw full }
         throw CacheError.lmdb(function: function, code: rc, message: String(cString: mdb_strerror(rc)), path: path)
     }
 }

@@ -209,7 +209,8 @@ public struct Manifest: Codable, Equatable, Sendable {
     }
 }
 
-/// Writes `data` to a temporary file beside `url`, then renames it over `url`.
+/// Writes `data` to a temporary file beside `url`, then renames it over `url`. A failed write
+/// removes its temporary file and leaves `url` as it was; a full disk is named as such.
 public func writeAtomically(_ data: Data, to url: URL) throws {
     let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
     do {
@@ -217,9 +218,20 @@ public func writeAtomically(_ data: Data, to url: URL) throws {
         if rename(tmp.path, url.path) != 0 {
             throw CacheError.io(path: url.path, reason: "rename failed: \(String(cString: strerror(errno)))")
         }
-    } catch let error as CacheError {
-        throw error
     } catch {
+        try? FileManager.default.removeItem(at: tmp)
+        if let full = diskFull(url.deletingLastPathComponent().path, function: "write", needed: data.count) { throw full }
+        if let error = error as? CacheError { throw error }
         throw CacheError.io(path: url.path, reason: "cannot write: \(error.localizedDescription)")
     }
+}
+
+/// ``CacheError/diskFull(path:function:freeBytes:)`` when the file system holding `path` has less
+/// free space than `needed` bytes (at least 64 KiB), else nil: what a failed write on a full disk
+/// reports instead of the EIO or ENOSPC it came back with.
+public func diskFull(_ path: String, function: String, needed: Int = 0) -> CacheError? {
+    var fs = statvfs()
+    guard statvfs(path, &fs) == 0 else { return nil }
+    let free = Int(fs.f_bavail) * Int(fs.f_frsize)
+    return free < max(needed, 64 << 10) ? .diskFull(path: path, function: function, freeBytes: free) : nil
 }

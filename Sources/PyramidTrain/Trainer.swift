@@ -90,6 +90,13 @@ public final class Trainer {
 
     func restore() throws {
         let url = directory.appendingPathComponent(Self.checkpointFile)
+        // A run whose first checkpoint could not be written (a full disk) has run.json and no
+        // checkpoint or log: its last good state is the beginning.
+        let log = directory.appendingPathComponent(Self.logFile)
+        if !FileManager.default.fileExists(atPath: url.path),
+           ((try? FileManager.default.attributesOfItem(atPath: log.path))?[.size] as? Int ?? 0) == 0 {
+            return
+        }
         let c = try Checkpoint.read(from: url)
         try c.load(into: network.store, from: url)
         optimizer.velocity = c.velocity

@@ -83,6 +83,8 @@ extension Failure {
             self = .failure(interrupted
                 ? "\(path): no manifest.json: an interrupted build; run the same pyramid build command with --resume to finish it"
                 : "\(error)")
+        case .diskFull:
+            self = .failure("\(error); nothing written so far is lost: free some space, then run the same command again (with --resume for a build or a training run)")
         default: self = .failure(error.description)
         }
     }

@@ -13,9 +13,7 @@ public enum ImageWriter {
             image = try image.apply("vips_copy") {
                 pyr_vips_copy_interpretation($0, $1, channels == 1 ? VIPS_INTERPRETATION_B_W : VIPS_INTERPRETATION_sRGB)
             }
-            if pyr_vips_pngsave(image.ptr, path) != 0 {
-                throw BuildError.output(path: path, reason: "cannot write PNG (\(Vips.takeError()))")
-            }
+            try save(image, to: path)
         }
     }
 }
@@ -30,8 +28,19 @@ extension ImageWriter {
         let rc = bytes.withUnsafeMutableBytes { pyr_vips_svgload_buffer($0.baseAddress, $0.count, &out) }
         guard rc == 0, let image = out else { throw BuildError.output(path: path, reason: "cannot render the SVG (\(Vips.takeError()))") }
         defer { g_object_unref(image) }
-        if pyr_vips_pngsave(image, path) != 0 {
-            throw BuildError.output(path: path, reason: "cannot write PNG (\(Vips.takeError()))")
+        try save(VImage(retaining: image), to: path)
+    }
+
+    /// Saves `image` as PNG to a temporary file beside `path`, then renames it over `path`: a
+    /// failed write (a full disk) leaves no truncated PNG and `path` as it was.
+    static func save(_ image: VImage, to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
+        guard pyr_vips_pngsave(image.ptr, tmp) == 0, rename(tmp, path) == 0 else {
+            let reason = Vips.takeError()
+            unlink(tmp)
+            if let full = diskFull(url.deletingLastPathComponent().path, function: "vips_pngsave") { throw full }
+            throw BuildError.output(path: path, reason: "cannot write PNG (\(reason))")
         }
     }
 }

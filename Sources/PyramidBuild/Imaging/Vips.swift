@@ -42,6 +42,11 @@ final class VImage {
     let ptr: UnsafeMutablePointer<VipsImage>
 
     init(_ ptr: UnsafeMutablePointer<VipsImage>) { self.ptr = ptr }
+    /// Wraps an image someone else owns, taking a reference of its own.
+    convenience init(retaining ptr: UnsafeMutablePointer<VipsImage>) {
+        g_object_ref(ptr)
+        self.init(ptr)
+    }
     deinit { pyr_vips_unref(ptr) }
 
     var width: Int { Int(pyr_vips_width(ptr)) }

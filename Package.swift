@@ -48,7 +48,7 @@ let package = Package(
         .testTarget(name: "PyramidBuildTests", dependencies: ["PyramidBuild", "PyramidCache", "PyramidTestSupport", "PyramidImageTestSupport"]),
         .testTarget(name: "PyramidLoaderTests", dependencies: ["PyramidLoader", "PyramidCache", "PyramidTestSupport"]),
         .testTarget(name: "PyramidTrainTests", dependencies: ["PyramidTrain", "PyramidLoader", "PyramidCache", "PyramidTestSupport"]),
-        .testTarget(name: "PyramidEndToEndTests", dependencies: ["PyramidCache", "PyramidTestSupport", "PyramidImageTestSupport"]),
+        .testTarget(name: "PyramidEndToEndTests", dependencies: ["PyramidCache", "PyramidBuild", "PyramidTestSupport", "PyramidImageTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

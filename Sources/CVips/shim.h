@@ -4,6 +4,13 @@
 
 // vips_init, then libvips single-threaded per call (the build spreads work by
 // image over its own worker threads) and no operation cache (every image is new).
+// Sends libvips' g_log warnings and criticals (domain VIPS) to `handler` instead of standard error
+// (its info and debug messages stay with GLib's default handler, which hides them).
+static inline void pyr_vips_capture_warnings(GLogFunc handler) {
+    g_log_set_handler("VIPS", (GLogLevelFlags)(G_LOG_LEVEL_WARNING | G_LOG_LEVEL_CRITICAL | G_LOG_FLAG_FATAL | G_LOG_FLAG_RECURSION),
+                      handler, NULL);
+}
+
 static inline int pyr_vips_init(void) {
     if (VIPS_INIT("pyramid")) return -1;
     vips_concurrency_set(1);

@@ -22,6 +22,9 @@ public struct BuildReport: Codable, Sendable {
     public var skippedCount: Int
     /// Every skipped item with its reason, in source order (refused-while-listing items first).
     public var skipped: [SkippedItem]
+    /// Files kept although libvips warned while decoding them (a damaged but decodable JPEG), each
+    /// with its warnings, in source order. libvips' warnings go here, never to the terminal.
+    public var warnings: [SkippedItem]?
     public var levels: [LevelReport]
     public var workers: Int
     public var shards: Int
@@ -41,7 +44,8 @@ public struct BuildReport: Codable, Sendable {
         s += String(format: "; %.1f s, %@ items/s", seconds, rate)
         if dictionarySeconds >= 0.05 { s += String(format: " (%.1f s of it training dictionaries)", dictionarySeconds) }
         if resumed { s += " (resumed)" }
-        if skippedCount > 0 { s += "; reasons in \(output)/\(BuildReport.fileName)" }
+        if let warnings, !warnings.isEmpty { s += "; \(warnings.count) decoded with libvips warnings" }
+        if skippedCount > 0 || !(warnings ?? []).isEmpty { s += "; reasons in \(output)/\(BuildReport.fileName)" }
         return s
     }
 }

@@ -52,7 +52,12 @@ struct ShardProgress: Codable {
 }
 
 /// Meta key of a skipped source position: `skip/0000000042`, so keys sort by position.
-func skipKey(_ position: Int) -> String {
+func skipKey(_ position: Int) -> String { positionKey("skip/", position) }
+
+/// Meta key of a source position decoded with libvips warnings: `warn/0000000042`.
+func warningKey(_ position: Int) -> String { positionKey("warn/", position) }
+
+private func positionKey(_ prefix: String, _ position: Int) -> String {
     let s = String(position)
-    return "skip/" + String(repeating: "0", count: max(0, 10 - s.count)) + s
+    return prefix + String(repeating: "0", count: max(0, 10 - s.count)) + s
 }

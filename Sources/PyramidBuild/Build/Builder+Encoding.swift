@@ -15,6 +15,8 @@ extension Builder {
     struct EncodedChunk {
         var samples: [EncodedSample]
         var skipped: [(Int, SkippedItem)]
+        /// Files kept although libvips warned while decoding them.
+        var warned: [(Int, SkippedItem)] = []
     }
 
     static func encodeChunk(_ positions: [Int], renderer: ChunkRenderer, encoders: [RecordEncoder], channels: Int) throws -> EncodedChunk {
@@ -42,6 +44,6 @@ extension Builder {
             samples.append(EncodedSample(label: sample.label, records: records, rawBytes: raw, sums: sums,
                                          squares: squares, pixelCount: UInt64(top.count / channels)))
         }
-        return EncodedChunk(samples: samples, skipped: skipped)
+        return EncodedChunk(samples: samples, skipped: skipped, warned: renderer.takeWarnings())
     }
 }

@@ -5,10 +5,13 @@ import PyramidCache
 extension Builder {
     func finish(writers: [ShardWriter], progress: [ShardProgress], state: BuildState, seconds: Double,
                 dictionarySeconds: Double, itemsThisRun: Int, resumed: Bool) throws -> BuildReport {
-        var skipped = catalog.refused
+        var skipped = catalog.refused, warned: [SkippedItem] = []
         for writer in writers {
             for (_, value) in try writer.metaEntries(prefix: "skip/") {
                 if let item = try? JSONDecoder().decode(SkippedItem.self, from: Data(value)) { skipped.append(item) }
+            }
+            for (_, value) in try writer.metaEntries(prefix: "warn/") {
+                if let item = try? JSONDecoder().decode(SkippedItem.self, from: Data(value)) { warned.append(item) }
             }
         }
         var shards: [Manifest.Shard] = []
@@ -44,7 +47,7 @@ extension Builder {
         let total = state.priorSeconds + seconds
         let report = BuildReport(
             source: catalog.source.path, format: catalog.source.format, output: output.path, sourceItems: catalog.count,
-            samplesWritten: count, skippedCount: skipped.count, skipped: skipped, levels: levelReports,
+            samplesWritten: count, skippedCount: skipped.count, skipped: skipped, warnings: warned, levels: levelReports,
             workers: options.workers, shards: options.shards, seconds: seconds, totalSeconds: total,
             dictionarySeconds: dictionarySeconds, itemsPerSecond: Double(itemsThisRun) / max(seconds, 1e-9), resumed: resumed)
         let encoder = JSONEncoder(); encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

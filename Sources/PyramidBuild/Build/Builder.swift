@@ -180,6 +180,9 @@ public final class Builder {
             for (position, item) in encoded.skipped {
                 batch.meta.append((skipKey(position), Array((try? JSONEncoder().encode(item)) ?? Data())))
             }
+            for (position, item) in encoded.warned {
+                batch.meta.append((warningKey(position), Array((try? JSONEncoder().encode(item)) ?? Data())))
+            }
             p.count += encoded.samples.count
             p.skipped += encoded.skipped.count
             p.cursor = chunk.range.upperBound

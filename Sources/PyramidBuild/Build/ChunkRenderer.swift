@@ -18,6 +18,15 @@ final class ChunkRenderer {
     let channels: Int
     let maxPixels: Int
     private var resizers: [String: MosaicResizer] = [:]
+    /// Files that decoded with libvips warnings since ``takeWarnings()`` was last called: position
+    /// and (path, the warnings).
+    private var warnings: [(Int, SkippedItem)] = []
+
+    /// Takes the warnings collected by ``render(_:)``.
+    func takeWarnings() -> [(Int, SkippedItem)] {
+        defer { warnings = [] }
+        return warnings
+    }
 
     init(catalog: SourceCatalog, options: BuildOptions, channels: Int) {
         self.catalog = catalog
@@ -82,7 +91,9 @@ final class ChunkRenderer {
         var skipped: [(Int, SkippedItem)] = []
         for p in positions {
             switch decoder.decode(files[p].path) {
-            case .success(let d): decoded.append((p, d))
+            case .success(let d):
+                decoded.append((p, d))
+                if !d.warnings.isEmpty { warnings.append((p, SkippedItem(path: files[p].path, reason: d.warnings.joined(separator: "; ")))) }
             case .failure(let reason): skipped.append((p, SkippedItem(path: files[p].path, reason: reason.text)))
             }
         }

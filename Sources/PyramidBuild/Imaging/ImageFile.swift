@@ -15,6 +15,8 @@ struct ImageFile {
         var pixels: [UInt8]
         var width: Int
         var height: Int
+        /// What libvips warned about while decoding it (a damaged but decodable file).
+        var warnings: [String] = []
     }
 
     let storedSide: Int
@@ -30,12 +32,23 @@ struct ImageFile {
         case .success(let b): bytes = b
         case .failure(let reason): return .failure(reason)
         }
-        let result = bytes.withUnsafeBytes { buffer in decode(buffer) }
+        _ = Vips.takeWarnings()
+        var result = bytes.withUnsafeBytes { buffer in decode(buffer) }
+        // libvips' warnings were given on this thread while it decoded this file: they are the file's.
+        let warnings = Array(Set(Vips.takeWarnings())).sorted()
         // libvips' message was read from a buffer all workers share: find it again, alone.
         if case .failure(let reason) = result, reason.fromVips {
-            return Vips.diagnose { bytes.withUnsafeBytes { buffer in decode(buffer) } }
+            result = Vips.diagnose { bytes.withUnsafeBytes { buffer in decode(buffer) } }
+            _ = Vips.takeWarnings()
         }
-        return result
+        switch result {
+        case .success(var decoded):
+            decoded.warnings = warnings
+            return .success(decoded)
+        case .failure(var reason):
+            if !warnings.isEmpty { reason.text += "; libvips warned: " + warnings.prefix(3).joined(separator: "; ") }
+            return .failure(reason)
+        }
     }
 
     private func decode(_ buffer: UnsafeRawBufferPointer) -> Result<Decoded, SkipReason> {

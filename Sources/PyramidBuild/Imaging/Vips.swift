@@ -3,7 +3,29 @@ import Foundation
 
 /// libvips set-up and a small owning wrapper around `VipsImage`.
 enum Vips {
-    private static let started: Bool = pyr_vips_init() == 0
+    private static let started: Bool = {
+        // libvips' warnings (a damaged JPEG can print nine) go to the file being decoded, not the terminal.
+        pyr_vips_capture_warnings { _, _, message, _ in
+            guard let message else { return }
+            Vips.recordWarning(String(cString: message))
+        }
+        return pyr_vips_init() == 0
+    }()
+
+    /// Warnings libvips gave on each thread since that thread last took them.
+    nonisolated(unsafe) private static var warnings: [UInt: [String]] = [:]
+    private static let warningLock = NSLock()
+
+    static func recordWarning(_ text: String) {
+        warningLock.lock(); defer { warningLock.unlock() }
+        warnings[UInt(bitPattern: Int(pthread_self())), default: []].append(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// Takes the warnings libvips gave on the calling thread (the work runs on the thread that asks for pixels).
+    static func takeWarnings() -> [String] {
+        warningLock.lock(); defer { warningLock.unlock() }
+        return warnings.removeValue(forKey: UInt(bitPattern: Int(pthread_self()))) ?? []
+    }
 
     /// Starts libvips once per process (single-threaded per call, no operation cache).
     static func start() throws {

@@ -20,8 +20,10 @@ struct BuildCommand: ParsableCommand {
             Every level of a sample comes from one crop: the centred square (--crop center) or the \
             whole image (--crop full, short side = level). A bad image (unreadable, truncated, not an \
             image, over --max-pixels) is skipped and listed in CACHE/build-report.json; --strict \
-            stops at the first one instead. Ctrl-C stops after the current commit; --resume finishes \
-            the build and gives the same cache as an uninterrupted one.
+            stops at the first one instead; libvips' warnings go into the report, per file, never to \
+            the terminal. Ctrl-C stops after the current commit (so does a full disk, named as such); \
+            --resume finishes the build and gives the same cache as an uninterrupted one. One build \
+            writes an output directory at a time (a lock file, .pyramid.lock, holds its PID).
 
             Exit status: 0 built (possibly with skipped items), 1 error, 130 interrupted.
             """)

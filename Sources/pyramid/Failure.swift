@@ -36,8 +36,9 @@ struct Failure: Error {
 }
 
 extension Failure {
-    /// The failure that `error` means, or nil for swift-argument-parser's exit codes (`ExitCode`,
-    /// `CleanExit`), which it reports itself.
+    /// The failure that `error` means, or nil for swift-argument-parser's own errors and exit codes
+    /// (help and version requests, `ExitCode`, `CleanExit`) and anything unforeseen, which
+    /// `exit(withError:)` reports.
     init?(_ error: Error) {
         switch error {
         case let e as Failure: self = e
@@ -49,7 +50,7 @@ extension Failure {
         case is ExitCode, is CleanExit: return nil
         case let e as CocoaError:
             self = .failure([e.userInfo[NSFilePathErrorKey] as? String, e.localizedDescription].compactMap { $0 }.joined(separator: ": "))
-        default: self = .failure(String(describing: error))
+        default: return nil  // swift-argument-parser's own (help, version, parse errors) and the unforeseen
         }
     }
 

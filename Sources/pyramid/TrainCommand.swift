@@ -13,7 +13,11 @@ struct TrainCommand: ParsableCommand {
             train accuracy, learning rate, images/s, sizes, multiply-adds of the epoch and of the run, \
             validation accuracy with --test) and RUNDIR/checkpoint.bin after every epoch (atomically; \
             checkpoint-best.bin for the best validation top-1). Ctrl-C writes a checkpoint at the current \
-            step; --resume RUNDIR continues, bit for bit the run it would have been.
+            step; --resume RUNDIR continues, bit for bit the run it would have been (its log \
+            too): it takes the run's settings from run.json and refuses the flags that would change \
+            them (only --workers, --threads and --quiet may). One process trains a run directory at \
+            a time (a lock file, .pyramid.lock, holds its PID); a second is refused. A full disk \
+            stops the run with the last good checkpoint kept: free space and --resume.
 
             Schedules: \(ScheduleParser.syntax)
             A multistep learning rate's milestones become TRD's guard epochs. MixSize schedules turn \

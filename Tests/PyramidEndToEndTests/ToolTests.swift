@@ -156,6 +156,16 @@ func recordBytes(_ dir: String) throws -> [[UInt8]] { try CacheFixture.recordByt
         #expect(!FileManager.default.fileExists(atPath: "/tmp/pyramid-e2e-run"))
     }
 
+    /// Help and version still reach swift-argument-parser through the funnel.
+    @Test func helpAndVersion() throws {
+        for args in [["--help"], ["build", "--help"], ["bench", "load", "--help"], ["help", "train"]] {
+            let r = try Tool.run(args)
+            #expect(r.status == 0 && r.stdout.contains("USAGE: pyramid"), "\(args): \(r.stdout)\(r.stderr)")
+        }
+        let v = try Tool.run(["--version"])
+        #expect(v.status == 0 && v.stdout.hasPrefix("0."), "\(v.stdout)")
+    }
+
     /// Every failure of a run goes through one funnel: a usage failure shows the subcommand's own
     /// usage; a saved file of a newer format is refused naming the file and both versions (exit 1).
     @Test func failuresNameTheirCommandAndSavedFilesTheirVersion() throws {

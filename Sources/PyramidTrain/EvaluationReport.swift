@@ -123,7 +123,8 @@ public struct EvaluationReport: Codable, Sendable {
             let combined = Tensor(shape: [batch.count, k])
             for (b, s) in sizes.enumerated() {
                 ctx.bank = .bank(network.bank(b))
-                let x = network.setInput(batch.images(size: s).floats, count: batch.count, channels: batch.channels, size: s)
+                let x = network.setInput(batch.images(size: s).floats, count: batch.count, channels: batch.channels, size: s,
+                                         branch: Network.Branch.ensemble)
                 let z = network.forward(x, branch: Network.Branch.ensemble)
                 for i in 0..<combined.count { combined.data[i] += weights[b] * z.data[i] }
             }

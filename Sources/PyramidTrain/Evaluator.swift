@@ -49,7 +49,7 @@ public final class Evaluator {
         var it = try loader.batches(epoch: 0)
         while let batch = try it.next() {
             guard batch.count > 0 else { continue }
-            let x = network.setInput(batch.images().floats, count: batch.count, channels: batch.channels, size: size)
+            let x = network.setInput(batch.images().floats, count: batch.count, channels: batch.channels, size: size, branch: Network.Branch.evaluation)
             let logits = network.forward(x, branch: Network.Branch.evaluation)
             let h = Losses.hits(logits: logits, labels: batch.labels)
             top1 += h.top1; top5 += h.topK; n += batch.count
@@ -84,7 +84,7 @@ public final class Evaluator {
             var any = false
             while done < batches, let batch = try it.next() {
                 any = true
-                let x = network.setInput(batch.images().floats, count: batch.count, channels: batch.channels, size: size)
+                let x = network.setInput(batch.images().floats, count: batch.count, channels: batch.channels, size: size, branch: Network.Branch.calibration)
                 _ = network.forward(x, branch: Network.Branch.calibration)
                 ctx.calibrationBatches += 1
                 done += 1

@@ -87,7 +87,7 @@ extension Trainer {
                     var logits: [Tensor] = []
                     for (b, s) in parallel.enumerated() {
                         ctx.bank = .bank(network.bank(b))
-                        let x = network.setInput(batch.images(size: s).floats, count: batch.count, channels: batch.channels, size: s)
+                        let x = network.setInput(batch.images(size: s).floats, count: batch.count, channels: batch.channels, size: s, branch: b)
                         logits.append(network.forward(x, branch: b))
                     }
                     for (b, g) in gradTensors.enumerated() { g.reshape(logits[b].shape) }

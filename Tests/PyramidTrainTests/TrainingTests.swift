@@ -13,6 +13,39 @@ extension TrainerSuites {
 @Suite struct TrainingTests {
     init() { Threads.configure(2) }
 
+    /// RS-Nets forwards every size before the first backward: each branch must keep its own input.
+    /// With convolution columns rebuilt in backward (more chunks than threads, as at 28 px and batch
+    /// 128), a shared input made branch 0's stem gradient come from the last branch's images.
+    @Test func eachBranchOfAParallelStepKeepsItsOwnInput() throws {
+        let saved = Conv2D.chunkBytes
+        defer { Conv2D.chunkBytes = saved }
+        Conv2D.chunkBytes = 2048  // several chunks per thread: backward rebuilds its columns from the input
+        let net = try Network(.init(architecture: "resnet8", inputChannels: 1, classes: 3, banks: 2, zeroInitResidual: false, seed: 2))
+        let n = 8
+        let big = GradientCheck.random(n * 12 * 12, seed: 11), small = GradientCheck.random(n * 8 * 8, seed: 12)
+        let labels: [Int32] = (0..<n).map { Int32($0 % 3) }
+        let grad = Tensor(shape: [0])
+        func stepGradient(alsoSmall: Bool) -> [Float] {
+            net.store.zeroGrads()
+            net.context.training = true
+            net.context.bank = .bank(0)
+            let x0 = big.withUnsafeBufferPointer { net.setInput($0, count: n, channels: 1, size: 12, branch: 0) }
+            let z0 = net.forward(x0, branch: 0)
+            if alsoSmall {
+                net.context.bank = .bank(1)
+                let x1 = small.withUnsafeBufferPointer { net.setInput($0, count: n, channels: 1, size: 8, branch: 1) }
+                _ = net.forward(x1, branch: 1)
+                net.context.bank = .bank(0)
+            }
+            _ = Losses.crossEntropy(logits: z0, labels: labels, grad: grad)
+            net.backward(grad, branch: 0)
+            return net.store.gradArray
+        }
+        let alone = stepGradient(alsoSmall: false), withOther = stepGradient(alsoSmall: true)
+        let differing = zip(alone, withOther).filter { $0 != $1 }.count
+        #expect(differing == 0, "branch 0's gradient changed in \(differing) of \(alone.count) values when branch 1 was forwarded before its backward")
+    }
+
     @Test func resnet20MultiplyAddsAt32() throws {
         let net = try Network(.init(architecture: "resnet20", inputChannels: 3, classes: 10))
         // stem 442,368 + stage convs 3 x 11.8M + strided/shortcut convs, + FC 640 (counted by hand).

@@ -57,7 +57,9 @@ public final class Network {
 
     /// Offset of the ensemble weights α in the parameter block, if the model has them.
     public let alphaOffset: Int?
-    private let input = Tensor(shape: [0])
+    /// The input of each branch: a layer keeps its branch's input for backward, so branches must
+    /// not share one (a parallel step sets every size's input before the first backward).
+    private var inputs = BranchTensors()
     private var gradInput: Tensor?
 
     /// - Throws: ``TrainError/unknownArchitecture(name:)``, ``TrainError/unknownShortcut(name:)``.
@@ -138,8 +140,10 @@ public final class Network {
         static let ensemble = 60
     }
 
-    /// Loads a loader batch (`(N, C, s, s)`) into the network's input layout `(C, N, s, s)`.
-    public func setInput(_ images: UnsafeBufferPointer<Float>, count n: Int, channels c: Int, size s: Int) -> Tensor {
+    /// Loads a loader batch (`(N, C, s, s)`) into the input of `branch` in the network's layout
+    /// `(C, N, s, s)`; it stays valid until the next input of the same branch.
+    public func setInput(_ images: UnsafeBufferPointer<Float>, count n: Int, channels c: Int, size s: Int, branch: Int = 0) -> Tensor {
+        let input = inputs(branch)
         input.reshape([c, n, s, s])
         Kernels.samplesToChannels(images.baseAddress!, count: n, channels: c, plane: s * s, into: input.data)
         return input

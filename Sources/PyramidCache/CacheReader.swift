@@ -121,8 +121,9 @@ public final class CacheReader: @unchecked Sendable {
     public func labels() throws -> [Int32] {
         let session = makeSession()
         var out = [Int32](repeating: -1, count: manifest.sampleCount)
-        for number in shards.indices where shards[number] != nil {
-            try session.forEach(shard: number, database: try shard(number).labelsDB) { index, value in
+        for (number, open) in shards.enumerated() {
+            guard let open else { continue }  // a shard this reader did not open
+            try session.forEach(shard: number, database: open.labelsDB) { index, value in
                 guard index >= 0, index < out.count, value.count == 4 else {
                     throw CacheError.corruptRecord(shard: number, index: index, level: 0, reason: "bad label entry")
                 }

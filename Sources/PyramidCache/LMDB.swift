@@ -37,7 +37,8 @@ final class LMDBEnvironment: @unchecked Sendable {
         try lmdbCheck(mdb_env_open(env, path, UInt32(flags), 0o644), "mdb_env_open", path)
         let file = (path as NSString).appendingPathComponent("data.mdb")
         let size = ((try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? Int) ?? 0
-        if size < usedBytes { throw CacheError.truncatedFile(path: file, size: size, expected: usedBytes) }
+        let used = usedBytes
+        if size < used { throw CacheError.truncatedFile(path: file, size: size, expected: used) }
     }
 
     deinit { mdb_env_close(env) }

@@ -49,7 +49,9 @@ public final class Loader: @unchecked Sendable {
         guard c.rank >= 0 && c.rank < c.worldSize else { throw bad("rank", "\(c.rank) is not in 0..<\(c.worldSize)") }
         guard c.workers >= 1 else { throw bad("workers", "must be at least 1, not \(c.workers)") }
         guard c.prefetch >= 1 else { throw bad("prefetch", "must be at least 1, not \(c.prefetch)") }
-        guard m.sampleCount > 0 else { throw bad("cache", "it holds no samples") }
+        guard m.sampleCount > 0 else {
+            throw LoaderError.cache(.invalidManifest(path: cache.url.appendingPathComponent(Manifest.fileName).path, reason: "it holds no samples"))
+        }
         for s in c.schedule.sizes { try Loader.checkServable(size: s, manifest: m) }
         self.cache = cache
         var config = c
@@ -62,7 +64,7 @@ public final class Loader: @unchecked Sendable {
         labels = try cache.labels()
         // A label outside the classes would index past a logit row in every consumer.
         if let bad = labels.firstIndex(where: { $0 < 0 || Int($0) >= m.classes.count }) {
-            let shard = m.shards.firstIndex { ($0.firstIndex..<($0.firstIndex + $0.count)).contains(bad) } ?? 0
+            let shard = m.shardNumber(of: bad) ?? 0
             throw LoaderError.invalidLabel(shard: shard, index: bad, label: Int(labels[bad]), classes: m.classes.count)
         }
         normalizeScale = (0..<m.channels).map { Float(1 / (255 * max(m.std[$0], 1e-6))) }

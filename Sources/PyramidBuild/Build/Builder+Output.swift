@@ -8,11 +8,18 @@ extension Builder {
     func prepareOutput() throws -> (BuildState?, DirectoryLock) {
         let fm = FileManager.default
         let path = output.path
-        var lock: DirectoryLock?
         var isDir: ObjCBool = false
-        if fm.fileExists(atPath: path, isDirectory: &isDir) {
+        let existed = fm.fileExists(atPath: path, isDirectory: &isDir)
+        if existed {
             guard isDir.boolValue else { throw BuildError.output(path: path, reason: "exists and is not a directory") }
-            lock = try DirectoryLock(directory: output)
+        } else {
+            try? fm.createDirectory(at: output.deletingLastPathComponent(), withIntermediateDirectories: true)
+            if mkdir(path, 0o755) != 0 {
+                throw BuildError.output(path: path, reason: "cannot create: \(String(cString: strerror(errno)))")
+            }
+        }
+        let lock = try DirectoryLock(directory: output)
+        if existed {
             let names = ((try? fm.contentsOfDirectory(atPath: path)) ?? []).filter { $0 != DirectoryLock.fileName }
             let complete = names.contains(Manifest.fileName)
             let interrupted = names.contains(BuildState.fileName)
@@ -34,21 +41,15 @@ extension Builder {
                 for (key, now) in fingerprint where state.fingerprint[key] != now {
                     throw BuildError.resumeMismatch(option: key, was: state.fingerprint[key] ?? "?", now: now)
                 }
-                return (state, lock!)
+                return (state, lock)
             case .create where complete:
                 throw BuildError.occupiedOutput(path: path, content: .completeCache)
             case .create where interrupted:
                 throw BuildError.occupiedOutput(path: path, content: .interruptedBuild)
             default: break
             }
-        } else {
-            try? fm.createDirectory(at: output.deletingLastPathComponent(), withIntermediateDirectories: true)
-            if mkdir(path, 0o755) != 0 {
-                throw BuildError.output(path: path, reason: "cannot create: \(String(cString: strerror(errno)))")
-            }
-            lock = try DirectoryLock(directory: output)
         }
         if access(path, W_OK) != 0 { throw BuildError.output(path: path, reason: "not writable") }
-        return (nil, lock!)
+        return (nil, lock)
     }
 }

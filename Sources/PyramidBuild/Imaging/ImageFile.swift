@@ -35,7 +35,8 @@ struct ImageFile {
         _ = Vips.takeWarnings()
         var result = bytes.withUnsafeBytes { buffer in decode(buffer) }
         // libvips' warnings were given on this thread while it decoded this file: they are the file's.
-        let warnings = Array(Set(Vips.takeWarnings())).sorted()
+        var seen = Set<String>()
+        let warnings = Vips.takeWarnings().filter { seen.insert($0).inserted }  // each once, in the order given
         // libvips' message was read from a buffer all workers share: find it again, alone.
         if case .failure(let reason) = result, reason.fromVips {
             result = Vips.diagnose { bytes.withUnsafeBytes { buffer in decode(buffer) } }

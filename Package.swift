@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Dependency direction (DESIGN.md): pyramid → PyramidTrain → PyramidLoader → PyramidCache;
-// PyramidBuild → PyramidCache + CVips. Reading a cache needs LMDB and zstd only.
+// PyramidBuild → PyramidCache + CVips. Reading a cache needs LMDB, zstd, libjpeg-turbo (TurboJPEG) and
+// xxHash only, never libvips.
 let package = Package(
     name: "Pyramid",
     platforms: [.macOS(.v13)],
@@ -24,9 +25,11 @@ let package = Package(
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
-        .target(name: "PyramidCache", dependencies: ["CLMDB", "CZstd"]),
+        .target(name: "PyramidCache", dependencies: ["CLMDB", "CZstd", "CTurboJPEG", "CXXHash"]),
         .target(name: "PyramidBuild", dependencies: ["PyramidCache", "CVips", "CZlib"]),
         .target(name: "PyramidLoader", dependencies: ["PyramidCache"]),
         .target(name: "PyramidTrain", dependencies: ["PyramidLoader", "PyramidCache", "COpenBLAS"]),

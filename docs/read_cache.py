@@ -1,38 +1,54 @@
 #!/usr/bin/env python3
-"""Reads a Pyramid cache with nothing but lmdb, zstandard and numpy (pip install lmdb zstandard numpy).
+"""Reads a Pyramid cache (format version 1 or 2) with lmdb, zstandard, numpy, and for version 2
+xxhash and Pillow (pip install lmdb zstandard numpy xxhash pillow).
 
     python3 docs/read_cache.py CACHE [INDEX [LEVEL]]
 
 Prints the manifest summary and the shape, label and mean of one sample, checking what
 docs/cache-format.md says a reader should check.
 """
-import base64, json, os, struct, sys
+import base64, io, json, os, struct, sys
 import lmdb, numpy as np, zstandard
 
 def open_cache(path):
     manifest = json.load(open(os.path.join(path, "manifest.json")))
-    if manifest["formatVersion"] != 1:
+    if manifest["formatVersion"] not in (1, 2):
         raise SystemExit(f"{path}: unsupported format version {manifest['formatVersion']}")
     envs = [lmdb.open(os.path.join(path, s["name"]), readonly=True, lock=False, max_dbs=64, subdir=True)
             for s in manifest["shards"]]
     return manifest, envs
 
 def read(manifest, envs, index, size):
+    version = manifest["formatVersion"]
     shard = max(k for k, s in enumerate(manifest["shards"]) if s["firstIndex"] <= index)
     level = next(l for l in manifest["levels"] if l["size"] == size)
     env = envs[shard]
     key = struct.pack(">Q", index)
     with env.begin() as txn:
-        record = txn.get(key, db=env.open_db(f"level-{size}".encode(), txn=txn, create=False))
+        record = bytes(txn.get(key, db=env.open_db(f"level-{size}".encode(), txn=txn, create=False)))
         label = struct.unpack("<i", txn.get(key, db=env.open_db(b"labels", txn=txn, create=False)))[0]
-    version, codec, filt, channels, width, height = struct.unpack("<BBBBHH", record[:8])
-    assert version == 1 and filt == {"none": 0, "sub": 1}[manifest["codec"]["filter"]]
-    assert (codec == 2) == ("dictionary" in level and level["dictionary"] is not None)
+    if version == 2:  # the last 8 bytes: XXH3-64 (seed 0) of everything before them, little-endian
+        import xxhash
+        record, stored = record[:-8], struct.unpack("<Q", record[-8:])[0]
+        if xxhash.xxh3_64_intdigest(record) != stored:
+            raise SystemExit(f"index {index} level {size}: checksum mismatch")
+    rversion, codec, filt, channels, width, height = struct.unpack("<BBBBHH", record[:8])
+    payload = record[8:]
+    assert rversion == version and channels == manifest["channels"] and min(width, height) == level["storedShortSide"]
+    if level.get("codec", "zstd") == "jpeg":
+        from PIL import Image
+        assert codec == 3 and filt == 0
+        jpeg = Image.open(io.BytesIO(payload))
+        assert jpeg.format == "JPEG" and jpeg.size == (width, height)
+        image = np.asarray(jpeg.convert("L" if channels == 1 else "RGB")).reshape(height, width, channels)
+        return image, label
+    assert filt == {"none": 0, "sub": 1}[manifest["codec"]["filter"]]
+    assert codec in (1, 2) and (codec == 2) == (level.get("dictionary") is not None)
     params = {}
     if codec == 2:
         params["dict_data"] = zstandard.ZstdCompressionDict(base64.b64decode(level["dictionary"]))
-    pixels = zstandard.ZstdDecompressor(**params).decompress(record[8:], max_output_size=width * height * channels)
-    assert len(pixels) == width * height * channels and min(width, height) == level["storedShortSide"]
+    pixels = zstandard.ZstdDecompressor(**params).decompress(payload, max_output_size=width * height * channels)
+    assert len(pixels) == width * height * channels
     image = np.frombuffer(pixels, dtype=np.uint8).reshape(height, width, channels).copy()
     if filt == 1:  # undo PNG "sub": running sum along each row, per channel, mod 256
         image = np.cumsum(image, axis=1, dtype=np.uint8)
@@ -43,6 +59,7 @@ if __name__ == "__main__":
     manifest, envs = open_cache(path)
     index = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     size = int(sys.argv[3]) if len(sys.argv) > 3 else manifest["levels"][0]["size"]
-    print(f"{manifest['sampleCount']} samples, levels {[l['size'] for l in manifest['levels']]}, classes {len(manifest['classes'])}")
+    codecs = [l.get("codec", "zstd") + (f":{l['quality']}" if "quality" in l else "") for l in manifest["levels"]]
+    print(f"{manifest['sampleCount']} samples, levels {[l['size'] for l in manifest['levels']]} ({', '.join(codecs)}), classes {len(manifest['classes'])}")
     image, label = read(manifest, envs, index, size)
     print(f"sample {index} level {size}: shape {image.shape}, label {label} ({manifest['classes'][label]}), mean {image.mean():.2f}")

@@ -30,9 +30,13 @@ public struct BuildOptions: Sendable {
     public var shards: Int = 1
     public var workers: Int = 2
     public var zstdLevel: Int = 1
-    /// Train one zstd dictionary per level from a fixed sample of the source.
+    /// Train one zstd dictionary per zstd level from a fixed sample of the source.
     public var dictionary: Bool = false
+    /// The filter of zstd levels (JPEG levels are never filtered).
     public var filter: RecordHeader.Filter = .none
+    /// Codecs of the levels: nil for the default (``defaultCodecs(photoSource:)``), one codec for
+    /// every level, or one per level, largest level first.
+    public var codecs: [LevelCodec]?
     /// Images whose header claims more pixels are refused before decoding.
     public var maxPixels: Int = 100_000_000
     public var strict: Bool = false
@@ -60,8 +64,27 @@ public struct BuildOptions: Sendable {
         if zstdLevel < -7 || zstdLevel > 19 { throw BuildError.invalidOption(name: "zstdLevel", reason: "must be between -7 and 19, not \(zstdLevel)") }
         if maxPixels < 1 { throw BuildError.invalidOption(name: "maxPixels", reason: "must be positive") }
         if let l = limit, l < 1 { throw BuildError.invalidOption(name: "limit", reason: "must be positive") }
+        if let codecs, codecs.count != 1 && codecs.count != levels.count {
+            throw BuildError.invalidOption(name: "codecs", reason: "give one codec, or one per level (\(levels.count)), not \(codecs.count)")
+        }
     }
 
     /// Levels largest first.
     public var sortedLevels: [Int] { levels.sorted(by: >) }
+
+    /// The smallest nominal size stored as JPEG by default, from photo sources.
+    public static let defaultJPEGMinimumSize = 64
+
+    /// The default codecs, largest level first: for photo sources (folders and lists of image files),
+    /// JPEG at quality ``LevelCodec/defaultJPEGQuality`` for levels of ``defaultJPEGMinimumSize`` px
+    /// and more, zstd below; for IDX and CIFAR, zstd everywhere.
+    public func defaultCodecs(photoSource: Bool) -> [LevelCodec] {
+        sortedLevels.map { photoSource && $0 >= Self.defaultJPEGMinimumSize ? .jpeg(quality: LevelCodec.defaultJPEGQuality) : .zstd }
+    }
+
+    /// The codec of every level, largest first: ``codecs`` expanded, or the default.
+    public func levelCodecs(photoSource: Bool) -> [LevelCodec] {
+        guard let codecs else { return defaultCodecs(photoSource: photoSource) }
+        return codecs.count == 1 ? Array(repeating: codecs[0], count: levels.count) : codecs
+    }
 }

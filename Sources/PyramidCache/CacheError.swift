@@ -5,7 +5,8 @@
 public enum CacheError: Error, Equatable, CustomStringConvertible, Sendable {
     /// The directory has no `manifest.json`: it is not a cache, or its build never finished.
     case missingManifest(path: String)
-    /// The manifest names a format version this reader does not understand.
+    /// The manifest (or a shard) names a format version this reader does not understand; `supported`
+    /// is the newest it reads (it reads every version from 1 up to it).
     case unsupportedVersion(path: String, found: Int, supported: Int)
     /// The manifest could not be decoded or is inconsistent.
     case invalidManifest(path: String, reason: String)
@@ -15,6 +16,8 @@ public enum CacheError: Error, Equatable, CustomStringConvertible, Sendable {
     case lmdb(function: String, code: Int32, message: String, path: String)
     /// A zstd call failed outside of reading a record (compression, dictionary training).
     case zstd(function: String, message: String)
+    /// A TurboJPEG call failed outside of reading a record (compression).
+    case jpeg(function: String, message: String)
     /// A record failed its checksum, its header or its size check.
     case corruptRecord(shard: Int, index: Int, level: Int, reason: String)
     /// A record that the manifest promises is not in its shard.
@@ -38,7 +41,7 @@ public enum CacheError: Error, Equatable, CustomStringConvertible, Sendable {
         case .missingManifest(let path):
             return "\(path): no manifest.json (not a Pyramid cache, or its build did not finish)"
         case .unsupportedVersion(let path, let found, let supported):
-            return "\(path): cache format version \(found) is not supported (this pyramid reads version \(supported))"
+            return "\(path): cache format version \(found) is not supported (this pyramid reads versions 1 to \(supported))"
         case .invalidManifest(let path, let reason):
             return "\(path): invalid manifest: \(reason)"
         case .shardMismatch(let path, let reason):
@@ -47,6 +50,8 @@ public enum CacheError: Error, Equatable, CustomStringConvertible, Sendable {
             return "\(path): \(function) failed (\(code)): \(message)"
         case .zstd(let function, let message):
             return "zstd \(function) failed: \(message)"
+        case .jpeg(let function, let message):
+            return "TurboJPEG \(function) failed: \(message)"
         case .corruptRecord(let shard, let index, let level, let reason):
             return "corrupt record: shard \(shard), index \(index), level \(level): \(reason)"
         case .missingRecord(let shard, let index, let level):

@@ -25,6 +25,8 @@ public final class CacheReader: @unchecked Sendable {
     let shards: [OpenShard?]
     let dictionaries: [Int: RecordDictionary]
     let filter: RecordHeader.Filter
+    /// Each level's codec, by size.
+    let codecs: [Int: LevelCodec]
 
     /// Opens the cache at `url`: every shard, or only shard `onlyShard` (the others then throw
     /// ``CacheError/shardMismatch(path:reason:)`` when read).
@@ -39,6 +41,7 @@ public final class CacheReader: @unchecked Sendable {
                                              reason: "unknown codec \(manifest.codec.name) with filter \(manifest.codec.filter)")
         }
         self.filter = filter
+        codecs = Dictionary(uniqueKeysWithValues: manifest.levels.map { ($0.size, $0.levelCodec) })
         var opened: [OpenShard?] = []
         for (number, shard) in manifest.shards.enumerated() {
             guard onlyShard == nil || onlyShard == number else { opened.append(nil); continue }
@@ -134,7 +137,8 @@ public final class CacheReader: @unchecked Sendable {
     }
 }
 
-/// A single thread's view of a cache: long-lived read transactions and a zstd context per level.
+/// A single thread's view of a cache: long-lived read transactions and a decoder (zstd or TurboJPEG
+/// context) per level.
 ///
 /// Not thread-safe: make one per thread with ``CacheReader/makeSession()``. Records are decompressed
 /// straight from LMDB's memory map into the caller's buffer; nothing else is copied.
@@ -162,7 +166,8 @@ public final class ReadSession {
 
     private func decoder(_ level: Int) -> RecordDecoder {
         if let d = decoders[level] { return d }
-        let d = RecordDecoder(dictionary: reader.dictionaries[level], filter: reader.filter)
+        let d = RecordDecoder(codec: reader.codecs[level] ?? .zstd, dictionary: reader.dictionaries[level], filter: reader.filter,
+                              recordVersion: UInt8(reader.manifest.formatVersion))
         decoders[level] = d
         return d
     }
@@ -177,7 +182,8 @@ public final class ReadSession {
         return (shard, dbi)
     }
 
-    /// Calls `body` with the stored bytes of a record (header + zstd frame), valid only inside `body`.
+    /// Calls `body` with the stored bytes of a record (header, payload and, in version 2, checksum),
+    /// valid only inside `body`.
     public func withRecord<R>(index: Int, level: Int, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         let (shard, dbi) = try locate(index, level)
         let t = try txn(shard)

@@ -7,8 +7,11 @@ import Foundation
 /// first and refuse versions they do not know (see ``Manifest/load(from:)``).
 /// The format is specified in `docs/cache-format.md`.
 public struct Manifest: Codable, Equatable, Sendable {
-    /// The cache format version this module writes and reads.
-    public static let currentFormatVersion = 1
+    /// The cache format version this module writes; it reads every version from 1 up to it.
+    /// Version 2 adds a codec per level (zstd or JPEG) and a checksum in every record.
+    public static let currentFormatVersion = 2
+    /// The versions ``load(from:)`` accepts.
+    public static let readableFormatVersions = 1...currentFormatVersion
     /// The file name of the manifest inside a cache directory.
     public static let fileName = "manifest.json"
 
@@ -37,9 +40,31 @@ public struct Manifest: Codable, Equatable, Sendable {
         public var rawBytes: Int
         /// The zstd dictionary of this level, base64, if the build trained one.
         public var dictionary: String?
-        public init(size: Int, storedShortSide: Int, bytes: Int = 0, rawBytes: Int = 0, dictionary: String? = nil) {
+        /// `zstd` or `jpeg` (version 2; absent in version 1, where every level is zstd).
+        public var codec: String?
+        /// The JPEG quality of a `jpeg` level.
+        public var quality: Int?
+        public init(size: Int, storedShortSide: Int, bytes: Int = 0, rawBytes: Int = 0, dictionary: String? = nil,
+                    codec: LevelCodec = .zstd) {
             self.size = size; self.storedShortSide = storedShortSide
             self.bytes = bytes; self.rawBytes = rawBytes; self.dictionary = dictionary
+            self.levelCodec = codec
+        }
+        /// How this level's records are encoded (zstd when the manifest does not say).
+        public var levelCodec: LevelCodec {
+            get {
+                switch codec {
+                case nil, "zstd": return .zstd
+                case "jpeg": return .jpeg(quality: quality ?? 0)
+                default: return .jpeg(quality: -1)  // refused by Manifest.validate
+                }
+            }
+            set {
+                switch newValue {
+                case .zstd: codec = "zstd"; quality = nil
+                case .jpeg(let q): codec = "jpeg"; quality = q
+                }
+            }
         }
         /// The LMDB database name holding this level in every shard.
         public var databaseName: String { ShardDatabase.level(size) }
@@ -63,7 +88,8 @@ public struct Manifest: Codable, Equatable, Sendable {
 
     /// How records are encoded.
     public struct Codec: Codable, Equatable, Sendable {
-        /// Always `zstd` in version 1.
+        /// Always `zstd`: the settings of the zstd levels (in version 2 a level may be `jpeg` instead,
+        /// see ``Manifest/Level/codec``).
         public var name: String
         /// The zstd compression level used.
         public var level: Int
@@ -170,7 +196,7 @@ public struct Manifest: Codable, Equatable, Sendable {
         do { probe = try decoder.decode(VersionProbe.self, from: data) } catch {
             throw CacheError.invalidManifest(path: url.path, reason: "no formatVersion (\(error.localizedDescription))")
         }
-        guard probe.formatVersion == currentFormatVersion else {
+        guard readableFormatVersions.contains(probe.formatVersion) else {
             throw CacheError.unsupportedVersion(path: url.path, found: probe.formatVersion, supported: currentFormatVersion)
         }
         let manifest: Manifest
@@ -198,6 +224,19 @@ public struct Manifest: Codable, Equatable, Sendable {
         }
         guard channels == 1 || channels == 3 else {
             throw CacheError.invalidManifest(path: path, reason: "channels must be 1 or 3, found \(channels)")
+        }
+        for level in levels {
+            switch (level.codec, level.quality) {
+            case (nil, nil), ("zstd", nil): break
+            case ("jpeg", let q?) where (1...100).contains(q) && formatVersion >= 2:
+                guard level.dictionary == nil else {
+                    throw CacheError.invalidManifest(path: path, reason: "level \(level.size) is JPEG but has a zstd dictionary")
+                }
+            default:
+                throw CacheError.invalidManifest(
+                    path: path,
+                    reason: "level \(level.size): unknown codec \(level.codec ?? "-") quality \(level.quality.map(String.init) ?? "-") in a version \(formatVersion) cache")
+            }
         }
     }
 

@@ -17,8 +17,9 @@ public struct ShardInfo: Codable, Equatable, Sendable {
     /// A random identifier of the build that wrote the shard (also in the manifest's build options).
     public var buildID: String
 
-    public init(number: Int, firstIndex: Int, count: Int, levels: [Int], channels: Int, buildID: String) {
-        self.formatVersion = Manifest.currentFormatVersion
+    public init(number: Int, firstIndex: Int, count: Int, levels: [Int], channels: Int, buildID: String,
+                formatVersion: Int = Manifest.currentFormatVersion) {
+        self.formatVersion = formatVersion
         self.number = number; self.firstIndex = firstIndex; self.count = count
         self.levels = levels; self.channels = channels; self.buildID = buildID
     }

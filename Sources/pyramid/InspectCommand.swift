@@ -29,20 +29,23 @@ struct InspectCommand: ParsableCommand {
         let shownClasses = m.classes.prefix(12).enumerated().map { "\($1) \(m.labelHistogram[safe: $0] ?? 0)" }.joined(separator: ", ")
         out += "classes      \(m.classes.count): \(shownClasses)\(m.classes.count > 12 ? ", …" : "")\n"
         out += "pixels       \(m.channels == 1 ? "grey" : "sRGB"), crop \(m.shape.crop), margin \(m.shape.margin)\n"
-        out += "codec        zstd level \(m.codec.level), filter \(m.codec.filter), checksum on\n"
+        let lossless = m.levels.contains { $0.levelCodec == .zstd }
+        out += "codec        " + (lossless ? "zstd levels: zstd level \(m.codec.level), filter \(m.codec.filter); " : "")
+            + (m.formatVersion >= 2 ? "XXH3-64 checksum per record\n" : "zstd checksum per record\n")
         out += "mean         \(m.mean.map { String(format: "%.4f", $0) }.joined(separator: " "))\n"
         out += "std          \(m.std.map { String(format: "%.4f", $0) }.joined(separator: " "))\n"
         out += "levels\n"
-        out += "   size  stored        bytes   bytes/sample   ratio  dictionary\n"
+        out += "   size  stored  codec          bytes   bytes/sample   ratio  dictionary\n"
         var totalBytes = 0, totalRaw = 0
         for l in m.levels {
             totalBytes += l.bytes; totalRaw += l.rawBytes
             let perSample = Double(l.bytes) / Double(max(m.sampleCount, 1))
             let ratio = Double(l.rawBytes) / Double(max(l.bytes, 1))
             let dict = l.dictionaryBytes.map { "\($0.count) B" } ?? "-"
-            out += String(format: "  %5d  %6d  %11@  %13.1f  %6.2f  %@\n", l.size, l.storedShortSide, mib(l.bytes) as NSString, perSample, ratio, dict as NSString)
+            out += String(format: "  %5d  %6d  %-7@  %11@  %13.1f  %6.2f  %@\n", l.size, l.storedShortSide, l.levelCodec.description as NSString,
+                          mib(l.bytes) as NSString, perSample, ratio, dict as NSString)
         }
-        out += String(format: "  total          %11@  %13.1f  %6.2f\n", mib(totalBytes) as NSString,
+        out += String(format: "  total                   %11@  %13.1f  %6.2f\n", mib(totalBytes) as NSString,
                       Double(totalBytes) / Double(max(m.sampleCount, 1)), Double(totalRaw) / Double(max(totalBytes, 1)))
         out += String(format: "build        %.1f s", m.buildSeconds)
         let shown = m.buildOptions.filter { $0.key != "buildID" && !$0.value.isEmpty }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }

@@ -70,8 +70,10 @@ import Testing
         let manifestURL = dir.url.appendingPathComponent("manifest.json")
         let original = try String(contentsOf: manifestURL, encoding: .utf8)
 
-        try original.replacingOccurrences(of: "\"formatVersion\" : 1", with: "\"formatVersion\" : 7").write(to: manifestURL, atomically: true, encoding: .utf8)
-        #expect(throws: CacheError.unsupportedVersion(path: manifestURL.path, found: 7, supported: 1)) { try CacheReader(url: dir.url) }
+        let version = "\"formatVersion\" : \(Manifest.currentFormatVersion)"
+        #expect(original.contains(version))
+        try original.replacingOccurrences(of: version, with: "\"formatVersion\" : 7").write(to: manifestURL, atomically: true, encoding: .utf8)
+        #expect(throws: CacheError.unsupportedVersion(path: manifestURL.path, found: 7, supported: Manifest.currentFormatVersion)) { try CacheReader(url: dir.url) }
 
         try FileManager.default.removeItem(at: manifestURL)
         #expect(throws: CacheError.missingManifest(path: dir.url.path)) { try CacheReader(url: dir.url) }

@@ -25,20 +25,28 @@ public enum CacheFixture {
 
     /// Writes a complete cache (shards, manifest) holding `samples`.
     @discardableResult
+    /// - Parameters:
+    ///   - codecs: one per level (default: zstd everywhere).
+    ///   - formatVersion: 2, or 1 for a cache as pyramid wrote it before version 2 (zstd only).
     public static func write(_ samples: [Sample], levels: [Int], channels: Int, classes: Int, shards: Int = 1,
-                             filter: RecordHeader.Filter = .none, dictionary: Bool = false, to dir: URL) throws -> Manifest {
+                             filter: RecordHeader.Filter = .none, dictionary: Bool = false, codecs: [LevelCodec]? = nil,
+                             formatVersion: Int = Manifest.currentFormatVersion, to dir: URL) throws -> Manifest {
+        let codecs = codecs ?? Array(repeating: .zstd, count: levels.count)
         let buildID = "fixture"
         var dictionaries: [Int: RecordDictionary] = [:]
         var dictionaryText: [Int: String] = [:]
         if dictionary {
-            for (l, size) in levels.enumerated() {
+            for (l, size) in levels.enumerated() where codecs[l] == .zstd {
                 if let d = RecordDictionary.train(samples: samples.map { $0.levels[l] }, capacity: 4096) {
                     dictionaries[size] = try RecordDictionary(bytes: d, compressionLevel: 3)
                     dictionaryText[size] = Data(d).base64EncodedString()
                 }
             }
         }
-        let encoders = Dictionary(uniqueKeysWithValues: levels.map { ($0, RecordEncoder(compressionLevel: 3, filter: filter, dictionary: dictionaries[$0])) })
+        let encoders = Dictionary(uniqueKeysWithValues: zip(levels, codecs).map { size, codec in
+            (size, RecordEncoder(codec: codec, compressionLevel: 3, filter: filter, dictionary: dictionaries[size],
+                                 recordVersion: UInt8(formatVersion)))
+        })
         var manifestShards: [Manifest.Shard] = []
         var bytes = Array(repeating: 0, count: levels.count)
         for k in 0..<shards {
@@ -57,34 +65,41 @@ public enum CacheFixture {
                 batch.labels.append((i, samples[i].label))
             }
             batch.meta.append((ShardInfo.metaKey, ShardInfo(number: k, firstIndex: range.lowerBound, count: range.count,
-                                                             levels: levels, channels: channels, buildID: buildID).encoded()))
+                                                             levels: levels, channels: channels, buildID: buildID,
+                                                             formatVersion: formatVersion).encoded()))
             try writer.commit(batch)
             try writer.sync()
             manifestShards.append(.init(name: name, firstIndex: range.lowerBound, count: range.count))
         }
-        let manifest = Manifest(
+        var manifest = Manifest(
             toolVersion: "test", createdAt: "2026-01-01T00:00:00Z", source: .init(format: "test", path: "memory"),
             classes: (0..<classes).map(String.init), sampleCount: samples.count, channels: channels,
             levels: levels.enumerated().map { l, size in
-                Manifest.Level(size: size, storedShortSide: size, bytes: bytes[l], rawBytes: samples.count * size * size * channels, dictionary: dictionaryText[size])
+                var level = Manifest.Level(size: size, storedShortSide: size, bytes: bytes[l], rawBytes: samples.count * size * size * channels,
+                                           dictionary: dictionaryText[size], codec: codecs[l])
+                if formatVersion == 1 { level.codec = nil }  // version 1 manifests have no codec per level
+                return level
             },
             shape: .init(crop: "center", margin: 1), codec: .init(level: 3, filter: filter.name), shards: manifestShards,
             mean: Array(repeating: 0.5, count: channels), std: Array(repeating: 0.25, count: channels),
             labelHistogram: (0..<classes).map { c in samples.filter { $0.label == c }.count }, skipped: 0,
             buildOptions: ["buildID": buildID], buildSeconds: 0)
+        manifest.formatVersion = formatVersion
         try manifest.write(to: dir)
         return manifest
     }
 
-    /// Finds `needle` in a file and flips one byte at `offset` inside the first match.
+    /// Finds `needle` in a file and flips one byte at `offset` inside every match (LMDB may keep a
+    /// stale copy of a page from a transaction retried after the map grew; the live one may be any).
     /// - Returns: whether the needle was found.
     @discardableResult
     public static func flipByte(in file: String, inside needle: [UInt8], offset: Int) throws -> Bool {
         var data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
-        guard needle.count > offset, let at = data.firstRange(of: needle)?.lowerBound else { return false }
-        data[at + offset] ^= 0x5A
+        guard needle.count > offset else { return false }
+        let matches = data.ranges(of: needle).map(\.lowerBound)
+        for at in matches { data[at + offset] ^= 0x5A }
         try Data(data).write(to: URL(fileURLWithPath: file))
-        return true
+        return !matches.isEmpty
     }
 
     /// Every record of every level (levels largest first, samples in index order), then the labels

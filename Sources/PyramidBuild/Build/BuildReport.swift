@@ -5,6 +5,8 @@ public struct BuildReport: Codable, Sendable {
     public struct LevelReport: Codable, Sendable {
         public var size: Int
         public var storedShortSide: Int
+        /// `zstd` or `jpeg:Q`.
+        public var codec: String
         public var bytes: Int
         public var rawBytes: Int
         public var bytesPerSample: Double
@@ -40,6 +42,11 @@ public struct BuildReport: Codable, Sendable {
     public var summary: String {
         let rate = itemsPerSecond >= 100 ? String(Int(itemsPerSecond)) : String(format: "%.1f", itemsPerSecond)
         var s = "built \(samplesWritten) samples at \(levels.count) levels (\(levels.map { String($0.size) }.joined(separator: ","))) into \(output)"
+        let perSample = Double(levels.reduce(0) { $0 + $1.bytes }) / Double(max(samplesWritten, 1))
+        var codecs: [(String, Int)] = []
+        for l in levels { if codecs.last?.0 == l.codec { codecs[codecs.count - 1].1 += 1 } else { codecs.append((l.codec, 1)) } }
+        s += String(format: "; %.1f KiB per sample (%@)", perSample / 1024,
+                    codecs.map { "\($0.0) ×\($0.1)" }.joined(separator: ", ") as NSString)
         s += "; \(skippedCount) skipped"
         s += String(format: "; %.1f s, %@ items/s", seconds, rate)
         if dictionarySeconds >= 0.05 { s += String(format: " (%.1f s of it training dictionaries)", dictionarySeconds) }

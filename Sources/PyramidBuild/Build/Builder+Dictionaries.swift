@@ -3,7 +3,7 @@ import PyramidCache
 
 /// Per-level zstd dictionaries, trained before the first chunk.
 extension Builder {
-    /// Trains one dictionary per level from evenly spaced source items (the same items for any
+    /// Trains one dictionary per zstd level from evenly spaced source items (the same items for any
     /// number of workers or shards), on the bytes zstd will see (after the filter).
     func trainDictionaries() throws -> [String: String] {
         let renderer = ChunkRenderer(catalog: catalog, options: options, channels: channels)
@@ -24,7 +24,7 @@ extension Builder {
             }
         }
         var out: [String: String] = [:]
-        for (l, size) in levels.enumerated() {
+        for (l, size) in levels.enumerated() where codecs[l] == .zstd {
             if let dict = RecordDictionary.train(samples: samplesPerLevel[l]) { out[String(size)] = Data(dict).base64EncodedString() }
         }
         return out

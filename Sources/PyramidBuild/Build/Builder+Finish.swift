@@ -39,8 +39,9 @@ extension Builder {
             let bytes = progress.reduce(0) { $0 + $1.bytes[l] }
             let raw = progress.reduce(0) { $0 + $1.rawBytes[l] }
             let dict = state.dictionaries[String(size)]
-            levelEntries.append(Manifest.Level(size: size, storedShortSide: options.storedSide(size), bytes: bytes, rawBytes: raw, dictionary: dict))
-            levelReports.append(.init(size: size, storedShortSide: options.storedSide(size), bytes: bytes, rawBytes: raw,
+            levelEntries.append(Manifest.Level(size: size, storedShortSide: options.storedSide(size), bytes: bytes, rawBytes: raw,
+                                               dictionary: dict, codec: codecs[l]))
+            levelReports.append(.init(size: size, storedShortSide: options.storedSide(size), codec: codecs[l].description, bytes: bytes, rawBytes: raw,
                                       bytesPerSample: Double(bytes) / Double(count), compressionRatio: Double(raw) / Double(max(bytes, 1)),
                                       dictionaryBytes: dict.flatMap { Data(base64Encoded: $0)?.count } ?? 0))
         }

@@ -17,7 +17,7 @@ public struct BuildProgress: Sendable {
 /// Builds a cache from a listed source.
 ///
 /// Work is split into chunks of consecutive source items; worker threads render (libvips) and
-/// encode (zstd) chunks in any order, and the calling thread commits them strictly in source order,
+/// encode (zstd or JPEG) chunks in any order, and the calling thread commits them strictly in source order,
 /// one LMDB transaction per chunk, into the shard that owns them. Sample indices are assigned at
 /// commit time, so they are consecutive whatever is skipped, and the records' bytes do not depend
 /// on the number of workers or shards. Each commit also stores the shard's progress, so a build
@@ -35,6 +35,8 @@ public final class Builder {
     public static let stateFileName = BuildState.fileName
 
     let levels: [Int]
+    /// The codec of each level, largest first.
+    public let codecs: [LevelCodec]
     let chunkSize: Int
 
     public init(catalog: SourceCatalog, options: BuildOptions, output: URL) throws {
@@ -46,6 +48,7 @@ public final class Builder {
         self.output = output
         channels = options.channels ?? catalog.naturalChannels
         levels = options.sortedLevels
+        codecs = options.levelCodecs(photoSource: catalog.isPhotoSource)
         chunkSize = catalog.chunkSize
     }
 
@@ -57,7 +60,8 @@ public final class Builder {
             "channels": String(channels), "crop": options.crop.rawValue, "margin": String(options.margin),
             "zstd-level": String(options.zstdLevel), "filter": options.filter.name,
             "dictionary": String(options.dictionary), "shards": String(options.shards),
-            "max-pixels": String(options.maxPixels),
+            "max-pixels": String(options.maxPixels), "codecs": codecs.map(\.description).joined(separator: ","),
+            "format-version": String(Manifest.currentFormatVersion),
         ]
     }
 
@@ -139,9 +143,11 @@ public final class Builder {
         let dictionaries = dicts
         var threads: [Thread] = []
         for _ in 0..<min(options.workers, max(chunks.count, 1)) {
-            let thread = Thread { [catalog, levels, channels, chunks] in
+            let thread = Thread { [catalog, levels, codecs, channels, chunks] in
                 let renderer = ChunkRenderer(catalog: catalog, options: rendererOptions, channels: channels)
-                let encoders = levels.map { RecordEncoder(compressionLevel: rendererOptions.zstdLevel, filter: rendererOptions.filter, dictionary: dictionaries[$0]) }
+                let encoders = zip(levels, codecs).map { size, codec in
+                    RecordEncoder(codec: codec, compressionLevel: rendererOptions.zstdLevel, filter: rendererOptions.filter, dictionary: dictionaries[size])
+                }
                 while let id = queue.take() {
                     let chunk = chunks[id]
                     queue.put(id, Result { try Self.encodeChunk(Array(chunk.range), renderer: renderer, encoders: encoders, channels: channels) })

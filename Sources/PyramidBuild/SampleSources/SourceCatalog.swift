@@ -25,6 +25,13 @@ public struct SourceCatalog: Sendable {
     /// Channels of the source when the build does not ask for others.
     public var naturalChannels: Int
 
+    /// Whether the items are image files (a folder or a list), which get JPEG levels by default
+    /// (``BuildOptions/defaultCodecs(photoSource:)``), rather than raster data sets (IDX, CIFAR).
+    public var isPhotoSource: Bool {
+        if case .files = items { return true }
+        return false
+    }
+
     public var count: Int {
         switch items {
         case .files(let f): return f.count

@@ -12,6 +12,7 @@ import Testing
         for (workers, shards) in [(1, 1), (2, 1), (2, 3), (3, 7)] {
             var options = BuildOptions(levels: [28, 24, 20, 16, 14, 12])
             options.workers = workers; options.shards = shards; options.dictionary = true
+            options.codecs = [.jpeg(quality: 90), .zstd, .jpeg(quality: 75), .zstd, .zstd, .jpeg(quality: 90)]
             let dir = out.url.appendingPathComponent("w\(workers)s\(shards)")
             try build(src.url.path, dir, options)
             results.append(try recordBytes(dir))
@@ -33,6 +34,9 @@ import Testing
         try build(src.url.path, out.url.appendingPathComponent("a"), a)
         try build(src.url.path, out.url.appendingPathComponent("b"), b)
         #expect(try recordBytes(out.url.appendingPathComponent("a")) == recordBytes(out.url.appendingPathComponent("b")))
+        // A photo folder's default: JPEG from 64 px up, lossless below.
+        let manifest = try CacheReader(url: out.url.appendingPathComponent("a")).manifest
+        #expect(manifest.levels.map(\.levelCodec) == [.jpeg(quality: 90), .zstd, .zstd])
     }
 
     @Test func aSampleDoesNotDependOnItsMosaicNeighbours() throws {

@@ -11,6 +11,7 @@ import Testing
         try makeIDX(src, count: 1800)
         var options = BuildOptions(levels: [28, 20, 14])
         options.shards = 3; options.workers = 2; options.dictionary = true
+        options.codecs = [.jpeg(quality: 85), .zstd, .jpeg(quality: 70)]
         let reference = out.url.appendingPathComponent("reference")
         try build(src.url.path, reference, options)
 
@@ -41,5 +42,8 @@ import Testing
         var other = BuildOptions(levels: [28, 12])
         other.mode = .resume
         #expect(throws: BuildError.resumeMismatch(option: "levels", was: "28,14", now: "28,12")) { try build(src.url.path, cache, other) }
+        var lossy = BuildOptions(levels: [28, 14])
+        lossy.mode = .resume; lossy.codecs = [.jpeg(quality: 90)]
+        #expect(throws: BuildError.resumeMismatch(option: "codecs", was: "zstd,zstd", now: "jpeg:90,jpeg:90")) { try build(src.url.path, cache, lossy) }
     }
 }

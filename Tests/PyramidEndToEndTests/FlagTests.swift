@@ -75,3 +75,38 @@ import Testing
         #expect(b.status == 1 && b.stderr.contains("its header says 8 labels and it holds 8, but the image file holds 10 images"), "\(b.stderr)")
     }
 }
+
+/// `--codec`: the default per source, explicit lists, what inspect shows, refused values.
+@Suite struct CodecFlagTests {
+    @Test func codecsAreChosenShownAndChecked() throws {
+        let src = TempDirectory(), out = TempDirectory()
+        try makeTinyFolder(src)
+        // The default for a folder: JPEG from 64 px up.
+        let auto = out.path("auto")
+        let b = try Tool.run(["build", src.url.path, "--out", auto, "--levels", "64,32"])
+        #expect(b.status == 0, "\(b.stderr)")
+        #expect(b.stdout.contains("(jpeg:90 ×1, zstd ×1)"), "\(b.stdout)")
+        let inspect = try Tool.run(["inspect", auto])
+        #expect(inspect.stdout.contains("format       version 2"), "\(inspect.stdout)")
+        #expect(inspect.stdout.range(of: #"\n\s+64\s+64\s+jpeg:90 "#, options: .regularExpression) != nil, "\(inspect.stdout)")
+        #expect(inspect.stdout.range(of: #"\n\s+32\s+32\s+zstd "#, options: .regularExpression) != nil, "\(inspect.stdout)")
+        // One per level, largest first, whatever order --levels lists them in.
+        let listed = out.path("listed")
+        #expect(try Tool.run(["build", src.url.path, "--out", listed, "--levels", "32,48", "--codec", "zstd,jpeg:70", "--quiet"]).status == 0)
+        let m = try CacheReader(url: URL(fileURLWithPath: listed)).manifest
+        #expect(m.levels.map(\.size) == [48, 32] && m.levels.map(\.levelCodec) == [.zstd, .jpeg(quality: 70)])
+        #expect(try Tool.run(["verify", listed]).status == 0)
+        // A flipped byte inside a JPEG record is named by verify.
+        let record = try CacheReader(url: URL(fileURLWithPath: listed)).makeSession().withRecord(index: 2, level: 32) { Array($0) }
+        #expect(try CacheFixture.flipByte(in: listed + "/shard-00000/data.mdb", inside: record, offset: record.count / 2))
+        let v = try Tool.run(["verify", listed])
+        #expect(v.status == 1 && v.stdout.contains("shard 0 index 2 level 32: checksum mismatch"), "\(v.stdout)\(v.stderr)")
+
+        for (codec, message) in [("png", "--codec: 'png' is not a codec"), ("jpeg:0", "--codec: 'jpeg:0' is not a codec"),
+                                 ("zstd,zstd,zstd", "--codec: give one codec, or one per level (2), not 3")] {
+            let r = try Tool.run(["build", src.url.path, "--out", out.path("bad"), "--levels", "64,32", "--codec", codec])
+            #expect(r.status == 64 && r.stderr.contains(message), "\(codec): \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: out.path("bad")))
+        }
+    }
+}

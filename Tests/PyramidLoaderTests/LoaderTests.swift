@@ -13,7 +13,7 @@ final class SmoothCache {
     let manifest: Manifest
     var url: URL { dir.url.appendingPathComponent("cache") }
 
-    init(count: Int = 300, channels: Int = 1, shards: Int = 2) throws {
+    init(count: Int = 300, channels: Int = 1, shards: Int = 2, codecs: [LevelCodec]? = nil) throws {
         samples = (0..<count).map { i in
             let base = Fixtures.pattern(width: 32, height: 32, channels: channels, seed: i)
             let levels = SmoothCache.levels.map { s in
@@ -22,7 +22,8 @@ final class SmoothCache {
             }
             return CacheFixture.Sample(label: i % 10, levels: levels)
         }
-        manifest = try CacheFixture.write(samples, levels: SmoothCache.levels, channels: channels, classes: 10, shards: shards, to: dir.url.appendingPathComponent("cache"))
+        manifest = try CacheFixture.write(samples, levels: SmoothCache.levels, channels: channels, classes: 10, shards: shards,
+                                          codecs: codecs, to: dir.url.appendingPathComponent("cache"))
     }
 
     func loader(_ schedule: String, batch: Int = 16, seed: UInt64 = 1, workers: Int = 2, prefetch: Int? = nil,
@@ -244,5 +245,40 @@ func collect(_ loader: Loader, epoch: Int, from cursor: Int = 0, limit: Int = .m
         let batches = try collect(loader, epoch: 0)
         #expect(batches.map(\.indices.count) == [16, 16, 16, 2])
         #expect(batches.flatMap(\.indices) == Array(0..<50))
+    }
+}
+
+/// The loader over JPEG levels: the same determinism, resume and corrupt-record guarantees.
+@Suite struct JPEGLevelLoaderTests {
+    static let codecs: [LevelCodec] = [.jpeg(quality: 90), .jpeg(quality: 80), .zstd]
+
+    @Test(arguments: ["fixed:16", "parallel:16,12,8", "mixsize:8,12,16,24@0.2,0.3,0.3,0.2"])
+    func batchesAreDeterministicAndResumeExactly(schedule: String) throws {
+        let cache = try SmoothCache(count: 120, channels: 3, codecs: Self.codecs)
+        let one = try collect(try cache.loader(schedule, workers: 1), epoch: 1)
+        let two = try collect(try cache.loader(schedule, workers: 2, prefetch: 2), epoch: 1)
+        #expect(!one.isEmpty && one == two)
+        let k = one.count / 2
+        #expect(Array(one[k...]) == (try collect(try cache.loader(schedule, workers: 2), epoch: 1, from: one[k - 1].cursor)))
+    }
+
+    @Test func aDamagedJPEGRecordFailsOrIsSubstituted() throws {
+        let cache = try SmoothCache(count: 40, channels: 3, shards: 1, codecs: Self.codecs)
+        let victim = 11
+        let record = try CacheReader(url: cache.url).makeSession().withRecord(index: victim, level: 16) { Array($0) }
+        #expect(record[1] == RecordHeader.Codec.jpeg.rawValue)
+        // A byte in the middle of the JPEG stream: TurboJPEG might decode it to other pixels; the checksum must not let it.
+        #expect(try CacheFixture.flipByte(in: cache.url.appendingPathComponent("shard-00000/data.mdb").path, inside: record, offset: record.count / 2))
+        #expect {
+            var it = try cache.loader("fixed:16", batch: 40, augmentation: Augmentation.none).batches(epoch: 0)
+            while try it.next() != nil {}
+        } throws: { error in
+            guard case LoaderError.cache(.corruptRecord(_, let index, let level, let reason)) = error else { return false }
+            return index == victim && level == 16 && reason.hasPrefix("checksum mismatch")
+        }
+        let substituting = try cache.loader("fixed:16", batch: 40, augmentation: Augmentation.none, output: .uint8, policy: .substitute)
+        var it = try substituting.batches(epoch: 0)
+        let b = try #require(try it.next())
+        #expect(b.substitutions == 1 && !b.indices.contains(victim))
     }
 }

@@ -26,7 +26,6 @@ final class EpochRun: @unchecked Sendable {
     private var cancelled = false
     private var failed = false
     private var waiter: (step: Int, continuation: CheckedContinuation<Batch?, Error>)?
-    private var threads: [Thread] = []
 
     init(loader: Loader, epoch: Int, cursor: Int) throws {
         self.loader = loader
@@ -51,9 +50,10 @@ final class EpochRun: @unchecked Sendable {
     func start() {
         let n = min(loader.configuration.workers, max(1, plan.steps.count - firstStep))
         for w in 0..<n {
+            // Not kept: a Thread keeps its closure (and so this run) after it finishes, and a run
+            // that is never released never gives its buffers back (every epoch leaked them).
             let t = Thread { [self] in work() }
             t.name = "pyramid-loader-\(w)"
-            threads.append(t)
             t.start()
         }
     }
@@ -70,7 +70,11 @@ final class EpochRun: @unchecked Sendable {
     /// Returns a buffer to the pool (called when a ``Batch`` is released).
     func recycle(_ storage: BatchStorage) {
         cond.lock()
-        free.append(storage)
+        if nextDeliver >= plan.steps.count {
+            loader.returnBuffers([storage])  // the epoch is over: straight to the next one
+        } else {
+            free.append(storage)
+        }
         cond.broadcast()
         cond.unlock()
     }
@@ -126,7 +130,14 @@ final class EpochRun: @unchecked Sendable {
 
     /// The batch of `step` if its buffer is ready; nil while it is not.
     private func takeReady(_ step: Int) -> Result<Batch?, Error>? {
-        if step >= plan.steps.count { return .success(nil) }
+        if step >= plan.steps.count {
+            // Every batch is out: the buffers not held by the consumer go back to the loader now,
+            // so that the next epoch reuses them (their pages are already faulted in).
+            nextDeliver = step
+            loader.returnBuffers(free)
+            free = []
+            return .success(nil)
+        }
         guard let r = ready.removeValue(forKey: step) else { return nil }
         nextDeliver = step + 1
         switch r {

@@ -105,8 +105,14 @@ final class SampleRenderer {
                 for (v, size) in plan.sizes.enumerated() {
                     if v > 0 && augmentation.flip && augmentation.independentFlips { box.flip = rng.nextUnit() < 0.5 }
                     let image = images[source[v]]
-                    let result = resampler.render(image.pixels, width: image.width, height: image.height, channels: channels, box: box, size: size)
-                    store(result, into: storage.views[v].pointer, slot: slot, size: size, format: config.output)
+                    if config.output == .float32 {
+                        let dst = storage.views[v].pointer.assumingMemoryBound(to: Float.self) + slot * channels * size * size
+                        resampler.renderPlanes(image.pixels, width: image.width, height: image.height, channels: channels, box: box, size: size,
+                                               scale: loader.normalizeScale, offset: loader.normalizeOffset, lut: lut, into: dst)
+                    } else {
+                        let result = resampler.render(image.pixels, width: image.width, height: image.height, channels: channels, box: box, size: size)
+                        store(result, into: storage.views[v].pointer, slot: slot, size: size, format: config.output)
+                    }
                 }
                 storage.labels.append(label)
                 storage.indices.append(index)
@@ -114,38 +120,16 @@ final class SampleRenderer {
         }
     }
 
-    /// Writes one rendered view into its slot of the batch, converting layout and type.
+    /// Writes one rendered view into its slot of a uint8 (NHWC) batch (float32 views are rendered
+    /// in place by ``Resampler/renderPlanes(_:width:height:channels:box:size:scale:offset:lut:into:)``).
     private func store(_ result: Resampler.Result, into base: UnsafeMutableRawPointer, slot: Int, size: Int, format: OutputFormat) {
-        let plane = size * size, c = channels
-        switch format {
-        case .float32:
-            let dst = base.assumingMemoryBound(to: Float.self) + slot * c * plane
-            switch result {
-            case .bytes(let src):
-                for k in 0..<c {
-                    lut[k].withUnsafeBufferPointer { table in
-                        let out = dst + k * plane
-                        if c == 1 { for i in 0..<plane { out[i] = table[Int(src[i])] } } else {
-                            for i in 0..<plane { out[i] = table[Int(src[i * c + k])] }
-                        }
-                    }
-                }
-            case .floats(let src):
-                for k in 0..<c {
-                    let a = loader.normalizeScale[k], b = loader.normalizeOffset[k]
-                    let out = dst + k * plane
-                    if c == 1 { for i in 0..<plane { out[i] = src[i] * a + b } } else {
-                        for i in 0..<plane { out[i] = src[i * c + k] * a + b }
-                    }
-                }
-            }
-        case .uint8:
-            let dst = base.assumingMemoryBound(to: UInt8.self) + slot * c * plane
-            switch result {
-            case .bytes(let src): dst.update(from: src, count: plane * c)
-            case .floats(let src):
-                for i in 0..<(plane * c) { dst[i] = UInt8(max(0, min(255, src[i].rounded()))) }
-            }
+        precondition(format == .uint8)
+        let count = size * size * channels
+        let dst = base.assumingMemoryBound(to: UInt8.self) + slot * count
+        switch result {
+        case .bytes(let src): dst.update(from: src, count: count)
+        case .floats(let src):
+            for i in 0..<count { dst[i] = UInt8(max(0, min(255, src[i].rounded()))) }
         }
     }
 }

@@ -203,6 +203,30 @@ func collect(_ loader: Loader, epoch: Int, from cursor: Int = 0, limit: Int = .m
         #expect(Set(kept.map(\.bufferID)).count == 75)
     }
 
+    /// The next epoch reuses the last one's buffers (the same memory, already faulted in), and a
+    /// finished epoch releases everything: no epoch keeps its buffers alive (they leaked before).
+    @Test func epochsReuseTheSameBufferMemoryAndReleaseTheirRuns() throws {
+        let cache = try SmoothCache()
+        let loader = try cache.loader("fixed:16", batch: 8, workers: 2, prefetch: 3)
+        func addresses(_ epoch: Int) throws -> Set<UnsafeMutableRawPointer> {
+            var it = try loader.batches(epoch: epoch)
+            var seen = Set<UnsafeMutableRawPointer>()
+            while let b = try it.next() { seen.insert(b.storage.views[0].pointer) }
+            return seen
+        }
+        let first = try addresses(0)
+        #expect(!first.isEmpty && first.count <= 3)
+        for epoch in 1...3 { #expect(try addresses(epoch).isSubset(of: first), "epoch \(epoch) allocated new buffers") }
+        weak var finished: EpochRun?
+        do {
+            var it = try loader.batches(epoch: 4)
+            finished = it.handle.run
+            while try it.next() != nil {}
+        }
+        for _ in 0..<200 where finished != nil { usleep(5000) }  // its worker threads are exiting
+        #expect(finished == nil, "a finished epoch's run is still alive")
+    }
+
     @Test func corruptRecordFailsOrIsSubstituted() throws {
         let cache = try SmoothCache(count: 40, shards: 1)
         // Corrupt the level-12 record of one sample: find its stored bytes in the shard file.

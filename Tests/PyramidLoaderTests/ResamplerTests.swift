@@ -32,6 +32,38 @@ import PyramidTestSupport
         #expect(worst < 0.01, "max |fast − naive| = \(worst)")
     }
 
+    /// The float32 path renders into planes and normalizes in one go; it must give exactly what the
+    /// interleaved render followed by `v · scale + offset` per channel gives (its twin), bit for bit.
+    @Test(arguments: [UInt64(1), 2, 3, 4, 5, 6])
+    func planarRenderEqualsInterleavedRenderThenNormalize(seed: UInt64) {
+        var rng = SeededGenerator(seed: seed)
+        let r = Resampler()
+        for trial in 0..<40 {
+            let w = Int.random(in: 1...70, using: &rng), h = Int.random(in: 1...70, using: &rng)
+            let c = trial % 2 == 0 ? 3 : 1
+            let size = Int.random(in: 1...48, using: &rng)
+            let px = Self.image(w, h, c, seed: seed &* 1000 &+ UInt64(trial))
+            let bw = Double.random(in: 0.05...1.3, using: &rng), bh = Double.random(in: 0.05...1.3, using: &rng)
+            var box = CropBox(x: Double.random(in: -0.2...0.9, using: &rng), y: Double.random(in: -0.2...0.9, using: &rng),
+                              width: bw, height: bh, flip: Bool.random(using: &rng))
+            if trial % 7 == 0 { box = CropBox(x: -2.0 / Double(w), y: 0, width: Double(size) / Double(w), height: Double(size) / Double(h), flip: trial % 2 == 0) }
+            let scale = (0..<c).map { _ in Float.random(in: 0.001...0.02, using: &rng) }
+            let offset = (0..<c).map { _ in Float.random(in: -2...0, using: &rng) }
+            let lut = (0..<c).map { k in (0..<256).map { Float($0) * scale[k] + offset[k] } }
+            let interleaved = render(px, w, h, c, box, size)
+            var expected = [Float](repeating: 0, count: size * size * c)
+            for k in 0..<c { for i in 0..<(size * size) { expected[k * size * size + i] = interleaved[i * c + k] * scale[k] + offset[k] } }
+            var planes = [Float](repeating: .nan, count: size * size * c)
+            px.withUnsafeBufferPointer { p in
+                planes.withUnsafeMutableBufferPointer { d in
+                    r.renderPlanes(p.baseAddress!, width: w, height: h, channels: c, box: box, size: size,
+                                   scale: scale, offset: offset, lut: lut, into: d.baseAddress!)
+                }
+            }
+            #expect(planes == expected, "\(w)x\(h)x\(c) box \(box) size \(size)")
+        }
+    }
+
     @Test func storedSizeWholeBoxIsACopyAndAShiftIsAGather() {
         let px = Self.image(16, 16, 3, seed: 1)
         #expect(render(px, 16, 16, 3, .whole, 16) == px.map(Float.init))

@@ -13,8 +13,8 @@ final class Resampler {
         case floats(UnsafePointer<Float>)
     }
 
-    private var rows = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-    private var rowsCapacity = 1
+    var rows = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    var rowsCapacity = 1
     private var out = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     private var outCapacity = 1
     private var bytes = UnsafeMutablePointer<UInt8>.allocate(capacity: 1)
@@ -22,7 +22,7 @@ final class Resampler {
 
     deinit { rows.deallocate(); out.deallocate(); bytes.deallocate() }
 
-    private static func ensure<T>(_ p: inout UnsafeMutablePointer<T>, _ cap: inout Int, _ need: Int) {
+    static func ensure<T>(_ p: inout UnsafeMutablePointer<T>, _ cap: inout Int, _ need: Int) {
         if need > cap { p.deallocate(); p = .allocate(capacity: need); cap = need }
     }
 
@@ -55,7 +55,7 @@ final class Resampler {
         }
         // Horizontal pass over the rows the vertical pass reads.
         let lo = ys.lo, hi = ys.hi
-        let rowCount = max(0, hi - lo + 1)
+        let rowCount = lo > hi ? 0 : hi - lo + 1  // lo > hi: every output row is padding
         Self.ensure(&rows, &rowsCapacity, max(1, rowCount * rowLength))
         Self.ensure(&out, &outCapacity, size * rowLength)
         xs.first.withUnsafeBufferPointer { first in

@@ -49,6 +49,14 @@ extension Resampler {
                                 var s: Float = 0
                                 for t in 0..<n { s += w[t] * Float(src[f + t]) }
                                 dst[x] = s
+                            } else if c == 3 && n == 2 && f + 2 < width {
+                                // Two taps (every upsampling output): unrolled. 0 + w₀v₀ is w₀v₀ exactly
+                                // (never −0), so this is the loop below, bit for bit.
+                                let p = UnsafeRawPointer(src + f * 3)
+                                let v0 = SIMD4<Float>(SIMD4<Int32>(truncatingIfNeeded: p.loadUnaligned(as: SIMD4<UInt8>.self)))
+                                let v1 = SIMD4<Float>(SIMD4<Int32>(truncatingIfNeeded: p.loadUnaligned(fromByteOffset: 3, as: SIMD4<UInt8>.self)))
+                                let s = w[0] * v0 + w[1] * v1
+                                dst[x] = s[0]; dst[rowPlane + x] = s[1]; dst[2 * rowPlane + x] = s[2]
                             } else if c == 3 && f + n < width {
                                 // One pixel per SIMD4 (its fourth lane is the next pixel's red, unused):
                                 // reading 4 bytes stays inside the row because pixel f + n exists.

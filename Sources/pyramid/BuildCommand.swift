@@ -109,19 +109,7 @@ struct BuildCommand: ParsableCommand {
         }
         if filter != "none" && filter != "sub" { throw ValidationError("--filter: must be none or sub, not '\(filter)'") }
         if split != "train" && split != "test" { throw ValidationError("--split: must be train or test, not '\(split)'") }
-        _ = try parseCodecs()
-    }
-
-    /// `--codec`: nil for auto, else the codecs as given (one, or one per level).
-    func parseCodecs() throws -> [LevelCodec]? {
-        if codec == "auto" { return nil }
-        return try codec.split(separator: ",", omittingEmptySubsequences: false).map { part in
-            let text = part.trimmingCharacters(in: .whitespaces)
-            guard let c = LevelCodec(text) else {
-                throw ValidationError("--codec: '\(text)' is not a codec (auto, zstd, jpeg or jpeg:Q with Q in 1...100)")
-            }
-            return c
-        }
+        _ = try parseCodecList(codec)
     }
 
     /// The build's options, validated.
@@ -135,7 +123,7 @@ struct BuildCommand: ParsableCommand {
         o.zstdLevel = zstdLevel
         o.dictionary = dictionary
         o.filter = filter == "sub" ? .sub : .none
-        o.codecs = try parseCodecs()
+        o.codecs = try parseCodecList(codec)
         o.maxPixels = maxPixels
         o.strict = strict
         o.mode = resume ? .resume : overwrite ? .overwrite : .create

@@ -1,4 +1,5 @@
 import ArgumentParser
+import PyramidCache
 import Foundation
 
 /// The tool's names for the libraries' settings.
@@ -40,4 +41,16 @@ func parseIntList(_ text: String, flag: String) throws -> [Int] {
         out.append(v)
     }
     return out
+}
+
+/// `--codec`: nil for `auto`, else the codecs as given (one, or one per level).
+func parseCodecList(_ text: String) throws -> [LevelCodec]? {
+    if text == "auto" { return nil }
+    return try text.split(separator: ",", omittingEmptySubsequences: false).map { part in
+        let name = part.trimmingCharacters(in: .whitespaces)
+        guard let c = LevelCodec(name) else {
+            throw ValidationError("--codec: '\(name)' is not a codec (auto, zstd, jpeg or jpeg:Q with Q in 1...100)")
+        }
+        return c
+    }
 }

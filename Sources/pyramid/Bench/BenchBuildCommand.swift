@@ -30,8 +30,12 @@ struct BenchBuildCommand: ParsableCommand {
     @Option(help: "Pixel filter: none or sub.")
     var filter: String = "none"
 
+    @Option(help: "Level codecs, as for pyramid build: auto, one codec, or one per level.")
+    var codec: String = "auto"
+
     func validate() throws {
         if filter != "none" && filter != "sub" { throw ValidationError("--filter: must be none or sub, not '\(filter)'") }
+        _ = try parseCodecList(codec)
     }
 
     @Flag(help: "Train zstd dictionaries.")
@@ -52,6 +56,7 @@ struct BenchBuildCommand: ParsableCommand {
         options.limit = limit
         options.filter = filter == "sub" ? .sub : .none
         options.dictionary = dictionary
+        options.codecs = try parseCodecList(codec)
         let catalog = try SourceFormat.open(path: source, format: nil, split: "train", classNames: nil)
         let dir = URL(fileURLWithPath: scratch ?? NSTemporaryDirectory()).appendingPathComponent("pyramid-bench-\(getpid())")
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -3,7 +3,10 @@
 #include <vips/vips.h>
 
 // vips_init, then libvips single-threaded per call (the build spreads work by
-// image over its own worker threads) and no operation cache (every image is new).
+// image over its own worker threads), no operation cache (every image is new), and no liborc
+// vector code: Debian's liborc 0.4.33 crashed the build now and then when two worker threads
+// compiled programs at once (a segfault inside liborc, about one build of 2,000 photos in five),
+// and compiling a program for every image's resize cost about as much as the vector code saved.
 // Sends libvips' g_log warnings and criticals (domain VIPS) to `handler` instead of standard error
 // (its info and debug messages stay with GLib's default handler, which hides them).
 static inline void pyr_vips_capture_warnings(GLogFunc handler) {
@@ -15,6 +18,7 @@ static inline int pyr_vips_init(void) {
     if (VIPS_INIT("pyramid")) return -1;
     vips_concurrency_set(1);
     vips_cache_set_max(0);
+    vips_vector_set_enabled(FALSE);
     return 0;
 }
 
@@ -125,23 +129,30 @@ static inline int pyr_vips_linear1(VipsImage *in, VipsImage **out, double a, dou
     return vips_linear1(in, out, a, b, NULL);
 }
 
-// Computes the whole image in the calling thread, in strips of `strip` rows from the top (what the
-// pipeline's sequential loaders and line caches expect), without a libvips threadpool and so
-// without hand-offs between threads, copying the rows into dst.
+// Computes columns left ..< left+width of every row in the calling thread, in strips of `strip`
+// rows from the top (what the pipeline's sequential loaders and line caches expect), without a
+// libvips threadpool and so without hand-offs between threads, copying them into dst. Columns
+// outside the window are not computed (a resize computes only what is asked for); every row is,
+// so a decode failure anywhere in the image is still seen.
 // Returns -1 on error (including a decode failure) or when dst is too small.
-static inline int pyr_vips_fetch(VipsImage *in, void *dst, size_t size, int strip) {
-    size_t line = VIPS_IMAGE_SIZEOF_LINE(in);
-    if (size < line * (size_t)in->Ysize) return -1;
+static inline int pyr_vips_fetch_columns(VipsImage *in, void *dst, size_t size, int strip, int left, int width) {
+    size_t pixel = VIPS_IMAGE_SIZEOF_PEL(in), line = pixel * (size_t)width;
+    if (left < 0 || width < 1 || left + width > in->Xsize || size < line * (size_t)in->Ysize) return -1;
     VipsRegion *region = vips_region_new(in);
     if (!region) return -1;
     for (int top = 0; top < in->Ysize; top += strip) {
-        VipsRect r = {0, top, in->Xsize, VIPS_MIN(strip, in->Ysize - top)};
+        VipsRect r = {left, top, width, VIPS_MIN(strip, in->Ysize - top)};
         if (vips_region_prepare(region, &r)) { g_object_unref(region); return -1; }
         for (int y = r.top; y < r.top + r.height; y++)
-            memcpy((char *)dst + (size_t)y * line, VIPS_REGION_ADDR(region, 0, y), line);
+            memcpy((char *)dst + (size_t)y * line, VIPS_REGION_ADDR(region, left, y), line);
     }
     g_object_unref(region);
     return 0;
+}
+
+// The whole image (see pyr_vips_fetch_columns).
+static inline int pyr_vips_fetch(VipsImage *in, void *dst, size_t size, int strip) {
+    return pyr_vips_fetch_columns(in, dst, size, strip, 0, in->Xsize);
 }
 
 static inline size_t pyr_vips_size_of_image(VipsImage *in) { return VIPS_IMAGE_SIZEOF_IMAGE(in); }

@@ -99,10 +99,13 @@ final class VImage {
     ///   the top (its sequential loader and line caches expect them); a pipeline over an image in
     ///   memory is cheapest in one request, since each strip would recompute the rows its resampling
     ///   kernel shares with the next.
-    func pixels(strip: Int? = nil) throws -> [UInt8] {
-        let size = pyr_vips_size_of_image(ptr)
+    func pixels(strip: Int? = nil, columns: Range<Int>? = nil) throws -> [UInt8] {
+        let columns = columns ?? 0..<width
+        let size = columns.count * height * bands
         var out = [UInt8](unsafeUninitializedCapacity: size) { _, n in n = size }
-        let rc = out.withUnsafeMutableBytes { pyr_vips_fetch(ptr, $0.baseAddress, $0.count, Int32(strip ?? height)) }
+        let rc = out.withUnsafeMutableBytes {
+            pyr_vips_fetch_columns(ptr, $0.baseAddress, $0.count, Int32(strip ?? height), Int32(columns.lowerBound), Int32(columns.count))
+        }
         guard rc == 0 else { throw VipsFailure(function: "vips_region_prepare", message: Vips.takeError()) }
         return out
     }

@@ -15,13 +15,14 @@ pyramid_setup() {
 }
 
 # The benchmarks' photo cache: $1/photos (300 JPEGs from Tools/bench/make-photos) built at
-# 224,192,160,128,96 with --filter sub into $1/photo-cache, unless it is there already. Prints its path.
+# 224,192,160,128,96, lossless (--codec zstd --filter sub), into $1/photo-cache, unless it is there
+# already. Prints its path.
 pyramid_photo_cache() {
   local work=$1
   if [ ! -f "$work/photo-cache/manifest.json" ]; then
     Tools/bench/make-photos "$work/photos" 300
     echo "== building $work/photo-cache" >&2
-    "$bin" build "$work/photos" --out "$work/photo-cache" --levels 224,192,160,128,96 --filter sub --quiet --overwrite
+    "$bin" build "$work/photos" --out "$work/photo-cache" --levels 224,192,160,128,96 --codec zstd --filter sub --quiet --overwrite
   fi
   echo "$work/photo-cache"
 }

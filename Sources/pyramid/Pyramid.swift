@@ -9,7 +9,7 @@ struct Pyramid: ParsableCommand {
         abstract: "Multi-resolution image caches for CNN training (TRD, MixSize, RS-Nets).",
         discussion: """
             Decode a dataset once with libvips, store one crop of every image at several resolutions in \
-            LMDB shards (zstd records), look at and check the cache, plan a resolution schedule (fixed, \
+            LMDB shards (zstd or JPEG records, checksummed), look at and check the cache, plan a resolution schedule (fixed, \
             TRD, MixSize, parallel/RS-Nets, progressive), train a ResNet from the cache on OpenBLAS and \
             evaluate it at any test size.
             """,

@@ -1,6 +1,7 @@
 // Fixed-arity wrappers over libvips' varargs API, which Swift cannot call.
 // Each wrapper names the options it fixes and holds no logic of its own.
 #include <vips/vips.h>
+#include <vips/vector.h>
 
 // vips_init, then libvips single-threaded per call (the build spreads work by
 // image over its own worker threads), no operation cache (every image is new), and no liborc
@@ -43,6 +44,11 @@ static inline const char *pyr_vips_loader_name(const void *buf, size_t len) {
 // alpha premultiplied while resampling. No crop, so no copy to memory and no libvips threadpool.
 static inline int pyr_vips_thumbnail_image(VipsImage *in, VipsImage **out, int width, int height) {
     return vips_thumbnail_image(in, out, width, "height", height, "size", VIPS_SIZE_FORCE, NULL);
+}
+
+// Turns an image upright by its EXIF orientation (and drops the tag); a copy when there is none.
+static inline int pyr_vips_autorot(VipsImage *in, VipsImage **out) {
+    return vips_autorot(in, out, NULL);
 }
 
 // vips_resize with the linear kernel (a triangle filter, stretched when shrinking: antialiased

@@ -86,6 +86,25 @@ import Testing
         #expect(meanAbsDiff(try r.image(index: 0, level: 10).pixels, [UInt8](repeating: 90, count: 300)) < 1)
     }
 
+    /// A photo whose EXIF orientation says "rotate 90°" is stored upright: a 40x20 landscape file
+    /// shown as a 20x40 portrait keeps that portrait shape (--crop full), its left half on top.
+    @Test func exifOrientationIsTurnedUpright() throws {
+        let dir = TempDirectory(), out = TempDirectory()
+        try FileManager.default.createDirectory(atPath: dir.path("c"), withIntermediateDirectories: true)
+        var px = [UInt8](repeating: 0, count: 40 * 20 * 3)
+        for y in 0..<20 { for x in 0..<40 { let i = (y * 40 + x) * 3; if x < 20 { px[i] = 250 } else { px[i + 2] = 250 } } }
+        try Fixtures.writeImage(px, width: 40, height: 20, channels: 3, to: dir.path("c/rotated.jpg"), orientation: 6)
+        var options = BuildOptions(levels: [10])
+        options.crop = .full
+        let report = try build(dir.url.path, out.url.appendingPathComponent("c"), options)
+        #expect(report.skipped == [], "\(report.skipped)")
+        let (header, pixels) = try CacheReader(url: out.url.appendingPathComponent("c")).makeSession().image(index: 0, level: 10)
+        #expect(header.width == 10 && header.height == 20, "\(header.width)x\(header.height)")
+        // Orientation 6 shows the stored image turned 90° clockwise: its left (red) half ends up on top.
+        let top = pixels[(2 * 10 + 5) * 3], bottom = pixels[(17 * 10 + 5) * 3]
+        #expect(top > 200 && bottom < 50, "red at the top \(top), at the bottom \(bottom)")
+    }
+
     @Test func fullCropKeepsAspectAndMarginEnlargesStoredLevels() throws {
         let dir = TempDirectory(), out = TempDirectory()
         try FileManager.default.createDirectory(atPath: dir.path("c"), withIntermediateDirectories: true)

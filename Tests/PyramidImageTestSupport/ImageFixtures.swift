@@ -14,7 +14,7 @@ extension Fixtures {
     ///   - cmyk: convert to CMYK before saving (JPEG).
     ///   - sixteenBit: widen to 16 bits per channel before saving (PNG, TIFF).
     public static func writeImage(_ pixels: [UInt8], width: Int, height: Int, channels: Int, to path: String,
-                                  alpha: UInt8? = nil, cmyk: Bool = false, sixteenBit: Bool = false) throws {
+                                  alpha: UInt8? = nil, cmyk: Bool = false, sixteenBit: Bool = false, orientation: Int? = nil) throws {
         precondition(vipsReady)
         try pixels.withUnsafeBytes { raw in
             guard var img = pyr_vips_image_from_u8(raw.baseAddress, raw.count, Int32(width), Int32(height), Int32(channels)) else {
@@ -35,6 +35,7 @@ extension Fixtures {
                 try step { pyr_vips_cast($0, $1, VIPS_FORMAT_USHORT) }
                 try step { pyr_vips_copy_interpretation($0, $1, channels == 1 ? VIPS_INTERPRETATION_GREY16 : VIPS_INTERPRETATION_RGB16) }
             }
+            if let orientation { vips_image_set_int(img, "orientation", Int32(orientation)) }  // EXIF, for JPEG
             guard pyr_vips_save(img, path) == 0 else { throw FixtureError.vips(String(cString: vips_error_buffer())) }
         }
     }

@@ -5,10 +5,10 @@ import Foundation
 ///
 /// Steps: read the file (it must open and not be empty); parse the header only and refuse images
 /// over `maxPixels` (a decompression bomb is refused before any pixel is decoded); decode with
-/// `fail_on=error` (JPEG shrink-on-load when the image is 4x the target or more) and
-/// `vips_thumbnail_image` to short side = the stored size; conversion to sRGB
-/// or grey, alpha flattened onto white, 8 bits per channel; for `center` the centred square is then
-/// cut out of the rows.
+/// `fail_on=error` (JPEG shrink-on-load when the image is 4x the target or more); turned upright;
+/// converted to 8-bit sRGB or grey with alpha flattened onto white; resized with libvips' linear
+/// kernel to short side = the stored size; for `center` only the centre columns are computed and
+/// the centred square is cut out of the rows.
 struct ImageFile {
     /// Decoded pixels of the largest level.
     struct Decoded {
@@ -79,11 +79,12 @@ struct ImageFile {
             source = VImage(shrunk)
         }
         do {
-            var out: UnsafeMutablePointer<VipsImage>?
-            guard pyr_vips_thumbnail_image(source.ptr, &out, Int32(tw), Int32(th)) == 0, let out else {
-                return .failure(.init("cannot decode (\(Vips.takeError()))", fromVips: true))
-            }
-            var image = VImage(out)
+            // Upright, then the colour the cache stores (8-bit sRGB or grey, alpha flattened onto
+            // white; CMYK through its embedded or libvips' fallback profile), then one resize with
+            // the linear kernel — the antialiased bilinear filter of every smaller level and of the
+            // loader, so all sizes of a sample are made the same way. (vips_thumbnail_image, used
+            // before, resized with lanczos3: twice the taps, a third of a photo build's time.)
+            var image = try source.apply("vips_autorot") { pyr_vips_autorot($0, $1) }
             let space = channels == 1 ? VIPS_INTERPRETATION_B_W : VIPS_INTERPRETATION_sRGB
             let ready = pyr_vips_interpretation(image.ptr) == space && pyr_vips_format(image.ptr) == VIPS_FORMAT_UCHAR && image.bands == channels
             if !ready { // most photos are 8-bit sRGB already; skip the no-op stages
@@ -91,6 +92,10 @@ struct ImageFile {
                 if image.hasAlpha { image = try image.apply("vips_flatten") { pyr_vips_flatten_white($0, $1) } }
                 image = try image.apply("vips_cast") { pyr_vips_cast_uchar($0, $1) }
                 if image.bands > channels { image = try image.apply("vips_extract_band") { pyr_vips_extract_band($0, $1, 0, Int32(channels)) } }
+            }
+            if image.width != tw || image.height != th {
+                let (hs, vs) = (Double(tw) / Double(image.width), Double(th) / Double(image.height))
+                image = try image.apply("vips_resize") { pyr_vips_resize($0, $1, hs, vs) }
             }
             guard image.bands == channels else { return .failure(.init("has \(image.bands) bands after conversion, expected \(channels)")) }
             guard image.width == tw, image.height == th else {

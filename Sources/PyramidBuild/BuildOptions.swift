@@ -76,7 +76,7 @@ public struct BuildOptions: Sendable {
     public static let defaultJPEGMinimumSize = 64
 
     /// The default codecs, largest level first: for photo sources (folders and lists of image files),
-    /// JPEG at quality ``LevelCodec/defaultJPEGQuality`` for levels of ``defaultJPEGMinimumSize`` px
+    /// JPEG at quality `LevelCodec.defaultJPEGQuality` (90) for levels of ``defaultJPEGMinimumSize`` px
     /// and more, zstd below; for IDX and CIFAR, zstd everywhere.
     public func defaultCodecs(photoSource: Bool) -> [LevelCodec] {
         sortedLevels.map { photoSource && $0 >= Self.defaultJPEGMinimumSize ? .jpeg(quality: LevelCodec.defaultJPEGQuality) : .zstd }

@@ -28,11 +28,12 @@ let package = Package(
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CXSMM", pkgConfig: "libxsmm", providers: [.apt(["libxsmm-dev"])]),
 
         .target(name: "PyramidCache", dependencies: ["CLMDB", "CZstd", "CTurboJPEG", "CXXHash"]),
         .target(name: "PyramidBuild", dependencies: ["PyramidCache", "CVips", "CZlib"]),
         .target(name: "PyramidLoader", dependencies: ["PyramidCache"]),
-        .target(name: "PyramidTrain", dependencies: ["PyramidLoader", "PyramidCache", "COpenBLAS"]),
+        .target(name: "PyramidTrain", dependencies: ["PyramidLoader", "PyramidCache", "COpenBLAS", "CXSMM"]),
         .executableTarget(
             name: "pyramid",
             dependencies: [

@@ -7,8 +7,9 @@ import PyramidLoader
 /// reach it with `@_spi(Benchmark) import PyramidTrain`.
 @_spi(Benchmark)
 public enum TrainBenchmark {
-    /// GFLOP/s of `cblas_sgemm` on `size`² matrices, `threads` single-threaded products at once
-    /// (the way the trainer uses the cores).
+    /// GFLOP/s of the trainer's `gemm` (libxsmm's kernels, or OpenBLAS's `cblas_sgemm` with
+    /// `PYRAMID_GEMM=openblas`) on `size`² matrices, `threads` single-threaded products at once (the
+    /// way the trainer uses the cores).
     public static func sgemmPeak(size: Int = 1024, threads: Int, repetitions: Int = 3) -> Double {
         Threads.configure(threads)
         let n = size

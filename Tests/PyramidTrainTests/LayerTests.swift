@@ -158,6 +158,42 @@ extension TrainerSuites {
         #expect(fast != c0)
     }
 
+    /// The products libxsmm computes (alpha 1, beta 0 or 1: every convolution's), on shapes with a
+    /// partial last tile and leading dimensions wider than the matrices, against the naive twin;
+    /// and the cases without a transposed A must really run on libxsmm, not fall back to OpenBLAS.
+    @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func libxsmmProductsMatchTheNaiveTwin(transA: Bool, transB: Bool) {
+        for (m, n, k, beta) in [(16, 150, 144, Float(0)), (32, 64, 288, 1), (7, 13, 5, 0), (64, 200, 576, 1)] as [(Int, Int, Int, Float)] {
+            let lda = (transA ? m : k) + 3, ldb = (transB ? k : n) + 5, ldc = n + 2
+            let a = GradientCheck.random((transA ? k : m) * lda, seed: 4), b = GradientCheck.random((transB ? n : k) * ldb, seed: 5)
+            let c0 = GradientCheck.random(m * ldc, seed: 6)
+            var fast = c0, naive = c0
+            a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in
+                fast.withUnsafeMutableBufferPointer { pc in
+                    gemm(transA: transA, transB: transB, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda,
+                         b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc)
+                }
+                naive.withUnsafeMutableBufferPointer { pc in
+                    gemmNaive(transA: transA, transB: transB, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda,
+                              b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc)
+                }
+            } }
+            let worst = zip(fast, naive).map { abs($0 - $1) / max(1, abs($1)) }.max()!
+            // Float32 sums of k products against a Double sum: rounding grows with k.
+            #expect(worst < 1e-6 + Float(k) * 1e-7, "\(m)x\(n)x\(k) beta \(beta): \(worst)")
+            // The padding between rows is never written.
+            for i in 0..<m { for j in n..<ldc { #expect(fast[i * ldc + j] == c0[i * ldc + j]) } }
+            if !transA && GemmBackend.current == .libxsmm {
+                var scratch = c0
+                let used = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in scratch.withUnsafeMutableBufferPointer { pc in
+                    GemmBackend.xsmm(transA: false, transB: transB, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda,
+                                     b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc)
+                } } }
+                #expect(used, "libxsmm had no kernel for \(m)x\(n)x\(k)")
+            }
+        }
+    }
+
     @Test func convolutionIsTheSameWithOneOrTwoParts() {
         func run(_ threads: Int) -> ([Float], [Float], [Float]) {
             Threads.configure(threads)

@@ -11,7 +11,7 @@ struct BenchConvCommand: ParsableCommand {
             layer on a random batch with im2col + sgemm and with Winograd F(2x2,3x3) (16 sgemms of \
             depth CIN), marking with * the one training picks by default; the methods alternate \
             --repetitions times and the fastest forward and backward of each is reported, in \
-            milliseconds and as a fraction of the cblas_sgemm peak measured in the same run (before \
+            milliseconds and as a fraction of the sgemm peak (libxsmm, or OpenBLAS with PYRAMID_GEMM=openblas) measured in the same run (before \
             and after the layers, the higher kept; a \
             training step's convolution work counted as 3 forward passes, 2 FLOPs per MAC of the \
             direct convolution, so Winograd, which multiplies less, can pass 1.0). A layer \

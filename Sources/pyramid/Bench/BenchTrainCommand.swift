@@ -11,7 +11,8 @@ struct BenchTrainCommand: ParsableCommand {
             images, times each, and reports images/s of the median step (the machine may be shared; \
             a neighbour's burst lengthens a few steps), achieved GFLOP/s (a step counted as three forward passes \
             of direct-convolution MACs; Winograd layers multiply less, so with them this is an effective rate) \
-            and its ratio to cblas_sgemm on 1024x1024 matrices run the same way (one single-threaded \
+            and its ratio to the trainer's matrix product (libxsmm, or OpenBLAS with \
+            PYRAMID_GEMM=openblas) on 1024x1024 matrices run the same way (one single-threaded \
             product per thread).
 
             --json prints one object: sgemmPeakGflops, threads, and results, one per size: size, \
@@ -66,6 +67,7 @@ struct BenchTrainCommand: ParsableCommand {
             }
         }
         if json { return try printJSON(Report(sgemmPeakGflops: peak, threads: threads, results: results)) }
-        print(String(format: "sgemm peak (1024^3, %d thread%@): %.1f GFLOP/s", threads, threads == 1 ? "" : "s", peak))
+        print(String(format: "sgemm peak (1024^3, %d thread%@, %@): %.1f GFLOP/s", threads, threads == 1 ? "" : "s",
+                     GemmBackend.current.rawValue as NSString, peak))
     }
 }

@@ -163,7 +163,7 @@ extension TrainerSuites {
     /// and the cases without a transposed A must really run on libxsmm, not fall back to OpenBLAS.
     @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
     func libxsmmProductsMatchTheNaiveTwin(transA: Bool, transB: Bool) {
-        for (m, n, k, beta) in [(16, 150, 144, Float(0)), (32, 64, 288, 1), (7, 13, 5, 0), (64, 200, 576, 1)] as [(Int, Int, Int, Float)] {
+        for (m, n, k, beta) in [(16, 150, 144, Float(0)), (32, 64, 288, 1), (7, 13, 5, 0), (64, 200, 576, 1), (150, 16, 144, 1), (70, 70, 9, 0)] as [(Int, Int, Int, Float)] {
             let lda = (transA ? m : k) + 3, ldb = (transB ? k : n) + 5, ldc = n + 2
             let a = GradientCheck.random((transA ? k : m) * lda, seed: 4), b = GradientCheck.random((transB ? n : k) * ldb, seed: 5)
             let c0 = GradientCheck.random(m * ldc, seed: 6)

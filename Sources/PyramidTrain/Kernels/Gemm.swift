@@ -46,10 +46,25 @@ public enum GemmBackend: String, Sendable {
                      b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
         guard m > 0, n > 0, k > 0, !(transA && transB) else { return false }
         if transB && !transA {
-            // libxsmm has no kernel that transposes its first column-major operand (our B):
-            // transpose B (n×k) into this thread's scratch (k×n) and multiply without transposes.
-            // The copy reads and writes n·k floats against the product's 2·m·n·k flops.
-            let bt = transposeScratch(n * k)
+            // libxsmm has no kernel that transposes its first column-major operand (our B), so
+            // one operand is copied transposed into this thread's scratch first — the smaller one.
+            if m < n {
+                // Cᵀ (n×m) = B·Aᵀ: copy Aᵀ (m·k floats; a weight gradient's dY, 9·cin times
+                // smaller than its columns), multiply without transposes, add Cᵀ's transpose to C.
+                let at = transposeScratch(m * k, slot: 0)
+                transpose(a, rows: m, cols: k, ld: lda, into: at)
+                let ct = transposeScratch(n * m, slot: 1)
+                guard xsmm(transA: false, transB: false, m: n, n: m, k: k, a: b, lda: ldb, b: at, ldb: m, beta: 0, c: ct, ldc: m) else {
+                    return false
+                }
+                for i in 0..<m {
+                    let row = c + i * ldc
+                    if beta == 0 { for j in 0..<n { row[j] = ct[j * m + i] } } else { for j in 0..<n { row[j] += ct[j * m + i] } }
+                }
+                return true
+            }
+            // Bᵀ (k×n) copied: n·k floats against the product's 2·m·n·k flops.
+            let bt = transposeScratch(n * k, slot: 0)
             transpose(b, rows: n, cols: k, ld: ldb, into: bt)
             return xsmm(transA: false, transB: false, m: m, n: n, k: k, a: a, lda: lda, b: bt, ldb: n, beta: beta, c: c, ldc: ldc)
         }
@@ -92,13 +107,12 @@ func transpose(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int, into 
     }
 }
 
-/// One growing buffer per thread for ``transpose`` (the trainer's worker threads live as long as
-/// the process; the buffer is freed with its thread).
-private final class ScratchBuffer {
-    var pointer: UnsafeMutablePointer<Float>
-    var capacity: Int
-    init(_ n: Int) { pointer = .allocate(capacity: n); capacity = n }
-    deinit { pointer.deallocate() }
+/// Two growing buffers per thread for ``transpose`` (the trainer's worker threads live as long as
+/// the process; the buffers are freed with their thread).
+private final class ScratchBuffers {
+    var pointers: [UnsafeMutablePointer<Float>] = []
+    var capacities: [Int] = []
+    deinit { for p in pointers { p.deallocate() } }
 }
 
 private let scratchKey: pthread_key_t = {
@@ -109,19 +123,21 @@ private let scratchKey: pthread_key_t = {
     return key
 }()
 
-private func transposeScratch(_ count: Int) -> UnsafeMutablePointer<Float> {
+private func transposeScratch(_ count: Int, slot: Int) -> UnsafeMutablePointer<Float> {
+    let buffers: ScratchBuffers
     if let raw = pthread_getspecific(scratchKey) {
-        let s = Unmanaged<AnyObject>.fromOpaque(raw).takeUnretainedValue() as! ScratchBuffer
-        if s.capacity < count {
-            s.pointer.deallocate()
-            s.capacity = max(count, s.capacity * 2)
-            s.pointer = .allocate(capacity: s.capacity)
-        }
-        return s.pointer
+        buffers = Unmanaged<AnyObject>.fromOpaque(raw).takeUnretainedValue() as! ScratchBuffers
+    } else {
+        buffers = ScratchBuffers()
+        pthread_setspecific(scratchKey, Unmanaged.passRetained(buffers as AnyObject).toOpaque())
     }
-    let s = ScratchBuffer(count)
-    pthread_setspecific(scratchKey, Unmanaged.passRetained(s as AnyObject).toOpaque())
-    return s.pointer
+    while buffers.pointers.count <= slot { buffers.pointers.append(.allocate(capacity: 1)); buffers.capacities.append(1) }
+    if buffers.capacities[slot] < count {
+        buffers.pointers[slot].deallocate()
+        buffers.capacities[slot] = max(count, buffers.capacities[slot] * 2)
+        buffers.pointers[slot] = .allocate(capacity: buffers.capacities[slot])
+    }
+    return buffers.pointers[slot]
 }
 
 /// The naive twin of ``gemm`` (tests compare against it).

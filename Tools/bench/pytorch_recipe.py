@@ -1,0 +1,74 @@
+"""The 7-epoch Fashion-MNIST recipe of Tools/bench/recipe, in PyTorch on the CPU: ResNet-20 (the model
+of pytorch_resnet.py), batch 128, SGD with Nesterov momentum 0.9, lr 0.1 with a cosine decay per step,
+weight decay 5e-4 on every parameter, pad-2 random crop + horizontal flip, normalized by the training
+set's mean and std. The data is held in memory and augmented on the training thread, so the timed
+loop is the whole of training: augmentation, forward, backward, update.
+
+    python3 pytorch_recipe.py IDX_DIR EPOCHS THREADS SEED
+
+Prints one JSON object: trainSeconds, top1 (on the 10,000 test images), firstEpochLoss, torch."""
+import gzip, json, math, os, sys, time
+import numpy as np
+import torch
+import torch.nn.functional as F
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pytorch_resnet import ResNet20
+
+
+def idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+root, epochs, threads, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+torch.set_num_threads(threads)
+torch.manual_seed(seed)
+rng = np.random.default_rng(seed)
+train_x = idx(os.path.join(root, "train-images-idx3-ubyte.gz")).astype(np.float32) / 255
+train_y = idx(os.path.join(root, "train-labels-idx1-ubyte.gz")).astype(np.int64)
+test_x = idx(os.path.join(root, "t10k-images-idx3-ubyte.gz")).astype(np.float32) / 255
+test_y = idx(os.path.join(root, "t10k-labels-idx1-ubyte.gz")).astype(np.int64)
+mean, std = float(train_x.mean()), float(train_x.std())
+train_x = (train_x - mean) / std
+test_x = (test_x - mean) / std
+padded = np.pad(train_x, ((0, 0), (2, 2), (2, 2)))  # zeros after normalization: black is (0 - mean) / std elsewhere
+
+model = ResNet20(1)
+batch = 128
+steps_per_epoch = len(train_x) // batch
+total = steps_per_epoch * epochs
+opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
+first_loss = None
+start = time.perf_counter()
+for epoch in range(epochs):
+    model.train()
+    order = rng.permutation(len(train_x))
+    losses = []
+    for s in range(steps_per_epoch):
+        ids = order[s * batch:(s + 1) * batch]
+        dx, dy = rng.integers(0, 5, batch), rng.integers(0, 5, batch)
+        crops = np.stack([padded[i, y:y + 28, x:x + 28] for i, x, y in zip(ids, dx, dy)])
+        flip = rng.random(batch) < 0.5
+        crops[flip] = crops[flip, :, ::-1]
+        x = torch.from_numpy(np.ascontiguousarray(crops)).unsqueeze(1)
+        y = torch.from_numpy(train_y[ids])
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    if epoch == 0:
+        first_loss = sum(losses) / len(losses)
+seconds = time.perf_counter() - start
+model.eval()
+correct = 0
+with torch.no_grad():
+    for s in range(0, len(test_x), 500):
+        x = torch.from_numpy(test_x[s:s + 500]).unsqueeze(1)
+        correct += int((model(x).argmax(1).numpy() == test_y[s:s + 500]).sum())
+print(json.dumps({"trainSeconds": seconds, "top1": correct / len(test_x), "firstEpochLoss": first_loss, "torch": torch.__version__}))

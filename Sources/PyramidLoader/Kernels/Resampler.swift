@@ -26,64 +26,50 @@ final class Resampler {
         if need > cap { p.deallocate(); p = .allocate(capacity: need); cap = need }
     }
 
-    /// Renders `box` of `source` (`width × height × channels`, interleaved) at `size × size`.
-    func render(_ source: UnsafePointer<UInt8>, width: Int, height: Int, channels: Int, box: CropBox, size: Int) -> Result {
-        // Same scale, whole-pixel offset: a shifted (maybe mirrored) copy, no tables needed.
+    /// How a view is made: a shifted (maybe mirrored) copy when the box has the output's size at a
+    /// whole-pixel offset (no tables needed), otherwise through the axes' tables.
+    enum Plan {
+        case shift(dx: Int, dy: Int)
+        case tables(x: AxisTable, y: AxisTable)
+    }
+
+    static func plan(width: Int, height: Int, box: CropBox, size: Int) -> Plan {
         let ox = box.x * Double(width), oy = box.y * Double(height)
         if abs(box.width * Double(width) - Double(size)) < 1e-9, abs(box.height * Double(height) - Double(size)) < 1e-9,
            abs(ox - ox.rounded()) < 1e-6, abs(oy - oy.rounded()) < 1e-6 {
-            return shift(source, width: width, height: height, channels: channels, dx: Int(ox.rounded()), dy: Int(oy.rounded()),
-                         flip: box.flip, size: size)
+            return .shift(dx: Int(ox.rounded()), dy: Int(oy.rounded()))
         }
-        let xs = AxisTable(source: width, output: size, origin: box.x * Double(width), extent: box.width * Double(width), flip: box.flip)
-        let ys = AxisTable(source: height, output: size, origin: box.y * Double(height), extent: box.height * Double(height), flip: false)
+        return .tables(x: AxisTable(source: width, output: size, origin: ox, extent: box.width * Double(width), flip: box.flip),
+                       y: AxisTable(source: height, output: size, origin: oy, extent: box.height * Double(height), flip: false))
+    }
+
+    /// The bytes of a view that needs no arithmetic (a shift, or two gather axes), nil otherwise.
+    func bytesIfNoArithmetic(_ source: UnsafePointer<UInt8>, width: Int, height: Int, channels: Int, box: CropBox, size: Int,
+                             plan: Plan) -> UnsafePointer<UInt8>? {
+        switch plan {
+        case .shift(let dx, let dy):
+            return shift(source, width: width, height: height, channels: channels, dx: dx, dy: dy, flip: box.flip, size: size)
+        case .tables(let xs, let ys):
+            return xs.isGather && ys.isGather ? gather(source, width: width, channels: channels, xs: xs, ys: ys, size: size) : nil
+        }
+    }
+
+    /// Renders `box` of `source` (`width × height × channels`, interleaved) at `size × size`.
+    func render(_ source: UnsafePointer<UInt8>, width: Int, height: Int, channels: Int, box: CropBox, size: Int) -> Result {
+        let plan = Self.plan(width: width, height: height, box: box, size: size)
+        if let b = bytesIfNoArithmetic(source, width: width, height: height, channels: channels, box: box, size: size, plan: plan) {
+            return .bytes(b)
+        }
+        guard case .tables(let xs, let ys) = plan else { preconditionFailure("a shift needs no arithmetic") }
         let c = channels
         let rowLength = size * c
-        if xs.isGather && ys.isGather {
-            Self.ensure(&bytes, &bytesCapacity, size * rowLength)
-            for y in 0..<size {
-                let dst = bytes + y * rowLength
-                let sy = Int(ys.first[y])
-                if sy < 0 { dst.initialize(repeating: 0, count: rowLength); continue }
-                let src = source + sy * width * c
-                for x in 0..<size {
-                    let sx = Int(xs.first[x])
-                    if sx < 0 { for k in 0..<c { dst[x * c + k] = 0 } } else { for k in 0..<c { dst[x * c + k] = src[sx * c + k] } }
-                }
-            }
-            return .bytes(UnsafePointer(bytes))
-        }
-        // Horizontal pass over the rows the vertical pass reads.
+        // Horizontal pass over the rows the vertical pass reads, interleaved.
         let lo = ys.lo, hi = ys.hi
         let rowCount = lo > hi ? 0 : hi - lo + 1  // lo > hi: every output row is padding
         Self.ensure(&rows, &rowsCapacity, max(1, rowCount * rowLength))
         Self.ensure(&out, &outCapacity, size * rowLength)
-        xs.first.withUnsafeBufferPointer { first in
-            xs.taps.withUnsafeBufferPointer { taps in
-                xs.weights.withUnsafeBufferPointer { weights in
-                    for r in 0..<rowCount {
-                        let src = source + (lo + r) * width * c
-                        let dst = rows + r * rowLength
-                        for x in 0..<size {
-                            let f = Int(first[x])
-                            if f < 0 { for k in 0..<c { dst[x * c + k] = 0 }; continue }
-                            let n = Int(taps[x]), w = weights.baseAddress! + x * xs.stride
-                            if c == 1 {
-                                var s: Float = 0
-                                for t in 0..<n { s += w[t] * Float(src[f + t]) }
-                                dst[x] = s
-                            } else {
-                                for k in 0..<c {
-                                    var s: Float = 0
-                                    for t in 0..<n { s += w[t] * Float(src[(f + t) * c + k]) }
-                                    dst[x * c + k] = s
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        Self.horizontalPass(source, width: width, channels: c, xs: xs, rows: lo..<(lo + rowCount), size: size, into: rows,
+                            rowStride: rowLength, pixelStride: c, channelStride: 1)
         // Vertical pass: each output row is a weighted sum of whole rows.
         for y in 0..<size {
             let dst = out + y * rowLength
@@ -102,7 +88,7 @@ final class Resampler {
     /// Output pixel (x, y) is source pixel (dx + x, dy + y) — or (dx + size−1−x, dy + y) mirrored —
     /// and zero outside the image: exactly what the tables give for a unit scale.
     private func shift(_ source: UnsafePointer<UInt8>, width: Int, height: Int, channels c: Int, dx: Int, dy: Int,
-                       flip: Bool, size: Int) -> Result {
+                       flip: Bool, size: Int) -> UnsafePointer<UInt8> {
         let rowLength = size * c
         Self.ensure(&bytes, &bytesCapacity, size * rowLength)
         let x0 = max(0, -dx), x1 = min(size, width - dx)  // output columns inside the image (unmirrored)
@@ -127,7 +113,77 @@ final class Resampler {
                 }
             }
         }
-        return .bytes(UnsafePointer(bytes))
+        return UnsafePointer(bytes)
+    }
+
+    /// Both axes are gathers: output pixel (x, y) is source pixel (xs.first[x], ys.first[y]), or zero.
+    private func gather(_ source: UnsafePointer<UInt8>, width: Int, channels c: Int, xs: AxisTable, ys: AxisTable,
+                        size: Int) -> UnsafePointer<UInt8> {
+        let rowLength = size * c
+        Self.ensure(&bytes, &bytesCapacity, size * rowLength)
+        for y in 0..<size {
+            let dst = bytes + y * rowLength
+            let sy = Int(ys.first[y])
+            if sy < 0 { dst.initialize(repeating: 0, count: rowLength); continue }
+            let src = source + sy * width * c
+            for x in 0..<size {
+                let sx = Int(xs.first[x])
+                if sx < 0 { for k in 0..<c { dst[x * c + k] = 0 } } else { for k in 0..<c { dst[x * c + k] = src[sx * c + k] } }
+            }
+        }
+        return UnsafePointer(bytes)
+    }
+
+    /// The horizontal pass over source rows `rows`: output value (x, k) of row r goes to
+    /// `dst[r·rowStride + x·pixelStride + k·channelStride]` (interleaved: pixelStride = channels,
+    /// channelStride = 1; planar: 1 and the plane's length). Three channels take one SIMD4 per pixel,
+    /// the same sums per lane as one channel at a time, so both layouts hold identical values.
+    static func horizontalPass(_ source: UnsafePointer<UInt8>, width: Int, channels c: Int, xs: AxisTable, rows: Range<Int>,
+                               size: Int, into dst: UnsafeMutablePointer<Float>, rowStride: Int, pixelStride: Int, channelStride: Int) {
+        xs.first.withUnsafeBufferPointer { first in
+            xs.taps.withUnsafeBufferPointer { taps in
+                xs.weights.withUnsafeBufferPointer { weights in
+                    for (r, sourceRow) in rows.enumerated() {
+                        let src = source + sourceRow * width * c
+                        let row = dst + r * rowStride
+                        for x in 0..<size {
+                            let out = row + x * pixelStride
+                            let f = Int(first[x])
+                            if f < 0 { for k in 0..<c { out[k * channelStride] = 0 }; continue }
+                            let n = Int(taps[x]), w = weights.baseAddress! + x * xs.stride
+                            if c == 1 {
+                                var s: Float = 0
+                                for t in 0..<n { s += w[t] * Float(src[f + t]) }
+                                out[0] = s
+                            } else if c == 3 && n == 2 && f + 2 < width {
+                                // Two taps (every upsampling output): unrolled. 0 + w₀v₀ is w₀v₀ exactly
+                                // (never −0), so this is the loop below, bit for bit.
+                                let p = UnsafeRawPointer(src + f * 3)
+                                let v0 = SIMD4<Float>(SIMD4<Int32>(truncatingIfNeeded: p.loadUnaligned(as: SIMD4<UInt8>.self)))
+                                let v1 = SIMD4<Float>(SIMD4<Int32>(truncatingIfNeeded: p.loadUnaligned(fromByteOffset: 3, as: SIMD4<UInt8>.self)))
+                                let s = w[0] * v0 + w[1] * v1
+                                out[0] = s[0]; out[channelStride] = s[1]; out[2 * channelStride] = s[2]
+                            } else if c == 3 && f + n < width {
+                                // One pixel per SIMD4 (its fourth lane is the next pixel's red, unused):
+                                // reading 4 bytes stays inside the row because pixel f + n exists.
+                                var s = SIMD4<Float>(repeating: 0)
+                                for t in 0..<n {
+                                    let v = UnsafeRawPointer(src + (f + t) * 3).loadUnaligned(as: SIMD4<UInt8>.self)
+                                    s += w[t] * SIMD4<Float>(SIMD4<Int32>(truncatingIfNeeded: v))
+                                }
+                                out[0] = s[0]; out[channelStride] = s[1]; out[2 * channelStride] = s[2]
+                            } else {
+                                for k in 0..<c {
+                                    var s: Float = 0
+                                    for t in 0..<n { s += w[t] * Float(src[(f + t) * c + k]) }
+                                    out[k * channelStride] = s
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// `dst = w·src` (or `dst += w·src` when `accumulate`), eight lanes at a time.

@@ -26,3 +26,14 @@ pyramid_photo_cache() {
   fi
   echo "$work/photo-cache"
 }
+
+# Installs CPU PyTorch when it is missing: a CPU wheel in pip's find-links (e.g. /opt/wheels) if
+# there is one, else PyTorch's CPU index; dependencies come from PyPI either way.
+pyramid_torch() {
+  python3 -c "import torch" 2>/dev/null && return 0
+  local wheel
+  wheel=$(ls ${PIP_FIND_LINKS:-/opt/wheels}/torch-*+cpu-*.whl 2>/dev/null | sort | tail -1 || true)
+  echo "== installing CPU PyTorch ${wheel:-from download.pytorch.org/whl/cpu}" >&2
+  if [ -n "$wheel" ]; then python3 -m pip install --quiet "$wheel" >&2
+  else python3 -m pip install --quiet torch --extra-index-url https://download.pytorch.org/whl/cpu >&2; fi
+}

@@ -40,12 +40,6 @@ static inline const char *pyr_vips_loader_name(const void *buf, size_t len) {
     return vips_foreign_find_load_buffer(buf, len);
 }
 
-// vips_thumbnail_image to exactly width x height (size=force): autorotate, colour profile import,
-// alpha premultiplied while resampling. No crop, so no copy to memory and no libvips threadpool.
-static inline int pyr_vips_thumbnail_image(VipsImage *in, VipsImage **out, int width, int height) {
-    return vips_thumbnail_image(in, out, width, "height", height, "size", VIPS_SIZE_FORCE, NULL);
-}
-
 // Turns an image upright by its EXIF orientation (and drops the tag); a copy when there is none.
 static inline int pyr_vips_autorot(VipsImage *in, VipsImage **out) {
     return vips_autorot(in, out, NULL);
@@ -161,4 +155,3 @@ static inline int pyr_vips_fetch(VipsImage *in, void *dst, size_t size, int stri
     return pyr_vips_fetch_columns(in, dst, size, strip, 0, in->Xsize);
 }
 
-static inline size_t pyr_vips_size_of_image(VipsImage *in) { return VIPS_IMAGE_SIZEOF_IMAGE(in); }

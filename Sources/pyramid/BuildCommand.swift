@@ -152,7 +152,7 @@ struct BuildCommand: ParsableCommand {
         builder.recordedOptions = [
             "levels": levels, "crop": crop, "margin": String(margin), "shards": String(shards), "workers": String(workers),
             "zstd-level": String(zstdLevel), "dictionary": String(dictionary), "filter": filter,
-            "codec": builder.codecs.map(\.description).joined(separator: ","),
+            "codec": builder.codecList,
             "max-pixels": String(maxPixels), "strict": String(strict), "limit": limit.map(String.init) ?? "",
             "channels": String(builder.channels), "split": split,
         ]

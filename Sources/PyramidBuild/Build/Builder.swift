@@ -37,6 +37,8 @@ public final class Builder {
     let levels: [Int]
     /// The codec of each level, largest first.
     public let codecs: [LevelCodec]
+    /// ``codecs`` as `--codec` writes them: `jpeg:90,zstd`.
+    public var codecList: String { codecs.map(\.description).joined(separator: ",") }
     let chunkSize: Int
 
     public init(catalog: SourceCatalog, options: BuildOptions, output: URL) throws {
@@ -60,7 +62,7 @@ public final class Builder {
             "channels": String(channels), "crop": options.crop.rawValue, "margin": String(options.margin),
             "zstd-level": String(options.zstdLevel), "filter": options.filter.name,
             "dictionary": String(options.dictionary), "shards": String(options.shards),
-            "max-pixels": String(options.maxPixels), "codecs": codecs.map(\.description).joined(separator: ","),
+            "max-pixels": String(options.maxPixels), "codecs": codecList,
             "format-version": String(Manifest.currentFormatVersion),
         ]
     }

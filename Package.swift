@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Dependency direction (DESIGN.md): pyramid → PyramidTrain → PyramidLoader → PyramidCache;
-// PyramidBuild → PyramidCache + CVips. Reading a cache needs LMDB, zstd, libjpeg-turbo (TurboJPEG) and
+// PyramidBuild → PyramidCache + CVips; PyramidMPI → PyramidCache + Open MPI (pyramid links it; the
+// others reach it only through PyramidCache's ProcessGroup). Reading a cache needs LMDB, zstd, libjpeg-turbo (TurboJPEG) and
 // xxHash only, never libvips.
 let package = Package(
     name: "Pyramid",
@@ -12,6 +13,7 @@ let package = Package(
         .library(name: "PyramidBuild", targets: ["PyramidBuild"]),
         .library(name: "PyramidLoader", targets: ["PyramidLoader"]),
         .library(name: "PyramidTrain", targets: ["PyramidTrain"]),
+        .library(name: "PyramidMPI", targets: ["PyramidMPI"]),
         .executable(name: "pyramid", targets: ["pyramid"]),
         .executable(name: "loader-example", targets: ["LoaderExample"]),
     ],
@@ -29,15 +31,18 @@ let package = Package(
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CXSMM", pkgConfig: "libxsmm", providers: [.apt(["libxsmm-dev"])]),
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
 
         .target(name: "PyramidCache", dependencies: ["CLMDB", "CZstd", "CTurboJPEG", "CXXHash"]),
         .target(name: "PyramidBuild", dependencies: ["PyramidCache", "CVips", "CZlib"]),
         .target(name: "PyramidLoader", dependencies: ["PyramidCache"]),
         .target(name: "PyramidTrain", dependencies: ["PyramidLoader", "PyramidCache", "COpenBLAS", "CXSMM"]),
+        // MPI (Open MPI) behind PyramidCache's ProcessGroup: the other modules build and run without it.
+        .target(name: "PyramidMPI", dependencies: ["PyramidCache", "CMPI"]),
         .executableTarget(
             name: "pyramid",
             dependencies: [
-                "PyramidCache", "PyramidBuild", "PyramidLoader", "PyramidTrain",
+                "PyramidCache", "PyramidBuild", "PyramidLoader", "PyramidTrain", "PyramidMPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

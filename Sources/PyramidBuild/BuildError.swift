@@ -22,6 +22,8 @@ public enum BuildError: Error, Equatable, CustomStringConvertible, Sendable {
     case resumeMismatch(option: String, was: String, now: String)
     /// The source holds no usable samples.
     case empty(path: String)
+    /// Another rank of a distributed build failed (it reports why); this rank stops.
+    case peerFailed(rank: Int)
 
     public var description: String {
         switch self {
@@ -38,6 +40,7 @@ public enum BuildError: Error, Equatable, CustomStringConvertible, Sendable {
         case .resumeMismatch(let option, let was, let now):
             return "cannot resume: the interrupted build used \(option)=\(was), this build says \(now)"
         case .empty(let path): return "\(path): no samples to build"
+        case .peerFailed(let rank): return "rank \(rank) failed (its message says why)"
         }
     }
 }

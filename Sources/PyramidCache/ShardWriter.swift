@@ -61,15 +61,7 @@ public final class ShardWriter {
 
     /// Writes a batch in one transaction, growing the map and retrying if it fills.
     public func commit(_ batch: Batch) throws {
-        while true {
-            do {
-                try write(batch)
-                return
-            } catch CacheError.lmdb(_, let code, _, _) where code == MDB_MAP_FULL {
-                mapSize *= 2
-                try lmdbCheck(mdb_env_set_mapsize(env.env, mapSize), "mdb_env_set_mapsize", directory.path)
-            }
-        }
+        try retryingWhenFull { try write(batch) }
     }
 
     private func write(_ batch: Batch) throws {
@@ -86,13 +78,7 @@ public final class ShardWriter {
                 var le = Int32(label).littleEndian
                 try withUnsafeBytes(of: &le) { try put(txn, labelsDB, index: index, Array($0)) }
             }
-            for (key, value) in batch.meta {
-                var k = Array(key.utf8)
-                try k.withUnsafeMutableBytes { kb in
-                    var mk = MDB_val(mv_size: kb.count, mv_data: kb.baseAddress)
-                    try putValue(txn, metaDB, &mk, value)
-                }
-            }
+            try putMeta(txn, batch.meta)
         } catch {
             mdb_txn_abort(txn)
             throw error
@@ -111,6 +97,71 @@ public final class ShardWriter {
         try v.withUnsafeMutableBytes { vb in
             var mv = MDB_val(mv_size: vb.count, mv_data: vb.baseAddress)
             try lmdbCheck(mdb_put(txn, dbi, &key, &mv, 0), "mdb_put", directory.path)
+        }
+    }
+
+    /// Renumbers records: the entries keyed `from + i` (every level database and `labels`), for
+    /// `i` in `done..<count`, move to key `to + i`, with `to ≤ from`, in ascending order and in
+    /// transactions of at most `batch` samples, so no key is overwritten. Each transaction also
+    /// writes the `meta` entries `meta(moved)` returns for the number of samples moved so far, so
+    /// a move killed between transactions resumes from `meta`'s record of it.
+    public func moveKeys(from: Int, to: Int, count: Int, done: Int, batch: Int = 256,
+                         meta: (Int) -> [(key: String, value: [UInt8])]) throws {
+        precondition(to <= from, "keys move down only")
+        var i = done
+        repeat {
+            let end = to == from ? count : min(count, i + batch)
+            let start = i
+            var txnBatch = Batch()
+            txnBatch.meta = meta(end)
+            try retryingWhenFull {
+                var txn: OpaquePointer?
+                try lmdbCheck(mdb_txn_begin(env.env, nil, 0, &txn), "mdb_txn_begin", directory.path)
+                do {
+                    if to != from {
+                        for dbi in Array(levelDBs.values) + [labelsDB] {
+                            for j in start..<end {
+                                var value = MDB_val()
+                                let rc = withIndexKey(from + j) { key in mdb_get(txn, dbi, &key, &value) }
+                                if rc == MDB_NOTFOUND { throw CacheError.missingRecord(shard: -1, index: from + j, level: 0) }
+                                try lmdbCheck(rc, "mdb_get", directory.path)
+                                let bytes = Array(UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
+                                try withIndexKey(from + j) { key in try lmdbCheck(mdb_del(txn, dbi, &key, nil), "mdb_del", directory.path) }
+                                try put(txn, dbi, index: to + j, bytes)
+                            }
+                        }
+                    }
+                    try putMeta(txn, txnBatch.meta)
+                } catch {
+                    mdb_txn_abort(txn)
+                    throw error
+                }
+                try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit", directory.path)
+            }
+            i = end
+        } while i < count
+    }
+
+    /// Runs `body` (one write transaction), doubling the map and running it again while LMDB says the map is full.
+    private func retryingWhenFull(_ body: () throws -> Void) throws {
+        while true {
+            do {
+                try body()
+                return
+            } catch CacheError.lmdb(_, let code, _, _) where code == MDB_MAP_FULL {
+                mapSize *= 2
+                try lmdbCheck(mdb_env_set_mapsize(env.env, mapSize), "mdb_env_set_mapsize", directory.path)
+            }
+        }
+    }
+
+    private func putMeta(_ txn: OpaquePointer?, _ entries: [(key: String, value: [UInt8])]) throws {
+        for (key, value) in entries {
+            var k = Array(key.utf8)
+            try k.withUnsafeMutableBytes { kb in
+                var mk = MDB_val(mv_size: kb.count, mv_data: kb.baseAddress)
+                try putValue(txn, metaDB, &mk, value)
+            }
         }
     }
 

@@ -29,6 +29,13 @@ struct BuildCommand: ParsableCommand {
             (a sixth of the lossless bytes for photos); smaller levels, IDX and CIFAR stay lossless \
             (zstd). --codec chooses per level. Every record carries a checksum (XXH3-64).
 
+            Under mpirun (mpirun -np N pyramid build ...), the N processes share the shards \
+            (rank r builds shards r, r+N, ...; with fewer shards than processes the extra ranks wait), \
+            rank 0 writes the manifest after all of them, and the cache is byte-identical to a \
+            one-process build with the same --shards. --out must be one directory every rank sees (a \
+            shared filesystem across machines). Rank 0 prints progress as a line every 10 seconds. \
+            A rank that fails stops every rank; --resume continues with any number of processes.
+
             Exit status: 0 built (possibly with skipped items), 1 error, 130 interrupted.
             """)
 
@@ -59,11 +66,11 @@ struct BuildCommand: ParsableCommand {
     @Option(help: "Store this much context around the crop (≥ 1): the stored short side is round(level × margin). 1.143 stores short side = level/0.875 for the usual centre-crop evaluation.")
     var margin: Double = 1.0
 
-    @Option(help: "Number of LMDB shards.")
-    var shards: Int = 1
+    @Option(help: "Number of LMDB shards (default: 1; under mpirun, the number of processes; with --resume, the interrupted build's).")
+    var shards: Int?
 
-    @Option(help: "Worker threads decoding and encoding (default: the number of cores).")
-    var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Worker threads decoding and encoding, per process (default: the number of cores, divided among the processes on this machine under mpirun).")
+    var workers: Int = Processes.coresPerProcess
 
     @Option(name: .customLong("zstd-level"), parsing: .unconditional, help: "zstd compression level (-7...19; negative levels are faster).")
     var zstdLevel: Int = 1
@@ -118,7 +125,7 @@ struct BuildCommand: ParsableCommand {
         o.channels = channels
         o.crop = BuildOptionsCrop(rawValue: crop) ?? .center
         o.margin = margin
-        o.shards = shards
+        o.shards = try shardCount()
         o.workers = workers
         o.zstdLevel = zstdLevel
         o.dictionary = dictionary
@@ -132,8 +139,20 @@ struct BuildCommand: ParsableCommand {
         return o
     }
 
+    /// `--shards`, or its default: the interrupted build's count with --resume, else one per process.
+    func shardCount() throws -> Int {
+        if let shards { return shards }
+        if resume, let interrupted = Builder.interruptedShardCount(at: URL(fileURLWithPath: out)) { return interrupted }
+        return Processes.distributed ? try Processes.group().size : 1
+    }
+
     func run() throws {
+        let group = try Processes.group()
         let options = try makeOptions()
+        if group.isRoot && options.shards < group.size {
+            let idle = group.size - options.shards == 1 ? "rank \(options.shards) has" : "ranks \(options.shards)...\(group.size - 1) have"
+            printError("warning: \(options.shards) shard\(options.shards == 1 ? "" : "s") for \(group.size) processes: \(idle) nothing to build (--shards \(group.size) or more uses them all)")
+        }
         var names: [String]? = nil
         if let classNames {
             if classNames.hasPrefix("@") {
@@ -150,18 +169,18 @@ struct BuildCommand: ParsableCommand {
         let builder = try Builder(catalog: catalog, options: options, output: URL(fileURLWithPath: out))
         builder.toolVersion = Pyramid.version
         builder.recordedOptions = [
-            "levels": levels, "crop": crop, "margin": String(margin), "shards": String(shards), "workers": String(workers),
+            "levels": levels, "crop": crop, "margin": String(margin), "shards": String(options.shards), "workers": String(workers), "processes": String(group.size),
             "zstd-level": String(zstdLevel), "dictionary": String(dictionary), "filter": filter,
             "codec": builder.codecList,
             "max-pixels": String(maxPixels), "strict": String(strict), "limit": limit.map(String.init) ?? "",
             "channels": String(builder.channels), "split": split,
         ]
         installInterruptHandler()
-        let progress = ProgressLine(quiet: quiet)
+        let progress = ProgressLine(quiet: quiet || !group.isRoot, periodicLines: group.size > 1)
         let report: BuildReport
         do {
             defer { progress.finish() }
-            report = try builder.run(progress: { p in
+            report = try builder.run(group: group, progress: { p in
                 if p.phase == "dictionary" {
                     progress.update("training dictionaries", done: 0, total: p.total, force: true)
                 } else {
@@ -170,6 +189,7 @@ struct BuildCommand: ParsableCommand {
                 }
             }, isCancelled: { interruptRequested != 0 })
         }
+        guard group.isRoot else { return }
         if json {
             let encoder = JSONEncoder(); encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))

@@ -42,6 +42,10 @@ extension Failure {
     init?(_ error: Error) {
         switch error {
         case let e as Failure: self = e
+        case BuildError.peerFailed:
+            // Rank 0 reports why; this rank only ends.
+            Processes.finish()
+            Foundation.exit(1)
         case let e as BuildError: self = Failure(e)
         case let e as CacheError: self = Failure(e)
         case let e as LoaderError: self = Failure(e)
@@ -119,7 +123,6 @@ extension Failure {
         if kind == .usage {
             text += "\nUsage: \(Pyramid.usageString(for: command))\n  See 'pyramid \(Flags.path(of: command)) --help' for more information."
         }
-        printError(text)
-        Foundation.exit(kind.exitCode)
+        Processes.fail(text, code: kind.exitCode)
     }
 }

@@ -1,20 +1,28 @@
 import Foundation
 
 /// A one-line progress display on standard error: count, rate, ETA. Silent when standard error is
-/// not a terminal or when asked to be quiet.
+/// not a terminal or when asked to be quiet. Under mpirun (`periodicLines`), where standard error is
+/// a pipe to `mpirun` whether or not a person watches it, a plain line every 10 seconds instead.
 final class ProgressLine {
     let enabled: Bool
+    let periodicLines: Bool
     private let start = Date()
     private var lastDraw = Date.distantPast
     private var drawn = false
+    private var lastForcedDone = -1
 
-    init(quiet: Bool) { enabled = !quiet && isatty(2) != 0 }
+    init(quiet: Bool, periodicLines: Bool = false) {
+        enabled = !quiet && (periodicLines || isatty(2) != 0)
+        self.periodicLines = periodicLines
+    }
 
-    /// Redraws at most ten times a second, and always when `force`.
+    /// Redraws at most ten times a second (every 10 s in periodic lines), and always when `force`.
     func update(_ label: String, done: Int, total: Int, doneThisRun: Int? = nil, extra: String = "", force: Bool = false) {
         guard enabled else { return }
         let now = Date()
-        guard force || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
+        let forced = force && !(periodicLines && done == lastForcedDone)  // one forced line per count in a log
+        guard forced || now.timeIntervalSince(lastDraw) >= (periodicLines ? 10 : 0.1) else { return }
+        if force { lastForcedDone = done }
         lastDraw = now
         let elapsed = max(now.timeIntervalSince(start), 1e-6)
         let rate = Double(doneThisRun ?? done) / elapsed
@@ -22,6 +30,10 @@ final class ProgressLine {
         let percent = total > 0 ? 100 * done / total : 100
         var line = "\(label) \(done)/\(total) \(percent)%  \(Self.rate(rate))/s  ETA \(Self.duration(eta))"
         if !extra.isEmpty { line += "  " + extra }
+        if periodicLines {
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+            return
+        }
         FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
         drawn = true
     }

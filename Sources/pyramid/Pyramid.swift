@@ -23,10 +23,13 @@ struct Pyramid: ParsableCommand {
         do {
             command = try parseAsRoot()
         } catch {
+            // Under mpirun every rank parses the same arguments: one message is enough.
+            if Processes.launchRank != 0 { Foundation.exit(exitCode(for: error).rawValue) }
             exit(withError: error)
         }
         do {
             try command.run()
+            Processes.finish()
         } catch {
             guard let failure = Failure(error) else { exit(withError: error) }
             failure.exit(command: type(of: command))

@@ -39,6 +39,33 @@ import Testing
         #expect(manifest.levels.map(\.levelCodec) == [.jpeg(quality: 90), .zstd, .zstd])
     }
 
+    @Test func skippedItemsInAnEarlierShardDoNotChangeTheRecords() throws {
+        // Shards are keyed from their first source position while built and renumbered at the end;
+        // broken files in shard 0 shift every later shard's sample indices.
+        let src = TempDirectory(), out = TempDirectory()
+        try FileManager.default.createDirectory(atPath: src.path("a"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: src.path("b"), withIntermediateDirectories: true)
+        for i in 0..<24 {
+            let path = src.path(i < 12 ? "a/\(i + 10).jpg" : "b/\(i + 10).jpg")
+            if [0, 3, 4].contains(i) {
+                try "not an image".write(toFile: path, atomically: true, encoding: .utf8)
+            } else {
+                try Fixtures.writeImage(Fixtures.pattern(width: 40, height: 30, channels: 3, seed: i), width: 40, height: 30, channels: 3, to: path)
+            }
+        }
+        var one = BuildOptions(levels: [24, 16]); one.workers = 1
+        var three = one; three.shards = 3; three.workers = 2
+        let a = out.url.appendingPathComponent("one"), b = out.url.appendingPathComponent("three")
+        let reportOne = try build(src.url.path, a, one)
+        let reportThree = try build(src.url.path, b, three)
+        #expect(reportOne.skippedCount == 3 && reportThree.skippedCount == 3)
+        #expect(reportThree.skipped.map(\.path) == reportOne.skipped.map(\.path))
+        #expect(try recordBytes(a) == recordBytes(b))
+        let reader = try CacheReader(url: b)  // opening checks every shard's indices against the manifest
+        #expect(reader.manifest.shards.map(\.count) == [5, 8, 8])
+        #expect(try reader.labels() == CacheReader(url: a).labels())
+    }
+
     @Test func aSampleDoesNotDependOnItsMosaicNeighbours() throws {
         // The same image built alone and among 300 others must give the same bytes at every level.
         let one = TempDirectory(), many = TempDirectory(), out = TempDirectory()

@@ -28,8 +28,11 @@ public struct BuildReport: Codable, Sendable {
     /// with its warnings, in source order. libvips' warnings go here, never to the terminal.
     public var warnings: [SkippedItem]?
     public var levels: [LevelReport]
+    /// Worker threads of each process.
     public var workers: Int
     public var shards: Int
+    /// Processes that built it (`mpirun -np N`); nil for one.
+    public var processes: Int?
     /// Seconds of this run; `totalSeconds` adds earlier interrupted runs.
     public var seconds: Double
     public var totalSeconds: Double
@@ -50,6 +53,7 @@ public struct BuildReport: Codable, Sendable {
         s += "; \(skippedCount) skipped"
         s += String(format: "; %.1f s, %@ items/s", seconds, rate)
         if dictionarySeconds >= 0.05 { s += String(format: " (%.1f s of it training dictionaries)", dictionarySeconds) }
+        if let processes, processes > 1 { s += " on \(processes) processes" }
         if resumed { s += " (resumed)" }
         if let warnings, !warnings.isEmpty { s += "; \(warnings.count) decoded with libvips warnings" }
         if skippedCount > 0 || !(warnings ?? []).isEmpty { s += "; reasons in \(output)/\(BuildReport.fileName)" }

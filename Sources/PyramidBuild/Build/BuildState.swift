@@ -39,9 +39,15 @@ struct ShardProgress: Codable {
     var bytes: [Int]
     var rawBytes: [Int]
     var complete: Bool
+    /// Record `i` of the shard is keyed `keyBase + i`: the shard's first source position while it
+    /// is built (known to any process before it starts), its first sample index once renumbered.
+    var keyBase: Int
+    /// A renumbering in progress: records `0..<moved` are already keyed `movedTo + i`.
+    var movedTo: Int?
+    var moved: Int
 
     init(cursor: Int, channels: Int, classes: Int, levels: Int) {
-        self.cursor = cursor; count = 0; skipped = 0
+        self.cursor = cursor; count = 0; skipped = 0; keyBase = cursor; movedTo = nil; moved = 0
         sums = Array(repeating: 0, count: channels); squares = sums; pixels = 0
         labelCounts = Array(repeating: 0, count: classes)
         bytes = Array(repeating: 0, count: levels); rawBytes = bytes

@@ -3,17 +3,9 @@ import PyramidCache
 
 /// The end of a build: the report, the manifest (written last) and the state file removed.
 extension Builder {
-    func finish(writers: [ShardWriter], progress: [ShardProgress], state: BuildState, seconds: Double,
-                dictionarySeconds: Double, itemsThisRun: Int, resumed: Bool) throws -> BuildReport {
-        var skipped = catalog.refused, warned: [SkippedItem] = []
-        for writer in writers {
-            for (_, value) in try writer.metaEntries(prefix: "skip/") {
-                if let item = try? JSONDecoder().decode(SkippedItem.self, from: Data(value)) { skipped.append(item) }
-            }
-            for (_, value) in try writer.metaEntries(prefix: "warn/") {
-                if let item = try? JSONDecoder().decode(SkippedItem.self, from: Data(value)) { warned.append(item) }
-            }
-        }
+    func finish(progress: [ShardProgress], skippedItems: [SkippedItem], warnedItems: [SkippedItem], state: BuildState, seconds: Double,
+                dictionarySeconds: Double, itemsThisRun: Int, resumed: Bool, processes: Int) throws -> BuildReport {
+        let skipped = catalog.refused + skippedItems, warned = warnedItems
         var shards: [Manifest.Shard] = []
         var first = 0
         for (k, p) in progress.enumerated() {
@@ -49,7 +41,7 @@ extension Builder {
         let report = BuildReport(
             source: catalog.source.path, format: catalog.source.format, output: output.path, sourceItems: catalog.count,
             samplesWritten: count, skippedCount: skipped.count, skipped: skipped, warnings: warned, levels: levelReports,
-            workers: options.workers, shards: options.shards, seconds: seconds, totalSeconds: total,
+            workers: options.workers, shards: options.shards, processes: processes, seconds: seconds, totalSeconds: total,
             dictionarySeconds: dictionarySeconds, itemsPerSecond: Double(itemsThisRun) / max(seconds, 1e-9), resumed: resumed)
         let encoder = JSONEncoder(); encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try writeAtomically(encoder.encode(report), to: output.appendingPathComponent(BuildReport.fileName))

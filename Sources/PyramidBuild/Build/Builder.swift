@@ -63,88 +63,114 @@ public final class Builder {
             "zstd-level": String(options.zstdLevel), "filter": options.filter.name,
             "dictionary": String(options.dictionary), "shards": String(options.shards),
             "max-pixels": String(options.maxPixels), "codecs": codecList,
-            "format-version": String(Manifest.currentFormatVersion),
+            "format-version": String(Manifest.currentFormatVersion), "keys": "source-position",
         ]
+    }
+
+    /// The shard count of the interrupted build in `output`, if there is one.
+    public static func interruptedShardCount(at output: URL) -> Int? {
+        BuildState.load(from: output)?.fingerprint["shards"].flatMap { Int($0) }
     }
 
     // MARK: - Run
 
-    /// Runs the build.
+    /// Runs the build, alone or as one rank of `group` (`mpirun -np N pyramid build`).
+    ///
+    /// With several ranks, rank `r` builds the shards `k` with `k mod N = r` (a rank without a
+    /// shard only waits), rank 0 alone prepares the output directory, trains the dictionaries and
+    /// writes the manifest after every rank has finished, and the records are byte-identical to a
+    /// one-process build with the same shards. While a shard is built its records are keyed from
+    /// its first source position, which every rank knows in advance; at the end, once every
+    /// shard's count is known, each rank renumbers its shards' keys to their sample indices (no
+    /// work unless an earlier shard skipped items).
     /// - Parameters:
-    ///   - progress: called after every commit, on the calling thread.
+    ///   - group: the processes of the build (``SingleProcess`` alone).
+    ///   - progress: called on rank 0 after every commit (and while waiting for the other ranks),
+    ///     with the counts of every rank.
     ///   - isCancelled: polled between commits; when it returns true the build stops after the
     ///     current commit and throws ``BuildError/interrupted(committed:total:output:)``.
-    /// - Returns: the report, also written to `build-report.json`.
-    public func run(progress: (BuildProgress) -> Void = { _ in },
+    /// - Returns: the report (rank 0 writes it to `build-report.json`; every rank returns it).
+    /// - Throws: rank 0's errors; on the other ranks ``BuildError/peerFailed(rank:)`` when rank 0
+    ///   could not start the build.
+    public func run(group: ProcessGroup = SingleProcess(), progress: (BuildProgress) -> Void = { _ in },
                     isCancelled: @escaping () -> Bool = { false }) throws -> BuildReport {
         try Vips.start()
         let started = Date()
         if options.strict, let first = catalog.refused.first { throw BuildError.badInput(path: first.path, reason: first.reason) }
-        let (resumed, lock) = try prepareOutput()
-        defer { withExtendedLifetime(lock) {} }
         if catalog.count == 0 { throw BuildError.empty(path: catalog.source.path) }
 
-        // Dictionaries first: trained from a fixed sample of the source, so they do not depend on workers.
-        var state: BuildState
-        var dictionarySeconds = 0.0
-        if let resumed {
-            state = resumed
-        } else {
+        // Rank 0 prepares the directory (lock, mode, dictionaries) and hands the state to every rank.
+        var lock: DirectoryLock?
+        defer { withExtendedLifetime(lock) {} }
+        let setup: Result<(state: BuildState, resumed: Bool, dictionarySeconds: Double), Error> = group.isRoot ? Result {
+            let (resumed, l) = try prepareOutput()
+            lock = l
+            if let resumed { return (resumed, true, 0) }
             let t0 = Date()
-            progress(BuildProgress(phase: "dictionary", processed: 0, total: catalog.count, written: 0, skipped: 0, processedThisRun: 0))
-            let dictionaries = options.dictionary ? try trainDictionaries() : [:]
-            dictionarySeconds = Date().timeIntervalSince(t0)
-            state = BuildState(buildID: UUID().uuidString, fingerprint: fingerprint,
-                               dictionaries: dictionaries, priorSeconds: 0)
+            var dictionaries: [String: String] = [:]
+            if options.dictionary {
+                progress(BuildProgress(phase: "dictionary", processed: 0, total: catalog.count, written: 0, skipped: 0, processedThisRun: 0))
+                dictionaries = try trainDictionaries()
+            }
+            let state = BuildState(buildID: UUID().uuidString, fingerprint: fingerprint, dictionaries: dictionaries, priorSeconds: 0)
             try state.write(to: output)
-        }
+            return (state, false, Date().timeIntervalSince(t0))
+        } : .failure(BuildError.peerFailed(rank: 0))
+        let shared = try shareSetup(setup, group: group)
+        var state = shared.state
         var dicts: [Int: RecordDictionary] = [:]
         for (key, b64) in state.dictionaries {
             guard let size = Int(key), let data = Data(base64Encoded: b64) else { continue }
             dicts[size] = try RecordDictionary(bytes: [UInt8](data), compressionLevel: Int32(options.zstdLevel))
         }
 
-        // Shards and their committed progress.
+        // This rank's shards and their committed progress.
         let total = catalog.count
         let shardCount = options.shards
         let ranges = (0..<shardCount).map { k in (k * total / shardCount)..<((k + 1) * total / shardCount) }
-        var writers: [ShardWriter] = []
-        var shardProgress: [ShardProgress] = []
-        for k in 0..<shardCount {
+        let mine = (0..<shardCount).filter { $0 % group.size == group.rank }
+        var writers: [Int: ShardWriter] = [:]
+        var shardProgress: [Int: ShardProgress] = [:]
+        for k in mine {
             let writer = try ShardWriter(directory: output.appendingPathComponent(shardDirectoryName(k)), levels: levels)
             let stored = try writer.meta(ShardProgress.metaKey).flatMap { try? JSONDecoder().decode(ShardProgress.self, from: Data($0)) }
-            writers.append(writer)
-            shardProgress.append(stored ?? ShardProgress(cursor: ranges[k].lowerBound, channels: channels, classes: catalog.classes.count, levels: levels.count))
-        }
-        // Shards commit in order, so a shard after an incomplete one must be empty.
-        if let firstOpen = shardProgress.firstIndex(where: { !$0.complete }) {
-            for k in (firstOpen + 1)..<shardCount where shardProgress[k].count > 0 || shardProgress[k].cursor != ranges[k].lowerBound {
-                throw BuildError.occupiedOutput(path: writers[k].directory.path, content: .recordsAfterUnfinishedShard)
-            }
+            writers[k] = writer
+            shardProgress[k] = stored ?? ShardProgress(cursor: ranges[k].lowerBound, channels: channels, classes: catalog.classes.count, levels: levels.count)
         }
 
-        // Chunks still to do, in global source order.
+        // Chunks still to do, in source order.
         var chunks: [(shard: Int, range: Range<Int>)] = []
-        for k in 0..<shardCount where !shardProgress[k].complete {
-            var start = shardProgress[k].cursor
+        for k in mine where !shardProgress[k]!.complete {
+            var start = shardProgress[k]!.cursor
             if start == ranges[k].upperBound { chunks.append((k, start..<start)) } // only the closing commit is left
             while start < ranges[k].upperBound {
                 let end = min(start + chunkSize, ranges[k].upperBound)
                 chunks.append((k, start..<end)); start = end
             }
         }
-        var nextIndex = shardProgress.reduce(0) { $0 + $1.count }
-        let doneBefore = shardProgress.enumerated().reduce(0) { $0 + ($1.element.cursor - ranges[$1.offset].lowerBound) }
-        var processed = doneBefore
-        var written = shardProgress.reduce(0) { $0 + $1.count }
-        var skippedTotal = shardProgress.reduce(0) { $0 + $1.skipped }
+        let myItems = mine.reduce(0) { $0 + ranges[$1].count }
+        let doneBefore = mine.reduce(0) { $0 + shardProgress[$1]!.cursor - ranges[$1].lowerBound }
+        var tally = RankTally(items: myItems, processed: doneBefore, processedBefore: doneBefore,
+                              written: mine.reduce(0) { $0 + shardProgress[$1]!.count },
+                              skipped: mine.reduce(0) { $0 + shardProgress[$1]!.skipped })
+        var board = ProgressBoard(ranks: group.size, total: total)
+        func report(finished: Bool = false) {
+            if group.isRoot {
+                board.update(rank: 0, tally, finished: finished)
+                for (rank, values) in group.collectPosts() { board.update(rank: rank, values) }
+                progress(board.progress)
+            } else {
+                group.post(tally.values(finished: finished))
+            }
+        }
+        report()
 
         // Workers render and encode; this thread commits in order.
         let queue = ChunkQueue(count: chunks.count, window: options.workers * 2 + 2)
         let rendererOptions = options
         let dictionaries = dicts
         var threads: [Thread] = []
-        for _ in 0..<min(options.workers, max(chunks.count, 1)) {
+        for _ in 0..<min(options.workers, max(chunks.count, 1)) where !chunks.isEmpty {
             let thread = Thread { [catalog, levels, codecs, channels, chunks] in
                 let renderer = ChunkRenderer(catalog: catalog, options: rendererOptions, channels: channels)
                 let encoders = zip(levels, codecs).map { size, codec in
@@ -165,25 +191,26 @@ public final class Builder {
         for (id, chunk) in chunks.enumerated() {
             guard let result = queue.result(id, isCancelled: isCancelled) else {
                 state.priorSeconds += Date().timeIntervalSince(started)
-                try? state.write(to: output)
-                throw BuildError.interrupted(committed: processed, total: total, output: output.path)
+                if group.isRoot { try? state.write(to: output) }
+                throw BuildError.interrupted(committed: tally.processed, total: total, output: output.path)
             }
             let encoded = try result.get()
             if options.strict, let first = encoded.skipped.first { throw BuildError.badInput(path: first.1.path, reason: first.1.reason) }
             let k = chunk.shard
-            var p = shardProgress[k]
+            var p = shardProgress[k]!
             var batch = ShardWriter.Batch()
             for sample in encoded.samples {
+                let key = p.keyBase + p.count
                 for (l, record) in sample.records.enumerated() {
-                    batch.records.append((nextIndex, levels[l], record))
+                    batch.records.append((key, levels[l], record))
                     p.bytes[l] += record.count
                     p.rawBytes[l] += sample.rawBytes[l]
                 }
-                batch.labels.append((nextIndex, sample.label))
+                batch.labels.append((key, sample.label))
                 for c in 0..<channels { p.sums[c] += sample.sums[c]; p.squares[c] += sample.squares[c] }
                 p.pixels += sample.pixelCount
                 if sample.label < p.labelCounts.count { p.labelCounts[sample.label] += 1 }
-                nextIndex += 1
+                p.count += 1
             }
             for (position, item) in encoded.skipped {
                 batch.meta.append((skipKey(position), Array((try? JSONEncoder().encode(item)) ?? Data())))
@@ -191,26 +218,37 @@ public final class Builder {
             for (position, item) in encoded.warned {
                 batch.meta.append((warningKey(position), Array((try? JSONEncoder().encode(item)) ?? Data())))
             }
-            p.count += encoded.samples.count
             p.skipped += encoded.skipped.count
             p.cursor = chunk.range.upperBound
-            if p.cursor == ranges[k].upperBound {
-                p.complete = true
-                let info = ShardInfo(number: k, firstIndex: nextIndex - p.count, count: p.count, levels: levels, channels: channels, buildID: state.buildID)
-                batch.meta.append((ShardInfo.metaKey, info.encoded()))
-            }
+            p.complete = p.cursor == ranges[k].upperBound
             batch.meta.append((ShardProgress.metaKey, p.encoded()))
-            try writers[k].commit(batch)
+            try writers[k]!.commit(batch)
             shardProgress[k] = p
-            processed += chunk.range.count
-            written += encoded.samples.count
-            skippedTotal += encoded.skipped.count
-            progress(BuildProgress(phase: "build", processed: processed, total: total, written: written,
-                                   skipped: skippedTotal, processedThisRun: processed - doneBefore))
+            tally.processed += chunk.range.count
+            tally.written += encoded.samples.count
+            tally.skipped += encoded.skipped.count
+            report()
         }
-        for writer in writers { try writer.sync() }
+        for writer in writers.values { try writer.sync() }
+        report(finished: true)
+
+        // Every shard's count decides where each shard's sample indices start.
+        let all = try gatherShards(writers: writers, progress: shardProgress, group: group, board: &board, progress: progress)
+        var firstIndex = Array(repeating: 0, count: shardCount)
+        for k in 1..<max(shardCount, 1) { firstIndex[k] = firstIndex[k - 1] + all.progress[k - 1].count }
+        for k in mine { try renumber(shard: k, writer: writers[k]!, progress: shardProgress[k]!, firstIndex: firstIndex[k], buildID: state.buildID) }
+        let renumbered = group.allgather([1])  // every rank's shards are final before the manifest
+        precondition(renumbered.count == group.size)
+
         let seconds = Date().timeIntervalSince(started)
-        return try finish(writers: writers, progress: shardProgress, state: state, seconds: seconds,
-                          dictionarySeconds: dictionarySeconds, itemsThisRun: processed - doneBefore, resumed: resumed != nil)
+        var reportBytes: [UInt8] = []
+        if group.isRoot {
+            let r = try finish(progress: all.progress, skippedItems: all.skipped, warnedItems: all.warned, state: state, seconds: seconds,
+                               dictionarySeconds: shared.dictionarySeconds, itemsThisRun: board.processedThisRun,
+                               resumed: shared.resumed, processes: group.size)
+            reportBytes = Array(try JSONEncoder().encode(r))
+        }
+        let bytes = group.broadcast(reportBytes, root: 0)
+        return try JSONDecoder().decode(BuildReport.self, from: Data(bytes))
     }
 }

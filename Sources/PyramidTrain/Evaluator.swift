@@ -23,11 +23,15 @@ public final class Evaluator {
     public let network: Network
     let testCache: CacheReader
     let workers: Int
+    /// The processes sharing the work: each evaluates its rank's part of the test set and the
+    /// counts are summed; calibration averages the ranks' statistics.
+    let group: ProcessGroup
 
-    public init(network: Network, testCache: String, workers: Int = 2) throws {
+    public init(network: Network, testCache: String, workers: Int = 2, group: ProcessGroup = SingleProcess()) throws {
         self.network = network
         self.testCache = try CacheReader(url: URL(fileURLWithPath: testCache))
         self.workers = workers
+        self.group = group
         guard self.testCache.manifest.channels == network.configuration.inputChannels,
               self.testCache.manifest.classes.count == network.configuration.classes else {
             throw TrainError.incompatibleCache(path: testCache, channels: self.testCache.manifest.channels,
@@ -39,7 +43,8 @@ public final class Evaluator {
     /// Top-1/top-5 at `size` with `bank`.
     public func evaluate(size: Int, bank: ModelContext.Bank, batchSize: Int = 256) throws -> Result {
         let loader = try Loader(cache: testCache, configuration: LoaderConfiguration(
-            schedule: Fixed(size: size), batchSize: batchSize, augmentation: nil, workers: workers, shuffle: false, dropLast: false))
+            schedule: Fixed(size: size), batchSize: batchSize, rank: group.rank, worldSize: group.size, augmentation: nil,
+            workers: workers, shuffle: false, dropLast: false))
         let ctx = network.context
         let saved = (ctx.training, ctx.bank)
         defer { (ctx.training, ctx.bank) = saved }
@@ -53,6 +58,11 @@ public final class Evaluator {
             let logits = network.forward(x, branch: Network.Branch.evaluation)
             let h = Losses.hits(logits: logits, labels: batch.labels)
             top1 += h.top1; top5 += h.topK; n += batch.count
+        }
+        if group.size > 1 {
+            var counts = [Double(top1), Double(top5), Double(n)]
+            group.allreduceSum(&counts)
+            (top1, top5, n) = (Int(counts[0]), Int(counts[1]), Int(counts[2]))
         }
         let label: String
         switch bank {
@@ -70,7 +80,8 @@ public final class Evaluator {
                           augmentation: Augmentation? = nil, bank: Int = 0) throws -> [Float] {
         let before = network.store.stateArray
         let loader = try Loader(cache: trainCache, configuration: LoaderConfiguration(
-            schedule: Fixed(size: size), batchSize: batchSize, seed: seed &+ 0xCA1, augmentation: augmentation, workers: workers))
+            schedule: Fixed(size: size), batchSize: max(1, batchSize / group.size), seed: seed &+ 0xCA1, rank: group.rank,
+            worldSize: group.size, augmentation: augmentation, workers: workers))
         let ctx = network.context
         let saved = (ctx.training, ctx.bank, ctx.calibrating)
         defer { (ctx.training, ctx.bank, ctx.calibrating) = saved }
@@ -91,6 +102,14 @@ public final class Evaluator {
             }
             if !any { break }
             epoch += 1
+        }
+        // Each rank averaged its share of every batch: the mean of the ranks' averages is the
+        // average over the whole batches.
+        if group.size > 1 {
+            network.store.withUnsafeMutableParameters { _, _, state in
+                group.allreduceSum(state)
+                for i in state.indices { state[i] /= Float(group.size) }
+            }
         }
         return before
     }

@@ -39,7 +39,11 @@ public final class ParameterStore {
 
     public init() {}
 
-    deinit { values?.deallocate(); grads?.deallocate(); state?.deallocate() }
+    deinit { values?.deallocate(); grads?.deallocate() }
+
+    /// Values a training step sums over the ranks besides the gradients and the state, at the end of
+    /// the exchange block (loss, hits, images, stop request).
+    public static let stepScalarCount = 4
 
     /// Reserves a parameter with its initial values; returns its offset.
     func add(_ values: [Float], kind: Kind, name: String) -> Int {
@@ -61,12 +65,25 @@ public final class ParameterStore {
 
     /// Allocates the blocks and writes the initial values.
     func finalize() {
-        values = .allocate(capacity: max(1, count)); grads = .allocate(capacity: max(1, count))
-        state = .allocate(capacity: max(1, stateCount))
-        grads.initialize(repeating: 0, count: max(1, count))
+        // Gradients, state and a step's scalars are one block, so that a distributed step sums
+        // them over the ranks in one allreduce (``withUnsafeMutableExchangeBlock(_:)``).
+        values = .allocate(capacity: max(1, count))
+        grads = .allocate(capacity: exchangeCount)
+        state = grads + count
+        grads.initialize(repeating: 0, count: exchangeCount)
         for (s, v) in zip(slices, initial) { v.withUnsafeBufferPointer { (values + s.offset).initialize(from: $0.baseAddress!, count: s.count) } }
         for (s, v) in zip(stateSlices, initialState) { v.withUnsafeBufferPointer { (state + s.offset).initialize(from: $0.baseAddress!, count: s.count) } }
         initial = []; initialState = []
+    }
+
+    /// Floats in the exchange block: gradients, state, then ``stepScalarCount`` step scalars.
+    public var exchangeCount: Int { count + stateCount + Self.stepScalarCount }
+
+    /// Calls `body` with the exchange block: the gradients (``count``), then the state
+    /// (``stateCount``), then ``stepScalarCount`` scalars of the step, contiguous, so that a
+    /// data-parallel step sums all of them over the ranks in one allreduce; valid only inside `body`.
+    public func withUnsafeMutableExchangeBlock<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        try body(UnsafeMutableBufferPointer(start: grads, count: exchangeCount))
     }
 
     /// Sets every gradient to zero.

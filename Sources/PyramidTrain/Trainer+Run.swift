@@ -1,3 +1,4 @@
+import COpenBLAS
 import Foundation
 import PyramidCache
 import PyramidLoader
@@ -31,6 +32,25 @@ extension Trainer {
         }
     }
 
+    /// One data-parallel exchange: sums the gradients, the BatchNorm running statistics and the
+    /// step's scalars over the ranks in one allreduce of the store's exchange block, and averages
+    /// the gradients, the statistics and the loss. Every rank then holds the same values, so the
+    /// optimizer keeps the replicas identical and a checkpoint is the same whichever rank writes it.
+    /// - Returns: the mean loss, the summed hits and images, and whether any rank asked to stop.
+    func exchange(loss: Float, hits: Int, images: Int, stop: Bool) -> (Float, Int, Int, Bool) {
+        let store = network.store
+        let n = store.count + store.stateCount
+        return store.withUnsafeMutableExchangeBlock { block in
+            block[n] = loss; block[n + 1] = Float(hits); block[n + 2] = Float(images); block[n + 3] = stop ? 1 : 0
+            let started = DispatchTime.now().uptimeNanoseconds
+            group.allreduceSum(block)
+            allreduceSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            let scale = 1 / Float(group.size)
+            cblas_sscal(Int32(n), scale, block.baseAddress, 1)
+            return (block[n] * scale, Int(block[n + 1].rounded()), Int(block[n + 2].rounded()), block[n + 3] > 0)
+        }
+    }
+
     /// Where the loader continues: (epoch, stream cursor).
     public var loaderPosition: (epoch: Int, cursor: Int) { (header.nextEpoch, header.nextCursor) }
 
@@ -46,11 +66,14 @@ extension Trainer {
     @discardableResult
     public func run(progress: ((Progress) -> Void)? = nil, onEpoch: ((EpochLog) -> Void)? = nil,
                     shouldStop: () -> Bool = { false }) throws -> [EpochLog] {
-        // One writer per run directory: a second process training (or resuming) it is refused.
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let lock = try DirectoryLock(directory: directory)
+        // One writer per run directory (rank 0): a second run training (or resuming) it is refused.
+        var lock: DirectoryLock?
+        if group.isRoot {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            lock = try DirectoryLock(directory: directory)
+        }
         defer { withExtendedLifetime(lock) {} }
-        if header.steps == 0 && header.nextCursor == 0 && header.nextEpoch == 0 {
+        if group.isRoot && header.steps == 0 && header.nextCursor == 0 && header.nextEpoch == 0 {
             try configuration.save(in: directory)
             try? FileManager.default.removeItem(at: directory.appendingPathComponent(Self.logFile))
             try saveCheckpoint()
@@ -83,6 +106,7 @@ extension Trainer {
                 ctx.training = true
                 ctx.calibrating = false
                 var loss: Float
+                var stepHits = 0
                 if let parallel = sizesOfParallel, let mred, let alpha = alphaOffset {
                     var logits: [Tensor] = []
                     for (b, s) in parallel.enumerated() {
@@ -94,7 +118,7 @@ extension Trainer {
                     let terms = mred.loss(logits: logits, labels: batch.labels, alpha: network.store.values + alpha,
                                           alphaGrad: network.store.grads + alpha, grads: gradTensors)
                     loss = terms.total
-                    hits += Losses.hits(logits: logits[0], labels: batch.labels).top1
+                    stepHits = Losses.hits(logits: logits[0], labels: batch.labels).top1
                     for b in parallel.indices {
                         ctx.bank = .bank(network.bank(b))
                         network.backward(gradTensors[b], branch: b)
@@ -104,31 +128,35 @@ extension Trainer {
                     let x = network.setInput(batch.images().floats, count: batch.count, channels: batch.channels, size: batch.size)
                     let logits = network.forward(x, branch: 0)
                     loss = Losses.crossEntropy(logits: logits, labels: batch.labels, smoothing: c.labelSmoothing, grad: gradTensors[0])
-                    hits += Losses.hits(logits: logits, labels: batch.labels).top1
+                    stepHits = Losses.hits(logits: logits, labels: batch.labels).top1
                     network.backward(gradTensors[0], branch: 0)
                 }
+                var stepImages = batch.count
+                var stop = shouldStop()
+                if group.size > 1 { (loss, stepHits, stepImages, stop) = exchange(loss: loss, hits: stepHits, images: stepImages, stop: stop) }
                 guard loss.isFinite else { throw TrainError.nonFinite(epoch: epoch, step: batch.step, loss: loss) }
                 smoothing?.apply(to: network.store)
                 optimizer.step(lr: lr)
                 header.steps += 1
                 steps += 1
                 lossSum += Double(loss)
-                seen += batch.count
-                let stepMacs = Double(batch.count) * Double(batch.sizes.reduce(0) { $0 + macs($1) })
+                hits += stepHits
+                seen += stepImages
+                let stepMacs = Double(stepImages) * Double(batch.sizes.reduce(0) { $0 + macs($1) })
                 epochMacs += stepMacs
                 header.trainingMacs += stepMacs
                 batch.sizes.forEach { sizes.insert($0) }
                 let elapsed = Date().timeIntervalSince(started)
                 progress?(Progress(epoch: epoch, epochs: c.epochs, step: batch.step + 1, steps: fullSteps, loss: lossSum / Double(steps),
                                    imagesPerSecond: Double(seen) / max(earlierSeconds + elapsed, 1e-9), size: batch.size))
-                if shouldStop() {
+                if stop {
                     header.nextEpoch = epoch
                     header.nextCursor = batch.nextCursor
                     header.wallSeconds += elapsed
                     header.gradientSmoothing = smoothing
                     header.epochProgress = Checkpoint.EpochProgress(lossSum: lossSum, steps: steps, hits: hits, seen: seen, macs: epochMacs,
                                                          seconds: earlierSeconds + elapsed, sizes: sizes.sorted(by: >))
-                    try saveCheckpoint()
+                    if group.isRoot { try saveCheckpoint() }
                     throw TrainError.interrupted(directory: directory.path, epoch: epoch, cursor: batch.nextCursor)
                 }
             }
@@ -138,9 +166,11 @@ extension Trainer {
                                  learningRate: Double(lr), imagesPerSecond: Double(seen) / max(epochSeconds, 1e-9), seconds: epochSeconds,
                                  sizes: sizes.sorted(by: >), macs: epochMacs, cumulativeMacs: header.trainingMacs,
                                  partial: cursor > 0 && resumedSums == nil ? true : nil, alpha: network.ensembleWeights?.map(Double.init),
-                                 substitutions: loader.substitutions.isEmpty ? nil : loader.substitutions.count)
+                                 substitutions: nil)
+            let substitutions = Int(group.sum(Double(loader.substitutions.count)))
+            entry.substitutions = substitutions == 0 ? nil : substitutions
             if let test = c.testCache {
-                let evaluator = try Evaluator(network: network, testCache: test, workers: c.workers)
+                let evaluator = try Evaluator(network: network, testCache: test, workers: c.workers, group: group)
                 let size = schedule.referenceSize
                 let result = try evaluator.evaluate(size: size, bank: .bank(0))
                 entry.validationTop1 = result.top1
@@ -154,10 +184,12 @@ extension Trainer {
             if let v = entry.validationTop1, v > (header.bestTop1 ?? -1) {
                 header.bestTop1 = v
                 header.bestEpoch = epoch
-                try saveCheckpoint(Self.bestCheckpointFile)
+                if group.isRoot { try saveCheckpoint(Self.bestCheckpointFile) }
             }
-            try saveCheckpoint()
-            try appendLog(entry)
+            if group.isRoot {
+                try saveCheckpoint()
+                try appendLog(entry)
+            }
             logs.append(entry)
             onEpoch?(entry)
         }

@@ -50,15 +50,30 @@ public final class Trainer {
     /// Offset of α in the parameter block (parallel schedules).
     let alphaOffset: Int?
     var macsPerSize: [Int: Int] = [:]
+    /// The processes training together (data-parallel); ``SingleProcess`` alone.
+    public let group: ProcessGroup
+    /// Seconds spent in the gradient allreduce since the trainer was made (0 alone).
+    public internal(set) var allreduceSeconds = 0.0
 
     public static let configurationFile = "run.json", logFile = "log.jsonl"
     public static let checkpointFile = "checkpoint.bin", bestCheckpointFile = "checkpoint-best.bin"
 
     /// Starts a new run in `directory`, or continues the one there (`resume`).
+    ///
+    /// With a `group` of N processes, each takes `batch / N` images of every step (its rank's share
+    /// of the loader's global stream), and every step sums the gradients, the BatchNorm running
+    /// statistics and the step's loss over the ranks in one allreduce and averages them, so every
+    /// rank holds the same model after every step; rank 0 alone writes the run directory. The
+    /// recipe (batch, learning rate, steps per epoch) is the one-process recipe whatever N is, so
+    /// a run resumes on any number of processes.
     /// - Throws: ``TrainError`` or a cache/loader error naming what is wrong, before any training.
-    public init(configuration: RunConfiguration, directory: URL, resume: Bool) throws {
+    public init(configuration: RunConfiguration, directory: URL, resume: Bool, group: ProcessGroup = SingleProcess()) throws {
         self.configuration = configuration
         self.directory = directory
+        self.group = group
+        guard configuration.batch % group.size == 0 else {
+            throw TrainError.invalidSetting(setting: "batch", reason: "\(configuration.batch) images per step cannot be split evenly among \(group.size) processes")
+        }
         Threads.configure(configuration.threads)
         let reader = try CacheReader(url: URL(fileURLWithPath: configuration.cache))
         let m = reader.manifest
@@ -78,7 +93,8 @@ public final class Trainer {
         alphaOffset = network.alphaOffset
         mred = parallel ? MRED(distillation: configuration.distillation, smoothing: configuration.labelSmoothing) : nil
         loader = try Loader(cache: reader, configuration: LoaderConfiguration(
-            schedule: schedule, batchSize: configuration.batch, seed: configuration.seed, epochs: configuration.epochs,
+            schedule: schedule, batchSize: configuration.batch / group.size, seed: configuration.seed,
+            rank: group.rank, worldSize: group.size, epochs: configuration.epochs,
             augmentation: try configuration.augment.map(Augmentation.parse), workers: configuration.workers,
             corruptRecords: configuration.corruptRecords))
         optimizer = SGD(store: network.store, configuration: configuration.optimizer)

@@ -24,9 +24,20 @@ struct TrainCommand: ParsableCommand {
             gradient smoothing on; parallel schedules train one BatchNorm bank per size with \
             multi-resolution ensemble distillation (--distillation).
 
+            Under mpirun (mpirun -np N pyramid train ...), the N processes train data-parallel: \
+            each takes BATCH/N images of every step (--batch is the images per step of all of them, \
+            so the recipe does not depend on N and must divide by it), BatchNorm normalizes with each \
+            process's own share, and one allreduce per step averages the gradients, the running \
+            statistics and the loss, so every process holds the same model. Validation is split \
+            among them. Rank 0 writes RUNDIR (which every rank must be able to read for --resume) and \
+            prints a progress line every 10 seconds. --resume continues on any number of processes; \
+            with the same number and seed a run is bit-identical. A process that fails stops all of \
+            them. Default --threads: the cores divided among the processes on each machine.
+
             Example:
               pyramid train fmnist --test fmnist-test --model resnet20 --schedule trd:28,14,p=0.5 \\
                   --epochs 10 --batch 128 --lr 0.1 --out runs/trd
+              mpirun -np 2 pyramid train fmnist --test fmnist-test --epochs 10 --batch 128 --out runs/two
             """)
 
     @Argument(help: "The training cache (not needed with --resume).")
@@ -104,8 +115,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Loader worker threads.")
     var workers: Int = 1
 
-    @Option(help: "Batch parts computed in parallel, one single-threaded GEMM each.")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Batch parts computed in parallel, one single-threaded GEMM each (default: the cores, divided among the processes on this machine under mpirun).")
+    var threads: Int = Processes.coresPerProcess
 
     @Flag(help: "No progress line, no per-epoch lines.")
     var quiet = false
@@ -143,7 +154,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         let directory: URL
-        let runConfiguration: RunConfiguration
+        var runConfiguration: RunConfiguration
         if let resume {
             directory = URL(fileURLWithPath: resume)
             do {
@@ -151,6 +162,11 @@ struct TrainCommand: ParsableCommand {
             } catch TrainError.noRun {
                 throw Failure.usage("--resume: \(resume) holds no run (no readable \(Trainer.configurationFile))")
             }
+            // --workers and --threads given now win over the run's; under mpirun the default
+            // threads follow this launch's processes per machine, not the first launch's.
+            func given(_ flag: String) -> Bool { CommandLine.arguments.contains { $0 == flag || $0.hasPrefix(flag + "=") } }
+            if given("--workers") { runConfiguration.workers = workers }
+            if given("--threads") || Processes.distributed { runConfiguration.threads = threads }
         } else {
             directory = URL(fileURLWithPath: out!)
             if FileManager.default.fileExists(atPath: directory.appendingPathComponent(Trainer.checkpointFile).path) {
@@ -167,15 +183,18 @@ struct TrainCommand: ParsableCommand {
                 distillation: MRED.Distillation(rawValue: distillation)!, sharedBatchNorm: sharedBatchNorm,
                 corruptRecords: CorruptRecordPolicy(rawValue: corruptRecords)!, seed: seed, workers: workers, threads: threads)
         }
-        let trainer = try Trainer(configuration: runConfiguration, directory: directory, resume: resume != nil)
+        let group = try Processes.group()
+        let quiet = self.quiet || !group.isRoot
+        let trainer = try Trainer(configuration: runConfiguration, directory: directory, resume: resume != nil, group: group)
         let c = trainer.configuration
         if !quiet {
             let params = trainer.network.store.count
-            print("run      \(directory.path): \(c.model.architecture) (\(params) parameters), \(c.schedule), \(c.epochs) epochs, batch \(c.batch), lr \(c.learningRate.base) \(c.learningRate.kind.rawValue)")
+            print("run      \(directory.path): \(c.model.architecture) (\(params) parameters), \(c.schedule), \(c.epochs) epochs, batch \(c.batch), lr \(c.learningRate.base) \(c.learningRate.kind.rawValue)"
+                  + (group.size > 1 ? ", \(group.size) processes × \(c.batch / group.size) images" : ""))
             if resume != nil { print("resuming at epoch \(trainer.loaderPosition.epoch), sample \(trainer.loaderPosition.cursor)") }
         }
         installInterruptHandler()
-        let progress = ProgressLine(quiet: quiet)
+        let progress = ProgressLine(quiet: quiet, periodicLines: group.size > 1)
         defer { progress.finish() }
         try trainer.run(progress: { p in
             progress.update("epoch \(p.epoch + 1)/\(p.epochs)", done: p.step, total: p.steps,

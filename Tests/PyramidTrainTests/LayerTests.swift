@@ -234,6 +234,34 @@ extension TrainerSuites {
         #expect(g[0..<6].allSatisfy { $0 == 0 } && g[6..<12].contains { $0 != 0 })
     }
 
+    @Test func frozenBatchNormGradientsAndStatistics() {
+        // Frozen: running statistics normalize, are left unchanged, and a sample's output does not
+        // depend on the rest of its batch.
+        let store = ParameterStore(), context = ModelContext()
+        let bn = BatchNorm2D(store, context, channels: 3, banks: 1, name: "bn")
+        store.finalize()
+        for i in 0..<store.count { store.values[i] = 0.5 + Float(i % 5) * 0.3 }
+        for i in 0..<store.stateCount { store.state[i] = i < 3 ? Float(i) * 0.2 - 0.1 : 0.5 + Float(i) * 0.1 }
+        let before = store.stateArray
+        context.frozenBatchNorm = true
+        defer { context.frozenBatchNorm = false }
+        #expect(GradientCheck(epsilon: 1e-3).check(bn, store: store, input: [3, 4, 3, 3], seed: 7) < 1e-2)
+        bn.fusedReLU = true
+        #expect(GradientCheck(epsilon: 1e-3).check(bn, store: store, input: [3, 4, 3, 3], seed: 8) < 1e-2)
+        bn.fusedReLU = false
+        #expect(store.stateArray == before)
+        // Against its definition: γ·(x − mean)/√(var + ε) + β per channel.
+        let x = Tensor(shape: [3, 2, 2, 2], values: GradientCheck.random(24, seed: 3))
+        let y = bn.forward(x, branch: 0).array
+        for ch in 0..<3 {
+            let g = store.values[ch], b = store.values[3 + ch], mean = store.state[ch], v = store.state[3 + ch]
+            for i in 0..<8 {
+                let expected = g * (x.data[ch * 8 + i] - mean) / (v + 1e-5).squareRoot() + b
+                #expect(abs(y[ch * 8 + i] - expected) <= 1e-5 * max(1, abs(expected)))
+            }
+        }
+    }
+
     @Test func elementwiseLayersAndClassifier() {
         // A small step, so that no input crosses a kink of ReLU or max.
         let fine = GradientCheck(epsilon: 1e-3)

@@ -19,6 +19,8 @@ public final class BatchNorm2D: Layer {
     /// Apply ReLU to the output (and mask the gradient by it): one pass over memory instead of two.
     public var fusedReLU = false
     private var usedBank: [Int: Int] = [:]
+    /// Branches whose last training forward used frozen (running) statistics.
+    private var frozen: Set<Int> = []
 
     init(_ store: ParameterStore, _ context: ModelContext, channels: Int, banks: Int, zeroGamma: Bool = false, name: String) {
         self.store = store; self.context = context; self.channels = channels; self.banks = banks
@@ -55,15 +57,17 @@ public final class BatchNorm2D: Layer {
             let g = store.values + gamma[k], b = store.values + beta[k]
             let rm = store.state + runningMean[k], rv = store.state + runningVar[k]
             let calibrating = context.calibrating, seen = Float(context.calibrationBatches)
+            let freeze = context.frozenBatchNorm
+            if freeze { frozen.insert(branch) } else { frozen.remove(branch) }
             let fused = fusedReLU
             inv.withUnsafeMutableBufferPointer { invp in
                 let invb = invp.baseAddress!
                 // Channels claimed one at a time (a core slowed by a neighbour takes fewer).
                 parallelChunks(c, workers: parts) { _, ch in
                     let src = x.data + ch * m
-                    let mean = Double(Kernels.sum(src, m)) / Double(m)
-                    let sq = Double(Kernels.sumOfSquares(src, m, minus: Float(mean)))
-                    let variance = sq / Double(m)
+                    let mean = freeze ? Double(rm[ch]) : Double(Kernels.sum(src, m)) / Double(m)
+                    let sq = freeze ? 0 : Double(Kernels.sumOfSquares(src, m, minus: Float(mean)))
+                    let variance = freeze ? Double(rv[ch]) : sq / Double(m)
                     let istd = Float(1 / (variance + Double(epsilon)).squareRoot())
                     invb[ch] = istd
                     let mu = Float(mean)
@@ -75,7 +79,9 @@ public final class BatchNorm2D: Layer {
                         for i in 0..<m { let v = (src[i] - mu) * istd; xh[i] = v; out[i] = gg * v + bb }
                     }
                     let unbiased = Float(m > 1 ? sq / Double(m - 1) : variance)
-                    if calibrating {
+                    if freeze {
+                        // running statistics stay as they are
+                    } else if calibrating {
                         rm[ch] += (mu - rm[ch]) / (seen + 1)
                         rv[ch] += (unbiased - rv[ch]) / (seen + 1)
                     } else {
@@ -138,6 +144,7 @@ public final class BatchNorm2D: Layer {
         let parts = min(Threads.count, c)
         let maskAll: UnsafePointer<Float>? = fusedReLU ? UnsafePointer(outputs(branch).data) : external
         let dyAll = gradOutput.data, xhAll = xhat.data, dxAll = gx.data
+        let isFrozen = frozen.contains(branch)
         parallelChunks(c, workers: parts) { _, ch in
             let dy = dyAll + ch * m, xh = xhAll + ch * m, dx = dxAll + ch * m
             var sumDy: Float, sumDyX: Float
@@ -148,6 +155,16 @@ public final class BatchNorm2D: Layer {
                 sumDy = Kernels.sum(dy, m); sumDyX = Kernels.dot(dy, xh, m)
             }
             gg[ch] += sumDyX; gb[ch] += sumDy
+            if isFrozen {
+                // An affine map: dx = γ·inv·dy (through the ReLU's mask when there is one).
+                let s = g[ch] * inv[ch]
+                if let mask = maskAll.map({ $0 + ch * m }) {
+                    for i in 0..<m { dx[i] = mask[i] > 0 ? s * dy[i] : 0 }
+                } else {
+                    for i in 0..<m { dx[i] = s * dy[i] }
+                }
+                return
+            }
             let scale = g[ch] * inv[ch] / Float(m)
             let a = sumDy, bx = sumDyX, fm = Float(m)
             Kernels.batchNormGradient(dy, xh, mask: maskAll.map { $0 + ch * m }, m, scale: scale, count: fm, sumDy: a, sumDyX: bx, into: dx)

@@ -29,6 +29,11 @@ public final class ModelContext {
     /// In training mode: accumulate a plain average of batch statistics into the running ones
     /// instead of the momentum update (MixSize's calibration; ALGORITHMS.md §2.7).
     public var calibrating = false
+    /// In training mode: normalize with the running statistics and leave them as they are
+    /// (PyTorch's `model.eval()` during a backward pass; frozen BatchNorm for fine-tuning). Every
+    /// sample's gradient is then independent of the others in its batch, which is what
+    /// `pyramid bench mpi --check` needs to compare a split batch with the whole one.
+    public var frozenBatchNorm = false
     /// The bank used by the next forward.
     public var bank: Bank = .bank(0)
     /// Number of batches averaged so far while calibrating.

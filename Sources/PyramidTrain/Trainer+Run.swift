@@ -91,6 +91,7 @@ extension Trainer {
             }
             var it = try loader.batches(epoch: epoch, from: cursor)
             let started = Date()
+            let allreduceBefore = allreduceSeconds
             var lossSum = 0.0, steps = 0, hits = 0, seen = 0, epochMacs = 0.0, lr: Float = 0, earlierSeconds = 0.0
             var sizes = Set<Int>()
             // A resumed epoch continues the sums it was interrupted with.
@@ -169,6 +170,7 @@ extension Trainer {
                                  substitutions: nil)
             let substitutions = Int(group.sum(Double(loader.substitutions.count)))
             entry.substitutions = substitutions == 0 ? nil : substitutions
+            if group.size > 1 { (entry.allreduceSeconds, entry.processes) = (allreduceSeconds - allreduceBefore, group.size) }
             if let test = c.testCache {
                 let evaluator = try Evaluator(network: network, testCache: test, workers: c.workers, group: group)
                 let size = schedule.referenceSize

@@ -31,6 +31,10 @@ public final class Trainer {
         public var alpha: [Double]?
         /// Corrupt records substituted so far (policy `substitute`).
         public var substitutions: Int?
+        /// Data-parallel runs: wall seconds of this epoch spent in the per-step allreduce (rank 0's).
+        public var allreduceSeconds: Double?
+        /// Data-parallel runs: the number of processes that trained this epoch.
+        public var processes: Int?
     }
 
     /// What a progress display needs.

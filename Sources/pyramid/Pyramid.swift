@@ -27,8 +27,8 @@ struct Pyramid: ParsableCommand {
             if Processes.launchRank != 0 { Foundation.exit(exitCode(for: error).rawValue) }
             exit(withError: error)
         }
-        // Under mpirun only build and train are distributed; any other command runs once, on rank 0.
-        if Processes.launchRank != 0 && !(command is BuildCommand || command is TrainCommand) { Foundation.exit(0) }
+        // Under mpirun only build, train and bench mpi are distributed; any other command runs once, on rank 0.
+        if Processes.launchRank != 0 && !(command is BuildCommand || command is TrainCommand || command is BenchMPICommand) { Foundation.exit(0) }
         do {
             try command.run()
             Processes.finish()

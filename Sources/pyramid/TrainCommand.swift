@@ -207,6 +207,7 @@ struct TrainCommand: ParsableCommand {
                                   e.sizes.map(String.init).joined(separator: ",") as NSString, e.macs, e.cumulativeMacs)
                 if let v = e.validationTop1, let s = e.validationSize { line += String(format: "  test@%d %.2f%%", s, 100 * v) }
                 if let a = e.alpha { line += "  alpha " + a.map { String(format: "%.3f", $0) }.joined(separator: ",") }
+                if let r = e.allreduceSeconds, let n = e.processes { line += String(format: "  %d processes, allreduce %.1f%%", n, 100 * r / max(e.seconds, 1e-9)) }
                 print(line)
                 fflush(stdout)
             }

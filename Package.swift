@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "PyramidBuildTests", dependencies: ["PyramidBuild", "PyramidCache", "PyramidTestSupport", "PyramidImageTestSupport"]),
         .testTarget(name: "PyramidLoaderTests", dependencies: ["PyramidLoader", "PyramidCache", "PyramidTestSupport"]),
         .testTarget(name: "PyramidTrainTests", dependencies: ["PyramidTrain", "PyramidLoader", "PyramidCache", "PyramidTestSupport"]),
-        .testTarget(name: "PyramidEndToEndTests", dependencies: ["PyramidCache", "PyramidBuild", "PyramidTestSupport", "PyramidImageTestSupport"]),
+        .testTarget(name: "PyramidEndToEndTests", dependencies: ["PyramidCache", "PyramidBuild", "PyramidTrain", "PyramidTestSupport", "PyramidImageTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -27,6 +27,9 @@ struct Failure: Error {
 
     var kind: Kind
     var message: String
+    /// Every rank of a distributed run ends with this same failure at the same point (a training
+    /// run stopped on request stops all ranks at one step): they end together instead of aborting.
+    var onEveryRank = false
 
     static func usage(_ message: String) -> Failure { Failure(kind: .usage, message: message) }
     static func failure(_ message: String) -> Failure { Failure(kind: .failure, message: message) }
@@ -112,7 +115,8 @@ extension Failure {
         case .invalidSetting(let setting, let reason): self = .flag(setting, reason)
         case .incompatibleCache, .noRun: self = .usage(error.description)
         case .interrupted(let directory, let epoch, let cursor):
-            self = Failure(kind: .interrupted, message: "interrupted in epoch \(epoch) at sample \(cursor); checkpoint written. Continue with: pyramid train --resume \(directory)")
+            self = Failure(kind: .interrupted, message: "interrupted in epoch \(epoch) at sample \(cursor); checkpoint written. Continue with: pyramid train --resume \(directory)",
+                           onEveryRank: true)
         default: self = .failure(error.description)
         }
     }
@@ -122,6 +126,11 @@ extension Failure {
         var text = kind == .interrupted ? "pyramid \(Flags.path(of: command)): \(message)" : "Error: \(message)"
         if kind == .usage {
             text += "\nUsage: \(Pyramid.usageString(for: command))\n  See 'pyramid \(Flags.path(of: command)) --help' for more information."
+        }
+        if onEveryRank {
+            if Processes.launchRank == 0 { printError(text) }
+            Processes.finish()
+            Foundation.exit(kind.exitCode)
         }
         Processes.fail(text, code: kind.exitCode)
     }

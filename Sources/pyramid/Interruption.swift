@@ -16,4 +16,11 @@ func installInterruptHandler() {
         if interruptRequested != 0 { _exit(Failure.Kind.interrupted.exitCode) }
         interruptRequested = 1
     }
+    // mpirun turns a Ctrl-C into SIGTERM to every rank: stop at the next safe point as for SIGINT.
+    if Processes.distributed {
+        signal(SIGTERM) { _ in
+            if interruptRequested != 0 { _exit(Failure.Kind.interrupted.exitCode) }
+            interruptRequested = 1
+        }
+    }
 }

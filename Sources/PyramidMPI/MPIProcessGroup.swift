@@ -2,7 +2,7 @@ import CMPI
 import Foundation
 import PyramidCache
 
-/// The processes started by `mpirun`, as a ``ProcessGroup`` (Open MPI, `MPI_COMM_WORLD`).
+/// The processes started by `mpirun`, as a `ProcessGroup` (Open MPI, `MPI_COMM_WORLD`).
 ///
 /// ```swift
 /// let group: ProcessGroup = MPIProcessGroup.launchedByMPI ? try MPIProcessGroup() : SingleProcess()

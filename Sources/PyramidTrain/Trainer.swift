@@ -54,7 +54,7 @@ public final class Trainer {
     /// Offset of α in the parameter block (parallel schedules).
     let alphaOffset: Int?
     var macsPerSize: [Int: Int] = [:]
-    /// The processes training together (data-parallel); ``SingleProcess`` alone.
+    /// The processes training together (data-parallel); `SingleProcess` alone.
     public let group: ProcessGroup
     /// Seconds spent in the gradient allreduce since the trainer was made (0 alone).
     public internal(set) var allreduceSeconds = 0.0

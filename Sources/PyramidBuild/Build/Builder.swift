@@ -84,7 +84,7 @@ public final class Builder {
     /// shard's count is known, each rank renumbers its shards' keys to their sample indices (no
     /// work unless an earlier shard skipped items).
     /// - Parameters:
-    ///   - group: the processes of the build (``SingleProcess`` alone).
+    ///   - group: the processes of the build (`SingleProcess` alone).
     ///   - progress: called on rank 0 after every commit (and while waiting for the other ranks),
     ///     with the counts of every rank.
     ///   - isCancelled: polled between commits; when it returns true the build stops after the

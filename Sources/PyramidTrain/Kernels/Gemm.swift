@@ -23,7 +23,7 @@ func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
-/// Which library computes ``gemm``'s products.
+/// Which library computes the trainer's matrix products (`gemm`).
 public enum GemmBackend: String, Sendable {
     /// libxsmm 1.17's JIT kernels where they apply, OpenBLAS otherwise (the default).
     case libxsmm

@@ -32,6 +32,65 @@ extension Trainer {
         }
     }
 
+    /// What one training step did, summed over the ranks.
+    struct StepOutcome {
+        /// The mean loss of the step's images (all ranks).
+        var loss: Float
+        var hits: Int
+        var images: Int
+        /// Some rank asked to stop after this step.
+        var stop: Bool
+    }
+
+    /// One training step on this rank's share of a batch: forward, loss (cross-entropy, or MRED
+    /// over the parallel sizes), backward, the ranks' exchange, gradient smoothing and the SGD
+    /// update — unless the loss is not finite, when the parameters are left as they were.
+    /// - Parameters:
+    ///   - views: NCHW float32 images, normalized: one view of `size` px, or one per parallel size
+    ///     (largest first).
+    ///   - stop: this rank's request to stop after the step (carried to every rank).
+    func step(views: [UnsafeBufferPointer<Float>], count: Int, channels: Int, size: Int, labels: [Int32], lr: Float,
+              stop: Bool) -> StepOutcome {
+        let ctx = network.context
+        network.store.zeroGrads()
+        ctx.training = true
+        ctx.calibrating = false
+        var loss: Float
+        var hits = 0
+        if let parallel = (schedule as? Parallel)?.sizes, let mred, let alpha = alphaOffset {
+            while gradTensors.count < parallel.count { gradTensors.append(Tensor(shape: [0])) }
+            var logits: [Tensor] = []
+            for (b, s) in parallel.enumerated() {
+                ctx.bank = .bank(network.bank(b))
+                let x = network.setInput(views[b], count: count, channels: channels, size: s, branch: b)
+                logits.append(network.forward(x, branch: b))
+            }
+            for b in parallel.indices { gradTensors[b].reshape(logits[b].shape) }
+            let terms = mred.loss(logits: logits, labels: labels, alpha: network.store.values + alpha,
+                                  alphaGrad: network.store.grads + alpha, grads: Array(gradTensors.prefix(parallel.count)))
+            loss = terms.total
+            hits = Losses.hits(logits: logits[0], labels: labels).top1
+            for b in parallel.indices {
+                ctx.bank = .bank(network.bank(b))
+                network.backward(gradTensors[b], branch: b)
+            }
+        } else {
+            if gradTensors.isEmpty { gradTensors.append(Tensor(shape: [0])) }
+            ctx.bank = .bank(0)
+            let x = network.setInput(views[0], count: count, channels: channels, size: size)
+            let logits = network.forward(x, branch: 0)
+            loss = Losses.crossEntropy(logits: logits, labels: labels, smoothing: configuration.labelSmoothing, grad: gradTensors[0])
+            hits = Losses.hits(logits: logits, labels: labels).top1
+            network.backward(gradTensors[0], branch: 0)
+        }
+        var outcome = StepOutcome(loss: loss, hits: hits, images: count, stop: stop)
+        if group.size > 1 { (outcome.loss, outcome.hits, outcome.images, outcome.stop) = exchange(loss: loss, hits: hits, images: count, stop: stop) }
+        guard outcome.loss.isFinite else { return outcome }
+        smoothing?.apply(to: network.store)
+        optimizer.step(lr: lr)
+        return outcome
+    }
+
     /// One data-parallel exchange: sums the gradients, the BatchNorm running statistics and the
     /// step's scalars over the ranks in one allreduce of the store's exchange block, and averages
     /// the gradients, the statistics and the loss. Every rank then holds the same values, so the
@@ -80,9 +139,7 @@ extension Trainer {
         }
         let c = configuration
         let sizesOfParallel = (schedule as? Parallel)?.sizes
-        let ctx = network.context
         var logs: [EpochLog] = []
-        let gradTensors = (0..<max(1, sizesOfParallel?.count ?? 1)).map { _ in Tensor(shape: [0]) }
         for epoch in header.nextEpoch..<c.epochs {
             let cursor = epoch == header.nextEpoch ? header.nextCursor : 0
             let fullSteps = loader.plan(epoch: epoch).steps.count
@@ -103,41 +160,13 @@ extension Trainer {
             header.epochProgress = nil
             while let batch = try it.next() {
                 lr = c.learningRate.rate(epoch: epoch, step: batch.step, stepsInEpoch: fullSteps, epochs: c.epochs)
-                network.store.zeroGrads()
-                ctx.training = true
-                ctx.calibrating = false
-                var loss: Float
-                var stepHits = 0
-                if let parallel = sizesOfParallel, let mred, let alpha = alphaOffset {
-                    var logits: [Tensor] = []
-                    for (b, s) in parallel.enumerated() {
-                        ctx.bank = .bank(network.bank(b))
-                        let x = network.setInput(batch.images(size: s).floats, count: batch.count, channels: batch.channels, size: s, branch: b)
-                        logits.append(network.forward(x, branch: b))
-                    }
-                    for (b, g) in gradTensors.enumerated() { g.reshape(logits[b].shape) }
-                    let terms = mred.loss(logits: logits, labels: batch.labels, alpha: network.store.values + alpha,
-                                          alphaGrad: network.store.grads + alpha, grads: gradTensors)
-                    loss = terms.total
-                    stepHits = Losses.hits(logits: logits[0], labels: batch.labels).top1
-                    for b in parallel.indices {
-                        ctx.bank = .bank(network.bank(b))
-                        network.backward(gradTensors[b], branch: b)
-                    }
-                } else {
-                    ctx.bank = .bank(0)
-                    let x = network.setInput(batch.images().floats, count: batch.count, channels: batch.channels, size: batch.size)
-                    let logits = network.forward(x, branch: 0)
-                    loss = Losses.crossEntropy(logits: logits, labels: batch.labels, smoothing: c.labelSmoothing, grad: gradTensors[0])
-                    stepHits = Losses.hits(logits: logits, labels: batch.labels).top1
-                    network.backward(gradTensors[0], branch: 0)
+                // The views point into the batch's buffers: it must live through the step.
+                let outcome = withExtendedLifetime(batch) {
+                    step(views: (sizesOfParallel ?? [batch.size]).map { batch.images(size: $0).floats }, count: batch.count,
+                         channels: batch.channels, size: batch.size, labels: batch.labels, lr: lr, stop: shouldStop())
                 }
-                var stepImages = batch.count
-                var stop = shouldStop()
-                if group.size > 1 { (loss, stepHits, stepImages, stop) = exchange(loss: loss, hits: stepHits, images: stepImages, stop: stop) }
+                let (loss, stepHits, stepImages, stop) = (outcome.loss, outcome.hits, outcome.images, outcome.stop)
                 guard loss.isFinite else { throw TrainError.nonFinite(epoch: epoch, step: batch.step, loss: loss) }
-                smoothing?.apply(to: network.store)
-                optimizer.step(lr: lr)
                 header.steps += 1
                 steps += 1
                 lossSum += Double(loss)

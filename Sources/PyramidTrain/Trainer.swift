@@ -54,6 +54,8 @@ public final class Trainer {
     /// Offset of α in the parameter block (parallel schedules).
     let alphaOffset: Int?
     var macsPerSize: [Int: Int] = [:]
+    /// ∂L/∂logits of each branch, reused from step to step.
+    var gradTensors: [Tensor] = []
     /// The processes training together (data-parallel); `SingleProcess` alone.
     public let group: ProcessGroup
     /// Seconds spent in the gradient allreduce since the trainer was made (0 alone).

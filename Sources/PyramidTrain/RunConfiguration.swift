@@ -175,6 +175,9 @@ extension RunConfiguration {
     ///   - optimizer: SGD's settings (`decayAll` is forced on for parallel schedules).
     ///   - labelSmoothing: label smoothing ε.
     ///   - gradientSmoothing: nil for the method's default.
+    ///   - zeroInitResidual: start the last BatchNorm γ of every residual block at 0; nil for the
+    ///     method's default: on for MixSize schedules (its reference code does), off otherwise (the
+    ///     ResNet paper, PyTorch's and torchvision's default, and RS-Nets').
     ///   - distillation: RS-Nets' distillation (parallel schedules).
     ///   - sharedBatchNorm: one BatchNorm for every size (parallel schedules only).
     ///   - corruptRecords: what a corrupt training record does.
@@ -185,7 +188,7 @@ extension RunConfiguration {
     public static func recipe(cache: String, testCache: String?, architecture: String, shortcut: BasicBlock.Shortcut,
                               schedule: String?, augment: String?, epochs: Int, batch: Int, learningRate: LearningRateSchedule,
                               optimizer: SGD.Configuration, labelSmoothing: Float, gradientSmoothing: Bool?,
-                              distillation: MRED.Distillation, sharedBatchNorm: Bool, corruptRecords: CorruptRecordPolicy,
+                              zeroInitResidual: Bool? = nil, distillation: MRED.Distillation, sharedBatchNorm: Bool, corruptRecords: CorruptRecordPolicy,
                               seed: UInt64, workers: Int, threads: Int) throws -> RunConfiguration {
         let manifest = try Manifest.load(from: URL(fileURLWithPath: cache))
         let testManifest = try testCache.map { try Manifest.load(from: URL(fileURLWithPath: $0)) }
@@ -198,7 +201,7 @@ extension RunConfiguration {
         let configuration = RunConfiguration(
             cache: cache, testCache: testCache,
             model: .init(architecture: architecture, inputChannels: manifest.channels, classes: manifest.classes.count,
-                         shortcut: shortcut, zeroInitResidual: !isParallel, seed: seed),
+                         shortcut: shortcut, zeroInitResidual: zeroInitResidual ?? isMixSize, seed: seed),
             schedule: spec, augment: augment, epochs: epochs, batch: batch, learningRate: learningRate, optimizer: optimizer,
             labelSmoothing: labelSmoothing, gradientSmoothing: gradientSmoothing ?? isMixSize, distillation: distillation,
             seed: seed, workers: workers, threads: threads, corruptRecords: corruptRecords, sharedBatchNorm: sharedBatchNorm)

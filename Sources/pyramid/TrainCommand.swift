@@ -97,6 +97,9 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("gradient-smoothing"), help: "on or off (default: on for mixsize schedules).")
     var gradientSmoothing: String?
 
+    @Option(name: .customLong("zero-init-residual"), help: "on or off: start the last BatchNorm γ of every residual block at 0 (default: on for mixsize schedules, as MixSize's reference code; off otherwise, as the ResNet paper and PyTorch).")
+    var zeroInitResidual: String?
+
     @Option(help: "Parallel schedules: full, vanilla or none (MRED).")
     var distillation: String = "full"
 
@@ -142,6 +145,7 @@ struct TrainCommand: ParsableCommand {
         if BasicBlock.Shortcut(rawValue: shortcut) == nil { throw ValidationError("--shortcut: must be projection or pad") }
         if MRED.Distillation(rawValue: distillation) == nil { throw ValidationError("--distillation: must be full, vanilla or none") }
         if let g = gradientSmoothing, g != "on" && g != "off" { throw ValidationError("--gradient-smoothing: must be on or off") }
+        if let z = zeroInitResidual, z != "on" && z != "off" { throw ValidationError("--zero-init-residual: must be on or off") }
         if threads < 1 || workers < 1 { throw ValidationError("--threads and --workers: must be at least 1") }
         if CorruptRecordPolicy(rawValue: corruptRecords) == nil { throw ValidationError("--corrupt-records: must be fail or substitute") }
     }
@@ -149,7 +153,7 @@ struct TrainCommand: ParsableCommand {
     /// The flags that define a run (saved in run.json); a resume cannot change them.
     static let runDefiningFlags = ["--test", "--model", "--schedule", "--augment", "--epochs", "--batch", "--lr", "--lr-schedule",
                                    "--milestones", "--warmup", "--momentum", "--nesterov", "--weight-decay", "--decay-all",
-                                   "--label-smoothing", "--gradient-smoothing", "--distillation", "--shared-bn", "--shortcut",
+                                   "--label-smoothing", "--gradient-smoothing", "--zero-init-residual", "--distillation", "--shared-bn", "--shortcut",
                                    "--corrupt-records", "--seed"]
 
     func run() throws {
@@ -180,6 +184,7 @@ struct TrainCommand: ParsableCommand {
                                                    warmupEpochs: warmup),
                 optimizer: .init(momentum: momentum, nesterov: nesterov, weightDecay: weightDecay, decayAll: decayAll),
                 labelSmoothing: labelSmoothing, gradientSmoothing: gradientSmoothing.map { $0 == "on" },
+                zeroInitResidual: zeroInitResidual.map { $0 == "on" },
                 distillation: MRED.Distillation(rawValue: distillation)!, sharedBatchNorm: sharedBatchNorm,
                 corruptRecords: CorruptRecordPolicy(rawValue: corruptRecords)!, seed: seed, workers: workers, threads: threads)
         }

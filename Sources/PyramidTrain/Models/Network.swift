@@ -37,7 +37,7 @@ public final class Network {
         /// Ensemble weights α (MRED), one per training size; 0 for none.
         public var ensemble: Int
         public init(architecture: String = "resnet20", inputChannels: Int, classes: Int, banks: Int = 1,
-                    shortcut: BasicBlock.Shortcut = .projection, zeroInitResidual: Bool = true, seed: UInt64 = 0, ensemble: Int = 0) {
+                    shortcut: BasicBlock.Shortcut = .projection, zeroInitResidual: Bool = false, seed: UInt64 = 0, ensemble: Int = 0) {
             self.architecture = architecture; self.inputChannels = inputChannels; self.classes = classes
             self.banks = banks; self.shortcut = shortcut.rawValue; self.zeroInitResidual = zeroInitResidual; self.seed = seed
             self.ensemble = ensemble

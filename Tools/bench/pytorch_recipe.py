@@ -1,6 +1,6 @@
 """The 7-epoch Fashion-MNIST recipe of Tools/bench/recipe, in PyTorch on the CPU: ResNet-20 (the model
 of pytorch_resnet.py), batch 128, SGD with Nesterov momentum 0.9, lr 0.1 with a cosine decay per step,
-weight decay 5e-4 on every parameter, pad-2 random crop + horizontal flip, normalized by the training
+weight decay 5e-4 on every parameter, pad-2 (black) random crop + horizontal flip, normalized by the training
 set's mean and std. The data is held in memory and augmented on the training thread, so the timed
 loop is the whole of training: augmentation, forward, backward, update.
 
@@ -34,7 +34,9 @@ test_y = idx(os.path.join(root, "t10k-labels-idx1-ubyte.gz")).astype(np.int64)
 mean, std = float(train_x.mean()), float(train_x.std())
 train_x = (train_x - mean) / std
 test_x = (test_x - mean) / std
-padded = np.pad(train_x, ((0, 0), (2, 2), (2, 2)))  # zeros after normalization: black is (0 - mean) / std elsewhere
+# Padded with black, as torchvision's RandomCrop(28, padding=2) pads the image before ToTensor and
+# Normalize, and as Pyramid's pad:2 does: black is (0 - mean) / std after normalization.
+padded = np.pad(train_x, ((0, 0), (2, 2), (2, 2)), constant_values=(0 - mean) / std)
 
 model = ResNet20(1)
 batch = 128

@@ -56,7 +56,9 @@ let package = Package(
         .testTarget(name: "PyramidCacheTests", dependencies: ["PyramidCache", "PyramidTestSupport"]),
         .testTarget(name: "PyramidBuildTests", dependencies: ["PyramidBuild", "PyramidCache", "PyramidTestSupport", "PyramidImageTestSupport"]),
         .testTarget(name: "PyramidLoaderTests", dependencies: ["PyramidLoader", "PyramidCache", "PyramidTestSupport"]),
-        .testTarget(name: "PyramidTrainTests", dependencies: ["PyramidTrain", "PyramidLoader", "PyramidCache", "PyramidTestSupport"]),
+        // Fixtures/ holds data the tests read from the source tree (not bundled).
+        .testTarget(name: "PyramidTrainTests", dependencies: ["PyramidTrain", "PyramidLoader", "PyramidCache", "PyramidTestSupport"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "PyramidEndToEndTests", dependencies: ["PyramidCache", "PyramidBuild", "PyramidTrain", "PyramidTestSupport", "PyramidImageTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

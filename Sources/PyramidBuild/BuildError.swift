@@ -55,8 +55,6 @@ public enum OutputContent: Equatable, Sendable, CustomStringConvertible {
     case interruptedBuild
     /// An interrupted build whose state file cannot be read.
     case unreadableState
-    /// A shard with records although an earlier shard is unfinished.
-    case recordsAfterUnfinishedShard
 
     public var description: String {
         switch self {
@@ -64,7 +62,6 @@ public enum OutputContent: Equatable, Sendable, CustomStringConvertible {
         case .completeCache: return "already holds a cache"
         case .interruptedBuild: return "holds an interrupted build"
         case .unreadableState: return "\(BuildState.fileName) is unreadable"
-        case .recordsAfterUnfinishedShard: return "holds records although an earlier shard is unfinished"
         }
     }
 }

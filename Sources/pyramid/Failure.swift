@@ -72,7 +72,7 @@ extension Failure {
             case .foreignFiles: remedy = "choose a new --out"
             case .completeCache: remedy = "--overwrite replaces it"
             case .interruptedBuild: remedy = "--resume finishes it, --overwrite starts again"
-            case .unreadableState, .recordsAfterUnfinishedShard: remedy = "--overwrite starts again"
+            case .unreadableState: remedy = "--overwrite starts again"
             }
             self = .failure("\(path): \(content) (\(remedy))")
         case .resumeMismatch:

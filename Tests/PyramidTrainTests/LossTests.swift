@@ -23,7 +23,10 @@ import Testing
 
     @Test func distillationGradientTreatsTheTeacherAsConstant() {
         let z = Tensor(shape: [3, 4], values: GradientCheck.random(12, seed: 2, scale: 2))
-        let teacher = Losses.softmax(Tensor(shape: [3, 4], values: GradientCheck.random(12, seed: 3)).data, n: 3, k: 4)
+        // The teacher's logits must outlive the pointer softmax reads (a temporary Tensor is freed
+        // right after `.data`, and another test's allocation could then overwrite it).
+        let teacherLogits = Tensor(shape: [3, 4], values: GradientCheck.random(12, seed: 3))
+        let teacher = withExtendedLifetime(teacherLogits) { Losses.softmax(teacherLogits.data, n: 3, k: 4) }
         let g = Tensor(shape: [3, 4])
         let kl = Losses.distillation(student: z, teacher: teacher, grad: g)
         #expect(kl > 0)

@@ -237,8 +237,7 @@ public final class Builder {
         var firstIndex = Array(repeating: 0, count: shardCount)
         for k in 1..<max(shardCount, 1) { firstIndex[k] = firstIndex[k - 1] + all.progress[k - 1].count }
         for k in mine { try renumber(shard: k, writer: writers[k]!, progress: shardProgress[k]!, firstIndex: firstIndex[k], buildID: state.buildID) }
-        let renumbered = group.allgather([1])  // every rank's shards are final before the manifest
-        precondition(renumbered.count == group.size)
+        group.barrier()  // every rank's shards are final before the manifest
 
         let seconds = Date().timeIntervalSince(started)
         var reportBytes: [UInt8] = []

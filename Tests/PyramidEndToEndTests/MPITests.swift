@@ -13,6 +13,11 @@ struct MPIRun {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: mpirun)
         p.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", String(ranks), Tool.url.path] + arguments
+        // Containers often forbid the cross-process memory reads (CMA) of Open MPI's shared-memory
+        // single copy; plain copies work everywhere.
+        var environment = ProcessInfo.processInfo.environment
+        environment["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
+        p.environment = environment
         let out = Pipe(), err = Pipe()
         p.standardOutput = out; p.standardError = err
         try p.run()

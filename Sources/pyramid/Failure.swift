@@ -114,6 +114,9 @@ extension Failure {
         case .unknownShortcut: self = .flag("shortcut", error.description)
         case .invalidSetting(let setting, let reason): self = .flag(setting, reason)
         case .incompatibleCache, .noRun: self = .usage(error.description)
+        case .nonFinite:
+            // The loss is summed over the ranks first, so every rank stops at the same step.
+            self = Failure(kind: .failure, message: error.description, onEveryRank: true)
         case .interrupted(let directory, let epoch, let cursor):
             self = Failure(kind: .interrupted, message: "interrupted in epoch \(epoch) at sample \(cursor); checkpoint written. Continue with: pyramid train --resume \(directory)",
                            onEveryRank: true)

@@ -61,13 +61,7 @@ public final class ShardWriter {
 
     /// Writes a batch in one transaction, growing the map and retrying if it fills.
     public func commit(_ batch: Batch) throws {
-        try retryingWhenFull { try write(batch) }
-    }
-
-    private func write(_ batch: Batch) throws {
-        var txn: OpaquePointer?
-        try lmdbCheck(mdb_txn_begin(env.env, nil, 0, &txn), "mdb_txn_begin", directory.path)
-        do {
+        try transaction { txn in
             for record in batch.records {
                 guard let dbi = levelDBs[record.level] else {
                     throw CacheError.unknownLevel(level: record.level, available: levelDBs.keys.sorted(by: >))
@@ -79,13 +73,31 @@ public final class ShardWriter {
                 try withUnsafeBytes(of: &le) { try put(txn, labelsDB, index: index, Array($0)) }
             }
             try putMeta(txn, batch.meta)
-        } catch {
-            mdb_txn_abort(txn)
-            throw error
         }
-        // mdb_txn_commit frees the transaction even when it fails (e.g. MDB_MAP_FULL while writing
-        // the last pages): it must not be aborted afterwards.
-        try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit", directory.path)
+    }
+
+    /// Runs `body` in one write transaction, committed when it returns and aborted when it throws;
+    /// when LMDB says the map is full, doubles the map and runs it again.
+    private func transaction(_ body: (OpaquePointer?) throws -> Void) throws {
+        while true {
+            do {
+                var txn: OpaquePointer?
+                try lmdbCheck(mdb_txn_begin(env.env, nil, 0, &txn), "mdb_txn_begin", directory.path)
+                do {
+                    try body(txn)
+                } catch {
+                    mdb_txn_abort(txn)
+                    throw error
+                }
+                // mdb_txn_commit frees the transaction even when it fails (e.g. MDB_MAP_FULL while
+                // writing the last pages): it must not be aborted afterwards.
+                try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit", directory.path)
+                return
+            } catch CacheError.lmdb(_, let code, _, _) where code == MDB_MAP_FULL {
+                mapSize *= 2
+                try lmdbCheck(mdb_env_set_mapsize(env.env, mapSize), "mdb_env_set_mapsize", directory.path)
+            }
+        }
     }
 
     private func put(_ txn: OpaquePointer?, _ dbi: MDB_dbi, index: Int, _ value: [UInt8]) throws {
@@ -110,49 +122,25 @@ public final class ShardWriter {
         precondition(to <= from, "keys move down only")
         var i = done
         repeat {
-            let end = to == from ? count : min(count, i + batch)
-            let start = i
-            var txnBatch = Batch()
-            txnBatch.meta = meta(end)
-            try retryingWhenFull {
-                var txn: OpaquePointer?
-                try lmdbCheck(mdb_txn_begin(env.env, nil, 0, &txn), "mdb_txn_begin", directory.path)
-                do {
-                    if to != from {
-                        for dbi in Array(levelDBs.values) + [labelsDB] {
-                            for j in start..<end {
-                                var value = MDB_val()
-                                let rc = withIndexKey(from + j) { key in mdb_get(txn, dbi, &key, &value) }
-                                if rc == MDB_NOTFOUND { throw CacheError.missingRecord(shard: -1, index: from + j, level: 0) }
-                                try lmdbCheck(rc, "mdb_get", directory.path)
-                                let bytes = Array(UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
-                                try withIndexKey(from + j) { key in try lmdbCheck(mdb_del(txn, dbi, &key, nil), "mdb_del", directory.path) }
-                                try put(txn, dbi, index: to + j, bytes)
-                            }
+            let start = i, end = to == from ? count : min(count, i + batch)
+            try transaction { txn in
+                if to != from {
+                    for dbi in Array(levelDBs.values) + [labelsDB] {
+                        for j in start..<end {
+                            var value = MDB_val()
+                            let rc = withIndexKey(from + j) { key in mdb_get(txn, dbi, &key, &value) }
+                            if rc == MDB_NOTFOUND { throw CacheError.missingRecord(shard: -1, index: from + j, level: 0) }
+                            try lmdbCheck(rc, "mdb_get", directory.path)
+                            let bytes = Array(UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
+                            try withIndexKey(from + j) { key in try lmdbCheck(mdb_del(txn, dbi, &key, nil), "mdb_del", directory.path) }
+                            try put(txn, dbi, index: to + j, bytes)
                         }
                     }
-                    try putMeta(txn, txnBatch.meta)
-                } catch {
-                    mdb_txn_abort(txn)
-                    throw error
                 }
-                try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit", directory.path)
+                try putMeta(txn, meta(end))
             }
             i = end
         } while i < count
-    }
-
-    /// Runs `body` (one write transaction), doubling the map and running it again while LMDB says the map is full.
-    private func retryingWhenFull(_ body: () throws -> Void) throws {
-        while true {
-            do {
-                try body()
-                return
-            } catch CacheError.lmdb(_, let code, _, _) where code == MDB_MAP_FULL {
-                mapSize *= 2
-                try lmdbCheck(mdb_env_set_mapsize(env.env, mapSize), "mdb_env_set_mapsize", directory.path)
-            }
-        }
     }
 
     private func putMeta(_ txn: OpaquePointer?, _ entries: [(key: String, value: [UInt8])]) throws {

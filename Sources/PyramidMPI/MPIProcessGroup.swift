@@ -59,21 +59,20 @@ public final class MPIProcessGroup: ProcessGroup {
     }
 
     public func allreduceSum(_ values: UnsafeMutableBufferPointer<Float>) {
-        guard size > 1, let base = values.baseAddress else { return }
-        var offset = 0
-        while offset < values.count {  // MPI counts are Int32
-            let n = min(values.count - offset, Int(Int32.max))
-            check(pyr_mpi_allreduce_float_sum(base + offset, Int32(n)), "MPI_Allreduce")
-            offset += n
-        }
+        inCountedParts(values) { pyr_mpi_allreduce_float_sum($0, $1) }
     }
 
     public func allreduceSum(_ values: UnsafeMutableBufferPointer<Double>) {
+        inCountedParts(values) { pyr_mpi_allreduce_double_sum($0, $1) }
+    }
+
+    /// Runs an in-place allreduce over `values` in parts of at most `Int32.max` elements (MPI's counts).
+    private func inCountedParts<T>(_ values: UnsafeMutableBufferPointer<T>, _ allreduce: (UnsafeMutablePointer<T>, Int32) -> Int32) {
         guard size > 1, let base = values.baseAddress else { return }
         var offset = 0
         while offset < values.count {
             let n = min(values.count - offset, Int(Int32.max))
-            check(pyr_mpi_allreduce_double_sum(base + offset, Int32(n)), "MPI_Allreduce")
+            check(allreduce(base + offset, Int32(n)), "MPI_Allreduce")
             offset += n
         }
     }

@@ -59,7 +59,6 @@ extension TrainBenchmark {
             network.backward(grad)
             return loss
         }
-        let n = store.count + store.stateCount
         // Running statistics other than the initial (0, 1), the same on every rank: one training
         // forward of the whole batch everywhere.
         do {
@@ -70,13 +69,8 @@ extension TrainBenchmark {
             }
         }
         // The split step: the trainer's exchange (gradients, statistics and scalars in one allreduce).
-        var splitLoss = Double(try gradient(of: loader(rank: group.rank, worldSize: group.size, images: batch / group.size)))
-        store.withUnsafeMutableExchangeBlock { block in
-            block[n] = Float(splitLoss)
-            group.allreduceSum(block)
-            for i in 0..<n { block[i] /= Float(group.size) }
-            splitLoss = Double(block[n]) / Double(group.size)
-        }
+        let shareLoss = try gradient(of: loader(rank: group.rank, worldSize: group.size, images: batch / group.size))
+        let splitLoss = Double(store.exchange(over: group, scalars: [shareLoss])[0]) / Double(group.size)
         let split = store.gradArray
         var result = DataParallelResult(processes: group.size, batch: batch, exchangeFloats: store.exchangeCount, relativeError: 0,
                                         worstTensor: "", overallRelativeError: 0, splitLoss: splitLoss, wholeLoss: splitLoss, allreduceSeconds: 0)

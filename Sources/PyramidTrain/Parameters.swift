@@ -1,6 +1,10 @@
-/// All parameters of a model in one contiguous block, their gradients in another, and the
-/// non-trainable state (BatchNorm running statistics) in a third (llm.c's
-/// `malloc_and_point_parameters`): zeroing, the SGD step and a checkpoint are single loops/writes.
+import COpenBLAS
+import PyramidCache
+
+/// All parameters of a model in one contiguous block, and their gradients followed by the
+/// non-trainable state (BatchNorm running statistics) in another (llm.c's
+/// `malloc_and_point_parameters`): zeroing, the SGD step, a checkpoint and a data-parallel
+/// exchange are single loops, writes or allreduces.
 public final class ParameterStore {
     /// What a parameter is, for weight decay and initialization.
     public enum Kind: String, Sendable {
@@ -84,6 +88,22 @@ public final class ParameterStore {
     /// data-parallel step sums all of them over the ranks in one allreduce; valid only inside `body`.
     public func withUnsafeMutableExchangeBlock<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
         try body(UnsafeMutableBufferPointer(start: grads, count: exchangeCount))
+    }
+
+    /// A data-parallel step's exchange: sums the gradients, the state and `scalars` (at most
+    /// ``stepScalarCount``) over `group` in one allreduce of the exchange block, and averages the
+    /// gradients and the state. Every rank then holds the same values, so the optimizer keeps the
+    /// replicas identical and a checkpoint is the same whichever rank writes it.
+    /// - Returns: the sums of `scalars`.
+    public func exchange(over group: ProcessGroup, scalars: [Float]) -> [Float] {
+        precondition(scalars.count <= Self.stepScalarCount, "at most \(Self.stepScalarCount) scalars")
+        let n = count + stateCount
+        return withUnsafeMutableExchangeBlock { block in
+            for (i, v) in scalars.enumerated() { block[n + i] = v }
+            group.allreduceSum(block)
+            cblas_sscal(Int32(n), 1 / Float(group.size), block.baseAddress, 1)
+            return Array(block[n..<(n + scalars.count)])
+        }
     }
 
     /// Sets every gradient to zero.

@@ -1,4 +1,3 @@
-import COpenBLAS
 import Foundation
 import PyramidCache
 import PyramidLoader
@@ -58,7 +57,6 @@ extension Trainer {
         var loss: Float
         var hits = 0
         if let parallel = (schedule as? Parallel)?.sizes, let mred, let alpha = alphaOffset {
-            while gradTensors.count < parallel.count { gradTensors.append(Tensor(shape: [0])) }
             var logits: [Tensor] = []
             for (b, s) in parallel.enumerated() {
                 ctx.bank = .bank(network.bank(b))
@@ -67,7 +65,7 @@ extension Trainer {
             }
             for b in parallel.indices { gradTensors[b].reshape(logits[b].shape) }
             let terms = mred.loss(logits: logits, labels: labels, alpha: network.store.values + alpha,
-                                  alphaGrad: network.store.grads + alpha, grads: Array(gradTensors.prefix(parallel.count)))
+                                  alphaGrad: network.store.grads + alpha, grads: gradTensors)
             loss = terms.total
             hits = Losses.hits(logits: logits[0], labels: labels).top1
             for b in parallel.indices {
@@ -75,7 +73,6 @@ extension Trainer {
                 network.backward(gradTensors[b], branch: b)
             }
         } else {
-            if gradTensors.isEmpty { gradTensors.append(Tensor(shape: [0])) }
             ctx.bank = .bank(0)
             let x = network.setInput(views[0], count: count, channels: channels, size: size)
             let logits = network.forward(x, branch: 0)
@@ -91,23 +88,13 @@ extension Trainer {
         return outcome
     }
 
-    /// One data-parallel exchange: sums the gradients, the BatchNorm running statistics and the
-    /// step's scalars over the ranks in one allreduce of the store's exchange block, and averages
-    /// the gradients, the statistics and the loss. Every rank then holds the same values, so the
-    /// optimizer keeps the replicas identical and a checkpoint is the same whichever rank writes it.
+    /// One data-parallel exchange (``ParameterStore/exchange(over:scalars:)``), timed.
     /// - Returns: the mean loss, the summed hits and images, and whether any rank asked to stop.
     func exchange(loss: Float, hits: Int, images: Int, stop: Bool) -> (Float, Int, Int, Bool) {
-        let store = network.store
-        let n = store.count + store.stateCount
-        return store.withUnsafeMutableExchangeBlock { block in
-            block[n] = loss; block[n + 1] = Float(hits); block[n + 2] = Float(images); block[n + 3] = stop ? 1 : 0
-            let started = DispatchTime.now().uptimeNanoseconds
-            group.allreduceSum(block)
-            allreduceSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-            let scale = 1 / Float(group.size)
-            cblas_sscal(Int32(n), scale, block.baseAddress, 1)
-            return (block[n] * scale, Int(block[n + 1].rounded()), Int(block[n + 2].rounded()), block[n + 3] > 0)
-        }
+        let started = DispatchTime.now().uptimeNanoseconds
+        let sums = network.store.exchange(over: group, scalars: [loss, Float(hits), Float(images), stop ? 1 : 0])
+        allreduceSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        return (sums[0] / Float(group.size), Int(sums[1].rounded()), Int(sums[2].rounded()), sums[3] > 0)
     }
 
     /// Where the loader continues: (epoch, stream cursor).

@@ -55,7 +55,7 @@ public final class Trainer {
     let alphaOffset: Int?
     var macsPerSize: [Int: Int] = [:]
     /// ∂L/∂logits of each branch, reused from step to step.
-    var gradTensors: [Tensor] = []
+    let gradTensors: [Tensor]
     /// The processes training together (data-parallel); `SingleProcess` alone.
     public let group: ProcessGroup
     /// Seconds spent in the gradient allreduce since the trainer was made (0 alone).
@@ -98,6 +98,7 @@ public final class Trainer {
         network = try Network(modelConfiguration)
         alphaOffset = network.alphaOffset
         mred = parallel ? MRED(distillation: configuration.distillation, smoothing: configuration.labelSmoothing) : nil
+        gradTensors = (0..<max(1, modelConfiguration.ensemble)).map { _ in Tensor(shape: [0]) }
         loader = try Loader(cache: reader, configuration: LoaderConfiguration(
             schedule: schedule, batchSize: configuration.batch / group.size, seed: configuration.seed,
             rank: group.rank, worldSize: group.size, epochs: configuration.epochs,

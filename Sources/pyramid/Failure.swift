@@ -27,8 +27,9 @@ struct Failure: Error {
 
     var kind: Kind
     var message: String
-    /// Every rank of a distributed run ends with this same failure at the same point (a training
-    /// run stopped on request stops all ranks at one step): they end together instead of aborting.
+    /// Every rank of a distributed run meets this failure at the same point (a training run stopped
+    /// on request stops all ranks at one step; a rank told that rank 0 failed): the ranks end
+    /// together, rank 0 printing, instead of aborting the job.
     var onEveryRank = false
 
     static func usage(_ message: String) -> Failure { Failure(kind: .usage, message: message) }
@@ -46,9 +47,8 @@ extension Failure {
         switch error {
         case let e as Failure: self = e
         case BuildError.peerFailed:
-            // Rank 0 reports why; this rank only ends.
-            Processes.finish()
-            Foundation.exit(1)
+            // Rank 0 reports why (and stops the job); this rank ends without a message of its own.
+            self = Failure(kind: .failure, message: "", onEveryRank: true)
         case let e as BuildError: self = Failure(e)
         case let e as CacheError: self = Failure(e)
         case let e as LoaderError: self = Failure(e)

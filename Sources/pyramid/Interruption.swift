@@ -12,15 +12,11 @@ func installInterruptHandler() {
     sigemptyset(&set)
     sigaddset(&set, SIGINT)
     pthread_sigmask(SIG_UNBLOCK, &set, nil)
-    signal(SIGINT) { _ in
+    let handler: @convention(c) (Int32) -> Void = { _ in
         if interruptRequested != 0 { _exit(Failure.Kind.interrupted.exitCode) }
         interruptRequested = 1
     }
+    signal(SIGINT, handler)
     // mpirun turns a Ctrl-C into SIGTERM to every rank: stop at the next safe point as for SIGINT.
-    if Processes.distributed {
-        signal(SIGTERM) { _ in
-            if interruptRequested != 0 { _exit(Failure.Kind.interrupted.exitCode) }
-            interruptRequested = 1
-        }
-    }
+    if Processes.distributed { signal(SIGTERM, handler) }
 }

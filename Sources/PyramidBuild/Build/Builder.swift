@@ -170,7 +170,7 @@ public final class Builder {
         let rendererOptions = options
         let dictionaries = dicts
         var threads: [Thread] = []
-        for _ in 0..<min(options.workers, max(chunks.count, 1)) where !chunks.isEmpty {
+        for _ in 0..<min(options.workers, chunks.count) {
             let thread = Thread { [catalog, levels, codecs, channels, chunks] in
                 let renderer = ChunkRenderer(catalog: catalog, options: rendererOptions, channels: channels)
                 let encoders = zip(levels, codecs).map { size, codec in

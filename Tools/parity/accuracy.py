@@ -1,0 +1,145 @@
+"""The PyTorch side of Tools/parity/accuracy (issue 15): one arm of the short recipe, trained the way a
+PyTorch user would write it, following the schedule Pyramid planned for the same seed.
+
+    python3 Tools/parity/accuracy.py IDX_DIR IMAGES PLAN_JSON ARM SEED THREADS SIZES
+
+IDX_DIR: Fashion-MNIST's IDX files; the first IMAGES training images are used (Pyramid's --limit).
+PLAN_JSON: `pyramid plan CACHE --schedule … --epochs E --seed SEED --steps --json`: the size(s) of
+every step and the batch of every size, so TRD runs the same reduced epochs and MixSize the same
+sequence of sizes and batches as Pyramid (which images go into a batch is this side's own draw).
+ARM: fixed | trd | mixsize | rsnets. SIZES: test sizes, comma-separated.
+
+Recipe (Pyramid's flags in Tools/parity/accuracy): ResNet-20 with 1x1-conv+BN shortcuts and
+PyTorch's default initialization, SGD Nesterov momentum 0.9, lr 0.1 cosine per step, weight decay
+5e-4 on every parameter, batch 128 (MixSize B+: the plan's batch per size). Data: normalized by the
+training images' mean and std; pad 2 with black, random 28 px crop, horizontal flip — at 28 px, as
+torchvision's RandomCrop(28, padding=2) would — then the crop is resized to each step size with
+antialiased bilinear (F.interpolate(antialias=True); upsampling for sizes above 28). RS-Nets:
+one BatchNorm bank per size, the same crop and flip at every size, MRED with full distillation
+(step.py's loss), α starting at ones. MixSize: gradient smoothing (momentum 0.9) and the last γ
+of every residual block starting at 0, as its reference code does. Test: the 10,000 test images
+resized from 28 px the same way; RS-Nets with the bank of each trained size.
+
+Prints one JSON object: arm, seed, trainSeconds, firstEpochLoss, top1 per size, torch."""
+import gzip, json, math, os, sys, time
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from step import ResNet, kl
+
+
+def idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def resize(x, size):
+    if x.shape[-1] == size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def main():
+    root, images, plan_path, arm, seed, threads = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
+    test_sizes = [int(s) for s in sys.argv[7].split(",")]
+    plan = json.load(open(plan_path))
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    train_x = idx(os.path.join(root, "train-images-idx3-ubyte.gz"))[:images].astype(np.float32) / 255
+    train_y = idx(os.path.join(root, "train-labels-idx1-ubyte.gz"))[:images].astype(np.int64)
+    test_x = idx(os.path.join(root, "t10k-images-idx3-ubyte.gz")).astype(np.float32) / 255
+    test_y = idx(os.path.join(root, "t10k-labels-idx1-ubyte.gz")).astype(np.int64)
+    mean, std = float(train_x.mean()), float(train_x.std())
+    black = (0 - mean) / std
+    train_x = (train_x - mean) / std
+    test_x = (test_x - mean) / std
+    padded = np.pad(train_x, ((0, 0), (2, 2), (2, 2)), constant_values=black)
+
+    parallel = arm == "rsnets"
+    bank_sizes = sorted(plan["epochs"][0].get("parallelSizes", [28]), reverse=True) if parallel else [28]
+    model = ResNet(20, 1, 10, len(bank_sizes) if parallel else 1, len(bank_sizes) if parallel else 0)
+    if arm == "mixsize":  # MixSize's reference code starts the last BatchNorm γ of every block at 0
+        with torch.no_grad():
+            for block in model.blocks:
+                for bn in block.bn2.banks:
+                    bn.weight.zero_()
+    params = list(model.parameters())
+    opt = torch.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    total = plan["steps"]
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
+    smoothing = arm == "mixsize"
+    running_norm = None
+    first_loss = None
+    start = time.perf_counter()
+    for epoch in plan["epochs"]:
+        model.train()
+        batch_of = {s["size"]: s["batch"] for s in epoch["sizes"]}
+        order = rng.permutation(images)
+        cursor = 0
+        losses = []
+        for sizes in epoch["stepSizes"]:
+            n = batch_of[sizes[0]]
+            ids = order[cursor:cursor + n]
+            cursor += n
+            dx, dy = rng.integers(0, 5, n), rng.integers(0, 5, n)
+            crops = np.stack([padded[i, y:y + 28, x:x + 28] for i, x, y in zip(ids, dx, dy)])
+            flip = rng.random(n) < 0.5
+            crops[flip] = crops[flip, :, ::-1]
+            x28 = torch.from_numpy(np.ascontiguousarray(crops)).unsqueeze(1)
+            y = torch.from_numpy(train_y[ids])
+            opt.zero_grad(set_to_none=False)
+            if parallel:
+                logits = [model(resize(x28, s), b) for b, s in enumerate(bank_sizes)]
+                cls = sum(F.cross_entropy(z, y) for z in logits)
+                w = torch.softmax(model.alpha, 0)
+                z0 = sum(w[b] * logits[b].detach() for b in range(len(logits)))
+                ens = F.cross_entropy(z0, y)
+                p0 = torch.softmax(z0, 1).detach()
+                kd = sum(kl(p0, z) for z in logits)
+                kd = kd + sum(kl(torch.softmax(logits[t], 1).detach(), logits[s])
+                              for s in range(len(logits)) for t in range(s))
+                loss = cls + ens + 2 / (len(logits) + 1) * kd
+            else:
+                loss = F.cross_entropy(model(resize(x28, sizes[0])), y)
+            loss.backward()
+            if smoothing:  # MixSize's GradSmooth: the gradient's norm becomes a running mean of norms
+                norm = math.sqrt(sum(float((p.grad.double() ** 2).sum()) for p in params))
+                if running_norm is None:
+                    running_norm = norm
+                else:
+                    running_norm = 0.9 * running_norm + 0.1 * norm
+                    scale = running_norm / (norm + 1e-6)
+                    for p in params:
+                        p.grad.mul_(scale)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+        if first_loss is None:
+            first_loss = sum(losses) / len(losses)
+    seconds = time.perf_counter() - start
+
+    model.eval()
+    top1 = {}
+    with torch.no_grad():
+        for size in test_sizes:
+            bank = bank_sizes.index(size) if parallel else 0
+            correct = 0
+            for s in range(0, len(test_x), 500):
+                x = resize(torch.from_numpy(test_x[s:s + 500]).unsqueeze(1), size)
+                correct += int((model(x, bank).argmax(1).numpy() == test_y[s:s + 500]).sum())
+            top1[str(size)] = correct / len(test_x)
+    out = {"arm": arm, "seed": seed, "trainSeconds": seconds, "firstEpochLoss": first_loss, "top1": top1,
+           "torch": torch.__version__}
+    if parallel:
+        out["alpha"] = torch.softmax(model.alpha, 0).tolist()
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PyramidBuild
 import PyramidCache
+import PyramidLoader
 
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -10,6 +11,13 @@ struct ExportCommand: ParsableCommand {
         discussion: """
             pyramid export CACHE --index 7 --level 14 -o seven.png
             pyramid export CACHE --grid 64 -o sheet.png   (one row per sample, one column per level)
+            pyramid export CACHE --grid 16 --views 28,20,14 --augment pad:2+flip -o views.png
+
+            --views renders what training is given instead of the stored levels: one column per
+            size, every size of a sample from the same crop box and flip, each from the smallest
+            stored level at least that size (the loader's resampler) — as a parallel (RS-Nets) step
+            sees the sample, or any step of a schedule at one of those sizes. The box of sample I
+            depends on --seed and I only, so --index I and --grid N show the same views.
             """)
 
     @Argument(help: "The cache directory.")
@@ -24,6 +32,15 @@ struct ExportCommand: ParsableCommand {
     @Option(help: "Contact sheet of the first N samples at every level.")
     var grid: Int?
 
+    @Option(help: "Sizes to render each sample at, as training does (comma-separated), instead of the stored levels.")
+    var views: String?
+
+    @Option(help: "The augmentation of --views (\(Augmentation.syntax)); default: the cache's training augmentation.")
+    var augment: String?
+
+    @Option(help: "The seed of --views' crops and flips.")
+    var seed: UInt64 = 0
+
     @Option(name: [.short, .customLong("output")], help: "The PNG file to write.")
     var output: String
 
@@ -31,11 +48,41 @@ struct ExportCommand: ParsableCommand {
         if (index == nil) == (grid == nil) { throw ValidationError("give exactly one of --index I or --grid N") }
         if let grid, grid < 1 { throw ValidationError("--grid: must be at least 1") }
         if grid != nil && level != nil { throw ValidationError("--level goes with --index; --grid shows every level") }
+        if views != nil && level != nil { throw ValidationError("--level shows a stored level; --views renders sizes instead: give one of them") }
+        if views == nil && augment != nil { throw ValidationError("--augment goes with --views") }
+        if let views {
+            let sizes = try parseIntList(views, flag: "views")
+            if let bad = sizes.first(where: { $0 < 1 }) { throw ValidationError("--views: \(bad) is not a size (expected e.g. 28,20,14)") }
+        }
+        if let augment { _ = try Augmentation.parse(augment) }
     }
 
     func run() throws {
         let reader = try CacheReader(url: URL(fileURLWithPath: cache))
-        if let index {
+        if let views {
+            let sizes = try parseIntList(views, flag: "views")
+            let n = reader.manifest.sampleCount
+            let first = index ?? 0
+            guard first >= 0 && first < n else { throw ValidationError("--index: \(first) is outside the cache's \(n) samples") }
+            let count = index == nil ? min(grid ?? 1, n) : 1
+            for size in sizes { try Loader.checkServable(size: size, manifest: reader.manifest) }
+            let loader = try Loader(cache: reader, configuration: LoaderConfiguration(
+                schedule: Parallel(sizes: sizes), batchSize: count, seed: seed, augmentation: try augment.map(Augmentation.parse),
+                output: .uint8, workers: 1, shuffle: false, dropLast: false))
+            var batches = try loader.batches(epoch: 0, from: first)
+            guard let batch = try batches.next() else { throw ValidationError("--views: nothing to render") }
+            let c = batch.channels
+            let rows = (0..<batch.count).map { i in
+                batch.sizes.map { s in
+                    let all = batch.images(size: s).bytes
+                    let stride = s * s * c
+                    return CacheExport.SheetImage(width: s, height: s, pixels: Array(all[(i * stride)..<((i + 1) * stride)]))
+                }
+            }
+            let (w, h) = try CacheExport.writeSheet(rows: rows, channels: c, to: output)
+            print("wrote \(output): \(rows.count) sample(s) from index \(first) at \(batch.sizes.map(String.init).joined(separator: ", ")) px "
+                  + "(\(loader.augmentation), seed \(seed)), \(w)x\(h) px")
+        } else if let index {
             try CacheExport.exportSample(reader, index: index, level: level, to: output)
             print("wrote \(output): sample \(index) at level \(level ?? reader.manifest.levels[0].size)")
         } else if let grid {

@@ -83,6 +83,23 @@ import PyramidTestSupport
         #expect(!AxisTable(source: 16, output: 16, origin: 0.5, extent: 16, flip: false).isGather)
     }
 
+    /// A pad-and-crop rendered at a smaller size is the antialiased shrink of the same crop made at
+    /// full size: the black border counts as pixels of the crop (torchvision's pad, crop, resize),
+    /// it is not an edge to renormalize at. Fails if the taps in the padding are dropped.
+    @Test(arguments: [(1, false, 14), (3, true, 16), (1, true, 20), (3, false, 42)])
+    func paddedCropAtAnotherSizeIsTheResizedFullSizeCrop(c: Int, flip: Bool, size: Int) {
+        let n = 28
+        let px = Self.image(n, n, c, seed: UInt64(size))
+        // Larger than the image on every side: the whole crop is image plus black border.
+        let box = CropBox(x: -2.0 / Double(n), y: -3.0 / Double(n), width: 32.0 / Double(n), height: 32.0 / Double(n), flip: flip)
+        let full = render(px, n, n, c, box, 32)  // a shift: exact bytes, black outside
+        #expect(full[0] == 0 && full[(31 * 32 + 31) * c] == 0)
+        let expected = render(full.map { UInt8($0) }, 32, 32, c, .whole, size)
+        let actual = render(px, n, n, c, box, size)
+        let worst = zip(actual, expected).map { abs($0 - $1) }.max()!
+        #expect(worst < 0.01, "max |pad-and-crop at \(size) − resized full-size crop| = \(worst)")
+    }
+
     @Test func shrinkingAveragesEverySourcePixel() {
         // A 2:1 shrink of a checkerboard of columns must come out flat grey (antialiased), not the
         // value of every other column (point sampling).

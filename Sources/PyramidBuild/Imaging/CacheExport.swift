@@ -19,39 +19,59 @@ public enum CacheExport {
     @discardableResult
     public static func exportGrid(_ reader: CacheReader, count: Int, to path: String) throws -> (Int, Int) {
         let m = reader.manifest
-        let n = min(count, m.sampleCount)
         let session = reader.makeSession()
-        let c = m.channels
+        var rows: [[SheetImage]] = []
+        for i in 0..<min(count, m.sampleCount) {
+            rows.append(try m.levels.map { level in
+                let (header, pixels) = try session.image(index: i, level: level.size)
+                return SheetImage(width: header.width, height: header.height, pixels: pixels)
+            })
+        }
+        return try writeSheet(rows: rows, channels: m.channels, to: path)
+    }
+
+    /// One picture of a contact sheet: `width × height × channels` interleaved bytes.
+    public struct SheetImage: Sendable {
+        public var width: Int
+        public var height: Int
+        public var pixels: [UInt8]
+        public init(width: Int, height: Int, pixels: [UInt8]) { self.width = width; self.height = height; self.pixels = pixels }
+    }
+
+    /// Writes `rows` as a PNG contact sheet on a grey background, 2 px apart: column `k` as wide as
+    /// its widest picture, rows as tall as the tallest; rows wrap into blocks side by side so the
+    /// sheet stays roughly square.
+    /// - Returns: the sheet's width and height.
+    @discardableResult
+    public static func writeSheet(rows: [[SheetImage]], channels c: Int, to path: String) throws -> (Int, Int) {
+        let n = rows.count
         let gap = 2
-        var images: [[(RecordHeader, [UInt8])]] = []
-        var colWidth = Array(repeating: 0, count: m.levels.count)
-        var rowHeight = 0
-        for i in 0..<n {
-            var row: [(RecordHeader, [UInt8])] = []
-            for (l, level) in m.levels.enumerated() {
-                let image = try session.image(index: i, level: level.size)
-                colWidth[l] = max(colWidth[l], image.header.width)
-                rowHeight = max(rowHeight, image.header.height)
-                row.append(image)
+        let columns = rows.map(\.count).max() ?? 0
+        var colWidth = Array(repeating: 0, count: columns)
+        var rowHeight = 1
+        for row in rows {
+            for (k, image) in row.enumerated() {
+                colWidth[k] = max(colWidth[k], image.width)
+                rowHeight = max(rowHeight, image.height)
             }
-            images.append(row)
         }
         let blockWidth = colWidth.reduce(gap) { $0 + $1 + gap }
         let rowsPerBlock = Int((Double(n) * Double(blockWidth) / Double(rowHeight + gap)).squareRoot().rounded(.up)).clamped(to: 1...max(n, 1))
-        let blocks = (n + rowsPerBlock - 1) / rowsPerBlock
+        let blocks = max(1, (n + rowsPerBlock - 1) / rowsPerBlock)
         let width = blocks * blockWidth + gap
-        let height = min(n, rowsPerBlock) * (rowHeight + gap) + gap
+        let height = min(max(n, 1), rowsPerBlock) * (rowHeight + gap) + gap
         var sheet = [UInt8](repeating: 96, count: width * height * c)
-        for (i, row) in images.enumerated() {
+        for (i, row) in rows.enumerated() {
             let (block, r) = (i / rowsPerBlock, i % rowsPerBlock)
             var x = block * blockWidth + gap
             let y = r * (rowHeight + gap) + gap
-            for (l, (header, pixels)) in row.enumerated() {
-                for yy in 0..<header.height {
+            for (k, image) in row.enumerated() {
+                let stride = image.width * c
+                for yy in 0..<image.height {
                     let dst = ((y + yy) * width + x) * c
-                    sheet.replaceSubrange(dst..<(dst + header.width * c), with: pixels[(yy * header.width * c)..<((yy + 1) * header.width * c)])
+                    sheet.replaceSubrange(dst..<(dst + stride), with: image.pixels[(yy * stride)..<((yy + 1) * stride)])
                 }
-                x += colWidth[l] + gap
+                x += colWidth[k] + gap
             }
         }
         try ImageWriter.writePNG(sheet, width: width, height: height, channels: c, to: path)

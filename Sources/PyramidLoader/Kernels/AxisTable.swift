@@ -3,9 +3,12 @@ import Foundation
 /// The weights that resample one axis: output pixel `j` is `Σ_t weights[j·stride + t] · source[first[j] + t]`.
 ///
 /// The filter is the triangle (bilinear) kernel, widened by the scale when shrinking so that every
-/// source pixel contributes (antialiasing, as PIL's and libvips' "linear" resamplers do). Taps that
-/// fall outside the image are dropped and the rest renormalized (edge pixels keep their value);
-/// an output pixel whose centre lies outside the image is padding (`first == -1`): zero.
+/// source pixel contributes (antialiasing, as PIL's and libvips' "linear" resamplers do). Taps
+/// beyond the image's edge that lie inside the box are padding: black, they keep their weight, so
+/// a padded crop is rendered as if the black border were part of the image (what resizing a
+/// pad-and-crop made at full size gives). Taps beyond the edge and outside the box are dropped and
+/// the rest renormalized (the view's own edge keeps its value). An output pixel with no tap in the
+/// image is padding (`first == -1`): zero.
 struct AxisTable {
     /// First source index of each output pixel, or -1 for padding.
     var first: [Int32]
@@ -39,12 +42,13 @@ struct AxisTable {
             for j in 0..<output {
                 let jj = flip ? output - 1 - j : j
                 let u = origin + (Double(jj) + 0.5) * scale
-                guard u >= 0, u < Double(source) else { continue }
                 var center = u - 0.5
                 let r = center.rounded()
                 if abs(center - r) < 1e-6 { center = r }
-                let k0 = max(0, Int((center - support).rounded(.down)))
-                let k1 = min(source - 1, Int((center + support).rounded(.up)))
+                // Source pixel k (centre k + 0.5) is black padding when it lies beyond the image but in the box.
+                let boxFirst = Int((origin - 0.5).rounded(.up)), boxLast = Int((origin + extent - 0.5).rounded(.down))
+                let k0 = max(min(0, boxFirst), Int((center - support).rounded(.down)))
+                let k1 = min(max(source - 1, boxLast), Int((center + support).rounded(.up)))
                 // The triangle is positive strictly inside its support: the positive taps are contiguous.
                 var sum = 0.0, n = 0, start = -1
                 let w = wb.baseAddress! + j * stride
@@ -52,8 +56,11 @@ struct AxisTable {
                 while k <= k1 && n < stride {
                     let wk = 1 - abs(Double(k) - center) / support
                     if wk > 1e-9 {
-                        if start < 0 { start = k }
-                        w[n] = Float(wk); sum += wk; n += 1
+                        sum += wk
+                        if k >= 0 && k < source {
+                            if start < 0 { start = k }
+                            w[n] = Float(wk); n += 1
+                        }
                     }
                     k += 1
                 }

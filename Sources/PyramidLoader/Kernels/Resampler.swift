@@ -210,15 +210,19 @@ public enum ReferenceResampler {
         func axis(_ n: Int, _ origin: Double, _ extent: Double, _ j: Int) -> [(Int, Double)]? {
             let scale = extent / Double(size)
             let u = origin + (Double(j) + 0.5) * scale
-            if u < 0 || u >= Double(n) { return nil }
             let support = max(1, scale), center = u - 0.5
-            var taps: [(Int, Double)] = []
-            for k in 0..<n {
+            // Every pixel of the image, and the black padding beyond its edge that lies in the box.
+            var taps: [(Int, Double)] = [], sum = 0.0
+            for k in (min(0, Int(origin.rounded(.down))) - 1)...(max(n, Int((origin + extent).rounded(.up))) + 1) {
+                let inImage = k >= 0 && k < n
+                let inBox = Double(k) + 0.5 >= origin && Double(k) + 0.5 <= origin + extent
+                guard inImage || inBox else { continue }
                 let w = 1 - abs(Double(k) - center) / support
-                if w > 1e-9 { taps.append((k, w)) }
+                guard w > 1e-9 else { continue }
+                sum += w
+                if inImage { taps.append((k, w)) }
             }
-            let sum = taps.reduce(0) { $0 + $1.1 }
-            return taps.map { ($0.0, $0.1 / sum) }
+            return taps.isEmpty ? nil : taps.map { ($0.0, $0.1 / sum) }
         }
         var out = [Double](repeating: 0, count: size * size * channels)
         for y in 0..<size {

@@ -36,11 +36,15 @@ public enum TrainBenchmark {
         public var macs: Int
         /// Achieved GFLOP/s counting a training step as 3 forward passes (2 FLOPs per MAC).
         public var gflops: Double
+        /// With `profile`: seconds per step by kind of layer (``LayerProfile``), measured over
+        /// `steps` more steps, the last row the rest of the step ("everything else").
+        public var layers: [LayerProfile.Row]?
     }
 
     /// Times `steps` full training steps (forward, loss, backward, SGD) of `model` on random data;
     /// images/s of the median step.
-    public static func trainingSteps(model: String, size: Int, channels: Int, batch: Int, steps: Int, threads: Int) throws -> Result {
+    public static func trainingSteps(model: String, size: Int, channels: Int, batch: Int, steps: Int, threads: Int,
+                                     profile: Bool = false) throws -> Result {
         Threads.configure(threads)
         let network = try Network(.init(architecture: model, inputChannels: channels, classes: 10))
         let sgd = SGD(store: network.store, configuration: .init())
@@ -66,9 +70,23 @@ public enum TrainBenchmark {
         }
         times.sort()
         let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+        var layers: [LayerProfile.Row]?
+        if profile {
+            let p = LayerProfile()
+            network.context.profile = p
+            let start = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<steps { step() }
+            let total = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            network.context.profile = nil
+            var rows = p.table.map { LayerProfile.Row(layer: $0.layer, forwardSeconds: $0.forwardSeconds / Double(steps),
+                                                      backwardSeconds: $0.backwardSeconds / Double(steps), calls: $0.calls / steps) }
+            let claimed = rows.reduce(0) { $0 + $1.forwardSeconds + $1.backwardSeconds }
+            rows.append(LayerProfile.Row(layer: LayerProfile.remainderRow, forwardSeconds: total / Double(steps) - claimed, backwardSeconds: 0, calls: 0))
+            layers = rows
+        }
         let macs = network.macs(size: size)
         let rate = Double(batch) / median
-        return Result(size: size, imagesPerSecond: rate, macs: macs, gflops: rate * Double(macs) * 3 * 2 / 1e9)
+        return Result(size: size, imagesPerSecond: rate, macs: macs, gflops: rate * Double(macs) * 3 * 2 / 1e9, layers: layers)
     }
 }
 

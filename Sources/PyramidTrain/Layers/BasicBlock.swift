@@ -54,7 +54,9 @@ public final class BasicBlock: Layer {
         }
         let y = outputs(branch)
         y.reshape(main.shape)
-        Kernels.addReLU(main.data, skip.data, into: y.data, count: y.count)
+        LayerProfile.time(bn1.context.profile, LayerProfile.normalizationRow, backward: false) {
+            Kernels.addReLU(main.data, skip.data, into: y.data, count: y.count)
+        }
         return y
     }
 
@@ -66,17 +68,24 @@ public final class BasicBlock: Layer {
         let x = inputs[branch]!
         let gx = gradInputs(branch)
         gx.reshape(x.shape)
+        let profile = bn1.context.profile
         if let (conv, bn) = projection {
             let gSkip = conv.backward(bn.backward(dy, branch: branch, mask: mask), branch: branch)
-            Kernels.add(gMain.data, gSkip.data, into: gx.data, count: gx.count)
+            LayerProfile.time(profile, LayerProfile.normalizationRow, backward: true) {
+                Kernels.add(gMain.data, gSkip.data, into: gx.data, count: gx.count)
+            }
         } else if padShortcut {
             let g = masked(branch)
             g.reshape(dy.shape)
-            Kernels.maskedGradient(dy.data, mask: mask, into: g.data, count: g.count)
-            gx.copy(from: gMain)
-            paddedShortcut(x.shape, g.shape).backward(g.data, adding: gx.data)
+            LayerProfile.time(profile, LayerProfile.normalizationRow, backward: true) {
+                Kernels.maskedGradient(dy.data, mask: mask, into: g.data, count: g.count)
+                gx.copy(from: gMain)
+                paddedShortcut(x.shape, g.shape).backward(g.data, adding: gx.data)
+            }
         } else {
-            Kernels.maskedGradient(dy.data, mask: mask, adding: gMain.data, into: gx.data, count: gx.count)
+            LayerProfile.time(profile, LayerProfile.normalizationRow, backward: true) {
+                Kernels.maskedGradient(dy.data, mask: mask, adding: gMain.data, into: gx.data, count: gx.count)
+            }
         }
         return gx
     }

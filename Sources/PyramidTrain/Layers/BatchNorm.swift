@@ -43,6 +43,10 @@ public final class BatchNorm2D: Layer {
     }
 
     public func forward(_ x: Tensor, branch: Int) -> Tensor {
+        LayerProfile.time(context.profile, LayerProfile.normalizationRow, backward: false) { forwardPass(x, branch: branch) }
+    }
+
+    private func forwardPass(_ x: Tensor, branch: Int) -> Tensor {
         let c = x.shape[0], m = x.count / max(1, c)
         precondition(c == channels)
         let y = outputs(branch)
@@ -135,6 +139,10 @@ public final class BatchNorm2D: Layer {
     /// Backward through a ReLU applied after this layer (by a residual block, after its sum): the
     /// gradient flows where `mask > 0`, as if `gradOutput` had been masked first.
     func backward(_ gradOutput: Tensor, branch: Int, mask external: UnsafePointer<Float>?) -> Tensor {
+        LayerProfile.time(context.profile, LayerProfile.normalizationRow, backward: true) { backwardPass(gradOutput, branch: branch, mask: external) }
+    }
+
+    private func backwardPass(_ gradOutput: Tensor, branch: Int, mask external: UnsafePointer<Float>?) -> Tensor {
         guard let inv = inverseStd[branch], let k = usedBank[branch] else { preconditionFailure("backward before a training forward") }
         let c = gradOutput.shape[0], m = gradOutput.count / max(1, c)
         let gx = gradInputs(branch)

@@ -61,6 +61,20 @@ public final class Conv2D: Layer {
     }
 
     public func forward(_ x: Tensor, branch: Int) -> Tensor {
+        LayerProfile.time(context?.profile, row(x.shape[2], x.shape[3]), backward: false) { forwardPass(x, branch: branch) }
+    }
+
+    public func backward(_ gradOutput: Tensor, branch: Int) -> Tensor {
+        LayerProfile.time(context?.profile, LayerProfile.convolutionRow(kernel: kernel, outputHeight: gradOutput.shape[2], outputWidth: gradOutput.shape[3]),
+                          backward: true) { backwardPass(gradOutput, branch: branch) }
+    }
+
+    private func row(_ h: Int, _ w: Int) -> String {
+        LayerProfile.convolutionRow(kernel: kernel, outputHeight: Im2col.outputSize(h, kernel: kernel, stride: stride, padding: padding),
+                                    outputWidth: Im2col.outputSize(w, kernel: kernel, stride: stride, padding: padding))
+    }
+
+    private func forwardPass(_ x: Tensor, branch: Int) -> Tensor {
         let (c, n, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         precondition(c == inChannels, "conv expects \(inChannels) channels, got \(c)")
         let ho = Im2col.outputSize(h, kernel: kernel, stride: stride, padding: padding)
@@ -140,7 +154,7 @@ public final class Conv2D: Layer {
     /// settings): 1 MiB was among the fastest of 0.25–4 MiB and ~10% faster than whole parts.
     nonisolated(unsafe) public static var chunkBytes = 1 << 20
 
-    public func backward(_ gradOutput: Tensor, branch: Int) -> Tensor {
+    private func backwardPass(_ gradOutput: Tensor, branch: Int) -> Tensor {
         guard let x = inputs[branch] else { preconditionFailure("backward before forward") }
         let (n, h, w) = (x.shape[1], x.shape[2], x.shape[3])
         let ho = gradOutput.shape[2], wo = gradOutput.shape[3]

@@ -38,6 +38,8 @@ public final class ModelContext {
     public var bank: Bank = .bank(0)
     /// Number of batches averaged so far while calibrating.
     public var calibrationBatches = 0
+    /// When set, layers add their forward and backward times to it (`pyramid bench train --profile`).
+    @_spi(Benchmark) public var profile: LayerProfile?
     public init() {}
 }
 

@@ -15,8 +15,15 @@ struct BenchTrainCommand: ParsableCommand {
             PYRAMID_GEMM=openblas) on 1024x1024 matrices run the same way (one single-threaded \
             product per thread).
 
+            --profile then runs as many steps again with every convolution, BatchNorm and residual sum \
+            timed, and prints milliseconds per step by kind of layer, forward and backward: 3x3 \
+            convolutions by output plane, 1x1 shortcuts, BatchNorm with ReLU and the residual sums, \
+            and everything else (pooling, classifier, loss, SGD, input). Tools/bench/profile puts \
+            it beside PyTorch's profiler on the same model and batch.
+
             --json prints one object: sgemmPeakGflops, threads, and results, one per size: size, \
-            imagesPerSecond, macs (forward multiply-adds per image), gflops.
+            imagesPerSecond, macs (forward multiply-adds per image), gflops, and with --profile \
+            layers (layer, forwardSeconds, backwardSeconds, calls: per step).
             """)
 
     @Option(help: "Model.")
@@ -40,6 +47,9 @@ struct BenchTrainCommand: ParsableCommand {
     @Option(help: "3x3 stride-1 convolutions: auto (Winograd on even planes of 8x8 and more, else im2col), im2col or winograd.")
     var conv: String = "auto"
 
+    @Flag(help: "Also time each kind of layer, forward and backward (more steps, after the timed ones).")
+    var profile = false
+
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -59,11 +69,16 @@ struct BenchTrainCommand: ParsableCommand {
         let peak = TrainBenchmark.sgemmPeak(threads: threads)
         var results: [TrainBenchmark.Result] = []
         for s in try parseIntList(sizes, flag: "sizes") {
-            let r = try TrainBenchmark.trainingSteps(model: model, size: s, channels: channels, batch: batch, steps: steps, threads: threads)
+            let r = try TrainBenchmark.trainingSteps(model: model, size: s, channels: channels, batch: batch, steps: steps, threads: threads,
+                                                     profile: profile)
             results.append(r)
             if !json {
                 print(String(format: "%@ %dx%dx%d batch %d: %7.1f images/s  %.1f MMACs/image  %6.1f GFLOP/s  %.2f of sgemm peak", model as NSString,
                              s, s, channels, batch, r.imagesPerSecond, Double(r.macs) / 1e6, r.gflops, r.gflops / peak))
+                for row in r.layers ?? [] {
+                    print("  " + row.layer.padding(toLength: 58, withPad: " ", startingAt: 0)
+                          + String(format: "forward %7.2f ms  backward %7.2f ms", 1000 * row.forwardSeconds, 1000 * row.backwardSeconds))
+                }
             }
         }
         if json { return try printJSON(Report(sgemmPeakGflops: peak, threads: threads, results: results)) }

@@ -1,13 +1,16 @@
 """The PyTorch side of Tools/parity/accuracy (issue 15): one arm of the short recipe, trained the way a
 PyTorch user would write it, following the schedule Pyramid planned for the same seed.
 
-    python3 Tools/parity/accuracy.py IDX_DIR IMAGES PLAN_JSON ARM SEED THREADS SIZES
+    python3 Tools/parity/accuracy.py IDX_DIR IMAGES PLAN_JSON ARM SEED THREADS SIZES [INIT=torch]
 
 IDX_DIR: Fashion-MNIST's IDX files; the first IMAGES training images are used (Pyramid's --limit).
 PLAN_JSON: `pyramid plan CACHE --schedule … --epochs E --seed SEED --steps --json`: the size(s) of
 every step and the batch of every size, so TRD runs the same reduced epochs and MixSize the same
 sequence of sizes and batches as Pyramid (which images go into a batch is this side's own draw).
-ARM: fixed | trd | mixsize | rsnets. SIZES: test sizes, comma-separated.
+ARM: fixed | trd | mixsize | rsnets. SIZES: test sizes, comma-separated. INIT: torch (PyTorch's
+defaults: convolutions and the classifier uniform ±1/√fan-in) or pyramid (Pyramid's and
+torchvision's ResNet init: convolutions He-normal with fan-out, N(0, 2/(k²·Cout)); the classifier
+N(0, 0.01²) with zero bias), to tell what the initialization alone is worth.
 
 Recipe (Pyramid's flags in Tools/parity/accuracy): ResNet-20 with 1x1-conv+BN shortcuts and
 PyTorch's default initialization, SGD Nesterov momentum 0.9, lr 0.1 cosine per step, weight decay
@@ -47,6 +50,7 @@ def resize(x, size):
 def main():
     root, images, plan_path, arm, seed, threads = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
     test_sizes = [int(s) for s in sys.argv[7].split(",")]
+    init = sys.argv[8] if len(sys.argv) > 8 else "torch"
     plan = json.load(open(plan_path))
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -64,6 +68,16 @@ def main():
     parallel = arm == "rsnets"
     bank_sizes = sorted(plan["epochs"][0].get("parallelSizes", [28]), reverse=True) if parallel else [28]
     model = ResNet(20, 1, 10, len(bank_sizes) if parallel else 1, len(bank_sizes) if parallel else 0)
+    if init == "pyramid":
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                elif isinstance(m, nn.Linear):
+                    nn.init.normal_(m.weight, 0, 0.01)
+                    nn.init.zeros_(m.bias)
+    elif init != "torch":
+        raise SystemExit(f"accuracy.py: INIT is torch or pyramid, not {init}")
     if arm == "mixsize":  # MixSize's reference code starts the last BatchNorm γ of every block at 0
         with torch.no_grad():
             for block in model.blocks:
@@ -134,7 +148,7 @@ def main():
                 x = resize(torch.from_numpy(test_x[s:s + 500]).unsqueeze(1), size)
                 correct += int((model(x, bank).argmax(1).numpy() == test_y[s:s + 500]).sum())
             top1[str(size)] = correct / len(test_x)
-    out = {"arm": arm, "seed": seed, "trainSeconds": seconds, "firstEpochLoss": first_loss, "top1": top1,
+    out = {"arm": arm, "seed": seed, "init": init, "trainSeconds": seconds, "firstEpochLoss": first_loss, "top1": top1,
            "torch": torch.__version__}
     if parallel:
         out["alpha"] = torch.softmax(model.alpha, 0).tolist()

@@ -4,13 +4,29 @@
 # The repository root as working directory.
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# The CPU the tools' release build is compiled for (swiftc -target-cpu), so that the trainer's
+# Swift SIMD code uses this machine's vector units: haswell (AVX2 + FMA) when the CPU has them,
+# else none (the baseline x86-64: SSE2). The package cannot set it itself — SwiftPM refuses
+# unsafe flags in a package used as a dependency — so it is a build-command setting (README,
+# "Performance"). PYRAMID_TARGET_CPU overrides it; set it empty for the baseline build.
+pyramid_target_cpu() {
+  if [ -n "${PYRAMID_TARGET_CPU+set}" ]; then echo "$PYRAMID_TARGET_CPU"; return; fi
+  local flags
+  flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+  if [[ $(uname -m) == x86_64 && $flags == *" avx2 "* && $flags == *" fma "* ]]; then echo haswell; fi
+}
+
 # Installs what is missing (Tools/bootstrap, plus any Debian packages named), builds the tool in
-# release mode (compiler errors and progress on stderr) and sets $bin to it.
+# release mode for pyramid_target_cpu (in .build-CPU, so the portable .build stays as it is;
+# compiler errors and progress on stderr) and sets $bin to it.
 pyramid_setup() {
   ./Tools/bootstrap "$@"
-  echo "== release build" >&2
-  swift build -c release --product pyramid 2>&1 | grep -Ev '^(warning: prohibited flag|\[)' >&2 || true
-  bin=$(swift build -c release --show-bin-path)/pyramid
+  local cpu args=(-c release)
+  cpu=$(pyramid_target_cpu)
+  [ -z "$cpu" ] || args+=(--scratch-path ".build-$cpu" -Xswiftc -target-cpu -Xswiftc "$cpu")
+  echo "== release build${cpu:+ for $cpu (swiftc -target-cpu $cpu)}" >&2
+  swift build "${args[@]}" --product pyramid 2>&1 | grep -Ev '^(warning: prohibited flag|\[)' >&2 || true
+  bin=$(swift build "${args[@]}" --show-bin-path)/pyramid
   [ -x "$bin" ] || { echo "$(basename "$0"): release build failed" >&2; exit 1; }
 }
 

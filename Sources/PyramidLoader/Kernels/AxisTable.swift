@@ -38,6 +38,8 @@ struct AxisTable {
         var weights = [Float](repeating: 0, count: output * stride)
         var gather = true, lo = Int.max, hi = Int.min
         let stride = self.stride
+        // Source pixel k (centre k + 0.5) is black padding when it lies beyond the image but in the box.
+        let boxFirst = Int((origin - 0.5).rounded(.up)), boxLast = Int((origin + extent - 0.5).rounded(.down))
         weights.withUnsafeMutableBufferPointer { wb in
             for j in 0..<output {
                 let jj = flip ? output - 1 - j : j
@@ -45,8 +47,6 @@ struct AxisTable {
                 var center = u - 0.5
                 let r = center.rounded()
                 if abs(center - r) < 1e-6 { center = r }
-                // Source pixel k (centre k + 0.5) is black padding when it lies beyond the image but in the box.
-                let boxFirst = Int((origin - 0.5).rounded(.up)), boxLast = Int((origin + extent - 0.5).rounded(.down))
                 let k0 = max(min(0, boxFirst), Int((center - support).rounded(.down)))
                 let k1 = min(max(source - 1, boxLast), Int((center + support).rounded(.up)))
                 // The triangle is positive strictly inside its support: the positive taps are contiguous.

@@ -7,12 +7,11 @@ the CPU, the model of pytorch_resnet.py, random data, the same batch and thread 
 
 Prints one JSON object: per input, imagesPerSecond (steps without the profiler, median) and
 layers: [{layer, forwardSeconds, backwardSeconds}] per step."""
-import json, statistics, sys, time
+import json, os, sys, time
 import torch
-import torch.nn.functional as F
 from torch.profiler import profile, ProfilerActivity
-sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.abspath(__file__)))
-from pytorch_resnet import ResNet20
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pytorch_resnet import training_step, median_rate
 
 NORMALIZATION = "BatchNorm, ReLU, residual sums"
 REMAINDER = "everything else (pooling, classifier, loss, SGD, input)"
@@ -37,25 +36,8 @@ BACKWARD = {"aten::convolution_backward": "conv", "aten::native_batch_norm_backw
 
 
 def profile_size(size, channels, batch, steps, threads):
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    model = ResNet20(channels)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-    x = torch.randn(batch, channels, size, size)
-    y = torch.randint(0, 10, (batch,))
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-
-    for _ in range(3):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+    step = training_step(size, channels, batch, threads)
+    rate = median_rate(step, batch, steps)
     rows = {}
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         start = time.perf_counter()
@@ -88,7 +70,7 @@ def profile_size(size, channels, batch, steps, threads):
         r["backwardSeconds" if backward else "forwardSeconds"] += e.cpu_time_total / 1e6 / steps
     claimed = sum(r["forwardSeconds"] + r["backwardSeconds"] for r in rows.values())
     layers = list(rows.values()) + [{"layer": REMAINDER, "forwardSeconds": total / steps - claimed, "backwardSeconds": 0.0}]
-    return {"imagesPerSecond": batch / statistics.median(times), "profiledStepSeconds": total / steps, "layers": layers}
+    return {"imagesPerSecond": rate, "profiledStepSeconds": total / steps, "layers": layers}
 
 
 if __name__ == "__main__":

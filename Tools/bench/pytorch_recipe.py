@@ -7,20 +7,12 @@ loop is the whole of training: augmentation, forward, backward, update.
     python3 pytorch_recipe.py IDX_DIR EPOCHS THREADS SEED
 
 Prints one JSON object: trainSeconds, top1 (on the 10,000 test images), firstEpochLoss, torch."""
-import gzip, json, math, os, sys, time
+import json, math, os, sys, time
 import numpy as np
 import torch
 import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pytorch_resnet import ResNet20
-
-
-def idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    dims = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+from pytorch_resnet import ResNet20, idx
 
 
 root, epochs, threads, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])

@@ -1,7 +1,9 @@
 """ResNet-20 training throughput in PyTorch on the CPU, the same model, batch and thread count as
 `pyramid bench train` (CIFAR ResNet with 1x1-conv+BN shortcuts, BatchNorm, global average pooling,
-SGD with momentum). Prints one JSON object: images/s per size."""
-import json, statistics, sys, time
+SGD with momentum). Prints one JSON object: images/s per size. The model, the training step and
+the IDX reader are shared with pytorch_recipe.py, pytorch_profile.py and Tools/parity."""
+import gzip, json, statistics, sys, time
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -37,7 +39,18 @@ class ResNet20(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1).flatten(1))
 
 
-def bench(size, channels, batch, steps, threads):
+def idx(path):
+    """An IDX file (MNIST's format, gzipped) as a numpy array."""
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def training_step(size, channels, batch, threads):
+    """One full training step (forward, cross-entropy, backward, SGD) of ResNet-20 on a fixed random
+    batch, warmed up: what `pyramid bench train` times."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = ResNet20(channels)
@@ -50,12 +63,21 @@ def bench(size, channels, batch, steps, threads):
         opt.step()
     for _ in range(2):
         step()
+    return step
+
+
+def median_rate(step, batch, steps):
+    """Images/s of the median of `steps` timed steps, as `pyramid bench train`."""
     times = []
     for _ in range(steps):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    return batch / statistics.median(times)  # the median step, as `pyramid bench train`
+    return batch / statistics.median(times)
+
+
+def bench(size, channels, batch, steps, threads):
+    return median_rate(training_step(size, channels, batch, threads), batch, steps)
 
 
 if __name__ == "__main__":

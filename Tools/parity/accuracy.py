@@ -24,21 +24,15 @@ of every residual block starting at 0, as its reference code does. Test: the 10,
 resized from 28 px the same way; RS-Nets with the bank of each trained size.
 
 Prints one JSON object: arm, seed, trainSeconds, firstEpochLoss, top1 per size, torch."""
-import gzip, json, math, os, sys, time
+import json, math, os, sys, time
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from step import ResNet, kl
-
-
-def idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    dims = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
+from step import ResNet, mred_loss, smooth_gradients
+from pytorch_resnet import idx
 
 
 def resize(x, size):
@@ -109,28 +103,12 @@ def main():
             y = torch.from_numpy(train_y[ids])
             opt.zero_grad(set_to_none=False)
             if parallel:
-                logits = [model(resize(x28, s), b) for b, s in enumerate(bank_sizes)]
-                cls = sum(F.cross_entropy(z, y) for z in logits)
-                w = torch.softmax(model.alpha, 0)
-                z0 = sum(w[b] * logits[b].detach() for b in range(len(logits)))
-                ens = F.cross_entropy(z0, y)
-                p0 = torch.softmax(z0, 1).detach()
-                kd = sum(kl(p0, z) for z in logits)
-                kd = kd + sum(kl(torch.softmax(logits[t], 1).detach(), logits[s])
-                              for s in range(len(logits)) for t in range(s))
-                loss = cls + ens + 2 / (len(logits) + 1) * kd
+                loss = mred_loss([model(resize(x28, s), b) for b, s in enumerate(bank_sizes)], model.alpha, y)
             else:
                 loss = F.cross_entropy(model(resize(x28, sizes[0])), y)
             loss.backward()
-            if smoothing:  # MixSize's GradSmooth: the gradient's norm becomes a running mean of norms
-                norm = math.sqrt(sum(float((p.grad.double() ** 2).sum()) for p in params))
-                if running_norm is None:
-                    running_norm = norm
-                else:
-                    running_norm = 0.9 * running_norm + 0.1 * norm
-                    scale = running_norm / (norm + 1e-6)
-                    for p in params:
-                        p.grad.mul_(scale)
+            if smoothing:
+                running_norm = smooth_gradients(params, running_norm)
             opt.step()
             sched.step()
             losses.append(loss.item())

@@ -134,6 +134,34 @@ def kl(p_teacher, z_student):
     return F.kl_div(F.log_softmax(z_student, 1), p_teacher, reduction="batchmean")
 
 
+def mred_loss(logits, alpha, y):
+    """RS-Nets' loss with full distillation: the sum of the branches' cross-entropies, the
+    ensemble's (its branch logits detached, so only alpha learns from it), and 2/(S+1) times the
+    KL terms from the ensemble and from every larger size, every teacher detached, T = 1."""
+    cls = sum(F.cross_entropy(z, y) for z in logits)
+    w = torch.softmax(alpha, 0)
+    z0 = sum(w[b] * logits[b].detach() for b in range(len(logits)))
+    ens = F.cross_entropy(z0, y)
+    p0 = torch.softmax(z0, 1).detach()
+    kd = sum(kl(p0, z) for z in logits)
+    kd = kd + sum(kl(torch.softmax(logits[t], 1).detach(), logits[s]) for s in range(len(logits)) for t in range(s))
+    return cls + ens + 2 / (len(logits) + 1) * kd
+
+
+def smooth_gradients(params, running_norm):
+    """MixSize's gradient smoothing (GradSmooth, momentum 0.9): from the second step on, the
+    gradient is rescaled so that its norm is the running mean of the norms. Returns the new
+    running norm (pass None at the first step of a phase)."""
+    norm = math.sqrt(sum(float((p.grad.double() ** 2).sum()) for p in params))
+    if running_norm is None:
+        return norm
+    running_norm = 0.9 * running_norm + 0.1 * norm
+    scale = running_norm / (norm + 1e-6)
+    for p in params:
+        p.grad.mul_(scale)
+    return running_norm
+
+
 def run(case):
     torch.manual_seed(0)
     parallel = case["kind"] == "rsnets"
@@ -153,27 +181,13 @@ def run(case):
             for b, s in enumerate(sizes):
                 x, y = batch(k, b, n, 1, s)
                 logits.append(model(x, b))
-            cls = sum(F.cross_entropy(z, y) for z in logits)
-            w = torch.softmax(model.alpha, 0)
-            z0 = sum(w[b] * logits[b].detach() for b in range(len(sizes)))
-            ens = F.cross_entropy(z0, y)
-            p0 = torch.softmax(z0, 1).detach()
-            factor = 2 / (len(sizes) + 1)
-            kd = sum(kl(p0, z) for z in logits)
-            kd = kd + sum(kl(torch.softmax(logits[t], 1).detach(), logits[s]) for s in range(len(sizes)) for t in range(s))
-            loss = cls + ens + factor * kd
+            loss = mred_loss(logits, model.alpha, y)
         else:
             x, y = batch(k, 0, n, 1, sizes[k])
             loss = F.cross_entropy(model(x), y)
         loss.backward()
         if case.get("smoothing"):
-            norm = math.sqrt(sum(float((p.grad.double() ** 2).sum()) for p in params))
-            if running_norm is None:
-                running_norm = norm
-            else:
-                running_norm = 0.9 * running_norm + 0.1 * norm
-                scale = running_norm / (norm + 1e-6)
-                for p in params: p.grad.mul_(scale)
+            running_norm = smooth_gradients(params, running_norm)
         grads = [summary(p.grad, 30000 + t) for t, p in enumerate(params)]
         opt.step()
         values = [summary(p, 40000 + t) for t, p in enumerate(params)]

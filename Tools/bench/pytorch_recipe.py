@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pytorch_resnet import ResNet20, idx
+from pytorch_resnet import ResNet20, idx, pad_crop_flip
 
 
 root, epochs, threads, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -44,11 +44,7 @@ for epoch in range(epochs):
     losses = []
     for s in range(steps_per_epoch):
         ids = order[s * batch:(s + 1) * batch]
-        dx, dy = rng.integers(0, 5, batch), rng.integers(0, 5, batch)
-        crops = np.stack([padded[i, y:y + 28, x:x + 28] for i, x, y in zip(ids, dx, dy)])
-        flip = rng.random(batch) < 0.5
-        crops[flip] = crops[flip, :, ::-1]
-        x = torch.from_numpy(np.ascontiguousarray(crops)).unsqueeze(1)
+        x = pad_crop_flip(padded, ids, rng)
         y = torch.from_numpy(train_y[ids])
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(x), y)

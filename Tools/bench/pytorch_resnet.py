@@ -48,6 +48,17 @@ def idx(path):
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
+def pad_crop_flip(padded, ids, rng, size=28):
+    """A batch of torchvision's RandomCrop(size, padding=P) + RandomHorizontalFlip from images
+    already padded by P: `(N, 1, size, size)` floats."""
+    n, room = len(ids), padded.shape[1] - size + 1
+    dx, dy = rng.integers(0, room, n), rng.integers(0, room, n)
+    crops = np.stack([padded[i, y:y + size, x:x + size] for i, x, y in zip(ids, dx, dy)])
+    flip = rng.random(n) < 0.5
+    crops[flip] = crops[flip, :, ::-1]
+    return torch.from_numpy(np.ascontiguousarray(crops)).unsqueeze(1)
+
+
 def training_step(size, channels, batch, threads):
     """One full training step (forward, cross-entropy, backward, SGD) of ResNet-20 on a fixed random
     batch, warmed up: what `pyramid bench train` times."""

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
 from step import ResNet, mred_loss, smooth_gradients
-from pytorch_resnet import idx
+from pytorch_resnet import idx, pad_crop_flip
 
 
 def resize(x, size):
@@ -95,11 +95,7 @@ def main():
             n = batch_of[sizes[0]]
             ids = order[cursor:cursor + n]
             cursor += n
-            dx, dy = rng.integers(0, 5, n), rng.integers(0, 5, n)
-            crops = np.stack([padded[i, y:y + 28, x:x + 28] for i, x, y in zip(ids, dx, dy)])
-            flip = rng.random(n) < 0.5
-            crops[flip] = crops[flip, :, ::-1]
-            x28 = torch.from_numpy(np.ascontiguousarray(crops)).unsqueeze(1)
+            x28 = pad_crop_flip(padded, ids, rng)
             y = torch.from_numpy(train_y[ids])
             opt.zero_grad(set_to_none=False)
             if parallel:

@@ -65,7 +65,6 @@ struct ExportCommand: ParsableCommand {
             let first = index ?? 0
             guard first >= 0 && first < n else { throw ValidationError("--index: \(first) is outside the cache's \(n) samples") }
             let count = index == nil ? min(grid ?? 1, n) : 1
-            for size in sizes { try Loader.checkServable(size: size, manifest: reader.manifest) }
             let loader = try Loader(cache: reader, configuration: LoaderConfiguration(
                 schedule: Parallel(sizes: sizes), batchSize: count, seed: seed, augmentation: try augment.map(Augmentation.parse),
                 output: .uint8, workers: 1, shuffle: false, dropLast: false))

@@ -16,13 +16,14 @@ extension TrainerSuites {
 @Suite(.serialized) struct ParityTests {
     struct Fixture: Decodable {
         struct Case: Decodable {
-            var kind: String, depth: Int, sizes: [Int], batches: [Int], steps: Int, lr: Float
+            var name: String, kind: String, depth: Int, sizes: [Int], batches: [Int], steps: Int, lr: Float
             var smoothing: Bool?
         }
         struct TensorSpec: Decodable { var name: String, count: Int, bound: Double, offset: Double }
         struct Summary: Decodable { var norm: Double, dot: Double, values: [Double] }
         struct Step: Decodable { var loss: Double, grads: [Summary], values: [Summary], state: [Summary] }
-        struct Run: Decodable { var `case`: Case, tensors: [TensorSpec], steps: [Step] }
+        /// `steps` is PyTorch's float32 run, or with `float32Steps` its float64 run (the reference).
+        struct Run: Decodable { var `case`: Case, tensors: [TensorSpec], steps: [Step], float32Steps: [Step]? }
         var torch: String
         var cases: [Run]
     }
@@ -58,32 +59,39 @@ extension TrainerSuites {
         }
     }
 
-    /// Compares a summary of `values` with PyTorch's: the norm and the dot product with the hash
-    /// vector to `tolerance` relative, the sampled entries to `tolerance` of the tensor's largest sampled magnitude.
-    static func compare(_ values: [Float], _ expected: Fixture.Summary, stream: Int, what: String, tolerance: Double) -> Double {
+    /// `Tools/parity/step.py`'s `summary`: the norm, the dot product with the hash vector of
+    /// `stream`, and 8 evenly spaced entries.
+    static func summary(_ values: [Float], stream: Int) -> Fixture.Summary {
         let v = values.map(Double.init)
         let r = uniform(stream: stream, count: v.count).map { 2 * $0 - 1 }
-        let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
-        let dot = zip(v, r).reduce(0) { $0 + $1.0 * $1.1 }
         let picks = (0..<8).map { $0 * (v.count - 1) / 7 }
+        return Fixture.Summary(norm: v.reduce(0) { $0 + $1 * $1 }.squareRoot(), dot: zip(v, r).reduce(0) { $0 + $1.0 * $1.1 },
+                               values: picks.map { v[$0] })
+    }
+
+    /// How far summary `a` is from `expected`: the norm and the dot product relative to the
+    /// expected norm (a dot product with ±1 entries is at most √n·‖v‖), the sampled entries relative
+    /// to the largest expected sampled magnitude; the largest of these.
+    static func deviation(_ a: Fixture.Summary, from expected: Fixture.Summary) -> Double {
         let scale = max(expected.norm, 1e-12)
-        var worst = abs(norm - expected.norm) / scale
-        // A dot product with ±1 entries is at most √n·‖v‖; measure its error against ‖v‖.
-        worst = max(worst, abs(dot - expected.dot) / scale)
         let big = max(expected.values.map(abs).max() ?? 0, 1e-12)
-        for (p, e) in zip(picks, expected.values) { worst = max(worst, abs(v[p] - e) / big) }
-        #expect(worst <= tolerance, "\(what): norm \(norm) vs \(expected.norm), dot \(dot) vs \(expected.dot), entries \(picks.map { v[$0] }) vs \(expected.values)")
+        var worst = max(abs(a.norm - expected.norm), abs(a.dot - expected.dot)) / scale
+        for (x, e) in zip(a.values, expected.values) { worst = max(worst, abs(x - e) / big) }
         return worst
     }
 
-    @Test(arguments: ["fixed", "mixsize", "rsnets"])
-    func stepsMatchPyTorch(kind: String) throws {
-        let run = try #require(Self.fixture.cases.first { $0.case.kind == kind })
+    /// The small cases, and the RS-Nets recipe's own step (ResNet-20, batch 128 at five sizes), whose
+    /// layers take the paths that depend on the batch and the plane (column chunks, Winograd).
+    @Test(arguments: ["fixed", "mixsize", "rsnets", "rsnets-resnet20"])
+    func stepsMatchPyTorch(name: String) throws {
+        let run = try #require(Self.fixture.cases.first { $0.case.name == name }, "no case \(name) in the fixture")
         let c = run.case
         let dir = TempDirectory("pyramid-parity")
         let cache = dir.url.appendingPathComponent("cache")
-        try CacheFixture.write(CacheFixture.randomSamples(count: 32, levels: [16, 12], channels: 1, classes: 10, seed: 1),
-                               levels: [16, 12], channels: 1, classes: 10, to: cache)
+        // The levels the schedule trains on (the steps themselves take the fixture's views).
+        let levels = c.kind == "rsnets" ? c.sizes : [16, 12]
+        try CacheFixture.write(CacheFixture.randomSamples(count: 32, levels: levels, channels: 1, classes: 10, seed: 1),
+                               levels: levels, channels: 1, classes: 10, to: cache)
         var model = Network.Configuration(architecture: "resnet\(c.depth)", inputChannels: 1, classes: 10)
         model.zeroInitResidual = false
         let configuration = RunConfiguration(
@@ -112,19 +120,47 @@ extension TrainerSuites {
             let outcome = views.withBuffers { buffers in
                 trainer.step(views: buffers, count: n, channels: 1, size: sizes[0], labels: labels, lr: c.lr, stop: false)
             }
-            #expect(abs(Double(outcome.loss) - expected.loss) <= 1e-5 * max(1, abs(expected.loss)), "\(kind) step \(k): loss \(outcome.loss) vs \(expected.loss)")
+            #expect(abs(Double(outcome.loss) - expected.loss) <= 1e-5 * max(1, abs(expected.loss)), "\(name) step \(k): loss \(outcome.loss) vs \(expected.loss)")
             let grads = store.gradArray, values = store.parameterArray, state = store.stateArray
-            var worst = 0.0
+            // Every tensor: its group, name, Pyramid's values, PyTorch's summary (and its float32 one
+            // when the reference is float64), the hash stream, the tolerance.
+            var checks: [(group: String, what: String, values: ArraySlice<Float>, expected: Fixture.Summary, single: Fixture.Summary?,
+                          stream: Int, tolerance: Double)] = []
+            let single = run.float32Steps?[k]
             for (t, slice) in store.slices.enumerated() {
                 let range = slice.offset..<(slice.offset + slice.count)
-                worst = max(worst, Self.compare(Array(grads[range]), expected.grads[t], stream: 30000 + t, what: "\(kind) step \(k) gradient of \(slice.name)", tolerance: 1e-4))
-                worst = max(worst, Self.compare(Array(values[range]), expected.values[t], stream: 40000 + t, what: "\(kind) step \(k) \(slice.name)", tolerance: 1e-5))
+                checks.append(("gradients", "gradient of \(slice.name)", grads[range], expected.grads[t], single?.grads[t], 30000 + t, 1e-4))
+                checks.append(("updated parameters", slice.name, values[range], expected.values[t], single?.values[t], 40000 + t, 1e-5))
             }
             for (t, slice) in stateSlices.enumerated() {
                 let range = slice.offset..<(slice.offset + slice.count)
-                worst = max(worst, Self.compare(Array(state[range]), expected.state[t], stream: 50000 + t, what: "\(kind) step \(k) \(slice.name)", tolerance: 1e-5))
+                checks.append(("running statistics", slice.name, state[range], expected.state[t], single?.state[t], 50000 + t, 1e-5))
             }
-            print("parity \(kind) step \(k): loss \(outcome.loss) (PyTorch \(expected.loss)), largest relative difference \(worst)")
+            var worst = 0.0
+            // Float64-reference cases: every deviation, Pyramid's and PyTorch's float32, by group.
+            var groups: [String: (mine: [Double], single: [Double])] = [:]
+            for check in checks {
+                let mine = Self.summary(Array(check.values), stream: check.stream)
+                let d = Self.deviation(mine, from: check.expected)
+                worst = max(worst, d)
+                if let single = check.single {
+                    groups[check.group, default: ([], [])].mine.append(d)
+                    groups[check.group, default: ([], [])].single.append(Self.deviation(single, from: check.expected))
+                } else {
+                    #expect(d <= check.tolerance, "\(name) step \(k) \(check.what): norm \(mine.norm) vs \(check.expected.norm), dot \(mine.dot) vs \(check.expected.dot), entries \(mine.values) vs \(check.expected.values)")
+                }
+            }
+            for (group, d) in groups.sorted(by: { $0.key < $1.key }) {
+                // At this scale a few ReLUs switch on rounding (a pre-activation within float32's
+                // error of 0), and every gradient below such a switch moves by up to a percent, in
+                // PyTorch's float32 step as in Pyramid's, at different layers. So each tensor must be
+                // as close to float64 as the furthest of PyTorch's float32 tensors of its group, within
+                // 3x: a step that mixed up branches or banks is off by O(1).
+                let (mineMax, singleMax) = (d.mine.max()!, d.single.max()!)
+                print("parity \(name) step \(k) \(group), deviation from float64: Pyramid up to \(mineMax), PyTorch's float32 up to \(singleMax)")
+                #expect(mineMax <= 3 * singleMax, "\(name) step \(k) \(group): Pyramid's deviation from float64 reaches \(mineMax), PyTorch float32's \(singleMax)")
+            }
+            if run.float32Steps == nil { print("parity \(name) step \(k): loss \(outcome.loss) (PyTorch \(expected.loss)), largest relative difference \(worst)") }
         }
     }
 }

@@ -69,8 +69,8 @@ public final class BatchNorm2D: Layer {
                 // Channels claimed one at a time (a core slowed by a neighbour takes fewer).
                 parallelChunks(c, workers: parts) { _, ch in
                     let src = x.data + ch * m
-                    let mean = freeze ? Double(rm[ch]) : Double(Kernels.sum(src, m)) / Double(m)
-                    let sq = freeze ? 0 : Double(Kernels.sumOfSquares(src, m, minus: Float(mean)))
+                    let mean = freeze ? Double(rm[ch]) : Kernels.sum(src, m) / Double(m)
+                    let sq = freeze ? 0 : Kernels.sumOfSquares(src, m, minus: Float(mean))
                     let variance = freeze ? Double(rv[ch]) : sq / Double(m)
                     let istd = Float(1 / (variance + Double(epsilon)).squareRoot())
                     invb[ch] = istd
@@ -155,14 +155,10 @@ public final class BatchNorm2D: Layer {
         let isFrozen = frozen.contains(branch)
         parallelChunks(c, workers: parts) { _, ch in
             let dy = dyAll + ch * m, xh = xhAll + ch * m, dx = dxAll + ch * m
-            var sumDy: Float, sumDyX: Float
-            if let maskAll {
-                // The ReLU's gradient mask, from the rectified output (this layer's own when fused).
-                (sumDy, sumDyX) = Kernels.maskedSums(dy, xh, mask: maskAll + ch * m, m)
-            } else {
-                sumDy = Kernels.sum(dy, m); sumDyX = Kernels.dot(dy, xh, m)
-            }
-            gg[ch] += sumDyX; gb[ch] += sumDy
+            // The ReLU's gradient mask, from the rectified output (this layer's own when fused).
+            let (sumDy, sumDyX) = maskAll.map { Kernels.maskedSums(dy, xh, mask: $0 + ch * m, m) }
+                ?? (Kernels.sum(dy, m), Kernels.dot(dy, xh, m))
+            gg[ch] = Float(Double(gg[ch]) + sumDyX); gb[ch] = Float(Double(gb[ch]) + sumDy)
             if isFrozen {
                 // An affine map: dx = γ·inv·dy (through the ReLU's mask when there is one).
                 let s = g[ch] * inv[ch]
@@ -174,7 +170,7 @@ public final class BatchNorm2D: Layer {
                 return
             }
             let scale = g[ch] * inv[ch] / Float(m)
-            let a = sumDy, bx = sumDyX, fm = Float(m)
+            let a = Float(sumDy), bx = Float(sumDyX), fm = Float(m)
             Kernels.batchNormGradient(dy, xh, mask: maskAll.map { $0 + ch * m }, m, scale: scale, count: fm, sumDy: a, sumDyX: bx, into: dx)
         }
         return gx

@@ -23,7 +23,9 @@ one BatchNorm bank per size, the same crop and flip at every size, MRED with ful
 of every residual block starting at 0, as its reference code does. Test: the 10,000 test images
 resized from 28 px the same way; RS-Nets with the bank of each trained size.
 
-Prints one JSON object: arm, seed, trainSeconds, firstEpochLoss, top1 per size, torch."""
+Prints one JSON object: arm, seed, trainSeconds, firstEpochLoss, top1 per size, torch. With
+PARITY_STEP_LOSSES=FILE in the environment, also writes every step's loss to FILE, one per line
+(to compare a run's first steps with Pyramid's progress line)."""
 import json, math, os, sys, time
 import numpy as np
 import torch
@@ -84,6 +86,7 @@ def main():
     smoothing = arm == "mixsize"
     running_norm = None
     first_loss = None
+    step_log = open(os.environ["PARITY_STEP_LOSSES"], "w", buffering=1) if os.environ.get("PARITY_STEP_LOSSES") else None
     start = time.perf_counter()
     for epoch in plan["epochs"]:
         model.train()
@@ -108,6 +111,8 @@ def main():
             opt.step()
             sched.step()
             losses.append(loss.item())
+            if step_log:
+                step_log.write(f"{losses[-1]}\n")
         if first_loss is None:
             first_loss = sum(losses) / len(losses)
     seconds = time.perf_counter() - start

@@ -76,7 +76,6 @@ public final class Pool2D: Layer {
     public func backward(_ gradOutput: Tensor, branch: Int) -> Tensor {
         let shape = shapes[branch]!
         let (c, n, h, w) = (shape[0], shape[1], shape[2], shape[3])
-        let ho = h / size, wo = w / size
         let g = gradInputs(branch)
         g.reshape(shape)
         g.zero()

@@ -80,8 +80,9 @@ extension TrainerSuites {
         return worst
     }
 
-    /// The small cases, and the RS-Nets recipe's own step (ResNet-20, batch 128 at five sizes), whose
-    /// layers take the paths that depend on the batch and the plane (column chunks, Winograd).
+    /// The small cases, and the RS-Nets recipe's network at its five sizes (ResNet-20, batch 32),
+    /// whose layers take the paths that depend on the batch and the plane (several column chunks
+    /// per thread, or one kept per thread for the backward).
     @Test(arguments: ["fixed", "mixsize", "rsnets", "rsnets-resnet20"])
     func stepsMatchPyTorch(name: String) throws {
         let run = try #require(Self.fixture.cases.first { $0.case.name == name }, "no case \(name) in the fixture")

@@ -1,8 +1,8 @@
 /// Vectorized reductions over Float runs, blocked: within a block of ``reductionBlock`` values
 /// SIMD lanes of Float accumulators (each sums at most 64 values), across blocks a Double. A
 /// BatchNorm channel of a batch of 128 at 28 px is a run of 100,352 values; summed in eight Float
-/// lanes alone (12,544 values each), the full-size RS-Nets step of `ParityTests` had running
-/// statistics up to 4.6e-6 from float64's (PyTorch's float32: 3.7e-7); blocked, 9e-7.
+/// lanes alone (12,544 values each), `ParityTests`' ResNet-20 RS-Nets step run at that batch had
+/// running statistics up to 4.6e-6 from float64's (PyTorch's float32: 3.7e-7); blocked, 9e-7.
 enum Kernels {
     /// Values per Float block of the reductions.
     static let reductionBlock = 512

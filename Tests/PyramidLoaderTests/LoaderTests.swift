@@ -205,13 +205,22 @@ func collect(_ loader: Loader, epoch: Int, from cursor: Int = 0, limit: Int = .m
 
     /// The next epoch reuses the last one's buffers (the same memory, already faulted in), and a
     /// finished epoch releases everything: no epoch keeps its buffers alive (they leaked before).
+    /// A run hands its buffers back when it is released, as its worker threads exit after the last
+    /// batch; an epoch started before that (a loaded machine) allocates its own, so each epoch here
+    /// waits for the last one's release first.
     @Test func epochsReuseTheSameBufferMemoryAndReleaseTheirRuns() throws {
         let cache = try SmoothCache()
         let loader = try cache.loader("fixed:16", batch: 8, workers: 2, prefetch: 3)
         func addresses(_ epoch: Int) throws -> Set<UnsafeMutableRawPointer> {
-            var it = try loader.batches(epoch: epoch)
+            weak var run: EpochRun?
             var seen = Set<UnsafeMutableRawPointer>()
-            while let b = try it.next() { seen.insert(b.storage.views[0].pointer) }
+            do {
+                var it = try loader.batches(epoch: epoch)
+                run = it.handle.run
+                while let b = try it.next() { seen.insert(b.storage.views[0].pointer) }
+            }
+            for _ in 0..<400 where run != nil { usleep(5000) }  // its worker threads are exiting
+            #expect(run == nil, "epoch \(epoch)'s run is still alive")
             return seen
         }
         let first = try addresses(0)

@@ -10,44 +10,47 @@ enum Kernels {
     /// `Σ p[i]`.
     @inline(__always)
     static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Double {
-        blocked(n) { Double(blockSum(p + $0, $1)) }
+        var total = 0.0
+        forEachBlock(n) { total += Double(blockSum(p + $0, $1)) }
+        return total
     }
 
     /// `Σ (p[i] − mean)²`.
     @inline(__always)
     static func sumOfSquares(_ p: UnsafePointer<Float>, _ n: Int, minus mean: Float) -> Double {
-        blocked(n) { Double(blockSumOfSquares(p + $0, $1, minus: mean)) }
+        var total = 0.0
+        forEachBlock(n) { total += Double(blockSumOfSquares(p + $0, $1, minus: mean)) }
+        return total
     }
 
     /// `Σ p[i]·q[i]`.
     @inline(__always)
     static func dot(_ p: UnsafePointer<Float>, _ q: UnsafePointer<Float>, _ n: Int) -> Double {
-        blocked(n) { Double(blockDot(p + $0, q + $0, $1)) }
+        var total = 0.0
+        forEachBlock(n) { total += Double(blockDot(p + $0, q + $0, $1)) }
+        return total
     }
 
     /// `(Σ dy·[mask>0], Σ dy·x·[mask>0])`: BatchNorm's backward sums through a fused ReLU.
     @inline(__always)
     static func maskedSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, mask: UnsafePointer<Float>, _ n: Int) -> (Double, Double) {
-        var s0 = 0.0, s1 = 0.0, start = 0
-        while start < n {
-            let count = min(reductionBlock, n - start)
+        var s0 = 0.0, s1 = 0.0
+        forEachBlock(n) { start, count in
             let (a, b) = blockMaskedSums(dy + start, x + start, mask: mask + start, count)
             s0 += Double(a); s1 += Double(b)
-            start += count
         }
         return (s0, s1)
     }
 
-    /// The sum over `0..<n` of `block(start, count)` for blocks of ``reductionBlock``, in Double.
+    /// Calls `body(start, count)` for the blocks of ``reductionBlock`` values that cover `0..<n`.
     @inline(__always)
-    static func blocked(_ n: Int, _ block: (Int, Int) -> Double) -> Double {
-        var total = 0.0, start = 0
+    static func forEachBlock(_ n: Int, _ body: (Int, Int) -> Void) {
+        var start = 0
         while start < n {
             let count = min(reductionBlock, n - start)
-            total += block(start, count)
+            body(start, count)
             start += count
         }
-        return total
     }
 
     @inline(__always)

@@ -78,9 +78,9 @@ static inline VipsImage *pyr_vips_image_from_u8(const void *data, size_t size, i
     return vips_image_new_from_memory(data, size, width, height, bands, VIPS_FORMAT_UCHAR);
 }
 
-// PNG with default compression.
-static inline int pyr_vips_pngsave(VipsImage *in, const char *path) {
-    return vips_pngsave(in, path, NULL);
+// PNG with default compression, into a buffer the caller frees with g_free.
+static inline int pyr_vips_pngsave_buffer(VipsImage *in, void **buf, size_t *len) {
+    return vips_pngsave_buffer(in, buf, len, NULL);
 }
 
 /* vips_svgload_buffer with default options (charts drawn as SVG, saved as PNG). */

@@ -6,7 +6,7 @@ import Foundation
 func lmdbCheck(_ rc: Int32, _ function: String, _ path: String) throws {
     if rc != MDB_SUCCESS {
         // LMDB reports a short write (a full disk) as EIO.
-        if rc == EIO || rc == ENOSPC, let full = diskFull(path, function: function) { throw full }
+        if let full = diskFull(path, function: function, errno: rc) { throw full }
         throw CacheError.lmdb(function: function, code: rc, message: String(cString: mdb_strerror(rc)), path: path)
     }
 }
@@ -54,7 +54,7 @@ final class LMDBEnvironment: @unchecked Sendable {
 /// The LMDB key of sample `index`: 8 bytes, big-endian, so key order is index order.
 @inline(__always)
 func withIndexKey<R>(_ index: Int, _ body: (inout MDB_val) throws -> R) rethrows -> R {
-    var be = UInt64(index).bigEndian
+    var be = UInt64(bitPattern: Int64(index)).bigEndian  // a negative index is a key no record has
     return try withUnsafeMutableBytes(of: &be) { raw in
         var key = MDB_val(mv_size: 8, mv_data: raw.baseAddress)
         return try body(&key)

@@ -207,11 +207,16 @@ public struct Manifest: Codable, Equatable, Sendable {
         return manifest
     }
 
-    /// Checks internal consistency: shard ranges tile `0..<sampleCount`, levels are distinct and descending.
+    /// Checks internal consistency: shards are named `shard-00000`, `shard-00001`, … in order (so a
+    /// reader never opens anything outside the cache directory), their ranges tile `0..<sampleCount`,
+    /// levels are distinct and descending.
     public func validate(path: String) throws {
         var next = 0
-        for shard in shards {
-            guard shard.firstIndex == next, shard.count >= 0 else {
+        for (number, shard) in shards.enumerated() {
+            guard shard.name == shardDirectoryName(number) else {
+                throw CacheError.invalidManifest(path: path, reason: "shard \(number) is named \(String(reflecting: shard.name)), expected \(shardDirectoryName(number))")
+            }
+            guard shard.firstIndex == next, shard.count >= 0, shard.count <= Int.max - next else {
                 throw CacheError.invalidManifest(path: path, reason: "shard \(shard.name) starts at \(shard.firstIndex), expected \(next)")
             }
             next += shard.count
@@ -224,6 +229,18 @@ public struct Manifest: Codable, Equatable, Sendable {
         }
         guard channels == 1 || channels == 3 else {
             throw CacheError.invalidManifest(path: path, reason: "channels must be 1 or 3, found \(channels)")
+        }
+        for level in levels where !(1...Int(UInt16.max)).contains(level.size) || !(level.size...Int(UInt16.max)).contains(level.storedShortSide) {
+            throw CacheError.invalidManifest(path: path, reason: "level \(level.size) (stored short side \(level.storedShortSide)) is outside 1...65535 px")
+        }
+        guard mean.count == channels, std.count == channels, mean.allSatisfy(\.isFinite), std.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
+            throw CacheError.invalidManifest(path: path, reason: "mean and std must hold one finite value per channel (std not negative)")
+        }
+        guard shape.margin.isFinite, shape.margin >= 1, ["center", "full"].contains(shape.crop) else {
+            throw CacheError.invalidManifest(path: path, reason: "shape: crop \(shape.crop) margin \(shape.margin) (crop is center or full, margin at least 1)")
+        }
+        guard Int32(exactly: codec.level) != nil else {
+            throw CacheError.invalidManifest(path: path, reason: "zstd level \(codec.level) is out of range")
         }
         for level in levels {
             switch (level.codec, level.quality) {
@@ -246,31 +263,4 @@ public struct Manifest: Codable, Equatable, Sendable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try writeAtomically(encoder.encode(self), to: directory.appendingPathComponent(Manifest.fileName))
     }
-}
-
-/// Writes `data` to a temporary file beside `url`, then renames it over `url`. A failed write
-/// removes its temporary file and leaves `url` as it was; a full disk is named as such.
-public func writeAtomically(_ data: Data, to url: URL) throws {
-    let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-    do {
-        try data.write(to: tmp)
-        if rename(tmp.path, url.path) != 0 {
-            throw CacheError.io(path: url.path, reason: "rename failed: \(String(cString: strerror(errno)))")
-        }
-    } catch {
-        try? FileManager.default.removeItem(at: tmp)
-        if let full = diskFull(url.deletingLastPathComponent().path, function: "write", needed: data.count) { throw full }
-        if let error = error as? CacheError { throw error }
-        throw CacheError.io(path: url.path, reason: "cannot write: \(error.localizedDescription)")
-    }
-}
-
-/// ``CacheError/diskFull(path:function:freeBytes:)`` when the file system holding `path` has less
-/// free space than `needed` bytes (at least 64 KiB), else nil: what a failed write on a full disk
-/// reports instead of the EIO or ENOSPC it came back with.
-public func diskFull(_ path: String, function: String, needed: Int = 0) -> CacheError? {
-    var fs = statvfs()
-    guard statvfs(path, &fs) == 0 else { return nil }
-    let free = Int(fs.f_bavail) * Int(fs.f_frsize)
-    return free < max(needed, 64 << 10) ? .diskFull(path: path, function: function, freeBytes: free) : nil
 }

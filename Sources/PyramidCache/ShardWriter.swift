@@ -69,7 +69,9 @@ public final class ShardWriter {
                 try put(txn, dbi, index: record.index, record.bytes)
             }
             for (index, label) in batch.labels {
-                var le = Int32(label).littleEndian
+                guard var le = Int32(exactly: label)?.littleEndian else {
+                    throw CacheError.io(path: directory.path, reason: "label \(label) of sample \(index) does not fit the 32-bit label store")
+                }
                 try withUnsafeBytes(of: &le) { try put(txn, labelsDB, index: index, Array($0)) }
             }
             try putMeta(txn, batch.meta)

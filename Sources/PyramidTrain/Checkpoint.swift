@@ -3,10 +3,12 @@ import PyramidCache
 
 /// A training run's complete state in one file, written atomically (temporary file, then rename):
 /// a JSON header (epoch, step counts, gradient-smoothing state, loader position, metrics) followed
-/// by the parameters, the BatchNorm state and the momentum buffer as little-endian Float32.
+/// by the parameters, the BatchNorm state and the momentum buffer as little-endian Float32, and
+/// an XXH3-64 of all of it, checked on every read.
 public struct Checkpoint {
-    /// The checkpoint layout this trainer writes and the newest it reads.
-    public static let currentFormatVersion = 1
+    /// The checkpoint layout this trainer writes and the newest it reads. Version 2 ends with the
+    /// XXH3-64 of the whole file before it; version 1 (read still) has no checksum.
+    public static let currentFormatVersion = 2
 
     public struct Header: Codable, Equatable, Sendable {
         public var formatVersion = Checkpoint.currentFormatVersion
@@ -44,37 +46,68 @@ public struct Checkpoint {
     public var state: [Float]
     public var velocity: [Float]
 
-    /// Writes the checkpoint atomically.
+    /// Writes the checkpoint atomically: the header's length (8 bytes), the header (JSON), the
+    /// values, then the XXH3-64 of everything before it (8 bytes, little-endian).
     public func write(to url: URL) throws {
+        var header = header
+        header.formatVersion = Checkpoint.currentFormatVersion
         var data = Data()
         let json = try JSONEncoder().encode(header)
         var length = UInt64(json.count).littleEndian
         data.append(Data(bytes: &length, count: 8))
         data.append(json)
         for block in [parameters, state, velocity] { block.withUnsafeBytes { data.append(contentsOf: $0) } }
+        var sum = data.withUnsafeBytes { RecordChecksum.xxh3($0) }.littleEndian
+        data.append(Data(bytes: &sum, count: 8))
         do { try writeAtomically(data, to: url) } catch { throw TrainError.checkpoint(path: url.path, reason: "cannot write: \(error)") }
     }
 
-    /// Reads a checkpoint, checking its format version and sizes.
-    /// - Throws: ``TrainError/checkpoint(path:reason:)`` for a missing, truncated or inconsistent file,
-    ///   ``TrainError/unsupportedVersion(path:found:supported:)`` for a newer format.
+    /// What to do about a damaged checkpoint, said after the damage.
+    static let damagedAdvice = "the file is damaged; restore it from a copy, evaluate checkpoint-best.bin instead if the run kept one, or start the run again in a new directory"
+
+    /// Reads a checkpoint, checking its format version, its checksum (version 2 on) and its sizes.
+    /// Version 1 files (written before checkpoints carried a checksum) are read with the size checks only.
+    /// - Throws: ``TrainError/checkpoint(path:reason:)`` for a missing, truncated, damaged or
+    ///   inconsistent file, ``TrainError/unsupportedVersion(path:found:supported:)`` for a newer format.
     public static func read(from url: URL) throws -> Checkpoint {
         guard let data = try? Data(contentsOf: url) else { throw TrainError.checkpoint(path: url.path, reason: "cannot read the checkpoint") }
-        guard data.count >= 8 else { throw TrainError.checkpoint(path: url.path, reason: "truncated") }
-        let length = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian)
-        guard data.count >= 8 + length, let header = try? JSONDecoder().decode(Header.self, from: data.subdata(in: 8..<(8 + length))) else {
-            throw TrainError.checkpoint(path: url.path, reason: "unreadable header")
+        let bytes = [UInt8](data)
+        func damaged(_ what: String) -> TrainError { .checkpoint(path: url.path, reason: "\(what): \(damagedAdvice)") }
+        guard bytes.count >= 8 else { throw damaged("truncated (\(bytes.count) bytes)") }
+        let length = readLittleEndian(bytes, at: 0)
+        guard length <= UInt64(bytes.count - 8) else { throw damaged("its header length (\(length) bytes) runs past the end of the file") }
+        let headerEnd = 8 + Int(length)
+        guard let header = try? JSONDecoder().decode(Header.self, from: Data(bytes[8..<headerEnd])) else {
+            throw damaged("unreadable header")
         }
         guard header.formatVersion <= currentFormatVersion else {
             throw TrainError.unsupportedVersion(path: url.path, found: header.formatVersion, supported: currentFormatVersion)
         }
-        let floats = (data.count - 8 - length) / 4
-        guard floats == 2 * header.parameterCount + header.stateCount, (data.count - 8 - length) % 4 == 0 else {
-            throw TrainError.checkpoint(path: url.path, reason: "holds \(floats) values, the header promises \(2 * header.parameterCount + header.stateCount)")
+        var valuesEnd = bytes.count
+        if header.formatVersion >= 2 {
+            guard bytes.count >= headerEnd + 8 else { throw damaged("truncated (no checksum)") }
+            valuesEnd -= 8
+            let stored = readLittleEndian(bytes, at: valuesEnd)
+            let computed = bytes.withUnsafeBytes { RecordChecksum.xxh3(UnsafeRawBufferPointer(rebasing: $0[0..<valuesEnd])) }
+            guard stored == computed else { throw damaged("checksum mismatch (header and values hash to \(hex(computed)), the file says \(hex(stored)))") }
         }
-        let all: [Float] = data.subdata(in: (8 + length)..<data.count).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        let p = header.parameterCount, s = header.stateCount
+        let p = header.parameterCount, s = header.stateCount, valueBytes = valuesEnd - headerEnd
+        guard p >= 0, s >= 0, p <= valueBytes / 8, s <= valueBytes / 4, valueBytes == 4 * (2 * p + s) else {
+            throw damaged("holds \(valueBytes) bytes of values; the header promises \(p) parameters, \(p) momentum values and \(s) BatchNorm values")
+        }
+        let all: [Float] = bytes[headerEnd..<valuesEnd].withUnsafeBytes { raw in
+            (0..<(valueBytes / 4)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+        }
         return Checkpoint(header: header, parameters: Array(all[0..<p]), state: Array(all[p..<(p + s)]), velocity: Array(all[(p + s)...]))
+    }
+
+    private static func readLittleEndian(_ bytes: [UInt8], at offset: Int) -> UInt64 {
+        bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) }
+    }
+
+    private static func hex(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 
     /// Copies the parameters and BatchNorm state into `store`.

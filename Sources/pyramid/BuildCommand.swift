@@ -57,19 +57,19 @@ struct BuildCommand: ParsableCommand {
     @Option(name: .customLong("class-names"), help: "Class names for integer labels: comma-separated, or @FILE with one per line.")
     var classNames: String?
 
-    @Option(help: "Channels to store: 1 (grey) or 3 (sRGB). Default: the source's (1 for IDX, 3 otherwise).")
+    @Option(parsing: .unconditional, help: "Channels to store: 1 (grey) or 3 (sRGB). Default: the source's (1 for IDX, 3 otherwise).")
     var channels: Int?
 
     @Option(help: "center: the centred square of the short side; full: the whole image, aspect kept.")
     var crop: String = "center"
 
-    @Option(help: "Store this much context around the crop (≥ 1): the stored short side is round(level × margin). 1.143 stores short side = level/0.875 for the usual centre-crop evaluation.")
+    @Option(parsing: .unconditional, help: "Store this much context around the crop (≥ 1): the stored short side is round(level × margin). 1.143 stores short side = level/0.875 for the usual centre-crop evaluation.")
     var margin: Double = 1.0
 
-    @Option(help: "Number of LMDB shards (default: 1; under mpirun, the number of processes; with --resume, the interrupted build's).")
+    @Option(parsing: .unconditional, help: "Number of LMDB shards (default: 1; under mpirun, the number of processes; with --resume, the interrupted build's).")
     var shards: Int?
 
-    @Option(help: "Worker threads decoding and encoding, per process (default: the number of cores, divided among the processes on this machine under mpirun).")
+    @Option(parsing: .unconditional, help: "Worker threads decoding and encoding, per process (default: the number of cores, divided among the processes on this machine under mpirun).")
     var workers: Int = Processes.coresPerProcess
 
     @Option(name: .customLong("zstd-level"), parsing: .unconditional, help: "zstd compression level (-7...19; negative levels are faster).")
@@ -87,7 +87,7 @@ struct BuildCommand: ParsableCommand {
         valueName: "codec"))
     var codec: String = "auto"
 
-    @Option(name: .customLong("max-pixels"), help: "Refuse images whose header claims more pixels than this (decompression bombs), before decoding.")
+    @Option(name: .customLong("max-pixels"), parsing: .unconditional, help: "Refuse images whose header claims more pixels than this (decompression bombs), before decoding.")
     var maxPixels: Int = 100_000_000
 
     @Flag(help: "Stop at the first bad input instead of skipping it.")
@@ -99,7 +99,7 @@ struct BuildCommand: ParsableCommand {
     @Flag(help: "Replace an existing cache or interrupted build in --out.")
     var overwrite = false
 
-    @Option(help: "Use only the first N source items.")
+    @Option(parsing: .unconditional, help: "Use only the first N source items.")
     var limit: Int?
 
     @Flag(help: "No progress line and no summary.")

@@ -40,19 +40,19 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "The test cache (default: the run's --test).")
     var test: String?
 
-    @Option(help: "Batches of training data for BatchNorm calibration at each size (0: none).")
+    @Option(parsing: .unconditional, help: "Batches of training data for BatchNorm calibration at each size (0: none).")
     var calibrate: Int = 0
 
-    @Option(help: "Loader worker threads.")
+    @Option(parsing: .unconditional, help: "Loader worker threads.")
     var workers: Int = 1
 
-    @Option(help: "Batch parts computed in parallel.")
+    @Option(parsing: .unconditional, help: "Batch parts computed in parallel.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Flag(help: "Print JSON instead of the table.")
     var json = false
 
-    @Option(help: "Parallel runs: evaluate every size with BatchNorm bank K (0 = the largest training size) instead of its own or interpolated bank; saved as eval-CHECKPOINT-bankK.json.")
+    @Option(parsing: .unconditional, help: "Parallel runs: evaluate every size with BatchNorm bank K (0 = the largest training size) instead of its own or interpolated bank; saved as eval-CHECKPOINT-bankK.json.")
     var bank: Int?
 
     @Flag(help: "Print the runs' comparison as a Markdown table (one row per run).")

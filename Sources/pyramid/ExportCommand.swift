@@ -23,13 +23,13 @@ struct ExportCommand: ParsableCommand {
     @Argument(help: "The cache directory.")
     var cache: String
 
-    @Option(help: "The sample index to export.")
+    @Option(parsing: .unconditional, help: "The sample index to export.")
     var index: Int?
 
-    @Option(help: "The level to export (default: the largest).")
+    @Option(parsing: .unconditional, help: "The level to export (default: the largest).")
     var level: Int?
 
-    @Option(help: "Contact sheet of the first N samples at every level.")
+    @Option(parsing: .unconditional, help: "Contact sheet of the first N samples at every level.")
     var grid: Int?
 
     @Option(help: "Sizes to render each sample at, as training does (comma-separated), instead of the stored levels.")
@@ -38,7 +38,7 @@ struct ExportCommand: ParsableCommand {
     @Option(help: "The augmentation of --views (\(Augmentation.syntax)); default: the cache's training augmentation.")
     var augment: String?
 
-    @Option(help: "The seed of --views' crops and flips.")
+    @Option(parsing: .unconditional, help: "The seed of --views' crops and flips.")
     var seed: UInt64 = 0
 
     @Option(name: [.short, .customLong("output")], help: "The PNG file to write.")

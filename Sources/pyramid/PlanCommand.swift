@@ -27,22 +27,22 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "The resolution schedule.")
     var schedule: String
 
-    @Option(help: "Epochs to plan.")
+    @Option(parsing: .unconditional, help: "Epochs to plan.")
     var epochs: Int = 1
 
-    @Option(help: "Base images per rank per step.")
+    @Option(parsing: .unconditional, help: "Base images per rank per step.")
     var batch: Int = 128
 
-    @Option(help: "Samples per epoch, when no cache is given.")
+    @Option(parsing: .unconditional, help: "Samples per epoch, when no cache is given.")
     var samples: Int?
 
-    @Option(name: .customLong("world-size"), help: "Ranks sharing each step.")
+    @Option(name: .customLong("world-size"), parsing: .unconditional, help: "Ranks sharing each step.")
     var worldSize: Int = 1
 
-    @Option(help: "Seed of the schedule's draws.")
+    @Option(parsing: .unconditional, help: "Seed of the schedule's draws.")
     var seed: UInt64 = 0
 
-    @Option(name: .customLong("flops"), help: "Compute of one image at the full size (any unit, e.g. 4.1 for ResNet-50's GFLOPs); prints the run's average per image, the papers' mFLOPs.")
+    @Option(name: .customLong("flops"), parsing: .unconditional, help: "Compute of one image at the full size (any unit, e.g. 4.1 for ResNet-50's GFLOPs); prints the run's average per image, the papers' mFLOPs.")
     var flops: Double?
 
     @Flag(help: "List every step's size(s) too (with --json).")

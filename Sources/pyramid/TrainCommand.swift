@@ -61,13 +61,13 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Augmentation (\(Augmentation.syntax)); default: the cache's training augmentation.")
     var augment: String?
 
-    @Option(help: "Epochs.")
+    @Option(parsing: .unconditional, help: "Epochs.")
     var epochs: Int = 10
 
-    @Option(help: "Base images per step.")
+    @Option(parsing: .unconditional, help: "Base images per step.")
     var batch: Int = 128
 
-    @Option(help: "Base learning rate.")
+    @Option(parsing: .unconditional, help: "Base learning rate.")
     var lr: Float = 0.1
 
     @Option(name: .customLong("lr-schedule"), help: "cosine (per iteration), multistep or constant.")
@@ -76,22 +76,22 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Multistep milestones: first epochs at each ×0.1 rate, e.g. 5,8.")
     var milestones: String?
 
-    @Option(help: "Linear warmup epochs.")
+    @Option(parsing: .unconditional, help: "Linear warmup epochs.")
     var warmup: Int = 0
 
-    @Option(help: "SGD momentum.")
+    @Option(parsing: .unconditional, help: "SGD momentum.")
     var momentum: Float = 0.9
 
     @Flag(help: "Nesterov momentum.")
     var nesterov = false
 
-    @Option(name: .customLong("weight-decay"), help: "Weight decay.")
+    @Option(name: .customLong("weight-decay"), parsing: .unconditional, help: "Weight decay.")
     var weightDecay: Float = 1e-4
 
     @Flag(name: .customLong("decay-all"), help: "Decay every parameter (BN, biases, α), as RS-Nets does; default: conv/FC weights only.")
     var decayAll = false
 
-    @Option(name: .customLong("label-smoothing"), help: "Label smoothing ε.")
+    @Option(name: .customLong("label-smoothing"), parsing: .unconditional, help: "Label smoothing ε.")
     var labelSmoothing: Float = 0
 
     @Option(name: .customLong("gradient-smoothing"), help: "on or off (default: on for mixsize schedules).")
@@ -112,13 +112,13 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("corrupt-records"), help: "A corrupt training record: fail (stop, naming it) or substitute (serve the next sample; counted in the log).")
     var corruptRecords: String = "fail"
 
-    @Option(help: "Seed of initialization, order and augmentation.")
+    @Option(parsing: .unconditional, help: "Seed of initialization, order and augmentation.")
     var seed: UInt64 = 0
 
-    @Option(help: "Loader worker threads.")
+    @Option(parsing: .unconditional, help: "Loader worker threads.")
     var workers: Int = 1
 
-    @Option(help: "Batch parts computed in parallel, one single-threaded GEMM each (default: the cores, divided among the processes on this machine under mpirun).")
+    @Option(parsing: .unconditional, help: "Batch parts computed in parallel, one single-threaded GEMM each (default: the cores, divided among the processes on this machine under mpirun).")
     var threads: Int = Processes.coresPerProcess
 
     @Flag(help: "No progress line, no per-epoch lines.")

@@ -23,7 +23,7 @@ struct VerifyCommand: ParsableCommand {
     @Flag(help: "Print the result as JSON: recordsChecked and problems (shard, index (−1: the whole shard), level, reason).")
     var json = false
 
-    @Option(help: .hidden)
+    @Option(parsing: .unconditional, help: .hidden)
     var shard: Int?
 
     func run() throws {

@@ -31,16 +31,15 @@ extension ImageWriter {
         try save(VImage(retaining: image), to: path)
     }
 
-    /// Saves `image` as PNG to a temporary file beside `path`, then renames it over `path`: a
-    /// failed write (a full disk) leaves no truncated PNG and `path` as it was.
+    /// Encodes `image` as PNG, then writes it with ``writeAtomically(_:to:)``: a failed write (a full
+    /// disk) leaves no truncated PNG and `path` as it was; a device or FIFO is written in place.
     static func save(_ image: VImage, to path: String) throws {
-        let url = URL(fileURLWithPath: path)
-        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
-        guard pyr_vips_pngsave(image.ptr, tmp) == 0, rename(tmp, path) == 0 else {
-            let reason = Vips.takeError()
-            unlink(tmp)
-            if let full = diskFull(url.deletingLastPathComponent().path, function: "vips_pngsave") { throw full }
-            throw BuildError.output(path: path, reason: "cannot write PNG (\(reason))")
+        var buffer: UnsafeMutableRawPointer?
+        var length = 0
+        guard pyr_vips_pngsave_buffer(image.ptr, &buffer, &length) == 0, let buffer else {
+            throw BuildError.output(path: path, reason: "cannot encode PNG (\(Vips.takeError()))")
         }
+        defer { pyr_g_free(buffer) }
+        try writeAtomically(Data(bytesNoCopy: buffer, count: length, deallocator: .none), to: URL(fileURLWithPath: path))
     }
 }

@@ -29,6 +29,9 @@ enum FolderSource: SampleSource {
         if classes.isEmpty {
             throw BuildError.unrecognizedSource(path: root, reason: "no class folders (expected root/<class>/<image>)")
         }
+        guard classes.count <= SourceCatalog.maxClasses else {
+            throw BuildError.malformedSource(path: root, reason: "\(classes.count) class folders; a cache holds at most \(SourceCatalog.maxClasses) classes")
+        }
         var items: [FileItem] = []
         for (label, name) in classes.enumerated() {
             let dir = rootURL.appendingPathComponent(name)

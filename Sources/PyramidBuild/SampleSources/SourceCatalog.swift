@@ -11,6 +11,10 @@ public struct SourceCatalog: Sendable {
         case raster(RasterSet)
     }
 
+    /// The most classes a cache holds (labels are stored as 32-bit integers; the manifest lists
+    /// every class name, so a bound keeps a stray label from making it millions of names long).
+    public static let maxClasses = 1 << 20
+
     public var source: Manifest.Source
     public var classes: [String]
     public var items: Items

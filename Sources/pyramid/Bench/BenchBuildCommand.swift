@@ -21,10 +21,10 @@ struct BenchBuildCommand: ParsableCommand {
     @Option(help: "Level sizes, comma-separated.")
     var levels: String = "28,24,20,16,14,12"
 
-    @Option(help: "Worker threads.")
+    @Option(parsing: .unconditional, help: "Worker threads.")
     var workers: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    @Option(help: "Use only the first N source items.")
+    @Option(parsing: .unconditional, help: "Use only the first N source items.")
     var limit: Int?
 
     @Option(help: "Pixel filter: none or sub.")
@@ -41,7 +41,7 @@ struct BenchBuildCommand: ParsableCommand {
     @Flag(help: "Train zstd dictionaries.")
     var dictionary = false
 
-    @Option(name: .customLong("repeat"), help: "Repetitions of each measurement; the best is reported.")
+    @Option(name: .customLong("repeat"), parsing: .unconditional, help: "Repetitions of each measurement; the best is reported.")
     var repetitions: Int = 1
 
     @Option(help: "Where to build (default: a temporary directory, removed afterwards).")

@@ -21,13 +21,13 @@ struct BenchConvCommand: ParsableCommand {
     @Option(help: "Layers, comma-separated CIN:COUT@SIZE[/2]; default: ResNet-20's 3x3 stride-1 layers at 28 px.")
     var layers: String = "16:16@28,32:32@14,64:64@7"
 
-    @Option(help: "Batch.")
+    @Option(parsing: .unconditional, help: "Batch.")
     var batch: Int = 128
 
-    @Option(help: "Threads (batch parts).")
+    @Option(parsing: .unconditional, help: "Threads (batch parts).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    @Option(help: "Timed repetitions of each method (the fastest is reported).")
+    @Option(parsing: .unconditional, help: "Timed repetitions of each method (the fastest is reported).")
     var repetitions: Int = 9
 
     func run() throws {

@@ -26,7 +26,7 @@ struct BenchLoadCommand: ParsableCommand {
     @Option(help: "The resolution schedule (\(ScheduleParser.syntax)).")
     var schedule: String
 
-    @Option(help: "Base images per step.")
+    @Option(parsing: .unconditional, help: "Base images per step.")
     var batch: Int = 128
 
     @Option(help: "Augmentation (\(Augmentation.syntax)); default: the cache's training augmentation.")
@@ -35,19 +35,19 @@ struct BenchLoadCommand: ParsableCommand {
     @Option(help: "Output: float32 (NCHW, normalized) or uint8 (NHWC).")
     var output: String = "float32"
 
-    @Option(help: "Worker threads (also used by the limit loops).")
+    @Option(parsing: .unconditional, help: "Worker threads (also used by the limit loops).")
     var workers: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    @Option(help: "Batch buffers in flight (default: max(4, 2 x workers)).")
+    @Option(parsing: .unconditional, help: "Batch buffers in flight (default: max(4, 2 x workers)).")
     var prefetch: Int?
 
-    @Option(help: "Epoch to load.")
+    @Option(parsing: .unconditional, help: "Epoch to load.")
     var epoch: Int = 0
 
-    @Option(help: "Busy work per batch in the consumer, microseconds: reports how long the consumer waited.")
+    @Option(parsing: .unconditional, help: "Busy work per batch in the consumer, microseconds: reports how long the consumer waited.")
     var consumerUs: Int = 0
 
-    @Option(name: .customLong("repeat"), help: "Repetitions of each measurement; the best is reported.")
+    @Option(name: .customLong("repeat"), parsing: .unconditional, help: "Repetitions of each measurement; the best is reported.")
     var repetitions: Int = 3
 
     @Flag(help: "Print the result as JSON.")

@@ -27,19 +27,19 @@ struct BenchMPICommand: ParsableCommand {
     @Option(help: "Model.")
     var model: String = "resnet20"
 
-    @Option(help: "Image size.")
+    @Option(parsing: .unconditional, help: "Image size.")
     var size: Int = 28
 
-    @Option(help: "Images of the global batch (divisible by the number of processes).")
+    @Option(parsing: .unconditional, help: "Images of the global batch (divisible by the number of processes).")
     var batch: Int = 128
 
-    @Option(help: "Seed of the weights and the batch.")
+    @Option(parsing: .unconditional, help: "Seed of the weights and the batch.")
     var seed: UInt64 = 0
 
-    @Option(help: "Threads per process (default: the cores divided among the processes on this machine).")
+    @Option(parsing: .unconditional, help: "Threads per process (default: the cores divided among the processes on this machine).")
     var threads: Int = Processes.coresPerProcess
 
-    @Option(help: "Largest relative difference accepted.")
+    @Option(parsing: .unconditional, help: "Largest relative difference accepted.")
     var tolerance: Double = 1e-5
 
     @Flag(help: "Print JSON.")

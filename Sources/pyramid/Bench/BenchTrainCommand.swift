@@ -32,16 +32,16 @@ struct BenchTrainCommand: ParsableCommand {
     @Option(help: "Image sizes, comma-separated.")
     var sizes: String = "28,14"
 
-    @Option(help: "Channels.")
+    @Option(parsing: .unconditional, help: "Channels.")
     var channels: Int = 1
 
-    @Option(help: "Batch.")
+    @Option(parsing: .unconditional, help: "Batch.")
     var batch: Int = 128
 
-    @Option(help: "Timed steps per size.")
+    @Option(parsing: .unconditional, help: "Timed steps per size.")
     var steps: Int = 10
 
-    @Option(help: "Threads (batch parts).")
+    @Option(parsing: .unconditional, help: "Threads (batch parts).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Option(help: "3x3 stride-1 convolutions: auto (Winograd on even planes of 8x8 and more, else im2col), im2col or winograd.")

@@ -18,6 +18,8 @@ public enum CacheError: Error, Equatable, CustomStringConvertible, Sendable {
     case zstd(function: String, message: String)
     /// A TurboJPEG call failed outside of reading a record (compression).
     case jpeg(function: String, message: String)
+    /// Pixels that no record can hold were given to the encoder.
+    case unencodable(reason: String)
     /// A record failed its checksum, its header or its size check.
     case corruptRecord(shard: Int, index: Int, level: Int, reason: String)
     /// A record that the manifest promises is not in its shard.
@@ -52,6 +54,8 @@ public enum CacheError: Error, Equatable, CustomStringConvertible, Sendable {
             return "zstd \(function) failed: \(message)"
         case .jpeg(let function, let message):
             return "TurboJPEG \(function) failed: \(message)"
+        case .unencodable(let reason):
+            return "cannot encode a record: \(reason)"
         case .corruptRecord(let shard, let index, let level, let reason):
             return "corrupt record: shard \(shard), index \(index), level \(level): \(reason)"
         case .missingRecord(let shard, let index, let level):

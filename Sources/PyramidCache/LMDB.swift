@@ -67,7 +67,7 @@ func indexFromKey(_ key: MDB_val) -> Int? {
     guard key.mv_size == 8 else { return nil }
     var v: UInt64 = 0
     withUnsafeMutableBytes(of: &v) { $0.copyMemory(from: UnsafeRawBufferPointer(start: key.mv_data, count: 8)) }
-    return Int(UInt64(bigEndian: v))
+    return Int(exactly: UInt64(bigEndian: v))  // a damaged key above Int.max is no index
 }
 
 /// Database names inside every shard.

@@ -221,7 +221,7 @@ public struct Manifest: Codable, Equatable, Sendable {
             }
             next += shard.count
         }
-        guard next == sampleCount else {
+        guard next == sampleCount, sampleCount <= Int(Int32.max) else {
             throw CacheError.invalidManifest(path: path, reason: "shards hold \(next) samples but sampleCount is \(sampleCount)")
         }
         guard !levels.isEmpty, zip(levels, levels.dropFirst()).allSatisfy({ $0.size > $1.size }) else {

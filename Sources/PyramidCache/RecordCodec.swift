@@ -41,6 +41,8 @@ public enum LevelCodec: Equatable, Hashable, Sendable, CustomStringConvertible {
 public struct RecordHeader: Equatable, Sendable {
     /// Size of the header in bytes.
     public static let size = 8
+    /// The longest side a record holds (the header stores each side in 16 bits).
+    public static let maxSide = Int(UInt16.max)
     /// The record layout version this module writes (it reads 1 and 2).
     public static let currentVersion: UInt8 = 2
 
@@ -192,8 +194,13 @@ public final class RecordEncoder {
 
     /// Encodes `width × height × channels` interleaved 8-bit pixels as one record.
     /// The output depends only on the pixels and the encoder's settings.
+    /// - Throws: ``CacheError/unencodable(reason:)`` for a shape a record cannot hold (sides above
+    ///   ``RecordHeader/maxSide``, channels other than 1 or 3, a buffer of another size).
     public func encode(pixels: UnsafeRawBufferPointer, width: Int, height: Int, channels: Int) throws -> [UInt8] {
-        precondition(pixels.count == width * height * channels, "pixel buffer does not match the shape")
+        guard (1...RecordHeader.maxSide).contains(width), (1...RecordHeader.maxSide).contains(height), channels == 1 || channels == 3,
+              pixels.count == width * height * channels else {
+            throw CacheError.unencodable(reason: "\(width)x\(height)x\(channels) pixels in \(pixels.count) bytes (a record holds 1 or 3 channels and at most \(RecordHeader.maxSide) px a side)")
+        }
         var out = [UInt8]()
         switch codec {
         case .zstd:

@@ -41,6 +41,21 @@ struct BadCorpus {
 }
 
 @Suite struct BadInputTests {
+    /// An image so wide that, stored whole at the level's short side, a side would not fit a
+    /// record's 16-bit header: skipped with its reason (it used to trap while encoding).
+    @Test func anImageTooWideForARecordIsSkipped() throws {
+        let src = TempDirectory(), out = TempDirectory()
+        try FileManager.default.createDirectory(atPath: src.path("a"), withIntermediateDirectories: true)
+        try Fixtures.writeImage([UInt8](repeating: 90, count: 70_000 * 2), width: 70_000, height: 2, channels: 1, to: src.path("a/wide.png"))
+        try Fixtures.writeImage(Fixtures.pattern(width: 40, height: 30, channels: 3), width: 40, height: 30, channels: 3, to: src.path("a/ok.png"))
+        var options = BuildOptions(levels: [16])
+        options.crop = .full
+        let report = try build(src.url.path, out.url.appendingPathComponent("c"), options)
+        #expect(report.samplesWritten == 1)
+        #expect(report.skipped.map(\.path) == [src.path("a/wide.png")])
+        #expect(report.skipped.first?.reason.contains("560000x16 px; a record holds at most 65535 px a side") == true, "\(report.skipped)")
+    }
+
     /// A truncated file's reason says what is wrong with it (libvips' message for that decode), not
     /// a stale message left in libvips' process-wide error buffer by an earlier call.
     @Test func aTruncatedFilesReasonIsItsOwn() throws {

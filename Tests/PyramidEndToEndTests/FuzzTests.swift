@@ -44,4 +44,33 @@ import Testing
         print("verifyNeverDiesOfADamagedShard: exit statuses \(outcomes)")
         #expect((outcomes[1] ?? 0) > 0, "no trial was detected as damaged: the damage did not reach the data")
     }
+
+    /// List files with hostile labels (huge, negative, empty, signs, spaces, non-ASCII, control
+    /// characters): `pyramid build` ends with 0 (labels taken as class names, a bad line skipped)
+    /// or 1 with one line naming the file and line, never a signal.
+    @Test func buildNeverDiesOfAListFilesLabels() throws {
+        let seed: UInt64 = 20261203
+        print("buildNeverDiesOfAListFilesLabels: seed \(seed)")
+        var rng = SeededGenerator(seed: seed)
+        let src = TempDirectory(), out = TempDirectory()
+        try makeTinyFolder(src)
+        let pieces = ["99999999999", "-1", "-0", "+3", "", " ", "猫", "ÄÖ", "9223372036854775807", "9223372036854775808",
+                      "-9223372036854775808", "1048575", "1048576", "2147483647", "\u{7}", "0x10", "1e3", "٣", "1 2", "#"]
+        var outcomes: [Int32: Int] = [:]
+        for trial in 0..<16 {
+            let labels = (0..<4).map { _ in pieces.randomElement(using: &rng)! }
+            let lines = labels.enumerated().map { "\(["cat", "dog"][$0.offset % 2])/\($0.offset).jpg\t\($0.element)" }
+            let list = src.path("list-\(trial).txt")
+            try lines.joined(separator: "\n").write(toFile: list, atomically: true, encoding: .utf8)
+            let (p, o, e) = try Tool.start(["build", list, "--out", out.path("c-\(trial)"), "--levels", "8", "--quiet"])
+            let r = Tool.finish(p, o, e)
+            #expect(p.terminationReason == .exit && (r.status == 0 || r.status == 1), "trial \(trial) \(labels): \(r.stderr)")
+            if r.status == 1 {
+                #expect(r.stderr.hasPrefix("Error: \(list)") && r.stderr.split(separator: "\n").count == 1, "trial \(trial) \(labels): \(r.stderr)")
+            }
+            outcomes[r.status, default: 0] += 1
+        }
+        print("buildNeverDiesOfAListFilesLabels: exit statuses \(outcomes)")
+        #expect(outcomes[0] != nil && outcomes[1] != nil, "every trial ended the same way: the labels did not vary enough")
+    }
 }

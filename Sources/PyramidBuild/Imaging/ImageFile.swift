@@ -1,5 +1,6 @@
 import CVips
 import Foundation
+import PyramidCache
 
 /// Decodes one image file to its largest stored level with libvips.
 ///
@@ -68,6 +69,9 @@ struct ImageFile {
         // vips_thumbnail does not pass fail-on to its shrink-on-load decode, so truncated files would
         // decode to grey. Hence: our own loader with fail_on, then vips_thumbnail_image.)
         let (tw, th) = fullSize(width: w, height: h, short: storedSide)
+        if crop == .full && max(tw, th) > RecordHeader.maxSide {
+            return .failure(.init("a \(w)x\(h) image stored whole at short side \(storedSide) would be \(tw)x\(th) px; a record holds at most \(RecordHeader.maxSide) px a side"))
+        }
         let factor = Double(min(w, h)) / Double(storedSide)
         if factor >= 4, let loader = pyr_vips_loader_name(buffer.baseAddress, buffer.count),
            String(cString: loader).hasPrefix("jpegload") {

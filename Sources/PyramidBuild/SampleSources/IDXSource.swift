@@ -47,7 +47,8 @@ enum IDXSource: SampleSource {
             throw BuildError.malformedSource(path: imagesPath, reason: "not an IDX image file (magic 0x00000803 expected)")
         }
         let (n, rows, cols) = (be32(images, 4), be32(images, 8), be32(images, 12))
-        guard n > 0, rows > 0, cols > 0, images.count == 16 + n * rows * cols else {
+        let (pixels, overflow) = n.multipliedReportingOverflow(by: rows * cols)
+        guard n > 0, rows > 0, cols > 0, !overflow, images.count == 16 + pixels else {
             throw BuildError.malformedSource(path: imagesPath, reason: "header says \(n) images of \(rows)x\(cols), file holds \(images.count - 16) pixel bytes")
         }
         guard labelBytes.count >= 8, be32(labelBytes, 0) == 0x0801 else {

@@ -47,18 +47,19 @@ public struct Checkpoint {
     public var velocity: [Float]
 
     /// Writes the checkpoint atomically: the header's length (8 bytes), the header (JSON), the
-    /// values, then the XXH3-64 of everything before it (8 bytes, little-endian).
+    /// values, then (format version 2 on, the default) the XXH3-64 of everything before it (8 bytes,
+    /// little-endian).
     public func write(to url: URL) throws {
-        var header = header
-        header.formatVersion = Checkpoint.currentFormatVersion
         var data = Data()
         let json = try JSONEncoder().encode(header)
         var length = UInt64(json.count).littleEndian
         data.append(Data(bytes: &length, count: 8))
         data.append(json)
         for block in [parameters, state, velocity] { block.withUnsafeBytes { data.append(contentsOf: $0) } }
-        var sum = data.withUnsafeBytes { RecordChecksum.xxh3($0) }.littleEndian
-        data.append(Data(bytes: &sum, count: 8))
+        if header.formatVersion >= 2 {
+            var sum = data.withUnsafeBytes { RecordChecksum.xxh3($0) }.littleEndian
+            data.append(Data(bytes: &sum, count: 8))
+        }
         do { try writeAtomically(data, to: url) } catch { throw TrainError.checkpoint(path: url.path, reason: "cannot write: \(error)") }
     }
 

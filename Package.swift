@@ -7,7 +7,7 @@ import PackageDescription
 // xxHash only, never libvips.
 let package = Package(
     name: "Pyramid",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "PyramidCache", targets: ["PyramidCache"]),
         .library(name: "PyramidBuild", targets: ["PyramidBuild"]),
@@ -61,5 +61,5 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "PyramidEndToEndTests", dependencies: ["PyramidCache", "PyramidBuild", "PyramidTrain", "PyramidTestSupport", "PyramidImageTestSupport"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

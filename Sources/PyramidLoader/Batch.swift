@@ -100,7 +100,10 @@ public struct BatchImages {
 }
 
 /// A reusable batch buffer: one growable block per view, plus labels and indices.
-final class BatchStorage {
+///
+/// `@unchecked Sendable`: a buffer has one owner at a time (the pool, one worker, or one ``Batch``),
+/// and every change of owner goes through its run's mutex.
+final class BatchStorage: @unchecked Sendable {
     struct View { var pointer: UnsafeMutableRawPointer; var capacity: Int }
     let id: Int
     var views: [View] = []

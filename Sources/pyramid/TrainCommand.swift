@@ -214,7 +214,7 @@ struct TrainCommand: ParsableCommand {
                 if let a = e.alpha { line += "  alpha " + a.map { String(format: "%.3f", $0) }.joined(separator: ",") }
                 if let r = e.allreduceSeconds, let n = e.processes { line += String(format: "  %d processes, allreduce %.1f%%", n, 100 * r / max(e.seconds, 1e-9)) }
                 print(line)
-                fflush(stdout)
+                fflush(nil)  // every output stream: the line shows now, also through a pipe
             }
         }, shouldStop: { interruptRequested != 0 })
         if !quiet {

@@ -28,8 +28,18 @@ public enum Threads {
 func parallelFor(_ parts: Int, _ body: (Int) -> Void) {
     if parts <= 1 { body(0); return }
     if !WorkerPool.shared.run(parts, body) {
-        DispatchQueue.concurrentPerform(iterations: parts, execute: body)
+        withoutActuallyEscaping(body) { body in
+            let region = Region(body: body)
+            DispatchQueue.concurrentPerform(iterations: parts) { region.body($0) }
+        }
     }
+}
+
+/// A region's body handed to Dispatch. `@unchecked Sendable`: `concurrentPerform` returns only
+/// after every part has run, so the body and what it captures outlive the region, and each part
+/// writes only what belongs to its part (the contract of ``parallelFor(_:_:)``).
+private struct Region: @unchecked Sendable {
+    let body: (Int) -> Void
 }
 
 /// Runs `body(worker, chunk)` for every chunk of `0..<chunks` on `workers` threads (at most one
@@ -73,6 +83,10 @@ func partRange(_ part: Int, of parts: Int, count: Int) -> Range<Int> {
 /// enough to bridge the serial code between two regions of a step) and then block on a condition
 /// variable, so an idle trainer (waiting for the loader, evaluating, finished) leaves the cores to
 /// the loader's workers.
+///
+/// `@unchecked Sendable`: `body` and `parts` are plain fields written by the one caller that holds
+/// `busy`, before the release increment of `generation`, and read by helpers after they acquire
+/// that generation; the caller clears them only after every helper has reported through `pending`.
 final class WorkerPool: @unchecked Sendable {
     static let shared = WorkerPool()
 
@@ -85,9 +99,10 @@ final class WorkerPool: @unchecked Sendable {
     private let sleepers = Atomic<Int>(0)
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    /// The current region's body and part count; written by the caller before `generation` moves.
-    private nonisolated(unsafe) var body: ((Int) -> Void)?
-    private nonisolated(unsafe) var parts = 0
+    /// The current region's body and part count; written by the caller before `generation` moves
+    /// (ordered by it, see the type's comment).
+    private var body: ((Int) -> Void)?
+    private var parts = 0
     private var helpers = 0
 
     private init() {

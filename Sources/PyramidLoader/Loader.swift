@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import PyramidCache
 
 /// Streams training or evaluation batches from a Pyramid cache under a resolution schedule.
@@ -22,7 +23,7 @@ import PyramidCache
 ///   level when `s` is larger: upsampling, up to 2×), so reading cost follows the output size.
 /// - Memory: `prefetch` batch buffers at most (the one you hold included), each as large as the
 ///   largest batch seen.
-public final class Loader: @unchecked Sendable {
+public final class Loader: Sendable {
     /// The cache read from.
     public let cache: CacheReader
     /// The configuration, with the augmentation resolved.
@@ -34,8 +35,9 @@ public final class Loader: @unchecked Sendable {
     let sampler: Sampler
     let normalizeScale: [Float]
     let normalizeOffset: [Float]
-    private let lock = NSLock()
-    private var substitutionLog: [Substitution] = []
+    private let substitutionLog = Mutex<[Substitution]>([])
+    /// Buffers kept from earlier epochs (at most `prefetch`), for the next epoch to reuse.
+    private let spareBuffers = Mutex<[BatchStorage]>([])
 
     /// - Throws: ``LoaderError/invalidConfiguration(name:reason:)`` for a bad value,
     ///   ``LoaderError/unservableSize(size:levels:reason:)`` for a size the cache cannot serve,
@@ -145,29 +147,21 @@ public final class Loader: @unchecked Sendable {
     }
 
     /// Every substitution made so far under ``CorruptRecordPolicy/substitute``.
-    public var substitutions: [Substitution] {
-        lock.lock(); defer { lock.unlock() }
-        return substitutionLog
-    }
+    public var substitutions: [Substitution] { substitutionLog.withLock { $0 } }
 
-    func record(_ s: Substitution) {
-        lock.lock(); substitutionLog.append(s); lock.unlock()
-    }
-
-    private var spareBuffers: [BatchStorage] = []
+    func record(_ s: Substitution) { substitutionLog.withLock { $0.append(s) } }
 
     /// Buffers kept from earlier epochs (at most `prefetch`).
     func takeBuffers() -> [BatchStorage] {
-        lock.lock(); defer { lock.unlock() }
-        let b = spareBuffers
-        spareBuffers = []
-        return b
+        spareBuffers.withLock { b in defer { b = [] }; return b }
     }
 
     func returnBuffers(_ buffers: [BatchStorage]) {
-        lock.lock(); defer { lock.unlock() }
-        spareBuffers += buffers
-        if spareBuffers.count > configuration.prefetch { spareBuffers.removeLast(spareBuffers.count - configuration.prefetch) }
+        let limit = configuration.prefetch
+        spareBuffers.withLock { b in
+            b += buffers
+            if b.count > limit { b.removeLast(b.count - limit) }
+        }
     }
 }
 

@@ -54,11 +54,18 @@ public struct EvaluationReport: Codable, Sendable {
     ///     (or interpolation) the size would use — to see what the right bank is worth.
     public static func make(directory: URL, checkpoint: String, sizes: [Int], testCache: String?, calibrate: Int,
                             workers: Int, threads: Int, forcedBank: Int? = nil) throws -> EvaluationReport {
+        try Threads.with(threads) {
+            try evaluate(directory: directory, checkpoint: checkpoint, sizes: sizes, testCache: testCache, calibrate: calibrate,
+                         workers: workers, forcedBank: forcedBank)
+        }
+    }
+
+    private static func evaluate(directory: URL, checkpoint: String, sizes: [Int], testCache: String?, calibrate: Int,
+                                 workers: Int, forcedBank: Int?) throws -> EvaluationReport {
         let config = try RunConfiguration.load(from: directory)
         guard let test = testCache ?? config.testCache else {
             throw TrainError.invalidSetting(setting: "testCache", reason: "the run has no test cache; give one")
         }
-        Threads.configure(threads)
         let network = try Network(config.model)
         let file = checkpoint == "best" ? Trainer.bestCheckpointFile : Trainer.checkpointFile
         let checkpointURL = directory.appendingPathComponent(file)

@@ -44,9 +44,10 @@ public enum TrainBenchmark {
     /// Times `steps` full training steps (forward, loss, backward, SGD) of `model` on random data;
     /// images/s of the median step.
     public static func trainingSteps(model: String, size: Int, channels: Int, batch: Int, steps: Int, threads: Int,
-                                     profile: Bool = false) throws -> Result {
+                                     algorithm: Conv2D.Algorithm = .auto, profile: Bool = false) throws -> Result {
         Threads.configure(threads)
         let network = try Network(.init(architecture: model, inputChannels: channels, classes: 10))
+        network.convolutionTuning.algorithm = algorithm
         let sgd = SGD(store: network.store, configuration: .init())
         let images = Tensor.uniformValues(batch * channels * size * size, seed: 3)
         let labels = (0..<batch).map { Int32($0 % 10) }
@@ -129,8 +130,6 @@ extension TrainBenchmark {
     public static func convolution(inChannels: Int, outChannels: Int, size: Int, stride: Int = 1, batch: Int, threads: Int,
                                    repetitions: Int = 9, methods: [Conv2D.Algorithm]) -> [ConvolutionResult] {
         Threads.configure(threads)
-        let saved = Conv2D.algorithm
-        defer { Conv2D.algorithm = saved }
         let store = ParameterStore()
         var initializer = Initializer(seed: 1)
         let conv = Conv2D(store, inChannels, outChannels, kernel: 3, stride: stride, padding: 1, initializer: &initializer, name: "conv")
@@ -143,10 +142,10 @@ extension TrainBenchmark {
         let y = conv.forward(x, branch: 0)
         let g = Tensor(shape: y.shape, values: Tensor.uniformValues(y.count, seed: 6))
         var results = methods.map { ConvolutionResult(method: $0, forward: .infinity, backward: .infinity, macs: conv.lastMacs * batch) }
-        for m in methods { Conv2D.algorithm = m; _ = conv.forward(x, branch: 0); _ = conv.backward(g, branch: 0) }
+        for m in methods { conv.tuning.algorithm = m; _ = conv.forward(x, branch: 0); _ = conv.backward(g, branch: 0) }
         for _ in 0..<repetitions {
             for (i, m) in methods.enumerated() {
-                Conv2D.algorithm = m
+                conv.tuning.algorithm = m
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 _ = conv.forward(x, branch: 0)
                 let t1 = DispatchTime.now().uptimeNanoseconds

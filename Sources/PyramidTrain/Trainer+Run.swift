@@ -109,9 +109,16 @@ extension Trainer {
     /// - Returns: the log of the epochs trained by this call.
     /// - Throws: ``TrainError/nonFinite(epoch:step:loss:)`` (the last checkpoint is kept), loader errors,
     ///   `CacheError.locked` when another process is training in the same directory.
+    ///
+    /// The run computes with its configuration's `threads` parts (``Threads/with(_:_:)``), without
+    /// changing the process's default.
     @discardableResult
     public func run(progress: ((Progress) -> Void)? = nil, onEpoch: ((EpochLog) -> Void)? = nil,
                     shouldStop: () -> Bool = { false }) throws -> [EpochLog] {
+        try Threads.with(configuration.threads) { try runEpochs(progress: progress, onEpoch: onEpoch, shouldStop: shouldStop) }
+    }
+
+    private func runEpochs(progress: ((Progress) -> Void)?, onEpoch: ((EpochLog) -> Void)?, shouldStop: () -> Bool) throws -> [EpochLog] {
         // One writer per run directory (rank 0): a second run training (or resuming) it is refused.
         var lock: DirectoryLock?
         if group.isRoot {

@@ -80,7 +80,6 @@ public final class Trainer {
         guard configuration.batch % group.size == 0 else {
             throw TrainError.invalidSetting(setting: "batch", reason: "\(configuration.batch) images per step cannot be split evenly among \(group.size) processes")
         }
-        Threads.configure(configuration.threads)
         let reader = try CacheReader(url: URL(fileURLWithPath: configuration.cache))
         let m = reader.manifest
         schedule = try configuration.validate(against: m)

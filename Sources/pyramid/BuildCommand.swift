@@ -187,7 +187,7 @@ struct BuildCommand: ParsableCommand {
                     progress.update("build", done: p.processed, total: p.total, doneThisRun: p.processedThisRun,
                                     extra: p.skipped > 0 ? "\(p.skipped) skipped" : "", force: p.processed == p.total)
                 }
-            }, isCancelled: { interruptRequested != 0 })
+            }, isCancelled: { interruptRequested })
         }
         guard group.isRoot else { return }
         if json {

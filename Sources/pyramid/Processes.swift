@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import PyramidCache
 import PyramidMPI
 
@@ -23,19 +24,21 @@ enum Processes {
     /// True under `mpirun`.
     static var distributed: Bool { MPIProcessGroup.launchedByMPI }
 
-    nonisolated(unsafe) private static var made: ProcessGroup?
+    private static let made = Mutex<(any ProcessGroup)?>(nil)
 
     /// The group, joined on first use (MPI_Init under `mpirun`).
-    static func group() throws -> ProcessGroup {
-        if let made { return made }
-        let g: ProcessGroup
-        if distributed {
-            do { g = try MPIProcessGroup() } catch { throw Failure.failure("\(error)") }
-        } else {
-            g = SingleProcess()
+    static func group() throws -> any ProcessGroup {
+        try made.withLock { made in
+            if let made { return made }
+            let g: any ProcessGroup
+            if distributed {
+                do { g = try MPIProcessGroup() } catch { throw Failure.failure("\(error)") }
+            } else {
+                g = SingleProcess()
+            }
+            made = g
+            return g
         }
-        made = g
-        return g
     }
 
     /// The cores this process should use by default: the machine's, divided among the ranks on it.
@@ -43,13 +46,13 @@ enum Processes {
 
     /// Ends MPI cleanly when it was started (every rank, after its command succeeded).
     static func finish() {
-        (made as? MPIProcessGroup)?.finish()
+        (made.withLock { $0 } as? MPIProcessGroup)?.finish()
     }
 
     /// A failure on one rank of several: rank 0's message as usual; another rank names itself; then
     /// every process of the job stops (MPI_Abort), so none waits for the failed one.
     static func fail(_ text: String, code: Int32) -> Never {
-        guard let made, made.size > 1 else {
+        guard let made = made.withLock({ $0 }), made.size > 1 else {
             printError(text)
             exit(code)
         }

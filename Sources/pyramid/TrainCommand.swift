@@ -216,7 +216,7 @@ struct TrainCommand: ParsableCommand {
                 print(line)
                 fflush(nil)  // every output stream: the line shows now, also through a pipe
             }
-        }, shouldStop: { interruptRequested != 0 })
+        }, shouldStop: { interruptRequested })
         if !quiet {
             // Evaluation needs a test cache: the run's own, or one given to eval.
             let evaluate = "pyramid eval \(directory.path)" + (c.testCache == nil ? " --test TEST-CACHE" : "")

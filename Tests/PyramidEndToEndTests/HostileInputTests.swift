@@ -196,7 +196,8 @@ import Testing
         var numeric = 0
         for (command, name) in options {
             let probe = try Tool.run(command + ["--\(name)", "abc"])
-            guard probe.stderr.contains("The value 'abc' is invalid for '--\(name)") else { continue }
+            // An enum option lists its values ("Please provide one of"); a number does not.
+            guard probe.stderr.contains("The value 'abc' is invalid for '--\(name)"), !probe.stderr.contains("Please provide one of") else { continue }
             numeric += 1
             let r = try Tool.run(command + ["--\(name)", "-3"])
             #expect(!r.stderr.contains("Missing value for '--\(name)"), "\(command.joined(separator: " ")) --\(name) -3: \(r.stderr)")

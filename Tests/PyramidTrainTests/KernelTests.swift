@@ -63,12 +63,10 @@ extension TrainerSuites {
     /// Winograd F(2×2, 3×3) forward against the direct convolution (not only against im2col).
     @Test(arguments: [(8, 8), (7, 5), (2, 2), (14, 14), (5, 6)])
     func winogradMatchesTheDirectConvolution(h: Int, w: Int) {
-        let saved = Conv2D.algorithm
-        defer { Conv2D.algorithm = saved }
-        Conv2D.algorithm = .winograd
         let store = ParameterStore()
         var initializer = Initializer(seed: 3)
         let conv = Conv2D(store, 8, 8, kernel: 3, padding: 1, initializer: &initializer, name: "conv")
+        conv.tuning.algorithm = .winograd
         store.finalize()
         let x = Tensor(shape: [8, 3, h, w], values: Tensor.uniformValues(8 * 3 * h * w, seed: UInt64(h * w)))
         let fast = conv.forward(x, branch: 0).array

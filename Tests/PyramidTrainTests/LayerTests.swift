@@ -34,10 +34,8 @@ extension TrainerSuites {
         let naive = Self.naiveConv(x, weight: store.parameterArray, cout: 4, k: kernel, stride: stride, pad: padding)
         // Whole batch parts, and chunks of one sample (so the chunk loop and the per-chunk
         // rebuilding of the columns in backward run).
-        let saved = Conv2D.chunkBytes
-        defer { Conv2D.chunkBytes = saved }
         for chunkBytes in [0, 1] {
-            Conv2D.chunkBytes = chunkBytes
+            conv.tuning.chunkBytes = chunkBytes
             let fast = conv.forward(x, branch: 0).array
             #expect(fast.count == naive.count)
             #expect(zip(fast, naive).allSatisfy { abs($0 - $1) < 1e-4 }, "chunk \(chunkBytes)")
@@ -49,8 +47,7 @@ extension TrainerSuites {
     /// pixels, batches that do not fill a run, and the first and last planes of the tensor.
     @Test(arguments: [(2, 9, 4, 4, 3), (3, 3, 1, 1, 3), (2, 5, 2, 3, 3), (1, 3, 14, 14, 3), (2, 7, 4, 4, 5), (2, 3, 5, 5, 5)])
     func sameConvolutionMatchesItsNaiveTwinForEveryPlaneSize(c: Int, n: Int, h: Int, w: Int, kernel: Int) {
-        for threads in [1, 2] {
-            Threads.configure(threads)
+        for threads in [1, 2] { Threads.with(threads) {
             let store = ParameterStore()
             var initializer = Initializer(seed: 5)
             let conv = Conv2D(store, c, 3, kernel: kernel, stride: 1, padding: kernel / 2, initializer: &initializer, name: "c")
@@ -61,20 +58,19 @@ extension TrainerSuites {
             #expect(fast.count == naive.count)
             let worst = zip(fast, naive).map { abs($0 - $1) }.max() ?? 0
             #expect(worst < 1e-4, "\(c)x\(n)x\(h)x\(w) k\(kernel), \(threads) threads: worst difference \(worst)")
-        }
-        Threads.configure(2)
+        } }
     }
 
     /// Winograd F(2x2,3x3) against the im2col path (and so the naive twin), forward and backward,
     /// on even and odd sizes, in one chunk and in chunks of one sample.
     @Test(arguments: [(8, 8), (7, 5), (1, 3), (28, 28), (17, 18), (18, 17), (32, 32), (14, 14), (4, 6), (2, 2), (5, 6)])
     func winogradMatchesIm2col(h: Int, w: Int) {
-        func run(_ winograd: Bool) -> ([Float], [Float], [Float]) {
-            Conv2D.algorithm = winograd ? .winograd : .im2col
-            defer { Conv2D.algorithm = .auto }
+        func run(_ winograd: Bool, chunkBytes: Int = Conv2D.Tuning().winogradChunkBytes) -> ([Float], [Float], [Float]) {
             let store = ParameterStore()
             var initializer = Initializer(seed: 5)
             let conv = Conv2D(store, 3, 5, kernel: 3, padding: 1, initializer: &initializer, name: "c")
+            conv.tuning.algorithm = winograd ? .winograd : .im2col
+            conv.tuning.winogradChunkBytes = chunkBytes
             store.finalize()
             let x = Tensor(shape: [3, 4, h, w], values: GradientCheck.random(12 * h * w, seed: 6))
             let y = conv.forward(x, branch: 0).array
@@ -83,11 +79,8 @@ extension TrainerSuites {
         }
         let (y0, g0, w0) = run(false)
         // The batch in one chunk and in chunks of one sample.
-        let saved = Conv2D.winogradChunkBytes
-        defer { Conv2D.winogradChunkBytes = saved }
-        for chunkBytes in [saved, 1] {
-            Conv2D.winogradChunkBytes = chunkBytes
-            let (y1, g1, w1) = run(true)
+        for chunkBytes in [Conv2D.Tuning().winogradChunkBytes, 1] {
+            let (y1, g1, w1) = run(true, chunkBytes: chunkBytes)
             for (name, a, b) in [("output", y1, y0), ("gradInput", g1, g0), ("gradWeight", w1, w0)] {
                 let worst = zip(a, b).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
                 #expect(worst < 1e-4, "\(name) \(h)x\(w), chunk \(chunkBytes) bytes: \(worst)")
@@ -100,16 +93,13 @@ extension TrainerSuites {
     /// bits on every run, and equal (to rounding) to whole batch parts, for im2col and Winograd.
     @Test(arguments: [Conv2D.Algorithm.im2col, .winograd])
     func claimedChunksAreDeterministic(algorithm: Conv2D.Algorithm) {
-        let saved = (Conv2D.chunkBytes, Conv2D.winogradChunkBytes)
-        defer { (Conv2D.chunkBytes, Conv2D.winogradChunkBytes) = saved; Conv2D.algorithm = .auto }
-        Conv2D.algorithm = algorithm
         let x = Tensor(shape: [8, 24, 6, 6], values: GradientCheck.random(8 * 24 * 36, seed: 12))
         let g = Tensor(shape: [8, 24, 6, 6], values: GradientCheck.random(8 * 24 * 36, seed: 13))
         func run(chunkBytes: Int) -> [Float] {
-            (Conv2D.chunkBytes, Conv2D.winogradChunkBytes) = (chunkBytes, chunkBytes)
             let store = ParameterStore()
             var initializer = Initializer(seed: 14)
             let conv = Conv2D(store, 8, 8, kernel: 3, padding: 1, initializer: &initializer, name: "c")
+            conv.tuning = Conv2D.Tuning(algorithm: algorithm, chunkBytes: chunkBytes, winogradChunkBytes: chunkBytes)
             store.finalize()
             let y = conv.forward(x, branch: 0).array
             return y + conv.backward(g, branch: 0).array + store.gradArray
@@ -195,8 +185,7 @@ extension TrainerSuites {
     }
 
     @Test func convolutionIsTheSameWithOneOrTwoParts() {
-        func run(_ threads: Int) -> ([Float], [Float], [Float]) {
-            Threads.configure(threads)
+        func run(_ threads: Int) -> ([Float], [Float], [Float]) { Threads.with(threads) {
             let store = ParameterStore()
             var initializer = Initializer(seed: 1)
             let conv = Conv2D(store, 4, 8, kernel: 3, padding: 1, initializer: &initializer, name: "c")
@@ -205,9 +194,8 @@ extension TrainerSuites {
             let y = conv.forward(x, branch: 0).array
             let g = conv.backward(Tensor(shape: [8, 6, 8, 8], values: GradientCheck.random(8 * 6 * 64, seed: 3)), branch: 0).array
             return (y, g, store.gradArray)
-        }
+        } }
         let (y1, g1, w1) = run(1), (y2, g2, w2) = run(2)
-        Threads.configure(2)
         // OpenBLAS may block a narrower product differently: equal up to rounding, not bit for bit.
         for (a, b) in [(y1, y2), (g1, g2), (w1, w2)] {
             #expect(zip(a, b).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($0)) })

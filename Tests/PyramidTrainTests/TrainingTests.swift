@@ -5,8 +5,8 @@ import PyramidTestSupport
 import Testing
 @_spi(Benchmark) @testable import PyramidTrain
 
-/// Every suite that runs the trainer: serialized as a whole, because `Threads` and
-/// `Conv2D.algorithm` are process-wide and some tests change them.
+/// Every suite that runs the trainer: serialized as a whole, so that timing-sensitive tests (the
+/// worker pool, chunk claiming) do not share the two cores with other trainings.
 @Suite(.serialized) enum TrainerSuites {}
 
 extension TrainerSuites {
@@ -17,10 +17,8 @@ extension TrainerSuites {
     /// With convolution columns rebuilt in backward (more chunks than threads, as at 28 px and batch
     /// 128), a shared input made branch 0's stem gradient come from the last branch's images.
     @Test func eachBranchOfAParallelStepKeepsItsOwnInput() throws {
-        let saved = Conv2D.chunkBytes
-        defer { Conv2D.chunkBytes = saved }
-        Conv2D.chunkBytes = 2048  // several chunks per thread: backward rebuilds its columns from the input
         let net = try Network(.init(architecture: "resnet8", inputChannels: 1, classes: 3, banks: 2, zeroInitResidual: false, seed: 2))
+        net.convolutionTuning.chunkBytes = 2048  // several chunks per thread: backward rebuilds its columns from the input
         let n = 8
         let big = GradientCheck.random(n * 12 * 12, seed: 11), small = GradientCheck.random(n * 8 * 8, seed: 12)
         let labels: [Int32] = (0..<n).map { Int32($0 % 3) }
@@ -73,14 +71,13 @@ extension TrainerSuites {
         #expect(Losses.hits(logits: net.forward(x), labels: labels).top1 == 16)
     }
 
-    /// `Conv2D.algorithm = .auto` in a whole network: the 16×16 and 8×8 stages of a ResNet-8 at
+    /// The `.auto` algorithm in a whole network: the 16×16 and 8×8 stages of a ResNet-8 at
     /// 16 px take the Winograd path, its 4×4 stage, strided layers and stem im2col, and a training
     /// step gives the same logits and gradients as all-im2col (to rounding), twice over bit for bit.
     @Test func automaticConvolutionsMatchIm2colInAWholeNetwork() throws {
-        defer { Conv2D.algorithm = .auto }
         func step(_ algorithm: Conv2D.Algorithm) throws -> (logits: [Float], grads: [Float], winograd: [Bool]) {
-            Conv2D.algorithm = algorithm
             let net = try Network(.init(architecture: "resnet8", inputChannels: 1, classes: 4, zeroInitResidual: false, seed: 2))
+            net.convolutionTuning.algorithm = algorithm
             // 32 px: the last stage's 64 channels run at 8x8, where auto picks Winograd on either
             // matrix-product backend; the stem (one channel) is always im2col.
             let images = GradientCheck.random(6 * 1024, seed: 5)

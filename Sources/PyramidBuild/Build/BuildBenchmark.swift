@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import PyramidCache
 
 /// A build measured against its decode-and-resize stage alone (`pyramid bench build`). Benchmark
@@ -53,32 +54,25 @@ public enum BuildBenchmark {
         let channels = options.channels ?? catalog.naturalChannels
         let chunk = catalog.chunkSize
         let chunks = stride(from: 0, to: catalog.count, by: chunk).map { $0..<min($0 + chunk, catalog.count) }
-        final class Shared: @unchecked Sendable {
-            let lock = NSLock()
-            var next = 0, rendered = 0
-            var failure: Error?
-        }
-        let shared = Shared()
+        struct Tally { var next = 0, rendered = 0; var failure: (any Error)? }
+        let tally = Mutex(Tally())
         let started = Date()
-        let threads = (0..<options.workers).map { _ in
-            Thread { [catalog] in
-                let renderer = ChunkRenderer(catalog: catalog, options: options, channels: channels)
-                while true {
-                    shared.lock.lock(); let id = shared.next; shared.next += 1; shared.lock.unlock()
-                    guard id < chunks.count else { break }
-                    do {
-                        let (samples, _) = try renderer.render(Array(chunks[id]))
-                        shared.lock.lock(); shared.rendered += samples.count; shared.lock.unlock()
-                    } catch {
-                        shared.lock.lock(); shared.failure = error; shared.lock.unlock()
-                    }
+        WorkerThreads(count: options.workers, name: "pyramid-render") { [catalog] _ in
+            let renderer = ChunkRenderer(catalog: catalog, options: options, channels: channels)
+            while true {
+                let id = tally.withLock { t in defer { t.next += 1 }; return t.next }
+                guard id < chunks.count else { break }
+                do {
+                    let (samples, _) = try renderer.render(Array(chunks[id]))
+                    tally.withLock { $0.rendered += samples.count }
+                } catch {
+                    tally.withLock { $0.failure = error }
                 }
-                Vips.threadShutdown()
             }
-        }
-        for t in threads { t.stackSize = 8 << 20; t.start() }
-        for t in threads { while !t.isFinished { usleep(1000) } }
-        if let failure = shared.failure { throw failure }
-        return (shared.rendered, Date().timeIntervalSince(started))
+            Vips.threadShutdown()
+        }.join()
+        let (rendered, failure) = tally.withLock { ($0.rendered, $0.failure) }
+        if let failure { throw failure }
+        return (rendered, Date().timeIntervalSince(started))
     }
 }

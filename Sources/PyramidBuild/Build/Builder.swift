@@ -169,24 +169,18 @@ public final class Builder {
         let queue = ChunkQueue(count: chunks.count, window: options.workers * 2 + 2)
         let rendererOptions = options
         let dictionaries = dicts
-        var threads: [Thread] = []
-        for _ in 0..<min(options.workers, chunks.count) {
-            let thread = Thread { [catalog, levels, codecs, channels, chunks] in
-                let renderer = ChunkRenderer(catalog: catalog, options: rendererOptions, channels: channels)
-                let encoders = zip(levels, codecs).map { size, codec in
-                    RecordEncoder(codec: codec, compressionLevel: rendererOptions.zstdLevel, filter: rendererOptions.filter, dictionary: dictionaries[size])
-                }
-                while let id = queue.take() {
-                    let chunk = chunks[id]
-                    queue.put(id, Result { try Self.encodeChunk(Array(chunk.range), renderer: renderer, encoders: encoders, channels: channels) })
-                }
-                Vips.threadShutdown()
+        let workers = WorkerThreads(count: min(options.workers, chunks.count), name: "pyramid-build") { [catalog, levels, codecs, channels, chunks] _ in
+            let renderer = ChunkRenderer(catalog: catalog, options: rendererOptions, channels: channels)
+            let encoders = zip(levels, codecs).map { size, codec in
+                RecordEncoder(codec: codec, compressionLevel: rendererOptions.zstdLevel, filter: rendererOptions.filter, dictionary: dictionaries[size])
             }
-            thread.stackSize = 8 << 20
-            thread.start()
-            threads.append(thread)
+            while let id = queue.take() {
+                let chunk = chunks[id]
+                queue.put(id, Result { try Self.encodeChunk(Array(chunk.range), renderer: renderer, encoders: encoders, channels: channels) })
+            }
+            Vips.threadShutdown()
         }
-        defer { queue.stop(); for t in threads { while !t.isFinished { usleep(1000) } } }
+        defer { queue.stop(); workers.join() }
 
         for (id, chunk) in chunks.enumerated() {
             guard let result = queue.result(id, isCancelled: isCancelled) else {

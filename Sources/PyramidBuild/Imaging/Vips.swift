@@ -1,5 +1,6 @@
 import CVips
 import Foundation
+import Synchronization
 
 /// libvips set-up and a small owning wrapper around `VipsImage`.
 enum Vips {
@@ -13,18 +14,16 @@ enum Vips {
     }()
 
     /// Warnings libvips gave on each thread since that thread last took them.
-    nonisolated(unsafe) private static var warnings: [UInt: [String]] = [:]
-    private static let warningLock = NSLock()
+    private static let warnings = Mutex<[UInt: [String]]>([:])
 
     static func recordWarning(_ text: String) {
-        warningLock.lock(); defer { warningLock.unlock() }
-        warnings[UInt(bitPattern: Int(pthread_self())), default: []].append(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        let line = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        warnings.withLock { $0[UInt(bitPattern: Int(pthread_self())), default: []].append(line) }
     }
 
     /// Takes the warnings libvips gave on the calling thread (the work runs on the thread that asks for pixels).
     static func takeWarnings() -> [String] {
-        warningLock.lock(); defer { warningLock.unlock() }
-        return warnings.removeValue(forKey: UInt(bitPattern: Int(pthread_self()))) ?? []
+        warnings.withLock { $0.removeValue(forKey: UInt(bitPattern: Int(pthread_self()))) ?? [] }
     }
 
     /// Starts libvips once per process (single-threaded per call, no operation cache).
@@ -33,7 +32,8 @@ enum Vips {
     }
 
     /// Guards every read of libvips' error buffer, which is one per process: a reader never empties
-    /// it while another thread is diagnosing a failure (recursive: a diagnosis reads it too).
+    /// it while another thread is diagnosing a failure. Recursive (so not a `Mutex`): a diagnosis's
+    /// body reads the buffer too.
     private static let errorLock = NSRecursiveLock()
 
     /// Runs `body` again with the error buffer emptied first and no other thread reading it, so the

@@ -6,14 +6,29 @@ import Synchronization
 /// How work is split over the cores: the batch is cut into `threads` parts, each part runs its
 /// GEMMs single-threaded on its own core (OpenBLAS's own threading helps little for the small-M
 /// products of a CIFAR ResNet; DESIGN.md).
+///
+/// The count is the one bound by ``with(_:_:)`` around the calling code (the trainer binds its
+/// run's `threads`), else the process default set by ``configure(_:)`` (1 until a program sets
+/// it): linking the library changes nothing process-wide by itself.
 public enum Threads {
-    /// Parts the batch is split into (the number of cores by default).
-    nonisolated(unsafe) public private(set) static var count = 1
+    /// Parts the batch is split into for the calling code.
+    public static var count: Int { scoped ?? processDefault.load(ordering: .relaxed) }
 
-    /// Sets the number of parts and makes OpenBLAS single-threaded inside each.
+    @TaskLocal private static var scoped: Int?
+    private static let processDefault = Atomic<Int>(1)
+
+    /// Sets the process default (a tool's `--threads`) and makes OpenBLAS single-threaded inside
+    /// each part.
     public static func configure(_ threads: Int) {
-        count = max(1, threads)
+        processDefault.store(max(1, threads), ordering: .relaxed)
         openblas_set_num_threads(1)
+    }
+
+    /// Runs `body` with `threads` parts (OpenBLAS single-threaded inside each); the count returns to
+    /// what it was when `body` returns, and other threads and tasks never see it.
+    public static func with<T>(_ threads: Int, _ body: () throws -> T) rethrows -> T {
+        openblas_set_num_threads(1)
+        return try $scoped.withValue(max(1, threads), operation: body)
     }
 }
 

@@ -10,9 +10,27 @@ extension Conv2D {
         case winograd
     }
 
-    /// The algorithm for 3×3, stride-1, padding-1 convolutions (process-wide; ``Algorithm/auto``
-    /// by default). Both are deterministic; their results differ by rounding (~1e-6 relative).
-    nonisolated(unsafe) public static var algorithm = Algorithm.auto
+    /// How a convolution computes: the algorithm of 3×3 "same" convolutions and the sizes of the
+    /// chunks it works in. Every value gives the same results up to rounding (~1e-6 relative); the
+    /// defaults are the fastest measured here. Set per layer (``Conv2D/tuning``) or for a whole
+    /// model (``Network/convolutionTuning``).
+    public struct Tuning: Equatable, Sendable {
+        /// The algorithm for 3×3, stride-1, padding-1 convolutions (``Algorithm/auto`` by default).
+        public var algorithm = Algorithm.auto
+        /// Size of the column matrix built and multiplied at a time (0: a whole batch part at once).
+        ///
+        /// A part's columns at 28 px are ~29 MB per layer; built whole, they go to memory and come
+        /// back when OpenBLAS packs them, and training kept them all (~660 MB for ResNet-20) for the
+        /// weight gradient. Built one chunk of samples at a time they are still in cache when packed,
+        /// and backward rebuilds them per chunk. Measured here (`pyramid bench train`, alternating
+        /// settings): 1 MiB was among the fastest of 0.25–4 MiB and ~10% faster than whole parts.
+        public var chunkBytes = 1 << 20
+        /// Bytes of transformed input and products handled at a time by the Winograd path.
+        public var winogradChunkBytes = 512 << 10
+        public init(algorithm: Algorithm = .auto, chunkBytes: Int = 1 << 20, winogradChunkBytes: Int = 512 << 10) {
+            self.algorithm = algorithm; self.chunkBytes = chunkBytes; self.winogradChunkBytes = winogradChunkBytes
+        }
+    }
 
     /// Whether a forward or backward on `height × width` planes uses Winograd F(2×2, 3×3)
     /// (Lavin & Gray 2016): 2.25× fewer multiplies in 16 GEMMs of depth Cin, plus input and output
@@ -23,7 +41,7 @@ extension Conv2D {
     /// tiles padded to 8) and for the few input channels of a stem.
     func usesWinograd(height h: Int, width w: Int) -> Bool {
         guard kernel == 3 && stride == 1 && padding == 1 else { return false }
-        switch Conv2D.algorithm {
+        switch tuning.algorithm {
         case .im2col: return false
         case .winograd: return true
         case .auto:

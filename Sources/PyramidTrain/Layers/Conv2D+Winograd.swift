@@ -2,12 +2,10 @@
 /// multiplied in 16 GEMMs of depth Cin and transformed back.
 extension Conv2D {
     /// Samples per Winograd chunk: the transformed input and products of a chunk,
-    /// `16·(Cin + Cout)` values per tile, about ``winogradChunkBytes``.
+    /// `16·(Cin + Cout)` values per tile, about ``Tuning/winogradChunkBytes``.
     func winogradChunk(tilesPerSample: Int) -> Int {
-        max(1, Conv2D.winogradChunkBytes / (16 * (inChannels + outChannels) * tilesPerSample * 4))
+        max(1, tuning.winogradChunkBytes / (16 * (inChannels + outChannels) * tilesPerSample * 4))
     }
-    /// Bytes of transformed input and products handled at a time by the Winograd path.
-    nonisolated(unsafe) public static var winogradChunkBytes = 512 << 10
 
     /// Winograd forward of the chunk of samples `r`: transform, 16 GEMMs, inverse transform.
     static func winogradConvolve(_ xp: UnsafePointer<Float>, channels cin: Int, out cout: Int, weights u: UnsafePointer<Float>,

@@ -2,7 +2,7 @@
 /// (darknet's `forward_convolutional_layer`, caffe's `base_conv_layer.cpp`).
 ///
 /// Input `(Cin, N, H, W)`, weight `(Cout, Cin·k·k)`, output `(Cout, N, Ho, Wo)`. The batch is cut
-/// into chunks of samples whose columns are about ``chunkBytes`` (at least one per thread), which
+/// into chunks of samples whose columns are about ``Tuning/chunkBytes`` (at least one per thread), which
 /// the ``Threads/count`` threads take in turn, each with single-threaded GEMMs
 /// (`parallelChunks`). When there is one chunk per thread, the training forward keeps the column
 /// matrices for the weight gradient. A 1×1 stride-1 convolution multiplies the input in place,
@@ -12,7 +12,7 @@
 /// GEMM again), otherwise `Wᵀ · gradY` scattered back by col2im.
 ///
 /// 3×3 "same" convolutions on even planes of 8×8 and more (8+ channels) use Winograd
-/// F(2×2, 3×3) instead (``Conv2D/algorithm``, ``Conv2D/automaticAlgorithm(inChannels:outChannels:kernel:stride:height:width:)``), chunked
+/// F(2×2, 3×3) instead (``Conv2D/tuning``, ``Conv2D/automaticAlgorithm(inChannels:outChannels:kernel:stride:height:width:)``), chunked
 /// the same way, in both directions.
 public final class Conv2D: Layer {
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
@@ -29,6 +29,8 @@ public final class Conv2D: Layer {
     private var keptValid: [Int: Bool] = [:]
     /// The model's context (train or eval), set by ``Network``; nil: evaluation-like (no kept columns).
     weak var context: ModelContext?
+    /// The algorithm and chunk sizes this layer computes with.
+    public var tuning = Tuning()
 
     private func kept(_ branch: Int, _ part: Int, _ count: Int) -> UnsafeMutablePointer<Float> {
         scratch(&keptColumns[branch, default: []], part, count)
@@ -142,17 +144,9 @@ public final class Conv2D: Layer {
     /// backward's gradient columns; the whole part when chunking is off.
     private func chunkSamples(plane: Int) -> Int {
         let rows = max(inChannels, outChannels) * kernel * kernel
-        return Conv2D.chunkBytes <= 0 ? Int.max : max(1, Conv2D.chunkBytes / (rows * plane * 4))
+        return tuning.chunkBytes <= 0 ? Int.max : max(1, tuning.chunkBytes / (rows * plane * 4))
     }
 
-    /// Size of the column matrix built and multiplied at a time (0: a whole batch part at once).
-    ///
-    /// A part's columns at 28 px are ~29 MB per layer; built whole, they go to memory and come
-    /// back when OpenBLAS packs them, and training kept them all (~660 MB for ResNet-20) for the
-    /// weight gradient. Built one chunk of samples at a time they are still in cache when packed,
-    /// and backward rebuilds them per chunk. Measured here (`pyramid bench train`, alternating
-    /// settings): 1 MiB was among the fastest of 0.25–4 MiB and ~10% faster than whole parts.
-    nonisolated(unsafe) public static var chunkBytes = 1 << 20
 
     private func backwardPass(_ gradOutput: Tensor, branch: Int) -> Tensor {
         guard let x = inputs[branch] else { preconditionFailure("backward before forward") }

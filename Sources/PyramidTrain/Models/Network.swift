@@ -49,6 +49,10 @@ public final class Network {
     public let context = ModelContext()
     let layers: [Layer]
     let convolutions: [Conv2D]
+    /// How every convolution of the model computes (algorithm, chunk sizes); the defaults unless set.
+    public var convolutionTuning = Conv2D.Tuning() {
+        didSet { for conv in convolutions { conv.tuning = convolutionTuning } }
+    }
     let batchNorms: [BatchNorm2D]
     let classifier: Linear
     /// The BatchNorm bank of training size `index` of a parallel schedule: its own, or 0 when the

@@ -45,17 +45,13 @@ struct BenchTrainCommand: ParsableCommand {
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Option(help: "3x3 stride-1 convolutions: auto (Winograd on even planes of 8x8 and more, else im2col), im2col or winograd.")
-    var conv: String = "auto"
+    var conv: Conv2D.Algorithm = .auto
 
     @Flag(help: "Also time each kind of layer, forward and backward (more steps, after the timed ones).")
     var profile = false
 
     @Flag(help: "Print JSON.")
     var json = false
-
-    func validate() throws {
-        if Conv2D.Algorithm(rawValue: conv) == nil { throw ValidationError("--conv: '\(conv)' is not one of auto, im2col, winograd") }
-    }
 
     /// `--json`'s object.
     struct Report: Codable {
@@ -65,12 +61,11 @@ struct BenchTrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        Conv2D.algorithm = Conv2D.Algorithm(rawValue: conv)!
         let peak = TrainBenchmark.sgemmPeak(threads: threads)
         var results: [TrainBenchmark.Result] = []
         for s in try parseIntList(sizes, flag: "sizes") {
             let r = try TrainBenchmark.trainingSteps(model: model, size: s, channels: channels, batch: batch, steps: steps, threads: threads,
-                                                     profile: profile)
+                                                     algorithm: conv, profile: profile)
             results.append(r)
             if !json {
                 print(String(format: "%@ %dx%dx%d batch %d: %7.1f images/s  %.1f MMACs/image  %6.1f GFLOP/s  %.2f of sgemm peak", model as NSString,

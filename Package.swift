@@ -16,6 +16,8 @@ let package = Package(
         .library(name: "PyramidMPI", targets: ["PyramidMPI"]),
         .executable(name: "pyramid", targets: ["pyramid"]),
         .executable(name: "loader-example", targets: ["LoaderExample"]),
+        // The loader as a C library (include: Sources/CPyramidABI/include/pyramid.h), for Python and others.
+        .library(name: "PyramidC", type: .dynamic, targets: ["PyramidC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -42,9 +44,13 @@ let package = Package(
         .executableTarget(
             name: "pyramid",
             dependencies: [
-                "PyramidCache", "PyramidBuild", "PyramidLoader", "PyramidTrain", "PyramidMPI",
+                "PyramidCache", "PyramidBuild", "PyramidLoader", "PyramidTrain", "PyramidMPI", "CXXHash",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+
+        // The C interface: its header (a C target of its own) and its implementation over the loader.
+        .target(name: "CPyramidABI"),
+        .target(name: "PyramidC", dependencies: ["CPyramidABI", "PyramidLoader", "PyramidCache", "CXXHash"]),
 
         // A custom training loop that depends on the loader alone (README: "Your own trainer").
         .executableTarget(name: "LoaderExample", dependencies: ["PyramidLoader"], path: "Examples/LoaderExample"),

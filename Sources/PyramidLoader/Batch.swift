@@ -13,7 +13,7 @@ public enum OutputFormat: String, Sendable, CaseIterable {
 /// released (normally when the `for` loop moves on). Pointers from ``images(size:)`` are valid while
 /// you hold the batch; copy (``BatchImages/floatArray()``) what you want to keep longer.
 /// `labels` and `indices` are ordinary arrays and can be kept.
-public final class Batch {
+public final class Batch: Sendable {
     /// The epoch.
     public let epoch: Int
     /// The step within the epoch (0-based; counts steps of the whole plan, also when resumed).

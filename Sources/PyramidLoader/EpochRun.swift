@@ -90,13 +90,26 @@ final class EpochRun: Sendable {
 
     /// The next batch in step order, waiting for it; nil at the end of the epoch or once cancelled.
     func next() throws -> Batch? {
+        guard case .batch(let batch) = try next(deadline: .distantFuture) else { return nil }
+        return batch
+    }
+
+    /// The next batch in step order, waiting for it until `deadline` at most.
+    func next(deadline: DispatchTime) throws -> EpochIterator.Poll {
         let signal = DispatchSemaphore(value: 0)
         while true {
             let (outcome, spare, wakeups) = state.withLock { $0.take(waiting: .thread(signal)) }
             if let spare { loader.returnBuffers(spare) }
             wakeups.wake()
-            if let outcome { return try outcome.batch(of: self).get() }
-            signal.wait()
+            if let outcome {
+                guard let batch = try outcome.batch(of: self).get() else { return .end }
+                return .batch(batch)
+            }
+            if signal.wait(timeout: deadline) == .timedOut {
+                // Unregister, unless a worker took the registration just now (then look once more).
+                let gone = state.withLock { $0.stopWaiting(signal) }
+                if gone { return .timedOut }
+            }
         }
     }
 
@@ -288,6 +301,13 @@ private struct State: ~Copyable {
             }
         }
         return wakeups
+    }
+
+    /// Removes a waiting thread that gave up; false if it was already woken (its step is ready).
+    mutating func stopWaiting(_ signal: DispatchSemaphore) -> Bool {
+        guard case .thread(let s) = consumer, s === signal else { return false }
+        consumer = nil
+        return true
     }
 
     mutating func takeFree() -> [BatchStorage] {

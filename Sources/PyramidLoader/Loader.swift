@@ -166,7 +166,7 @@ public final class Loader: Sendable {
 }
 
 /// A synchronous iterator over one epoch's batches.
-public struct EpochIterator {
+public struct EpochIterator: Sendable {
     let handle: RunHandle
     /// The plan being served.
     public var plan: EpochPlan { handle.run.plan }
@@ -175,6 +175,28 @@ public struct EpochIterator {
     public mutating func next() throws -> Batch? { try handle.run.next() }
     /// Buffers allocated so far (at most `prefetch`, unless batches are kept past the next step).
     public var buffersAllocated: Int { handle.run.buffersAllocated }
+
+    /// What ``next(waitingAtMost:)`` found.
+    public enum Poll {
+        /// The next batch.
+        case batch(Batch)
+        /// The epoch is over (or was stopped).
+        case end
+        /// The next batch was not ready in time; ask again.
+        case timedOut
+    }
+
+    /// The next batch, waiting `seconds` at most: a caller that must stay responsive (to a Ctrl-C
+    /// in an interpreter, say) asks again after a timeout.
+    /// - Throws: ``LoaderError/cache(_:)`` for a corrupt record under the `fail` policy.
+    public mutating func next(waitingAtMost seconds: Double) throws -> Poll {
+        let nanoseconds = UInt64(max(0, min(seconds, 86_400)) * 1e9)
+        return try handle.run.next(deadline: .now() + .nanoseconds(Int(nanoseconds)))
+    }
+
+    /// Stops the workers after the step each is rendering; ``next()`` then returns nil. Dropping the
+    /// iterator does the same.
+    public func stop() { handle.run.cancel() }
 }
 
 /// An `AsyncSequence` over one epoch's batches.
@@ -206,7 +228,7 @@ public struct EpochBatches: AsyncSequence {
 }
 
 /// Owns a run on behalf of an iterator; stops its workers when released.
-final class RunHandle {
+final class RunHandle: Sendable {
     let run: EpochRun
     init(run: EpochRun) { self.run = run; run.start() }
     deinit { run.cancel() }

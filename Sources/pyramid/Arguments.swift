@@ -5,3 +5,4 @@ import PyramidTrain
 // Library enums as option values: parsed by their raw value, and listed in `--help`.
 
 extension Conv2D.Algorithm: ExpressibleByArgument {}
+extension OutputFormat: ExpressibleByArgument {}

@@ -30,7 +30,7 @@ public final class Builder {
     public let channels: Int
     /// Build options as the user gave them, recorded in the manifest.
     public var recordedOptions: [String: String] = [:]
-    public var toolVersion = "0.1.0"
+    public var toolVersion = pyramidVersion
     /// The file an unfinished build keeps in its output directory (what a resume continues from).
     public static let stateFileName = BuildState.fileName
 

@@ -1,0 +1,110 @@
+import ArgumentParser
+import CXXHash
+import Foundation
+import PyramidCache
+import PyramidLoader
+
+struct BatchesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "batches",
+        abstract: "List an epoch's batches as the loader serves them: sizes, sample indices and a digest of the pixels.",
+        discussion: """
+            pyramid batches CACHE --schedule trd:28,14,p=0.5 --batch 64 --epochs 10 --epoch 3 --limit 5
+            pyramid batches CACHE --schedule parallel:28,20,14 --json
+
+            Every batch is a pure function of the cache and these settings, so two machines, two
+            versions of Pyramid, or Pyramid's Swift and Python loaders (pyramid_loader) can be
+            compared by their digests: the XXH3-64 of each view's pixels as stored in the batch
+            (float32 NCHW, normalized, or uint8 NHWC with --output uint8) and of its labels.
+            """)
+
+    @Argument(help: "The cache directory.")
+    var cache: String
+
+    @Option(help: "Resolution schedule (default: fixed at the cache's largest level).")
+    var schedule: String?
+
+    @Option(parsing: .unconditional, help: "Base images per rank per step.")
+    var batch: Int = 128
+
+    @Option(parsing: .unconditional, help: "Seed of the order, crops, flips and schedule draws.")
+    var seed: UInt64 = 0
+
+    @Option(parsing: .unconditional, help: "Epochs of the run (TRD and progressive schedules plan with them).")
+    var epochs: Int = 1
+
+    @Option(parsing: .unconditional, help: "The epoch to list (from 0).")
+    var epoch: Int = 0
+
+    @Option(parsing: .unconditional, help: "Start at this stream position (a batch's next cursor).")
+    var cursor: Int = 0
+
+    @Option(help: "Augmentation (\(Augmentation.syntax)); default: the cache's training augmentation.")
+    var augment: String?
+
+    @Option(parsing: .unconditional, help: "This process's rank, of --world-size.")
+    var rank: Int = 0
+
+    @Option(name: .customLong("world-size"), parsing: .unconditional, help: "Ranks sharing every step.")
+    var worldSize: Int = 1
+
+    @Option(help: "Pixels as float32 (NCHW, normalized) or uint8 (NHWC).")
+    var output: OutputFormat = .float32
+
+    @Option(parsing: .unconditional, help: "At most this many batches (default: the whole epoch).")
+    var limit: Int?
+
+    @Flag(help: "One JSON object per batch.")
+    var json = false
+
+    func validate() throws {
+        if batch < 1 { throw ValidationError("--batch: must be at least 1") }
+        if epochs < 1 { throw ValidationError("--epochs: must be at least 1") }
+        if epoch < 0 { throw ValidationError("--epoch: must be at least 0") }
+        if cursor < 0 { throw ValidationError("--cursor: must be at least 0") }
+        if worldSize < 1 { throw ValidationError("--world-size: must be at least 1") }
+        if rank < 0 || rank >= worldSize { throw ValidationError("--rank: must be in 0..<\(worldSize)") }
+        if let limit, limit < 1 { throw ValidationError("--limit: must be at least 1") }
+    }
+
+    /// One line of `--json`.
+    struct Line: Encodable {
+        var epoch: Int, step: Int, sizes: [Int], count: Int, cursor: Int, nextCursor: Int, substitutions: Int
+        /// XXH3-64 of each view's pixel bytes, in `sizes`' order, and of the Int32 labels.
+        var digests: [String], labelsDigest: String
+        var indices: [Int]
+    }
+
+    func run() throws {
+        let reader = try CacheReader(url: URL(fileURLWithPath: cache))
+        let largest = reader.manifest.levelSizes.max()
+        let loader = try Loader(cache: reader, configuration: LoaderConfiguration(
+            schedule: try ScheduleParser.parse(schedule ?? "fixed:\(largest ?? 1)", largestLevel: largest), batchSize: batch, seed: seed,
+            rank: rank, worldSize: worldSize, epochs: epochs, augmentation: try augment.map(Augmentation.parse), output: output))
+        var batches = try loader.batches(epoch: epoch, from: cursor)
+        var listed = 0
+        while listed < (limit ?? .max), let b = try batches.next() {
+            listed += 1
+            let digests = b.sizes.map { s -> String in
+                let images = b.images(size: s)
+                return images.format == .float32
+                    ? hex(images.floats.withMemoryRebound(to: UInt8.self) { XXH3_64bits($0.baseAddress, $0.count) })
+                    : hex(XXH3_64bits(images.bytes.baseAddress, images.bytes.count))
+            }
+            let labels = hex(b.labels.withUnsafeBytes { XXH3_64bits($0.baseAddress, $0.count) })
+            if json {
+                try printJSON(Line(epoch: b.epoch, step: b.step, sizes: b.sizes, count: b.count, cursor: b.plan.cursor, nextCursor: b.nextCursor,
+                                   substitutions: b.substitutions, digests: digests, labelsDigest: labels, indices: b.indices))
+            } else {
+                let first = b.indices.prefix(4).map(String.init).joined(separator: ",") + (b.indices.count > 4 ? ",…" : "")
+                print("step \(b.step)  sizes \(b.sizes.map(String.init).joined(separator: ","))  \(b.count) samples  "
+                      + "pixels \(digests.joined(separator: ","))  labels \(labels)  indices \(first)  next cursor \(b.nextCursor)")
+            }
+        }
+    }
+
+    private func hex(_ v: UInt64) -> String {
+        let digits = String(v, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+}

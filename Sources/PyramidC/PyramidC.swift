@@ -32,6 +32,8 @@ private final class LoaderHandle: Sendable {
         deinit { labels.deallocate(); indices.deallocate() }
     }
     struct State: ~Copyable {
+        /// Closed: every call but `pyramid_release` is refused; the handle goes once nothing is held.
+        var closed = false
         var iterator: EpochIterator?
         var held: [UInt64: HeldBatch] = [:]
         var nextBatch: UInt64 = 0
@@ -80,17 +82,25 @@ private func output(_ text: UnsafeMutablePointer<CChar>?, _ out: UnsafeMutablePo
     return PYRAMID_OK
 }
 
-/// The open loader behind `pointer`, checked: open, and used in the process that opened it.
-private func handle(_ pointer: OpaquePointer?) throws -> LoaderHandle {
+/// The loader behind `pointer`, checked: known, used in the process that opened it, and open
+/// (unless `evenClosed`: a closed loader still takes back the batches it handed out).
+private func handle(_ pointer: OpaquePointer?, evenClosed: Bool = false) throws -> LoaderHandle {
     guard let pointer else { throw BridgeError.misuse("the loader is NULL") }
-    let number = UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(pointer)))
-    guard let h = loaders.withLock({ $0[number] }) else {
-        throw BridgeError.misuse("not an open loader (closed already, or never opened)")
+    guard let h = loaders.withLock({ $0[number(of: pointer)] }) else {
+        throw BridgeError.misuse("not a loader (closed and released already, or never opened)")
     }
     guard h.process == getpid() else {
         throw BridgeError.misuse("the loader was used in a process forked after it was opened (pid \(h.process)); open a new one in this process")
     }
+    if !evenClosed, h.state.withLock({ $0.closed }) { throw BridgeError.misuse("the loader is closed") }
     return h
+}
+
+private func number(of pointer: OpaquePointer) -> UInt { UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(pointer))) }
+
+/// Forgets a closed loader once it holds no batch.
+private func forgetIfDone(_ pointer: OpaquePointer, _ h: LoaderHandle) {
+    if h.state.withLock({ $0.closed && $0.held.isEmpty }) { loaders.withLock { _ = $0.removeValue(forKey: number(of: pointer)) } }
 }
 
 private func cString(_ text: String) -> UnsafeMutablePointer<CChar>? { strdup(text) }
@@ -145,13 +155,13 @@ public func bridgeOpen(_ path: UnsafePointer<CChar>?, _ configuration: UnsafePoi
 public func bridgeClose(_ loader: OpaquePointer?, _ error: ErrorSlot) -> Int32 {
     guarded(error) {
         let h = try handle(loader)
-        let number = UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(loader!)))
-        loaders.withLock { _ = $0.removeValue(forKey: number) }
         let iterator = h.state.withLock { s -> EpochIterator? in
-            defer { s.iterator = nil; s.held.removeAll() }
+            defer { s.iterator = nil; s.closed = true }
             return s.iterator
         }
         iterator?.stop()
+        // Batches still held keep their buffers (a caller's tensors may view them) until released.
+        forgetIfDone(loader!, h)
         return PYRAMID_OK
     }
 }
@@ -303,9 +313,10 @@ private func describe(_ batch: Batch, into info: UnsafeMutablePointer<pyramid_ba
 @_cdecl("pyramid_release")
 public func bridgeRelease(_ loader: OpaquePointer?, _ batchID: UInt64, _ error: ErrorSlot) -> Int32 {
     guarded(error) {
-        let h = try handle(loader)
+        let h = try handle(loader, evenClosed: true)
         let found = h.state.withLock { $0.held.removeValue(forKey: batchID) != nil }
         guard found else { throw BridgeError.misuse("batch \(batchID) is not held (released already, or not from this loader)") }
+        forgetIfDone(loader!, h)
         return PYRAMID_OK
     }
 }

@@ -90,8 +90,8 @@ void pyramid_string_free(char *string);
  */
 int32_t pyramid_open(const char *path, const char *configuration_json, pyramid_loader **loader, char **error);
 
-/* Closes the loader: stops its epoch and frees it. Batches not yet released become invalid.
-   Returns PYRAMID_OK, or PYRAMID_ERROR for a handle that is not open. */
+/* Closes the loader: stops its epoch; every later call but pyramid_release is refused. Batches
+   not yet released stay valid until released; the loader is freed with the last of them. */
 int32_t pyramid_close(pyramid_loader *loader, char **error);
 
 /* The cache's manifest and the loader's resolved configuration, as JSON in *json (free it). */

@@ -1,0 +1,399 @@
+"""The PyTorch loader over libPyramidC."""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, List, Optional, Union
+
+import numpy as np
+
+from . import _native
+from ._native import PyramidError
+
+try:
+    import torch
+except ImportError:  # the package imports without torch; the Loader needs it
+    torch = None
+
+OUTPUTS = ("float32", "float16", "uint8")
+# Settings that decide which batches a run sees: a state_dict made under other values is refused.
+FINGERPRINT_KEYS = ("schedule", "batch_size", "seed", "epochs", "augment", "rank", "world_size", "shuffle", "drop_last",
+                    "corrupt_records", "cache")
+# How long one wait inside the library lasts: between waits Python handles signals (Ctrl-C).
+POLL_MS = 100
+
+
+class _Handle:
+    """Owns one native loader; closed when the Loader and every batch (tensor) from it are gone."""
+
+    def __init__(self, path: str, configuration: Dict[str, Any]):
+        self.pointer = ctypes.c_void_p()
+        self.pid = os.getpid()
+        self.closed = False
+        self.lock = threading.Lock()
+        try:
+            _native.call(_native.lib.pyramid_open, os.fsencode(path), json.dumps(configuration).encode(), ctypes.byref(self.pointer))
+        except BaseException:
+            self.closed = True
+            raise
+
+    def check_process(self) -> None:
+        if self.closed:
+            raise PyramidError("the Loader is closed")
+        if os.getpid() != self.pid:
+            raise PyramidError(f"this Loader was made in process {self.pid} and used in process {os.getpid()}, forked after it "
+                               "started; make the Loader in the process that iterates it (e.g. in a DataLoader worker)")
+
+    def release(self, batch_id: int) -> None:
+        if os.getpid() != self.pid:
+            return  # a forked child: the buffer belongs to the parent's loader
+        try:
+            _native.call(_native.lib.pyramid_release, self.pointer, batch_id)
+        except Exception:
+            pass  # never raise from a tensor's finalizer
+
+    def close(self) -> None:
+        """Stops the native loader; batches still viewed are released as their tensors go."""
+        if not self.closed and os.getpid() == self.pid:
+            self.closed = True
+            try:
+                _native.call(_native.lib.pyramid_close, self.pointer)
+            except Exception:
+                pass
+
+    def __del__(self):
+        self.close()
+
+
+class _Owner:
+    """One batch's buffer. numpy arrays (and the torch tensors made from them) view it through
+    `_View`s, which keep it alive; when the last view is gone, the buffer goes back to the loader."""
+
+    def __init__(self, handle: _Handle, batch_id: int):
+        self.handle = handle
+        self.batch_id = batch_id
+
+    def __del__(self):
+        self.handle.release(self.batch_id)
+
+
+class _View:
+    """`__array_interface__` of one view of a batch buffer (no copy); holds the owner."""
+
+    def __init__(self, owner: _Owner, address: int, shape: tuple, typestr: str):
+        self.owner = owner
+        self.__array_interface__ = {"shape": shape, "typestr": typestr, "data": (address, False), "version": 3}
+
+
+@dataclass
+class Batch:
+    """One step's data for this rank.
+
+    `images` is a tensor (N, C, S, S), or for a parallel schedule a dict {size: tensor}, largest
+    first. Tensors are views of Pyramid's batch buffer, not copies (except float16 on the CPU and
+    device outputs): the buffer returns to the loader only when no tensor views it any more, so
+    keeping a batch is safe and costs one buffer per batch kept.
+    """
+    images: Any
+    labels: Any
+    indices: Any
+    epoch: int
+    step: int
+    sizes: List[int]
+    cursor: int
+    next_cursor: int
+    substitutions: int
+
+    @property
+    def size(self) -> int:
+        """The size of a single-size step (the largest of a parallel step)."""
+        return self.sizes[0]
+
+
+def _distributed_defaults(rank: Optional[int], world_size: Optional[int]) -> tuple:
+    if rank is not None and world_size is not None:
+        return rank, world_size
+    if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+        r, w = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    else:
+        r, w = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    return (r if rank is None else rank), (w if world_size is None else world_size)
+
+
+def _check_type(name: str, value: Any, kinds: tuple, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) and bool not in kinds:
+        raise TypeError(f"{name} must be {' or '.join(k.__name__ for k in kinds)}, not bool")
+    if not isinstance(value, kinds):
+        raise TypeError(f"{name} must be {' or '.join(k.__name__ for k in kinds)}, not {type(value).__name__}")
+
+
+class Loader:
+    """Batches from a Pyramid cache under a resolution schedule, as torch tensors.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The cache directory (made by ``pyramid build``).
+    schedule : str, optional
+        ``"fixed:224"``, ``"trd:224,128,p=0.5"``, ``"mixsize:…"``, ``"parallel:224,192,160"``,
+        ``"progressive:…"`` (``pyramid plan --help`` has the syntax). Default: fixed at the
+        cache's largest level.
+    batch_size : int
+        Base images per rank per step (MixSize scales it per size).
+    epochs : int
+        Epochs of the run (TRD and progressive schedules plan with it).
+    seed : int
+        Seed of the order, crops, flips and schedule draws: batches are a pure function of the
+        cache, these settings, the epoch and the step.
+    augment : str, optional
+        ``"rrc"``, ``"pad:4+flip"``, ``"none"``, … Default: the cache's training augmentation
+        (its evaluation view with ``shuffle=False``).
+    rank, world_size : int, optional
+        This process's share of every step. Default: from ``torch.distributed`` when it is
+        initialized, else from the ``RANK`` and ``WORLD_SIZE`` variables, else 0 of 1.
+    workers : int, optional
+        Loader threads (default: the cores). prefetch: batch buffers in use at once.
+    output : {"float32", "float16", "uint8"}
+        float32: NCHW, normalized with the cache's mean and std. float16: the same, converted
+        (a copy on the CPU). uint8: the rendered pixels, NHWC viewed as a channels-last NCHW tensor.
+    device : str or torch.device, optional
+        A CUDA device: pinned host buffers, non-blocking copies, normalization on the GPU in the
+        chosen dtype (not yet run on a GPU: these machines have none).
+    shuffle, drop_last : bool
+        A permutation per epoch (training) or index order (evaluation); drop the partial last step.
+    corrupt_records : {"fail", "substitute"}
+        A corrupt record raises PyramidError naming shard, index and level, or is replaced by the
+        next sample and counted (``Batch.substitutions``, ``Loader.substitutions()``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For arguments of a wrong type or value, with the library's message.
+    PyramidError
+        For a cache that cannot be read.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], schedule: Optional[str] = None, batch_size: int = 128, epochs: int = 1,
+                 seed: int = 0, augment: Optional[str] = None, rank: Optional[int] = None, world_size: Optional[int] = None,
+                 workers: Optional[int] = None, prefetch: Optional[int] = None, output: str = "float32", device=None,
+                 shuffle: bool = True, drop_last: Optional[bool] = None, corrupt_records: str = "fail"):
+        if torch is None:
+            raise ImportError("pyramid_loader.Loader needs torch (pip install torch)")
+        _check_type("path", path, (str, os.PathLike), optional=False)
+        for name, value in (("schedule", schedule), ("augment", augment)):
+            _check_type(name, value, (str,))
+        _check_type("output", output, (str,), optional=False)
+        _check_type("corrupt_records", corrupt_records, (str,), optional=False)
+        for name, value in (("batch_size", batch_size), ("epochs", epochs), ("seed", seed)):
+            _check_type(name, value, (int,), optional=False)
+        for name, value in (("rank", rank), ("world_size", world_size), ("workers", workers), ("prefetch", prefetch)):
+            _check_type(name, value, (int,))
+        for name, value in (("shuffle", shuffle), ("drop_last", drop_last)):
+            _check_type(name, value, (bool,), optional=name == "drop_last")
+        if output not in OUTPUTS:
+            raise ValueError(f"output: '{output}' is not one of {', '.join(OUTPUTS)}")
+        self.device = torch.device(device) if device is not None else None
+        if self.device is not None and self.device.type not in ("cuda", "cpu"):
+            raise ValueError(f"device: {self.device} is not a CUDA device or the CPU")
+        if self.device is not None and self.device.type == "cpu":
+            self.device = None
+        if self.device is not None and not torch.cuda.is_available():
+            raise ValueError(f"device: {self.device} asked for, but CUDA is not available")
+        rank, world_size = _distributed_defaults(rank, world_size)
+        self.output = output
+        native_output = "uint8" if output == "uint8" or self.device is not None else "float32"
+        configuration = {"schedule": schedule, "batch_size": batch_size, "seed": seed, "epochs": epochs, "augment": augment,
+                         "rank": rank, "world_size": world_size, "workers": workers, "prefetch": prefetch,
+                         "output": native_output, "shuffle": shuffle, "drop_last": drop_last, "corrupt_records": corrupt_records}
+        self._handle = _Handle(os.fspath(path), {k: v for k, v in configuration.items() if v is not None})
+        description = json.loads(_native.call_json(_native.lib.pyramid_describe, self._handle.pointer))
+        self.manifest: Dict[str, Any] = description["manifest"]
+        self.configuration: Dict[str, Any] = description["configuration"]
+        self.path = os.fspath(path)
+        self.epochs = epochs
+        self._epoch = 0
+        self._cursor = 0
+        self._mean = [m * 255 for m in self.manifest["mean"]]
+        self._std = [max(s, 1e-6) * 255 for s in self.manifest["std"]]
+        self._pinned: Dict[int, int] = {}
+        self._in_flight: List[tuple] = []
+
+    # MARK: Schedule
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch the next iteration serves (from its start)."""
+        _check_type("epoch", epoch, (int,), optional=False)
+        if epoch < 0:
+            raise ValueError(f"epoch: must be at least 0, not {epoch}")
+        self._epoch, self._cursor = epoch, 0
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    def plan(self, epochs: Optional[int] = None) -> List[List[Dict[str, Any]]]:
+        """Every step of epochs 0 … epochs-1 (default: the run's), without reading a pixel: a list
+        per epoch of {"sizes", "batch", "duplicates", "cursor", "images"} (`batch` per rank)."""
+        count = self.epochs if epochs is None else epochs
+        self._handle.check_process()
+        data = json.loads(_native.call_json(_native.lib.pyramid_plan, self._handle.pointer, 0, count))
+        return [epoch["steps"] for epoch in data["epochs"]]
+
+    def __len__(self) -> int:
+        """Steps of the current epoch (MixSize's B+ changes it from epoch to epoch)."""
+        self._handle.check_process()
+        data = json.loads(_native.call_json(_native.lib.pyramid_plan, self._handle.pointer, self._epoch, 1))
+        return len(data["epochs"][0]["steps"])
+
+    # MARK: Iteration
+
+    def __iter__(self) -> Iterator[tuple]:
+        """(images, labels) of the current epoch from its cursor; then the next epoch is current."""
+        for batch in self.batches():
+            yield batch.images, batch.labels
+
+    def batches(self, epoch: Optional[int] = None, cursor: Optional[int] = None) -> Iterator[Batch]:
+        """The batches of `epoch` (default: the current one) from stream position `cursor`
+        (default: where the last iteration stopped, or 0), as ``Batch`` objects."""
+        if epoch is not None:
+            self.set_epoch(epoch)
+        if cursor is not None:
+            _check_type("cursor", cursor, (int,), optional=False)
+            self._cursor = cursor
+        handle = self._handle
+        handle.check_process()
+        with handle.lock:
+            _native.call(_native.lib.pyramid_start_epoch, handle.pointer, self._epoch, self._cursor)
+        info = _native.BatchInfo()
+        finished = False
+        try:
+            while True:
+                handle.check_process()
+                status = _native.call(_native.lib.pyramid_next, handle.pointer, POLL_MS, ctypes.byref(info))
+                if status == _native.TIMEOUT:
+                    continue  # Python handles a Ctrl-C here
+                if status == _native.END:
+                    finished = True
+                    break
+                batch = self._wrap(info)
+                self._cursor = batch.next_cursor
+                yield batch
+        finally:
+            if not handle.closed and os.getpid() == handle.pid:
+                try:
+                    _native.call(_native.lib.pyramid_stop_epoch, handle.pointer)
+                except Exception:
+                    pass
+            if finished:
+                self._epoch, self._cursor = self._epoch + 1, 0
+
+    def _wrap(self, info: _native.BatchInfo) -> Batch:
+        owner = _Owner(self._handle, info.id)
+        count, channels = info.count, info.channels
+        sizes = [info.sizes[v] for v in range(info.views)]
+        views = {}
+        for v, s in enumerate(sizes):
+            if info.format == _native.FLOAT32:
+                array = np.asarray(_View(owner, info.data[v], (count, channels, s, s), "<f4"))
+                tensor = torch.from_numpy(array)
+                if self.output == "float16":
+                    tensor = tensor.half()
+            else:
+                array = np.asarray(_View(owner, info.data[v], (count, s, s, channels), "|u1"))
+                tensor = torch.from_numpy(array).permute(0, 3, 1, 2)  # channels-last NCHW, no copy
+                if self.device is not None:
+                    tensor = self._to_device(tensor, info.data[v], array.nbytes, owner)
+            views[s] = tensor
+        labels = torch.from_numpy(np.ctypeslib.as_array(info.labels, shape=(count,)).astype(np.int64))
+        indices = torch.from_numpy(np.ctypeslib.as_array(info.indices, shape=(count,)).copy())
+        if self.device is not None:
+            labels = labels.to(self.device, non_blocking=True)
+        images = views if self.configuration["parallel"] else views[sizes[0]]
+        return Batch(images=images, labels=labels, indices=indices, epoch=info.epoch, step=info.step, sizes=sizes,
+                     cursor=info.cursor, next_cursor=info.next_cursor, substitutions=info.substitutions)
+
+    def _to_device(self, host, address: int, nbytes: int, owner: _Owner):
+        """Copies a uint8 batch to the GPU from pinned memory and normalizes it there. The host
+        buffer is kept (through its owner) until the copy's event has completed."""
+        if address not in self._pinned:
+            # Registering is slow: once per buffer (the loader reuses a few).
+            torch.cuda.cudart().cudaHostRegister(address, nbytes, 0)
+            self._pinned[address] = nbytes
+        self._in_flight = [(e, o) for e, o in self._in_flight if not e.query()]
+        device_tensor = host.to(self.device, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self._in_flight.append((event, owner))
+        if self.output == "uint8":
+            return device_tensor
+        dtype = torch.float16 if self.output == "float16" else torch.float32
+        c = device_tensor.shape[1]
+        mean = torch.tensor(self._mean[:c], device=self.device, dtype=dtype).view(1, c, 1, 1)
+        std = torch.tensor(self._std[:c], device=self.device, dtype=dtype).view(1, c, 1, 1)
+        return (device_tensor.to(dtype) - mean) / std
+
+    # MARK: Resume
+
+    def _fingerprint(self) -> Dict[str, Any]:
+        c = dict(self.configuration)
+        c["cache"] = self.manifest.get("createdAt", "") + "/" + str(self.manifest.get("sampleCount"))
+        c["augment"] = c.get("augment")
+        return {k: c.get(k) for k in FINGERPRINT_KEYS}
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Where the run is: the epoch and the stream position after the last batch yielded, and the
+        settings that decide the batches. ``load_state_dict`` continues exactly there."""
+        settings = self._fingerprint()
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+        return {"epoch": self._epoch, "cursor": self._cursor, "fingerprint": digest, "settings": settings,
+                "version": _native.version()}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Continues from `state` (from ``state_dict``); a state made under other settings is refused,
+        naming them."""
+        if not isinstance(state, dict) or "epoch" not in state or "cursor" not in state:
+            raise ValueError("state: not a pyramid_loader state_dict (needs epoch and cursor)")
+        mine = self._fingerprint()
+        theirs = state.get("settings", {})
+        changed = [k for k in FINGERPRINT_KEYS if theirs.get(k) != mine.get(k)]
+        if changed:
+            details = ", ".join(f"{k} {theirs.get(k)!r} -> {mine.get(k)!r}" for k in changed)
+            raise ValueError(f"state: made under other settings ({details}); resume with the same ones")
+        _check_type("epoch", state["epoch"], (int,), optional=False)
+        _check_type("cursor", state["cursor"], (int,), optional=False)
+        self._epoch, self._cursor = state["epoch"], state["cursor"]
+
+    # MARK: Other
+
+    def substitutions(self) -> List[Dict[str, Any]]:
+        """Corrupt records replaced so far (corrupt_records="substitute")."""
+        self._handle.check_process()
+        return json.loads(_native.call_json(_native.lib.pyramid_substitutions, self._handle.pointer))
+
+    def close(self) -> None:
+        """Stops the loader. Tensors still viewing batches keep their buffers until they are gone."""
+        for address in list(self._pinned):
+            try:
+                torch.cuda.cudart().cudaHostUnregister(address)
+            except Exception:
+                pass
+        self._pinned.clear()
+        self._handle.close()
+
+    def __enter__(self) -> "Loader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        c = self.configuration
+        return (f"Loader({self.path!r}, schedule={c['schedule']!r}, batch_size={c['batch_size']}, seed={c['seed']}, "
+                f"rank={c['rank']}, world_size={c['world_size']}, output={self.output!r})")

@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Dependency direction (DESIGN.md): pyramid → PyramidTrain → PyramidLoader → PyramidCache;
+// Dependency direction (docs/design.md): pyramid → PyramidTrain → PyramidLoader → PyramidCache;
 // PyramidBuild → PyramidCache + CVips; PyramidMPI → PyramidCache + Open MPI (pyramid links it; the
 // others reach it only through PyramidCache's ProcessGroup). Reading a cache needs LMDB, zstd, libjpeg-turbo (TurboJPEG) and
 // xxHash only, never libvips.

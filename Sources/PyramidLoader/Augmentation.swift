@@ -62,7 +62,7 @@ public struct Augmentation: Sendable, Equatable, CustomStringConvertible {
     /// CIFAR-style training: pad-and-crop by `pixels` and flip.
     public static func padCrop(_ pixels: Int) -> Augmentation { Augmentation(crop: .pad(pixels: pixels), flip: true) }
 
-    /// The evaluation view a cache calls for (ALGORITHMS.md §5): a cache stored with a margin holds
+    /// The evaluation view a cache calls for (docs/design.md, "Evaluation"): a cache stored with a margin holds
     /// the evaluation view as its centred `1/margin`; Fashion-MNIST/CIFAR-like sources (IDX, CIFAR,
     /// or a largest level of at most 64) are whole-object images, resized whole; anything else is
     /// treated as photos: centred square of 0.875 of the short side.

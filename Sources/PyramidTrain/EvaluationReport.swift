@@ -3,7 +3,7 @@ import PyramidCache
 import PyramidLoader
 
 /// `pyramid eval`'s work: accuracy of a run's checkpoint at a list of test sizes, with the
-/// BatchNorm handling of its method (ALGORITHMS.md §5), as a table, JSON and an SVG chart.
+/// BatchNorm handling of its method (docs/design.md, "Evaluation"), as a table, JSON and an SVG chart.
 public struct EvaluationReport: Codable, Sendable {
     public var run: String
     public var checkpoint: String

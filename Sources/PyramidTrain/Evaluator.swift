@@ -2,7 +2,7 @@ import Foundation
 import PyramidCache
 import PyramidLoader
 
-/// Accuracy of a network at a test size (ALGORITHMS.md §5): the cache's evaluation view resized to
+/// Accuracy of a network at a test size (docs/design.md, "Evaluation"): the cache's evaluation view resized to
 /// `t × t`, BatchNorm from running statistics (one bank, or two interpolated), optionally
 /// recalibrated at `t` on augmented training data first (MixSize's calibration).
 public final class Evaluator {
@@ -74,7 +74,7 @@ public final class Evaluator {
     }
 
     /// Re-estimates BatchNorm statistics at `size` from `batches` batches of augmented training
-    /// data (ALGORITHMS.md §2.7: reset, plain average of batch statistics, train mode, no gradients).
+    /// data (docs/design.md, "MixSize": reset, plain average of batch statistics, train mode, no gradients).
     /// Returns the state before, for ``restore(_:)``.
     public func calibrate(size: Int, trainCache: CacheReader, batches: Int, batchSize: Int = 256, seed: UInt64 = 0,
                           augmentation: Augmentation? = nil, bank: Int = 0) throws -> [Float] {
@@ -121,7 +121,7 @@ public final class Evaluator {
 
     /// The bank choice for a test size given the training sizes of the banks (largest first):
     /// the bank of that size, the interpolation of its two neighbours, or the nearest bank outside
-    /// the trained range (RS-Nets §4.3; ALGORITHMS.md §3.6).
+    /// the trained range (RS-Nets §4.3; docs/design.md, "RS-Nets").
     public static func bank(for size: Int, trainedSizes: [Int]) -> ModelContext.Bank {
         if let i = trainedSizes.firstIndex(of: size) { return .bank(i) }
         guard let largest = trainedSizes.first, let smallest = trainedSizes.last else { return .bank(0) }

@@ -155,7 +155,7 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
 }
 
 extension RunConfiguration {
-    /// A run with the defaults of its method (ALGORITHMS.md), checked against its caches before
+    /// A run with the defaults of its method (docs/design.md), checked against its caches before
     /// anything is written:
     /// - the schedule defaults to fixed at the cache's largest level;
     /// - parallel (RS-Nets) runs decay every parameter and start residual blocks with γ = 1

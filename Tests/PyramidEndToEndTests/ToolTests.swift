@@ -216,7 +216,7 @@ func recordBytes(_ dir: String) throws -> [[UInt8]] { try CacheFixture.recordByt
         #expect(try Tool.run(["verify", cache, "--quiet"]).status == 0)
     }
 
-    /// `pyramid plan` reproduces ALGORITHMS.md's MixSize table (CIFAR, N = 50,000, B₀ = 64).
+    /// `pyramid plan` reproduces the papers' MixSize table (CIFAR, N = 50,000, B₀ = 64).
     @Test(arguments: [("B+", "761 steps", "0.9676x"), ("D+", "981 steps", "1.2864x")])
     func planReproducesTheMixSizeTable(mode: String, steps: String, compute: String) throws {
         let r = try Tool.run(["plan", "--samples", "50000", "--batch", "64",

@@ -3,7 +3,7 @@ import Testing
 @testable import PyramidLoader
 
 @Suite struct ScheduleTests {
-    // ALGORITHMS.md §1.1: mFLOPs = (1−p)·F(R) + p·F(r), with the paper's numbers.
+    // docs/design.md, "TRD": mFLOPs = (1−p)·F(R) + p·F(r), with the paper's numbers.
     @Test(arguments: [
         (4.1, 224, 112, 0.5, 2.56), (4.1, 224, 84, 0.5, 2.34), (4.1, 224, 56, 0.9, 0.64),
         (90.3, 32, 16, 0.3, 69.98), (90.3, 32, 16, 0.5, 56.4),
@@ -42,7 +42,7 @@ import Testing
         #expect(abs(f - 0.3) < 4 * sigma, "realized \(f)")
     }
 
-    // ALGORITHMS.md §2.3: CIFAR, N=50,000, B₀=64, sizes 16,24,32,48 @ 0.2,0.3,0.3,0.2.
+    // docs/design.md, "MixSize": CIFAR, N=50,000, B₀=64, sizes 16,24,32,48 @ 0.2,0.3,0.3,0.2.
     @Test func mixSizeCIFARTable() throws {
         let ctx = PlanContext(epoch: 0, images: 50_000, batchSize: 64, seed: 3)
         let baseline = Fixed(size: 32).plan(ctx)
@@ -65,7 +65,7 @@ import Testing
         }
     }
 
-    // ALGORITHMS.md §2.3, ImageNet: 256 per step (64 per device × 4), N = 1,281,167.
+    // docs/design.md, "MixSize", ImageNet: 256 per step (64 per device × 4), N = 1,281,167.
     @Test(arguments: [
         ("mixsize:128,160,192,224,256,288,320@0.1333333333,0.1333333333,0.1333333333,0.2,0.1333333333,0.1333333333,0.1333333334,mode=B+", 1.08, 1.08),
         ("mixsize:128,160,192,224,256,288,320@0.1333333333,0.1333333333,0.1333333333,0.2,0.1333333333,0.1333333333,0.1333333334,mode=D+", 1.14, 1.23),
@@ -109,7 +109,7 @@ import Testing
         #expect(plan.steps.allSatisfy { $0.sizes != [14] || $0.duplicates == 4 })
     }
 
-    // ALGORITHMS.md §6.1: an RS-Nets step costs Σ_s (s/R)² of a full-size step.
+    // docs/study.md: an RS-Nets step costs Σ_s (s/R)² of a full-size step.
     @Test(arguments: [("parallel:28,24,20,16,12", 2.755), ("parallel:224,192,160,128,96", 2.755), ("parallel:32,28,24,20,16", 2.969)])
     func parallelStepCost(spec: String, cost: Double) throws {
         let p = try ScheduleParser.parse(spec)

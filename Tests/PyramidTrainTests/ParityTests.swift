@@ -5,7 +5,7 @@ import PyramidTestSupport
 import Testing
 @testable import PyramidTrain
 
-/// Step parity with PyTorch (issue 15): the trainer's own step (`Trainer.step`) replays the
+/// Step parity with PyTorch: the trainer's own step (`Trainer.step`) replays the
 /// training steps that `Tools/parity/step.py` ran in PyTorch 2.13 on the same network, weights and
 /// batches, and must land on what PyTorch recorded to float32 rounding: the loss, every gradient as
 /// the optimizer saw it, every updated parameter and every BatchNorm running statistic, over three

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""FFCV on a photo folder, the way Tools/bench/photos measures Pyramid (issue 13 §4).
+"""FFCV on a photo folder, the way Tools/bench/photos measures Pyramid.
 
     python3 Tools/bench/ffcv_photos.py PHOTO_DIR WORK_DIR [EPOCHS=3]
 

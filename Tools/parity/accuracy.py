@@ -1,4 +1,4 @@
-"""The PyTorch side of Tools/parity/accuracy (issue 15): one arm of the short recipe, trained the way a
+"""The PyTorch side of Tools/parity/accuracy: one arm of the short recipe, trained the way a
 PyTorch user would write it, following the schedule Pyramid planned for the same seed.
 
     python3 Tools/parity/accuracy.py IDX_DIR IMAGES PLAN_JSON ARM SEED THREADS SIZES [INIT=torch]

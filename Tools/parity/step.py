@@ -1,4 +1,4 @@
-"""Step parity with PyTorch (issue 15): the same network, weights, batches and optimizer in PyTorch,
+"""Step parity with PyTorch: the same network, weights, batches and optimizer in PyTorch,
 a few training steps, and what they produced, recorded as a small JSON fixture that
 Tests/PyramidTrainTests/ParityTests.swift replays in Pyramid's trainer (CI needs no PyTorch).
 

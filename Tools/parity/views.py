@@ -1,4 +1,4 @@
-"""The data side of accuracy parity (issue 15): how far Pyramid's views of a sample at a smaller
+"""The data side of accuracy parity: how far Pyramid's views of a sample at a smaller
 (or larger) size are from what a PyTorch pipeline makes of the same crop.
 
 Pyramid renders every size of a sample from one crop box, each from the smallest stored level at

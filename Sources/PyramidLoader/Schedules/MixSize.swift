@@ -2,7 +2,7 @@
 /// a size per step, with the batch (B+) or the duplicates (D+) following it.
 ///
 /// As the reference code does it (`data.py` `SampledDataRegime`, `models/resnet.py` `mixsize_config`;
-/// ALGORITHMS.md §2.2–2.3):
+/// docs/design.md, "MixSize"):
 /// - **partition** (default): the epoch's images are split into one group per size, `⌊p_s·N⌋`
 ///   images each (the last size takes the remainder), so `p_s` weighs *images*, not steps; group `s`
 ///   makes `⌊n_s / (B_s·W)⌋` steps (drop-last), and the steps of all groups are interleaved in an

@@ -1,6 +1,6 @@
 /// Every sample at every size in every step, from one crop: the data side of Resolution
 /// Switchable Networks ("Resolution Switchable Networks for Runtime Efficient Image
-/// Recognition", Wang et al., ECCV 2020; ALGORITHMS.md §3.2, §3.8).
+/// Recognition", Wang et al., ECCV 2020; docs/design.md, "RS-Nets").
 ///
 /// Sizes are served largest first, whatever order they were given in, so that teacher and student
 /// of the top-down distillation cannot be swapped by accident. One crop box is drawn per sample and

@@ -2,7 +2,7 @@
 ///
 /// The size of epoch `e` ramps linearly from `from` (up to `startEpoch`) to `to` (from `endEpoch`
 /// on) and is rounded to a multiple of `multiple`, as FFCV's ImageNet recipe does
-/// (`np.interp` between `start_ramp` and `end_ramp`, rounded to a multiple of 32; ALGORITHMS.md §4).
+/// (`np.interp` between `start_ramp` and `end_ramp`, rounded to a multiple of 32; docs/design.md, "Fixed and progressive").
 /// Related: fast.ai's DAWNBench phases and Composer's `ProgressiveResizing`.
 public struct Progressive: ResolutionSchedule {
     public var from: Int

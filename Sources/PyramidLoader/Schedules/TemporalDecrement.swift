@@ -1,7 +1,7 @@
 /// Temporally Resolution Decrement: whole epochs at a reduced size, drawn per epoch.
 ///
 /// Implements "Temporally Resolution Decrement: Utilizing the Shape Consistency for Higher
-/// Computational Efficiency" (arXiv 2112.00954), §3 and App. A, as ALGORITHMS.md §1 specifies:
+/// Computational Efficiency" (arXiv 2112.00954), §3 and App. A, as docs/design.md, "TRD" specifies:
 /// - at epoch `e` draw `u_e ~ U(0,1)` from `(seed, e)`; the epoch is reduced iff `u_e < p`
 ///   (an independent Bernoulli draw per epoch, not a quota of `p·E` epochs);
 /// - every step of a reduced epoch is at `reduced`, every step of any other epoch at `full`;
@@ -9,7 +9,7 @@
 /// - guard: with step-decay milestones `m` (the first epoch at the decayed rate), the epochs
 ///   `m−guard … m+guard−1` stay at full size ("the two epochs before and after", App. A);
 /// - deviation, on by default: the last `finalFullEpochs` epochs stay at full size, so the running
-///   BatchNorm statistics of the final model describe the full size (ALGORITHMS.md §1.4.3).
+///   BatchNorm statistics of the final model describe the full size (docs/design.md, "TRD").
 ///
 /// `u_e` is drawn for every epoch whatever the guards say, so the guards do not shift the random
 /// stream; ``realizedFraction(epochs:seed:)`` reports how many epochs were actually reduced, next to

@@ -5,7 +5,7 @@ import Synchronization
 
 /// How work is split over the cores: the batch is cut into `threads` parts, each part runs its
 /// GEMMs single-threaded on its own core (OpenBLAS's own threading helps little for the small-M
-/// products of a CIFAR ResNet; DESIGN.md).
+/// products of a CIFAR ResNet; docs/design.md).
 ///
 /// The count is the one bound by ``with(_:_:)`` around the calling code (the trainer binds its
 /// run's `threads`), else the process default set by ``configure(_:)`` (1 until a program sets

@@ -20,14 +20,14 @@ public final class ModelContext {
         /// One bank.
         case bank(Int)
         /// `(1−λ)·bank a + λ·bank b`: γ, β, running mean and running variance (RS-Nets §4.3;
-        /// ALGORITHMS.md §3.6). Evaluation only.
+        /// docs/design.md, "RS-Nets"). Evaluation only.
         case interpolate(Int, Int, Float)
     }
 
     /// Batch statistics and running-average updates (true), or running statistics (false).
     public var training = true
     /// In training mode: accumulate a plain average of batch statistics into the running ones
-    /// instead of the momentum update (MixSize's calibration; ALGORITHMS.md §2.7).
+    /// instead of the momentum update (MixSize's calibration; docs/design.md, "MixSize").
     public var calibrating = false
     /// In training mode: normalize with the running statistics and leave them as they are
     /// (PyTorch's `model.eval()` during a backward pass; frozen BatchNorm for fine-tuning). Every

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Multi-resolution ensemble distillation (RS-Nets, Wang et al. ECCV 2020, Eqs. 2, 5–10;
-/// ALGORITHMS.md §3.3), over the logits of S sizes, largest first.
+/// docs/design.md, "RS-Nets"), over the logits of S sizes, largest first.
 ///
 /// - `L_cls = Σ_s CE(z_s, y)` (a sum over sizes);
 /// - ensemble: `z₀ = Σ_s softmax(α)_s · stopgrad(z_s)`, `L_ens = CE(z₀, y)`: only α gets its

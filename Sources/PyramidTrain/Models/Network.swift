@@ -4,7 +4,7 @@ import PyramidLoader
 /// A classification network: a stack of layers ending in global average pooling and a linear
 /// classifier, so any input size works.
 ///
-/// Models (ALGORITHMS.md §2.8, §3.1): CIFAR-style ResNet-20/32/44/56 (3×3 stem with 16 channels,
+/// Models (docs/design.md, "MixSize"): CIFAR-style ResNet-20/32/44/56 (3×3 stem with 16 channels,
 /// three stages of BasicBlocks with 16/32/64 channels, `(depth−2)/6` blocks each) and a small
 /// plain CNN. Initialization: convolutions N(0, √(2/(k²·Cout))), BatchNorm γ=1 β=0 (the last γ
 /// of each residual block 0 with `zeroInitResidual`, as the MixSize reference), classifier

@@ -52,7 +52,7 @@ public final class SGD {
     }
 }
 
-/// MixSize's gradient smoothing (`utils/regularization.py` `GradSmooth`; ALGORITHMS.md §2.6):
+/// MixSize's gradient smoothing (`utils/regularization.py` `GradSmooth`; docs/design.md, "MixSize"):
 /// the step's gradient keeps its direction and takes the running average of recent norms.
 public struct GradientSmoothing: Codable, Equatable, Sendable {
     public var momentum: Float = 0.9

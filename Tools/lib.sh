@@ -53,3 +53,11 @@ pyramid_torch() {
   if [ -n "$wheel" ]; then python3 -m pip install --quiet "$wheel" >&2
   else python3 -m pip install --quiet torch --extra-index-url https://download.pytorch.org/whl/cpu >&2; fi
 }
+
+# The benchmarks' scratch directory, created: $PYRAMID_BENCH_DIR, default /tmp/pyramid-bench (a
+# subdirectory of it when one is named). Prints its path.
+pyramid_work_dir() {
+  local dir="${PYRAMID_BENCH_DIR:-/tmp/pyramid-bench}${1:+/$1}"
+  mkdir -p "$dir"
+  echo "$dir"
+}

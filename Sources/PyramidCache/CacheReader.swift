@@ -7,6 +7,9 @@ import Foundation
 /// its levels and its record counts), so a mismatch is reported once, naming the shard, instead
 /// of surfacing as odd samples later. A `CacheReader` is thread-safe; each reading thread makes its
 /// own ``ReadSession`` with ``makeSession()``.
+///
+/// `@unchecked Sendable`: every stored property is immutable after `init`; the LMDB environments
+/// are opened `MDB_NOTLS` and only read, each thread through its own read transaction.
 public final class CacheReader: @unchecked Sendable {
     /// The cache directory.
     public let url: URL

@@ -12,6 +12,8 @@ func lmdbCheck(_ rc: Int32, _ function: String, _ path: String) throws {
 }
 
 /// An LMDB environment (one shard). Closed when released.
+/// `@unchecked Sendable`: the `MDB_env` pointer is set once; LMDB allows an environment to be shared
+/// between threads (each thread uses its own transactions, `MDB_NOTLS`).
 final class LMDBEnvironment: @unchecked Sendable {
     let env: OpaquePointer
     let path: String

@@ -39,18 +39,18 @@ public final class Loader: Sendable {
     /// Buffers kept from earlier epochs (at most `prefetch`), for the next epoch to reuse.
     private let spareBuffers = Mutex<[BatchStorage]>([])
 
-    /// - Throws: ``LoaderError/invalidConfiguration(name:reason:)`` for a bad value,
+    /// - Throws: ``LoaderError/invalidConfiguration(key:reason:)`` for a bad value,
     ///   ``LoaderError/unservableSize(size:levels:reason:)`` for a size the cache cannot serve,
     ///   ``LoaderError/invalidLabel(shard:index:label:classes:)`` for a label outside the manifest's classes.
     public init(cache: CacheReader, configuration: LoaderConfiguration) throws {
         let m = cache.manifest
-        func bad(_ name: String, _ reason: String) -> LoaderError { .invalidConfiguration(name: name, reason: reason) }
+        func bad(_ key: LoaderConfiguration.Key, _ reason: String) -> LoaderError { .invalidConfiguration(key: key, reason: reason) }
         let c = configuration
-        guard c.batchSize >= 1 else { throw bad("batch size", "must be at least 1, not \(c.batchSize)") }
-        guard c.worldSize >= 1 else { throw bad("world size", "must be at least 1, not \(c.worldSize)") }
-        guard c.rank >= 0 && c.rank < c.worldSize else { throw bad("rank", "\(c.rank) is not in 0..<\(c.worldSize)") }
-        guard c.workers >= 1 else { throw bad("workers", "must be at least 1, not \(c.workers)") }
-        guard c.prefetch >= 1 else { throw bad("prefetch", "must be at least 1, not \(c.prefetch)") }
+        guard c.batchSize >= 1 else { throw bad(.batchSize, "must be at least 1, not \(c.batchSize)") }
+        guard c.worldSize >= 1 else { throw bad(.worldSize, "must be at least 1, not \(c.worldSize)") }
+        guard c.rank >= 0 && c.rank < c.worldSize else { throw bad(.rank, "\(c.rank) is not in 0..<\(c.worldSize)") }
+        guard c.workers >= 1 else { throw bad(.workers, "must be at least 1, not \(c.workers)") }
+        guard c.prefetch >= 1 else { throw bad(.prefetch, "must be at least 1, not \(c.prefetch)") }
         guard m.sampleCount > 0 else {
             throw LoaderError.cache(.invalidManifest(path: cache.url.appendingPathComponent(Manifest.fileName).path, reason: "it holds no samples"))
         }

@@ -12,6 +12,16 @@ public enum CorruptRecordPolicy: String, Codable, Sendable, CaseIterable {
 
 /// Everything a ``Loader`` needs besides the cache.
 public struct LoaderConfiguration: Sendable {
+    /// The settings a ``LoaderError/invalidConfiguration(key:reason:)`` can name: raw values are
+    /// the property names.
+    public enum Key: String, Sendable, CaseIterable {
+        case batchSize, worldSize, rank, workers, prefetch
+        /// Words for a message: `batch size`.
+        public var label: String {
+            rawValue.reduce(into: "") { out, c in out += c.isUppercase ? " " + c.lowercased() : String(c) }
+        }
+    }
+
     /// Which size(s) each step serves, and its batch.
     public var schedule: any ResolutionSchedule
     /// Base images per rank per step (MixSize scales it per size; D+ adds duplicates).

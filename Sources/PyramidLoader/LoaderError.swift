@@ -6,8 +6,8 @@ public enum LoaderError: Error, Equatable, CustomStringConvertible, Sendable {
     case invalidSchedule(spec: String, reason: String)
     /// The schedule asks for a size the cache cannot serve.
     case unservableSize(size: Int, levels: [Int], reason: String)
-    /// A configuration value is out of range.
-    case invalidConfiguration(name: String, reason: String)
+    /// A configuration value is out of range; `key` names the ``LoaderConfiguration`` property.
+    case invalidConfiguration(key: LoaderConfiguration.Key, reason: String)
     /// An augmentation string could not be parsed.
     case invalidAugmentation(spec: String, reason: String)
     /// A resume cursor outside the epoch.
@@ -26,8 +26,8 @@ public enum LoaderError: Error, Equatable, CustomStringConvertible, Sendable {
             return "invalid schedule '\(spec)': \(reason)"
         case .unservableSize(let size, let levels, let reason):
             return "the cache cannot serve size \(size) (levels \(levels.map(String.init).joined(separator: ","))): \(reason)"
-        case .invalidConfiguration(let name, let reason):
-            return "invalid \(name): \(reason)"
+        case .invalidConfiguration(let key, let reason):
+            return "invalid \(key.label): \(reason)"
         case .invalidAugmentation(let spec, let reason):
             return "invalid augmentation '\(spec)': \(reason)"
         case .invalidCursor(let cursor, let count):

@@ -155,56 +155,72 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
 }
 
 extension RunConfiguration {
-    /// A run with the defaults of its method (docs/design.md), checked against its caches before
-    /// anything is written:
+    /// What a person chooses for a new run; the model's channels and classes come from the cache,
+    /// and what is nil here follows the method (``RunConfiguration/recipe(cache:_:)``).
+    public struct Recipe: Sendable {
+        /// The validation cache, if any.
+        public var testCache: String?
+        /// ``Network/Configuration/architecture`` (`resnet20`, …, `plain`).
+        public var architecture = Network.Architecture.resnet(depth: 20)
+        /// The shortcut of shape-changing residual blocks.
+        public var shortcut = BasicBlock.Shortcut.projection
+        /// The schedule string (nil: fixed at the cache's largest level).
+        public var schedule: String?
+        /// The augmentation string (nil: the cache's default).
+        public var augment: String?
+        public var epochs = 10
+        /// The base batch per step (over all processes).
+        public var batch = 128
+        public var learningRate = LearningRateSchedule(kind: .cosine, base: 0.1)
+        /// SGD's settings (`decayAll` is forced on for parallel schedules).
+        public var optimizer = SGD.Configuration()
+        /// Label smoothing ε.
+        public var labelSmoothing: Float = 0
+        /// MixSize's gradient smoothing; nil: on for MixSize schedules, off otherwise.
+        public var gradientSmoothing: Bool?
+        /// Start the last BatchNorm γ of every residual block at 0; nil: on for MixSize schedules (its
+        /// reference code does), off otherwise (the ResNet paper, PyTorch's default, and RS-Nets').
+        public var zeroInitResidual: Bool?
+        /// RS-Nets' distillation (parallel schedules).
+        public var distillation = MRED.Distillation.full
+        /// One BatchNorm for every size (parallel schedules only).
+        public var sharedBatchNorm = false
+        /// What a corrupt training record does.
+        public var corruptRecords = CorruptRecordPolicy.fail
+        /// Seed of initialization, order and augmentation.
+        public var seed: UInt64 = 0
+        /// Loader threads.
+        public var workers = 1
+        /// Batch parts computed in parallel.
+        public var threads = 1
+        public init() {}
+    }
+
+    /// A run of `recipe` on `cache`, with the defaults of its method (`docs/design.md`), checked
+    /// against its caches before anything is written:
     /// - the schedule defaults to fixed at the cache's largest level;
-    /// - parallel (RS-Nets) runs decay every parameter and start residual blocks with γ = 1
-    ///   (the others zero-initialise each block's last γ, as the MixSize reference does);
-    /// - gradient smoothing defaults to on for MixSize schedules and off otherwise;
+    /// - parallel (RS-Nets) runs decay every parameter;
+    /// - gradient smoothing and the zero-initialized last γ of residual blocks default to on for
+    ///   MixSize schedules and off otherwise;
     /// - the model's channels and classes are the cache's.
-    /// - Parameters:
-    ///   - cache: the training cache.
-    ///   - testCache: the validation cache, if any.
-    ///   - architecture: ``Network/Configuration/architecture`` (`resnet20`, …, `plain`).
-    ///   - shortcut: the shortcut of shape-changing residual blocks.
-    ///   - schedule: the schedule string (nil: fixed at the largest level).
-    ///   - augment: the augmentation string (nil: the cache's default).
-    ///   - epochs: epochs to train.
-    ///   - batch: the base batch per step.
-    ///   - learningRate: the learning-rate schedule.
-    ///   - optimizer: SGD's settings (`decayAll` is forced on for parallel schedules).
-    ///   - labelSmoothing: label smoothing ε.
-    ///   - gradientSmoothing: nil for the method's default.
-    ///   - zeroInitResidual: start the last BatchNorm γ of every residual block at 0; nil for the
-    ///     method's default: on for MixSize schedules (its reference code does), off otherwise (the
-    ///     ResNet paper, PyTorch's and torchvision's default, and RS-Nets').
-    ///   - distillation: RS-Nets' distillation (parallel schedules).
-    ///   - sharedBatchNorm: one BatchNorm for every size (parallel schedules only).
-    ///   - corruptRecords: what a corrupt training record does.
-    ///   - seed: seed of initialization, order and augmentation.
-    ///   - workers: loader threads.
-    ///   - threads: batch parts computed in parallel.
     /// - Throws: `CacheError` for a cache that cannot be opened, and what ``validate(against:testManifest:)`` throws.
-    public static func recipe(cache: String, testCache: String?, architecture: String, shortcut: BasicBlock.Shortcut,
-                              schedule: String?, augment: String?, epochs: Int, batch: Int, learningRate: LearningRateSchedule,
-                              optimizer: SGD.Configuration, labelSmoothing: Float, gradientSmoothing: Bool?,
-                              zeroInitResidual: Bool? = nil, distillation: MRED.Distillation, sharedBatchNorm: Bool, corruptRecords: CorruptRecordPolicy,
-                              seed: UInt64, workers: Int, threads: Int) throws -> RunConfiguration {
+    public static func recipe(cache: String, _ recipe: Recipe) throws -> RunConfiguration {
         let manifest = try Manifest.load(from: URL(fileURLWithPath: cache))
-        let testManifest = try testCache.map { try Manifest.load(from: URL(fileURLWithPath: $0)) }
-        let spec = schedule ?? "fixed:\(manifest.levelSizes.max()!)"
+        let testManifest = try recipe.testCache.map { try Manifest.load(from: URL(fileURLWithPath: $0)) }
+        let spec = recipe.schedule ?? "fixed:\(manifest.levelSizes.max()!)"
         // A schedule that does not parse is reported by validate() below.
         let parsed = try? ScheduleParser.parse(spec, largestLevel: manifest.levelSizes.max())
         let isParallel = parsed is Parallel, isMixSize = parsed is MixSize
-        var optimizer = optimizer
+        var optimizer = recipe.optimizer
         optimizer.decayAll = optimizer.decayAll || isParallel
         let configuration = RunConfiguration(
-            cache: cache, testCache: testCache,
-            model: .init(architecture: architecture, inputChannels: manifest.channels, classes: manifest.classes.count,
-                         shortcut: shortcut, zeroInitResidual: zeroInitResidual ?? isMixSize, seed: seed),
-            schedule: spec, augment: augment, epochs: epochs, batch: batch, learningRate: learningRate, optimizer: optimizer,
-            labelSmoothing: labelSmoothing, gradientSmoothing: gradientSmoothing ?? isMixSize, distillation: distillation,
-            seed: seed, workers: workers, threads: threads, corruptRecords: corruptRecords, sharedBatchNorm: sharedBatchNorm)
+            cache: cache, testCache: recipe.testCache,
+            model: .init(architecture: recipe.architecture.description, inputChannels: manifest.channels, classes: manifest.classes.count,
+                         shortcut: recipe.shortcut, zeroInitResidual: recipe.zeroInitResidual ?? isMixSize, seed: recipe.seed),
+            schedule: spec, augment: recipe.augment, epochs: recipe.epochs, batch: recipe.batch, learningRate: recipe.learningRate,
+            optimizer: optimizer, labelSmoothing: recipe.labelSmoothing, gradientSmoothing: recipe.gradientSmoothing ?? isMixSize,
+            distillation: recipe.distillation, seed: recipe.seed, workers: recipe.workers, threads: recipe.threads,
+            corruptRecords: recipe.corruptRecords, sharedBatchNorm: recipe.sharedBatchNorm)
         try configuration.validate(against: manifest, testManifest: testManifest)
         return configuration
     }

@@ -48,11 +48,11 @@ struct BuildCommand: ParsableCommand {
     @Option(help: "Level sizes in pixels, comma-separated (any order; stored largest first).")
     var levels: String = "224,192,160,128,96"
 
-    @Option(help: "Source format: folder, list, cifar10, cifar100 or idx (default: detected).")
-    var format: String?
+    @Option(help: "Source format (default: detected).")
+    var format: SourceFormat?
 
-    @Option(help: "Split to read from CIFAR and IDX folders: train or test.")
-    var split: String = "train"
+    @Option(help: "Split to read from CIFAR and IDX folders.")
+    var split: Split = .train
 
     @Option(name: .customLong("class-names"), help: "Class names for integer labels: comma-separated, or @FILE with one per line.")
     var classNames: String?
@@ -61,7 +61,7 @@ struct BuildCommand: ParsableCommand {
     var channels: Int?
 
     @Option(help: "center: the centred square of the short side; full: the whole image, aspect kept.")
-    var crop: String = "center"
+    var crop: BuildOptions.Crop = .center
 
     @Option(parsing: .unconditional, help: "Store this much context around the crop (≥ 1): the stored short side is round(level × margin). 1.143 stores short side = level/0.875 for the usual centre-crop evaluation.")
     var margin: Double = 1.0
@@ -79,7 +79,7 @@ struct BuildCommand: ParsableCommand {
     var dictionary = false
 
     @Option(help: "Pixel filter before zstd: none or sub (PNG-style left-neighbour delta; helps photos).")
-    var filter: String = "none"
+    var filter: RecordHeader.Filter = .none
 
     @Option(help: ArgumentHelp(
         "How levels are stored: auto, one codec for every level, or one per level (largest first, comma-separated).",
@@ -110,12 +110,6 @@ struct BuildCommand: ParsableCommand {
 
     func validate() throws {
         if resume && overwrite { throw ValidationError("--resume and --overwrite cannot be used together") }
-        guard BuildOptionsCrop(rawValue: crop) != nil else { throw ValidationError("--crop: must be center or full, not '\(crop)'") }
-        if let format, SourceFormat(rawValue: format) == nil {
-            throw ValidationError("--format: must be one of \(SourceFormat.allCases.map(\.rawValue).joined(separator: ", ")), not '\(format)'")
-        }
-        if filter != "none" && filter != "sub" { throw ValidationError("--filter: must be none or sub, not '\(filter)'") }
-        if split != "train" && split != "test" { throw ValidationError("--split: must be train or test, not '\(split)'") }
         _ = try parseCodecList(codec)
     }
 
@@ -123,13 +117,13 @@ struct BuildCommand: ParsableCommand {
     func makeOptions() throws -> BuildOptions {
         var o = BuildOptions(levels: try parseIntList(levels, flag: "levels"))
         o.channels = channels
-        o.crop = BuildOptionsCrop(rawValue: crop) ?? .center
+        o.crop = crop
         o.margin = margin
         o.shards = try shardCount()
         o.workers = workers
         o.zstdLevel = zstdLevel
         o.dictionary = dictionary
-        o.filter = filter == "sub" ? .sub : .none
+        o.filter = filter
         o.codecs = try parseCodecList(codec)
         o.maxPixels = maxPixels
         o.strict = strict
@@ -165,15 +159,15 @@ struct BuildCommand: ParsableCommand {
                 names = classNames.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             }
         }
-        let catalog = try SourceFormat.open(path: source, format: format.flatMap(SourceFormat.init(rawValue:)), split: split, classNames: names)
+        let catalog = try SourceFormat.open(path: source, format: format, split: split.rawValue, classNames: names)
         let builder = try Builder(catalog: catalog, options: options, output: URL(fileURLWithPath: out))
         builder.toolVersion = Pyramid.version
         builder.recordedOptions = [
-            "levels": levels, "crop": crop, "margin": String(margin), "shards": String(options.shards), "workers": String(workers), "processes": String(group.size),
-            "zstd-level": String(zstdLevel), "dictionary": String(dictionary), "filter": filter,
+            "levels": levels, "crop": crop.rawValue, "margin": String(margin), "shards": String(options.shards), "workers": String(workers), "processes": String(group.size),
+            "zstd-level": String(zstdLevel), "dictionary": String(dictionary), "filter": filter.name,
             "codec": builder.codecList,
             "max-pixels": String(maxPixels), "strict": String(strict), "limit": limit.map(String.init) ?? "",
-            "channels": String(builder.channels), "split": split,
+            "channels": String(builder.channels), "split": split.rawValue,
         ]
         installInterruptHandler()
         let progress = ProgressLine(quiet: quiet || !group.isRoot, periodicLines: group.size > 1)
@@ -199,4 +193,3 @@ struct BuildCommand: ParsableCommand {
     }
 }
 
-typealias BuildOptionsCrop = BuildOptions.Crop

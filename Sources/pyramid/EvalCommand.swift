@@ -32,7 +32,7 @@ struct EvalCommand: ParsableCommand {
     var png: String?
 
     @Option(help: "best (highest validation top-1) or final.")
-    var checkpoint: String = "final"
+    var checkpoint: CheckpointChoice = .final
 
     @Option(help: "Test sizes, comma-separated.")
     var sizes: String = "28,24,20,16,14,12,36"
@@ -62,7 +62,6 @@ struct EvalCommand: ParsableCommand {
     var reuse = false
 
     func validate() throws {
-        if checkpoint != "best" && checkpoint != "final" { throw ValidationError("--checkpoint: must be best or final") }
         if calibrate < 0 { throw ValidationError("--calibrate: must not be negative") }
         if let bank, bank < 0 { throw ValidationError("--bank: must not be negative") }
         if bank != nil && reuse { throw ValidationError("--bank: not with --reuse (a forced-bank evaluation is saved apart)") }
@@ -73,15 +72,15 @@ struct EvalCommand: ParsableCommand {
         var reports: [EvaluationReport] = []
         for runDirectory in runDirectories {
             let directory = URL(fileURLWithPath: runDirectory)
-            if reuse, let previous = EvaluationReport.upToDate(directory: directory, checkpoint: checkpoint, sizes: sizeList,
+            if reuse, let previous = EvaluationReport.upToDate(directory: directory, checkpoint: checkpoint.rawValue, sizes: sizeList,
                                                                  testCache: test, calibrate: calibrate) {
                 if !json && !markdown { print("\(runDirectory): reusing \(previous.0.path)") }
                 reports.append(previous.1)
                 continue
             }
-            let report = try EvaluationReport.make(directory: directory, checkpoint: checkpoint, sizes: sizeList, testCache: test,
+            let report = try EvaluationReport.make(directory: directory, checkpoint: checkpoint.rawValue, sizes: sizeList, testCache: test,
                                                    calibrate: calibrate, workers: workers, threads: threads, forcedBank: bank)
-            let stem = checkpoint + (bank.map { "-bank\($0)" } ?? "")
+            let stem = checkpoint.rawValue + (bank.map { "-bank\($0)" } ?? "")
             let encoder = JSONEncoder(); encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             let data = try encoder.encode(report)
             try writeAtomically(data, to: directory.appendingPathComponent("eval-\(stem).json"))

@@ -103,7 +103,7 @@ extension Failure {
         case .invalidAugmentation: self = .flag("augment", error.description)
         case .unservableSize: self = .usage(error.description)
         case .invalidLabel: self = .failure("\(error) (pyramid verify CACHE lists every bad label)")
-        case .invalidConfiguration(let name, let reason): self = .flag(name, reason)
+        case .invalidConfiguration(let key, let reason): self = .flag(key.rawValue, reason)
         default: self = .failure(error.description)
         }
     }

@@ -9,7 +9,7 @@ enum Flags {
     static func name(of setting: String) -> String {
         let renamed = [
             "architecture": "model", "testCache": "test", "sharedBatchNorm": "shared-bn", "forcedBank": "bank",
-            "batchSize": "batch", "batch size": "batch", "world size": "world-size", "learningRate": "lr", "codecs": "codec",
+            "batchSize": "batch", "learningRate": "lr", "codecs": "codec",
         ]
         if let flag = renamed[setting] { return "--" + flag }
         var flag = ""

@@ -52,8 +52,11 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "A test cache: validation after every epoch, and pyramid eval's default.")
     var test: String?
 
-    @Option(help: "resnet20, resnet32, resnet44, resnet56, resnet8 or plain.")
-    var model: String = "resnet20"
+    // Options that define a run are optional: nil means "not given", so a resume can tell what was
+    // given from the parsed values; the defaults are RunConfiguration.Recipe's (`defaults`).
+
+    @Option(help: "The model (default: \(defaults.architecture)).")
+    var model: Network.Architecture?
 
     @Option(help: "Resolution schedule (default: fixed at the cache's largest level).")
     var schedule: String?
@@ -61,100 +64,131 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Augmentation (\(Augmentation.syntax)); default: the cache's training augmentation.")
     var augment: String?
 
-    @Option(parsing: .unconditional, help: "Epochs.")
-    var epochs: Int = 10
+    @Option(parsing: .unconditional, help: "Epochs (default: \(defaults.epochs)).")
+    var epochs: Int?
 
-    @Option(parsing: .unconditional, help: "Base images per step.")
-    var batch: Int = 128
+    @Option(parsing: .unconditional, help: "Base images per step, over all processes (default: \(defaults.batch)).")
+    var batch: Int?
 
-    @Option(parsing: .unconditional, help: "Base learning rate.")
-    var lr: Float = 0.1
+    @Option(parsing: .unconditional, help: "Base learning rate (default: \(defaults.learningRate.base)).")
+    var lr: Float?
 
-    @Option(name: .customLong("lr-schedule"), help: "cosine (per iteration), multistep or constant.")
-    var lrSchedule: String = "cosine"
+    @Option(name: .customLong("lr-schedule"), help: "cosine (per iteration), multistep or constant (default: \(defaults.learningRate.kind.rawValue)).")
+    var lrSchedule: LearningRateSchedule.Kind?
 
     @Option(help: "Multistep milestones: first epochs at each ×0.1 rate, e.g. 5,8.")
     var milestones: String?
 
-    @Option(parsing: .unconditional, help: "Linear warmup epochs.")
-    var warmup: Int = 0
+    @Option(parsing: .unconditional, help: "Linear warmup epochs (default: 0).")
+    var warmup: Int?
 
-    @Option(parsing: .unconditional, help: "SGD momentum.")
-    var momentum: Float = 0.9
+    @Option(parsing: .unconditional, help: "SGD momentum (default: \(defaults.optimizer.momentum)).")
+    var momentum: Float?
 
     @Flag(help: "Nesterov momentum.")
     var nesterov = false
 
-    @Option(name: .customLong("weight-decay"), parsing: .unconditional, help: "Weight decay.")
-    var weightDecay: Float = 1e-4
+    @Option(name: .customLong("weight-decay"), parsing: .unconditional, help: "Weight decay (default: \(defaults.optimizer.weightDecay)).")
+    var weightDecay: Float?
 
     @Flag(name: .customLong("decay-all"), help: "Decay every parameter (BN, biases, α), as RS-Nets does; default: conv/FC weights only.")
     var decayAll = false
 
-    @Option(name: .customLong("label-smoothing"), parsing: .unconditional, help: "Label smoothing ε.")
-    var labelSmoothing: Float = 0
+    @Option(name: .customLong("label-smoothing"), parsing: .unconditional, help: "Label smoothing ε (default: 0).")
+    var labelSmoothing: Float?
 
     @Option(name: .customLong("gradient-smoothing"), help: "on or off (default: on for mixsize schedules).")
-    var gradientSmoothing: String?
+    var gradientSmoothing: Switch?
 
     @Option(name: .customLong("zero-init-residual"), help: "on or off: start the last BatchNorm γ of every residual block at 0 (default: on for mixsize schedules, as MixSize's reference code; off otherwise, as the ResNet paper and PyTorch).")
-    var zeroInitResidual: String?
+    var zeroInitResidual: Switch?
 
-    @Option(help: "Parallel schedules: full, vanilla or none (MRED).")
-    var distillation: String = "full"
+    @Option(help: "Parallel schedules: full, vanilla or none (MRED) (default: \(defaults.distillation.rawValue)).")
+    var distillation: MRED.Distillation?
 
     @Flag(name: .customLong("shared-bn"), help: "Parallel schedules: one BatchNorm for every size instead of a private bank per size (the RS-Nets ablation).")
     var sharedBatchNorm = false
 
-    @Option(help: "Shortcut of shape-changing residual blocks: projection or pad.")
-    var shortcut: String = "projection"
+    @Option(help: "Shortcut of shape-changing residual blocks: projection or pad (default: \(defaults.shortcut.rawValue)).")
+    var shortcut: BasicBlock.Shortcut?
 
-    @Option(name: .customLong("corrupt-records"), help: "A corrupt training record: fail (stop, naming it) or substitute (serve the next sample; counted in the log).")
-    var corruptRecords: String = "fail"
+    @Option(name: .customLong("corrupt-records"), help: "A corrupt training record: fail (stop, naming it) or substitute (serve the next sample; counted in the log) (default: fail).")
+    var corruptRecords: CorruptRecordPolicy?
 
-    @Option(parsing: .unconditional, help: "Seed of initialization, order and augmentation.")
-    var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Seed of initialization, order and augmentation (default: 0).")
+    var seed: UInt64?
 
-    @Option(parsing: .unconditional, help: "Loader worker threads.")
-    var workers: Int = 1
+    @Option(parsing: .unconditional, help: "Loader worker threads (default: 1).")
+    var workers: Int?
 
     @Option(parsing: .unconditional, help: "Batch parts computed in parallel, one single-threaded GEMM each (default: the cores, divided among the processes on this machine under mpirun).")
-    var threads: Int = Processes.coresPerProcess
+    var threads: Int?
 
     @Flag(help: "No progress line, no per-epoch lines.")
     var quiet = false
+
+    /// The flags given that define a run (saved in run.json), which a resume cannot change.
+    var runDefiningFlagsGiven: [String] {
+        let given: [(String, Bool)] = [
+            ("--test", test != nil), ("--model", model != nil), ("--schedule", schedule != nil), ("--augment", augment != nil),
+            ("--epochs", epochs != nil), ("--batch", batch != nil), ("--lr", lr != nil), ("--lr-schedule", lrSchedule != nil),
+            ("--milestones", milestones != nil), ("--warmup", warmup != nil), ("--momentum", momentum != nil), ("--nesterov", nesterov),
+            ("--weight-decay", weightDecay != nil), ("--decay-all", decayAll), ("--label-smoothing", labelSmoothing != nil),
+            ("--gradient-smoothing", gradientSmoothing != nil), ("--zero-init-residual", zeroInitResidual != nil),
+            ("--distillation", distillation != nil), ("--shared-bn", sharedBatchNorm), ("--shortcut", shortcut != nil),
+            ("--corrupt-records", corruptRecords != nil), ("--seed", seed != nil),
+        ]
+        return given.filter(\.1).map(\.0)
+    }
 
     func validate() throws {
         if resume == nil && (cache == nil || out == nil) { throw ValidationError("give CACHE and --out RUNDIR, or --resume RUNDIR") }
         if resume != nil && out != nil { throw ValidationError("--resume continues a run in place; --out is not used with it") }
         if let resume {
-            let fixed = Self.runDefiningFlags.filter { flag in CommandLine.arguments.contains { $0 == flag || $0.hasPrefix(flag + "=") } }
+            let fixed = runDefiningFlagsGiven
             if cache != nil || !fixed.isEmpty {
                 throw ValidationError("--resume continues \(resume) exactly as it was configured; \((cache != nil ? ["CACHE"] : []) + fixed) cannot change it (only --workers, --threads and --quiet can)")
             }
         }
-        if epochs < 1 { throw ValidationError("--epochs: must be at least 1") }
-        if batch < 1 { throw ValidationError("--batch: must be at least 1") }
+        let r = try recipe()
+        if r.epochs < 1 { throw ValidationError("--epochs: must be at least 1") }
+        if r.batch < 1 { throw ValidationError("--batch: must be at least 1") }
+        let lr = r.learningRate.base, o = r.optimizer
         if !(lr > 0) || !lr.isFinite { throw ValidationError("--lr: must be a positive finite number, not \(lr)") }
-        if !(momentum >= 0 && momentum < 1) { throw ValidationError("--momentum: must be in [0, 1), not \(momentum)") }
-        if !(weightDecay >= 0) || !weightDecay.isFinite { throw ValidationError("--weight-decay: must be a finite number ≥ 0, not \(weightDecay)") }
-        if !(labelSmoothing >= 0 && labelSmoothing < 1) { throw ValidationError("--label-smoothing: must be in [0, 1), not \(labelSmoothing)") }
-        if warmup < 0 || warmup > epochs { throw ValidationError("--warmup: must be in 0...\(epochs) (the epochs), not \(warmup)") }
-        if LearningRateSchedule.Kind(rawValue: lrSchedule) == nil { throw ValidationError("--lr-schedule: must be cosine, multistep or constant, not '\(lrSchedule)'") }
-        if Network.Architecture(name: model) == nil { throw ValidationError("--model: unknown model '\(model)' (resnet20, resnet32, resnet44, resnet56, resnet8, plain)") }
-        if BasicBlock.Shortcut(rawValue: shortcut) == nil { throw ValidationError("--shortcut: must be projection or pad") }
-        if MRED.Distillation(rawValue: distillation) == nil { throw ValidationError("--distillation: must be full, vanilla or none") }
-        if let g = gradientSmoothing, g != "on" && g != "off" { throw ValidationError("--gradient-smoothing: must be on or off") }
-        if let z = zeroInitResidual, z != "on" && z != "off" { throw ValidationError("--zero-init-residual: must be on or off") }
-        if threads < 1 || workers < 1 { throw ValidationError("--threads and --workers: must be at least 1") }
-        if CorruptRecordPolicy(rawValue: corruptRecords) == nil { throw ValidationError("--corrupt-records: must be fail or substitute") }
+        if !(o.momentum >= 0 && o.momentum < 1) { throw ValidationError("--momentum: must be in [0, 1), not \(o.momentum)") }
+        if !(o.weightDecay >= 0) || !o.weightDecay.isFinite { throw ValidationError("--weight-decay: must be a finite number ≥ 0, not \(o.weightDecay)") }
+        if !(r.labelSmoothing >= 0 && r.labelSmoothing < 1) { throw ValidationError("--label-smoothing: must be in [0, 1), not \(r.labelSmoothing)") }
+        let w = r.learningRate.warmupEpochs
+        if w < 0 || w > r.epochs { throw ValidationError("--warmup: must be in 0...\(r.epochs) (the epochs), not \(w)") }
+        if r.threads < 1 || r.workers < 1 { throw ValidationError("--threads and --workers: must be at least 1") }
     }
 
-    /// The flags that define a run (saved in run.json); a resume cannot change them.
-    static let runDefiningFlags = ["--test", "--model", "--schedule", "--augment", "--epochs", "--batch", "--lr", "--lr-schedule",
-                                   "--milestones", "--warmup", "--momentum", "--nesterov", "--weight-decay", "--decay-all",
-                                   "--label-smoothing", "--gradient-smoothing", "--zero-init-residual", "--distillation", "--shared-bn", "--shortcut",
-                                   "--corrupt-records", "--seed"]
+    /// The options as a recipe: what was given, the recipe's defaults for the rest.
+    func recipe() throws -> RunConfiguration.Recipe {
+        var r = RunConfiguration.Recipe()
+        r.testCache = test
+        r.architecture = model ?? r.architecture
+        r.shortcut = shortcut ?? r.shortcut
+        r.schedule = schedule
+        r.augment = augment
+        r.epochs = epochs ?? r.epochs
+        r.batch = batch ?? r.batch
+        r.learningRate = LearningRateSchedule(kind: lrSchedule ?? r.learningRate.kind, base: lr ?? r.learningRate.base,
+                                              milestones: try milestones.map { try parseIntList($0, flag: "milestones") } ?? [],
+                                              warmupEpochs: warmup ?? 0)
+        r.optimizer = .init(momentum: momentum ?? r.optimizer.momentum, nesterov: nesterov,
+                            weightDecay: weightDecay ?? r.optimizer.weightDecay, decayAll: decayAll)
+        r.labelSmoothing = labelSmoothing ?? r.labelSmoothing
+        r.gradientSmoothing = gradientSmoothing.map { $0 == .on }
+        r.zeroInitResidual = zeroInitResidual.map { $0 == .on }
+        r.distillation = distillation ?? r.distillation
+        r.sharedBatchNorm = sharedBatchNorm
+        r.corruptRecords = corruptRecords ?? r.corruptRecords
+        r.seed = seed ?? r.seed
+        r.workers = workers ?? 1
+        r.threads = threads ?? Processes.coresPerProcess
+        return r
+    }
 
     func run() throws {
         let directory: URL
@@ -168,25 +202,14 @@ struct TrainCommand: ParsableCommand {
             }
             // --workers and --threads given now win over the run's; under mpirun the default
             // threads follow this launch's processes per machine, not the first launch's.
-            func given(_ flag: String) -> Bool { CommandLine.arguments.contains { $0 == flag || $0.hasPrefix(flag + "=") } }
-            if given("--workers") { runConfiguration.workers = workers }
-            if given("--threads") || Processes.distributed { runConfiguration.threads = threads }
+            if let workers { runConfiguration.workers = workers }
+            if threads != nil || Processes.distributed { runConfiguration.threads = threads ?? Processes.coresPerProcess }
         } else {
             directory = URL(fileURLWithPath: out!)
             if FileManager.default.fileExists(atPath: directory.appendingPathComponent(Trainer.checkpointFile).path) {
                 throw Failure.usage("--out: \(out!) already holds a run (--resume \(out!) continues it)")
             }
-            runConfiguration = try RunConfiguration.recipe(
-                cache: cache!, testCache: test, architecture: model, shortcut: BasicBlock.Shortcut(rawValue: shortcut)!,
-                schedule: schedule, augment: augment, epochs: epochs, batch: batch,
-                learningRate: LearningRateSchedule(kind: LearningRateSchedule.Kind(rawValue: lrSchedule)!, base: lr,
-                                                   milestones: try milestones.map { try parseIntList($0, flag: "milestones") } ?? [],
-                                                   warmupEpochs: warmup),
-                optimizer: .init(momentum: momentum, nesterov: nesterov, weightDecay: weightDecay, decayAll: decayAll),
-                labelSmoothing: labelSmoothing, gradientSmoothing: gradientSmoothing.map { $0 == "on" },
-                zeroInitResidual: zeroInitResidual.map { $0 == "on" },
-                distillation: MRED.Distillation(rawValue: distillation)!, sharedBatchNorm: sharedBatchNorm,
-                corruptRecords: CorruptRecordPolicy(rawValue: corruptRecords)!, seed: seed, workers: workers, threads: threads)
+            runConfiguration = try RunConfiguration.recipe(cache: cache!, try recipe())
         }
         let group = try Processes.group()
         let quiet = self.quiet || !group.isRoot
@@ -224,3 +247,6 @@ struct TrainCommand: ParsableCommand {
         }
     }
 }
+
+/// The recipe's defaults, named in `pyramid train --help`.
+private let defaults = RunConfiguration.Recipe()

@@ -18,9 +18,7 @@ func recordBytes(_ dir: URL) throws -> [[UInt8]] { try CacheFixture.recordBytes(
 
 /// Writes an IDX source of `count` 28×28 pattern images into `dir`.
 func makeIDX(_ dir: TempDirectory, count: Int, gzip: Bool = true, side: Int = 28) throws {
-    let images = (0..<count).map { Fixtures.pattern(width: side, height: side, channels: 1, seed: $0) }
-    try Fixtures.writeIDX(directory: dir.url.path, prefix: "train", images: images, rows: side, cols: side,
-                          labels: (0..<count).map { UInt8($0 % 10) }, gzip: gzip)
+    try Fixtures.writeIDXSource(directory: dir.url.path, count: count, side: side, gzip: gzip)
 }
 
 /// Mean absolute difference of two equally long byte arrays.

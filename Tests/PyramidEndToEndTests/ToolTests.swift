@@ -55,15 +55,7 @@ func makeTinyFolder(_ dir: TempDirectory) throws {
 
 /// An IDX source large enough that a debug build takes several seconds.
 func makeLargeIDX(_ dir: TempDirectory, count: Int) throws {
-    var state: UInt64 = 7
-    let images: [[UInt8]] = (0..<count).map { i in
-        (0..<784).map { j in
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return UInt8(truncatingIfNeeded: (j % 28) * 4 + i % 50 + Int(state >> 61))
-        }
-    }
-    try Fixtures.writeIDX(directory: dir.url.path, prefix: "train", images: images, rows: 28, cols: 28,
-                          labels: (0..<count).map { UInt8($0 % 10) }, gzip: false)
+    try Fixtures.writeIDXSource(directory: dir.url.path, count: count, noisy: true, gzip: false)
 }
 
 func recordBytes(_ dir: String) throws -> [[UInt8]] { try CacheFixture.recordBytes(URL(fileURLWithPath: dir)) }
@@ -116,10 +108,10 @@ func recordBytes(_ dir: String) throws -> [[UInt8]] { try CacheFixture.recordByt
         (["build", "/nonexistent/src", "--out", "/tmp/pyramid-e2e-x", "--levels", "28"], Int32(1), "/nonexistent/src: no such file or directory"),
         (["build", "SRC", "--out", "/tmp/pyramid-e2e-x", "--levels", "28,abc"], 64, "--levels: 'abc' is not a whole number"),
         (["build", "SRC", "--out", "/tmp/pyramid-e2e-x", "--levels", "28", "--channels", "2"], 64, "--channels: must be 1 or 3, not 2"),
-        (["build", "SRC", "--out", "/tmp/pyramid-e2e-x", "--crop", "middle"], 64, "--crop: must be center or full"),
+        (["build", "SRC", "--out", "/tmp/pyramid-e2e-x", "--crop", "middle"], 64, "The value 'middle' is invalid for '--crop <crop>'. Please provide one of 'center' and 'full'"),
         (["build", "SRC", "--out", "/tmp/pyramid-e2e-x", "--resume", "--overwrite"], 64, "--resume and --overwrite cannot be used together"),
-        (["build", "SRC", "--out", "/tmp/pyramid-e2e-x", "--filter", "up"], 64, "--filter: must be none or sub"),
-        (["build", "SRC", "--out", "/tmp/pyramid-e2e-x", "--levels", "28", "--format", "png"], 64, "--format: must be one of"),
+        (["build", "SRC", "--out", "/tmp/pyramid-e2e-x", "--filter", "up"], 64, "The value 'up' is invalid for '--filter <filter>'. Please provide one of 'none' and 'sub'"),
+        (["build", "SRC", "--out", "/tmp/pyramid-e2e-x", "--levels", "28", "--format", "png"], 64, "The value 'png' is invalid for '--format <format>'. Please provide one of 'folder', 'list'"),
         (["build", "SRC", "--out", "/proc/pyramid-e2e/out", "--levels", "16"], 1, "/proc/pyramid-e2e/out: cannot create"),
         (["build", "SRC", "--out", "EXISTING", "--levels", "16"], 1, "already holds a cache (--overwrite replaces it)"),
         (["inspect", "/tmp"], 1, "/tmp: no manifest.json"),
@@ -131,12 +123,12 @@ func recordBytes(_ dir: String) throws -> [[UInt8]] { try CacheFixture.recordByt
         (["plan", "EXISTING", "--schedule", "mixsize:16,40@0.5,0.5"], 64, "the cache cannot serve size 40 (levels 16)"),
         (["plan", "/tmp", "--schedule", "fixed:28"], 1, "/tmp: no manifest.json"),
         (["bench", "load", "EXISTING", "--schedule", "fixed:16", "--augment", "zoom"], 64, "invalid augmentation 'zoom'"),
-        (["bench", "load", "EXISTING", "--schedule", "fixed:16", "--output", "f16"], 64, "--output: must be float32 or uint8"),
+        (["bench", "load", "EXISTING", "--schedule", "fixed:16", "--output", "f16"], 64, "The value 'f16' is invalid for '--output <output>'. Please provide one of 'float32' and 'uint8'"),
         (["train", "/nonexistent/cache", "--out", "/tmp/pyramid-e2e-run"], 1, "/nonexistent/cache: no such cache directory"),
         (["train", "EXISTING"], 64, "give CACHE and --out RUNDIR, or --resume RUNDIR"),
         (["train", "EXISTING", "--out", "/tmp/pyramid-e2e-run", "--schedule", "fixed:64"], 64, "the cache cannot serve size 64 (levels 16)"),
         (["train", "EXISTING", "--out", "/tmp/pyramid-e2e-run", "--schedule", "fixed:6"], 64, "size 6 is too small for resnet20"),
-        (["train", "EXISTING", "--out", "/tmp/pyramid-e2e-run", "--model", "vgg"], 64, "--model: unknown model 'vgg'"),
+        (["train", "EXISTING", "--out", "/tmp/pyramid-e2e-run", "--model", "vgg"], 64, "The value 'vgg' is invalid for '--model <model>'. Please provide one of the following"),
         (["train", "EXISTING", "--out", "/tmp/pyramid-e2e-run", "--lr-schedule", "multistep"], 64, "--milestones: a multistep schedule needs them"),
         (["train", "--resume", "/tmp"], 64, "--resume: /tmp holds no run"),
         (["eval", "/tmp"], 64, "/tmp: holds no run"),

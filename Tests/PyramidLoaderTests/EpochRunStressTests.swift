@@ -64,7 +64,7 @@ import Testing
                 var kept: Batch?
                 do {
                     var it = try loader.batches(epoch: trial % 3)
-                    weak var run = it.handle.run
+                    weak let run = it.handle.run
                     runs.append { run }
                     for k in 0..<(trial % 7) {
                         guard let b = try it.next() else { break }

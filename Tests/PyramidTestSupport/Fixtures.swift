@@ -58,13 +58,11 @@ public enum Fixtures {
         func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
             var body = Array(type.utf8) + data
             let crc = body.withUnsafeMutableBufferPointer { UInt32(crc32(0, $0.baseAddress, UInt32($0.count))) }
-            func be(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
-            body = be(UInt32(data.count)) + body + be(crc)
+            body = bigEndian32(data.count) + body + bigEndian32(Int(crc))
             return body
         }
-        func be(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
         var png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
-        png += chunk("IHDR", be(width) + be(height) + [8, 2, 0, 0, 0])
+        png += chunk("IHDR", bigEndian32(Int(width)) + bigEndian32(Int(height)) + [8, 2, 0, 0, 0])
         png += chunk("IDAT", [0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01])
         png += chunk("IEND", [])
         try Data(png).write(to: URL(fileURLWithPath: path))
@@ -72,12 +70,27 @@ public enum Fixtures {
 
     /// Writes an IDX image file and its label file (`<prefix>-images-idx3-ubyte[.gz]`, `<prefix>-labels-idx1-ubyte[.gz]`).
     public static func writeIDX(directory: String, prefix: String, images: [[UInt8]], rows: Int, cols: Int, labels: [UInt8], gzip: Bool) throws {
-        func be(_ v: Int) -> [UInt8] { [UInt8(v >> 24 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
-        let imageBytes = be(0x0803) + be(images.count) + be(rows) + be(cols) + images.flatMap { $0 }
-        let labelBytes = be(0x0801) + be(labels.count) + labels
+        let imageBytes = bigEndian32(0x0803) + bigEndian32(images.count) + bigEndian32(rows) + bigEndian32(cols) + images.flatMap { $0 }
+        let labelBytes = bigEndian32(0x0801) + bigEndian32(labels.count) + labels
         let suffix = gzip ? ".gz" : ""
         try write(imageBytes, to: "\(directory)/\(prefix)-images-idx3-ubyte\(suffix)", gzip: gzip)
         try write(labelBytes, to: "\(directory)/\(prefix)-labels-idx1-ubyte\(suffix)", gzip: gzip)
+    }
+
+    /// Writes an IDX source of `count` images into `directory` (`train-…`, labels `i mod 10`):
+    /// smooth patterns (`noisy: false`), or patterns with pseudo-random noise that compress like
+    /// real photos of clothes (`noisy: true`, large enough that a debug build takes seconds).
+    public static func writeIDXSource(directory: String, count: Int, side: Int = 28, noisy: Bool = false, gzip: Bool = true) throws {
+        var state: UInt64 = 7
+        let images: [[UInt8]] = (0..<count).map { i in
+            guard noisy else { return pattern(width: side, height: side, channels: 1, seed: i) }
+            return (0..<(side * side)).map { j in
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                return UInt8(truncatingIfNeeded: (j % side) * 4 + i % 50 + Int(state >> 61))
+            }
+        }
+        try writeIDX(directory: directory, prefix: "train", images: images, rows: side, cols: side,
+                     labels: (0..<count).map { UInt8($0 % 10) }, gzip: gzip)
     }
 
     /// Writes CIFAR records: `labelBytes` label bytes then planar R, G, B of 32×32, from interleaved images.
@@ -97,4 +110,9 @@ public enum Fixtures {
         _ = b.withUnsafeMutableBytes { gzwrite(gz, $0.baseAddress, UInt32($0.count)) }
         gzclose(gz)
     }
+}
+
+/// The low 32 bits of `value`, big-endian (IDX headers, PNG chunk lengths and CRCs).
+func bigEndian32(_ value: Int) -> [UInt8] {
+    [UInt8(value >> 24 & 0xFF), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)]
 }

@@ -2,41 +2,21 @@
 `pyramid bench train` (CIFAR ResNet with 1x1-conv+BN shortcuts, BatchNorm, global average pooling,
 SGD with momentum). Prints one JSON object: images/s per size. The model, the training step and
 the IDX reader are shared with pytorch_recipe.py, pytorch_profile.py and Tools/parity."""
-import gzip, json, statistics, sys, time
+import gzip, json, os, statistics, sys, time
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 
-class Block(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False); self.b1 = nn.BatchNorm2d(cout)
-        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False); self.b2 = nn.BatchNorm2d(cout)
-        self.short = None
-        if stride != 1 or cin != cout:
-            self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        y = F.relu(self.b1(self.c1(x)))
-        y = self.b2(self.c2(y))
-        return F.relu(y + (x if self.short is None else self.short(x)))
+# The model is the parity scripts' ResNet (Tools/parity/step.py), with one BatchNorm bank.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "parity"))
+from step import ResNet  # noqa: E402
 
 
-class ResNet20(nn.Module):
-    def __init__(self, channels, classes=10, n=3):
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(channels, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
-        layers, cin = [], 16
-        for stage, width in enumerate([16, 32, 64]):
-            for b in range(n):
-                layers.append(Block(cin, width, 2 if stage > 0 and b == 0 else 1)); cin = width
-        self.blocks = nn.Sequential(*layers)
-        self.fc = nn.Linear(64, classes)
-
-    def forward(self, x):
-        return self.fc(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1).flatten(1))
+def ResNet20(channels, classes=10):
+    """CIFAR ResNet-20: 3x3 stem of 16 channels, three stages of 16/32/64, 1x1-conv+BN shortcuts."""
+    return ResNet(20, channels, classes, banks=1, ensemble=0)
 
 
 def idx(path):

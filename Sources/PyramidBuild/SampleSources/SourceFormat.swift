@@ -5,7 +5,7 @@ public enum SourceFormat: String, CaseIterable, Sendable {
     case folder, list, cifar10, cifar100, idx
 
     /// Each format's reader, in the order detection asks them (the catch-alls last).
-    static let sources: [any SampleSource.Type] = [IDXSource.self, CIFARSource.self, FolderSource.self, ListSource.self]
+    static var sources: [any SampleSource.Type] { [IDXSource.self, CIFARSource.self, FolderSource.self, ListSource.self] }
 
     /// The reader of this format.
     var source: any SampleSource.Type { Self.sources.first { $0.formats.contains(self) }! }
@@ -26,11 +26,14 @@ public enum SourceFormat: String, CaseIterable, Sendable {
         let chosen = try format ?? detect(path: path, isDirectory: isDir.boolValue)
         var catalog = try chosen.source.catalog(path: path, format: chosen, split: split)
         if let classNames {
-            let needed = (catalog.classes.count)
+            let needed = catalog.classes.count
             guard classNames.count >= needed else {
                 throw BuildError.invalidOption(name: "classNames", reason: "\(classNames.count) names given, the source has \(needed) classes")
             }
-            catalog.classes = Array(classNames.prefix(max(needed, classNames.count)))
+            guard classNames.count <= SourceCatalog.maxClasses else {
+                throw BuildError.invalidOption(name: "classNames", reason: "\(classNames.count) names; a cache holds at most \(SourceCatalog.maxClasses) classes")
+            }
+            catalog.classes = classNames  // every name given: classes the source lacks keep their names
         }
         return catalog
     }

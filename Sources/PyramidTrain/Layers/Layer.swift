@@ -1,3 +1,4 @@
+import Foundation
 import PyramidLoader
 
 /// A forward/backward pair (llm.c style). Activations are `(C, N, H, W)` unless a layer says
@@ -63,5 +64,3 @@ struct Initializer {
         }
     }
 }
-
-import Foundation

@@ -33,7 +33,7 @@ struct BenchLoadCommand: ParsableCommand {
     var augment: String?
 
     @Option(help: "Output: float32 (NCHW, normalized) or uint8 (NHWC).")
-    var output: String = "float32"
+    var output: OutputFormat = .float32
 
     @Option(parsing: .unconditional, help: "Worker threads (also used by the limit loops).")
     var workers: Int = ProcessInfo.processInfo.activeProcessorCount
@@ -56,7 +56,6 @@ struct BenchLoadCommand: ParsableCommand {
     func validate() throws {
         if batch < 1 { throw ValidationError("--batch: must be at least 1") }
         if workers < 1 { throw ValidationError("--workers: must be at least 1") }
-        if OutputFormat(rawValue: output) == nil { throw ValidationError("--output: must be float32 or uint8, not '\(output)'") }
         if consumerUs < 0 { throw ValidationError("--consumer-us: must not be negative") }
     }
 
@@ -64,11 +63,11 @@ struct BenchLoadCommand: ParsableCommand {
         let reader = try CacheReader(url: URL(fileURLWithPath: cache))
         let parsed = try ScheduleParser.parse(schedule, largestLevel: reader.manifest.levelSizes.max())
         let config = LoaderConfiguration(schedule: parsed, batchSize: batch, augmentation: try augment.map(Augmentation.parse),
-                                         output: OutputFormat(rawValue: output)!, prefetch: prefetch, workers: workers)
+                                         output: output, prefetch: prefetch, workers: workers)
         let loader = try Loader(cache: reader, configuration: config)
         let m = try LoadBenchmark.measure(loader, epoch: epoch, repetitions: repetitions, consumerMicroseconds: consumerUs)
         if json { return try printJSON(m) }
-        print("schedule         \(parsed), batch \(batch), \(loader.augmentation), \(output), \(workers) workers, epoch \(epoch)")
+        print("schedule         \(parsed), batch \(batch), \(loader.augmentation), \(output.rawValue), \(workers) workers, epoch \(epoch)")
         print("epoch            \(m.images) images, \(m.samples) samples, \(m.records) records, \(String(format: "%.1f", Double(m.outputBytes) / 1_048_576)) MiB out")
         print(String(format: "decode-only loop %10.0f images/s", m.decodeOnlyImagesPerSecond))
         print(String(format: "memcpy of output %10.0f images/s  (%.1f GB/s)", m.copyImagesPerSecond, m.copyImagesPerSecond * Double(m.outputBytes) / Double(m.images) / 1e9))

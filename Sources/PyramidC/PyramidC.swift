@@ -286,6 +286,7 @@ private func describe(_ batch: Batch, into info: UnsafeMutablePointer<pyramid_ba
     out.epoch = Int64(batch.epoch); out.step = Int64(batch.step); out.count = Int64(batch.count)
     out.channels = Int64(batch.channels); out.cursor = Int64(batch.plan.cursor); out.next_cursor = Int64(batch.nextCursor)
     out.substitutions = Int64(batch.substitutions)
+    guard batch.format != .float32ChannelMajor else { throw BridgeError.misuse("channel-major batches are not part of the C interface") }
     out.format = batch.format == .float32 ? PYRAMID_FLOAT32 : PYRAMID_UINT8
     out.views = Int32(batch.sizes.count)
     withUnsafeMutableBytes(of: &out.sizes) { raw in
@@ -296,7 +297,7 @@ private func describe(_ batch: Batch, into info: UnsafeMutablePointer<pyramid_ba
         let data = raw.bindMemory(to: UnsafeMutableRawPointer?.self)
         for (v, s) in batch.sizes.enumerated() {
             let images = batch.images(size: s)
-            data[v] = UnsafeMutableRawPointer(mutating: images.format == .float32
+            data[v] = UnsafeMutableRawPointer(mutating: images.format.isFloat
                 ? UnsafeRawPointer(images.floats.baseAddress) : UnsafeRawPointer(images.bytes.baseAddress))
         }
     }

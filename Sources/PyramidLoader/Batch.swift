@@ -3,8 +3,16 @@ public enum OutputFormat: String, Sendable, CaseIterable {
     /// `Float32`, `(N, C, H, W)`, normalized with the manifest's per-channel mean and std:
     /// `(pixel/255 − mean) / std`. What a trainer consumes.
     case float32
+    /// `Float32`, `(C, N, H, W)`, normalized as ``float32``: channel `c` of every sample in one
+    /// block. The layout PyramidTrain computes in, so its input needs no transpose.
+    case float32ChannelMajor
     /// `UInt8`, `(N, H, W, C)`, the pixels as rendered. For viewing, or one's own normalization.
     case uint8
+
+    /// Bytes per value.
+    public var bytesPerValue: Int { self == .uint8 ? 1 : 4 }
+    /// Whether the values are normalized floats.
+    public var isFloat: Bool { self != .uint8 }
 }
 
 /// One step's data for one rank.
@@ -64,7 +72,7 @@ public final class Batch: Sendable {
         let elements = count * channels * s * s
         let raw = storage.views[v].pointer
         switch format {
-        case .float32:
+        case .float32, .float32ChannelMajor:
             return BatchImages(size: s, channels: channels, count: count, format: format,
                                floats: UnsafeBufferPointer(start: raw.assumingMemoryBound(to: Float.self), count: elements),
                                bytes: UnsafeBufferPointer(start: nil, count: 0))
@@ -84,14 +92,19 @@ public struct BatchImages {
     /// Number of images.
     public let count: Int
     public let format: OutputFormat
-    /// The pixels for ``OutputFormat/float32`` (NCHW), empty otherwise.
+    /// The pixels for ``OutputFormat/float32`` (NCHW) or ``OutputFormat/float32ChannelMajor``
+    /// (CNHW), empty otherwise.
     public let floats: UnsafeBufferPointer<Float>
     /// The pixels for ``OutputFormat/uint8`` (NHWC), empty otherwise.
     public let bytes: UnsafeBufferPointer<UInt8>
 
-    /// `[N, C, H, W]` for float32, `[N, H, W, C]` for uint8.
+    /// `[N, C, H, W]` for float32, `[C, N, H, W]` for float32ChannelMajor, `[N, H, W, C]` for uint8.
     public var shape: [Int] {
-        format == .float32 ? [count, channels, size, size] : [count, size, size, channels]
+        switch format {
+        case .float32: [count, channels, size, size]
+        case .float32ChannelMajor: [channels, count, size, size]
+        case .uint8: [count, size, size, channels]
+        }
     }
     /// A copy of the float pixels.
     public func floatArray() -> [Float] { Array(floats) }
@@ -122,7 +135,7 @@ final class BatchStorage: @unchecked Sendable {
     func prepare(plan: StepPlan, epoch: Int, step: Int, count: Int, channels: Int, format: OutputFormat) {
         self.plan = plan; self.epoch = epoch; self.step = step; self.count = count
         self.channels = channels; self.format = format
-        let element = format == .float32 ? 4 : 1
+        let element = format.bytesPerValue
         while views.count < plan.sizes.count {
             views.append(View(pointer: .allocate(byteCount: 64, alignment: 64), capacity: 64))
         }

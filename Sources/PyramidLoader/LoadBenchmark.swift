@@ -55,7 +55,7 @@ public enum LoadBenchmark {
             let before = clock()
             guard let batch = try it.next() else { break }
             waited += clock() - before
-            if batch.format == .float32 { sink += batch.images().floats[0] }
+            if batch.format.isFloat { sink += batch.images().floats[0] }
             if consumerMicroseconds > 0 {
                 let until = clock() + Double(consumerMicroseconds) / 1e6
                 while clock() < until {}
@@ -85,7 +85,7 @@ public enum LoadBenchmark {
     /// Output bytes of epoch `epoch` for this rank.
     public static func outputBytes(of loader: Loader, epoch: Int) -> Int {
         let c = loader.configuration
-        let element = c.output == .float32 ? 4 : 1
+        let element = c.output.bytesPerValue
         return loader.plan(epoch: epoch).steps.reduce(0) { total, step in
             let n = Sampler.positions(cursor: step.cursor, batchSize: step.batchSize, rank: c.rank, worldSize: c.worldSize, available: step.globalImages).count
             return total + n * step.duplicates * step.sizes.reduce(0) { $0 + $1 * $1 } * loader.cache.manifest.channels * element

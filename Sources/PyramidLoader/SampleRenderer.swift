@@ -105,10 +105,13 @@ final class SampleRenderer {
                 for (v, size) in plan.sizes.enumerated() {
                     if v > 0 && augmentation.flip && augmentation.independentFlips { box.flip = rng.nextUnit() < 0.5 }
                     let image = images[source[v]]
-                    if config.output == .float32 {
-                        let dst = storage.views[v].pointer.assumingMemoryBound(to: Float.self) + slot * channels * size * size
+                    if config.output.isFloat {
+                        // NCHW: a sample's planes side by side; CNHW: its plane k in channel k's block.
+                        let plane = size * size, channelMajor = config.output == .float32ChannelMajor
+                        let dst = storage.views[v].pointer.assumingMemoryBound(to: Float.self) + slot * (channelMajor ? plane : channels * plane)
                         resampler.renderPlanes(image.pixels, width: image.width, height: image.height, channels: channels, box: box, size: size,
-                                               scale: loader.normalizeScale, offset: loader.normalizeOffset, lut: lut, into: dst)
+                                               scale: loader.normalizeScale, offset: loader.normalizeOffset, lut: lut, into: dst,
+                                               planeStride: channelMajor ? count * plane : plane)
                     } else {
                         let result = resampler.render(image.pixels, width: image.width, height: image.height, channels: channels, box: box, size: size)
                         store(result, into: storage.views[v].pointer, slot: slot, size: size, format: config.output)

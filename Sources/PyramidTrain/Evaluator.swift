@@ -44,7 +44,7 @@ public final class Evaluator {
     public func evaluate(size: Int, bank: ModelContext.Bank, batchSize: Int = 256) throws -> Result {
         let loader = try Loader(cache: testCache, configuration: LoaderConfiguration(
             schedule: Fixed(size: size), batchSize: batchSize, rank: group.rank, worldSize: group.size, augmentation: nil,
-            workers: workers, shuffle: false, dropLast: false))
+            output: .float32ChannelMajor, workers: workers, shuffle: false, dropLast: false))
         let ctx = network.context
         let saved = (ctx.training, ctx.bank)
         defer { (ctx.training, ctx.bank) = saved }
@@ -54,7 +54,8 @@ public final class Evaluator {
         var it = try loader.batches(epoch: 0)
         while let batch = try it.next() {
             guard batch.count > 0 else { continue }
-            let x = network.setInput(batch.images().floats, count: batch.count, channels: batch.channels, size: size, branch: Network.Branch.evaluation)
+            let x = network.setInput(batch.images().floats, count: batch.count, channels: batch.channels, size: size,
+                                     branch: Network.Branch.evaluation, layout: .channelsFirst)
             let logits = network.forward(x, branch: Network.Branch.evaluation)
             let h = Losses.hits(logits: logits, labels: batch.labels)
             top1 += h.top1; top5 += h.topK; n += batch.count
@@ -81,7 +82,7 @@ public final class Evaluator {
         let before = network.store.stateArray
         let loader = try Loader(cache: trainCache, configuration: LoaderConfiguration(
             schedule: Fixed(size: size), batchSize: max(1, batchSize / group.size), seed: seed &+ 0xCA1, rank: group.rank,
-            worldSize: group.size, augmentation: augmentation, workers: workers))
+            worldSize: group.size, augmentation: augmentation, output: .float32ChannelMajor, workers: workers))
         let ctx = network.context
         let saved = (ctx.training, ctx.bank, ctx.calibrating)
         defer { (ctx.training, ctx.bank, ctx.calibrating) = saved }
@@ -95,7 +96,8 @@ public final class Evaluator {
             var any = false
             while done < batches, let batch = try it.next() {
                 any = true
-                let x = network.setInput(batch.images().floats, count: batch.count, channels: batch.channels, size: size, branch: Network.Branch.calibration)
+                let x = network.setInput(batch.images().floats, count: batch.count, channels: batch.channels, size: size,
+                                         branch: Network.Branch.calibration, layout: .channelsFirst)
                 _ = network.forward(x, branch: Network.Branch.calibration)
                 ctx.calibrationBatches += 1
                 done += 1

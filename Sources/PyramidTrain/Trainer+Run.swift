@@ -45,11 +45,11 @@ extension Trainer {
     /// over the parallel sizes), backward, the ranks' exchange, gradient smoothing and the SGD
     /// update — unless the loss is not finite, when the parameters are left as they were.
     /// - Parameters:
-    ///   - views: NCHW float32 images, normalized: one view of `size` px, or one per parallel size
-    ///     (largest first).
+    ///   - views: float32 images, normalized, laid out as `layout` says: one view of `size` px, or
+    ///     one per parallel size (largest first).
     ///   - stop: this rank's request to stop after the step (carried to every rank).
-    func step(views: [UnsafeBufferPointer<Float>], count: Int, channels: Int, size: Int, labels: [Int32], lr: Float,
-              stop: Bool) -> StepOutcome {
+    func step(views: [UnsafeBufferPointer<Float>], layout: Network.InputLayout = .samplesFirst, count: Int, channels: Int, size: Int,
+              labels: [Int32], lr: Float, stop: Bool) -> StepOutcome {
         let ctx = network.context
         network.store.zeroGrads()
         ctx.training = true
@@ -60,7 +60,7 @@ extension Trainer {
             var logits: [Tensor] = []
             for (b, s) in parallel.enumerated() {
                 ctx.bank = .bank(network.bank(b))
-                let x = network.setInput(views[b], count: count, channels: channels, size: s, branch: b)
+                let x = network.setInput(views[b], count: count, channels: channels, size: s, branch: b, layout: layout)
                 logits.append(network.forward(x, branch: b))
             }
             for b in parallel.indices { gradTensors[b].reshape(logits[b].shape) }
@@ -74,7 +74,7 @@ extension Trainer {
             }
         } else {
             ctx.bank = .bank(0)
-            let x = network.setInput(views[0], count: count, channels: channels, size: size)
+            let x = network.setInput(views[0], count: count, channels: channels, size: size, layout: layout)
             let logits = network.forward(x, branch: 0)
             loss = Losses.crossEntropy(logits: logits, labels: labels, smoothing: configuration.labelSmoothing, grad: gradTensors[0])
             hits = Losses.hits(logits: logits, labels: labels).top1
@@ -156,7 +156,8 @@ extension Trainer {
                 lr = c.learningRate.rate(epoch: epoch, step: batch.step, stepsInEpoch: fullSteps, epochs: c.epochs)
                 // The views point into the batch's buffers: it must live through the step.
                 let outcome = withExtendedLifetime(batch) {
-                    step(views: (sizesOfParallel ?? [batch.size]).map { batch.images(size: $0).floats }, count: batch.count,
+                    step(views: (sizesOfParallel ?? [batch.size]).map { batch.images(size: $0).floats },
+                         layout: batch.format == .float32ChannelMajor ? .channelsFirst : .samplesFirst, count: batch.count,
                          channels: batch.channels, size: batch.size, labels: batch.labels, lr: lr, stop: shouldStop())
                 }
                 let (loss, stepHits, stepImages, stop) = (outcome.loss, outcome.hits, outcome.images, outcome.stop)

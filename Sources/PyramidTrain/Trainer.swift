@@ -101,8 +101,9 @@ public final class Trainer {
         loader = try Loader(cache: reader, configuration: LoaderConfiguration(
             schedule: schedule, batchSize: configuration.batch / group.size, seed: configuration.seed,
             rank: group.rank, worldSize: group.size, epochs: configuration.epochs,
-            augmentation: try configuration.augment.map(Augmentation.parse), workers: configuration.workers,
-            corruptRecords: configuration.corruptRecords))
+            augmentation: try configuration.augment.map(Augmentation.parse),
+            output: .float32ChannelMajor,  // the network's own layout: no transpose per batch
+            workers: configuration.workers, corruptRecords: configuration.corruptRecords))
         optimizer = SGD(store: network.store, configuration: configuration.optimizer)
         smoothing = configuration.gradientSmoothing ? GradientSmoothing() : nil
         header = Checkpoint.Header(epochsDone: 0, steps: 0, nextEpoch: 0, nextCursor: 0, gradientSmoothing: smoothing,

@@ -48,7 +48,7 @@ struct BatchesCommand: ParsableCommand {
     @Option(name: .customLong("world-size"), parsing: .unconditional, help: "Ranks sharing every step.")
     var worldSize: Int = 1
 
-    @Option(help: "Pixels as float32 (NCHW, normalized) or uint8 (NHWC).")
+    @Option(help: "Pixels as float32 (NCHW, normalized), float32ChannelMajor (CNHW, normalized) or uint8 (NHWC).")
     var output: OutputFormat = .float32
 
     @Option(parsing: .unconditional, help: "At most this many batches (default: the whole epoch).")
@@ -87,7 +87,7 @@ struct BatchesCommand: ParsableCommand {
             listed += 1
             let digests = b.sizes.map { s -> String in
                 let images = b.images(size: s)
-                return images.format == .float32
+                return images.format.isFloat
                     ? hex(images.floats.withMemoryRebound(to: UInt8.self) { XXH3_64bits($0.baseAddress, $0.count) })
                     : hex(XXH3_64bits(images.bytes.baseAddress, images.bytes.count))
             }

@@ -145,3 +145,29 @@ private final class Parcel: @unchecked Sendable {
     init(_ batches: [Batch]) { self.batches = batches }
     func drop() { batches = [] }
 }
+
+/// The channel-major output holds the float32 output's values, transposed from (N, C, H, W) to
+/// (C, N, H, W), for every view of a parallel step, colour and grey.
+@Suite struct ChannelMajorOutputTests {
+    @Test(arguments: [1, 3])
+    func channelMajorIsTheTransposeOfFloat32(channels: Int) throws {
+        let cache = try SmoothCache(count: 40, channels: channels, shards: 1)
+        let nchw = try cache.loader("parallel:16,12,8", batch: 5, output: .float32)
+        let cnhw = try cache.loader("parallel:16,12,8", batch: 5, output: .float32ChannelMajor)
+        var a = try nchw.batches(epoch: 1), b = try cnhw.batches(epoch: 1)
+        var steps = 0
+        while let x = try a.next() {
+            let y = try #require(try b.next())
+            for s in x.sizes {
+                let p = x.images(size: s).floatArray(), q = y.images(size: s)
+                #expect(q.shape == [channels, x.count, s, s])
+                let plane = s * s, n = x.count
+                var transposed = [Float](repeating: .nan, count: p.count)
+                for i in 0..<n { for c in 0..<channels { for k in 0..<plane { transposed[(c * n + i) * plane + k] = p[(i * channels + c) * plane + k] } } }
+                #expect(q.floatArray() == transposed, "step \(x.step) size \(s)")
+            }
+            steps += 1
+        }
+        #expect(try b.next() == nil && steps > 0)
+    }
+}

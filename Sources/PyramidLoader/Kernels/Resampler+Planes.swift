@@ -6,17 +6,19 @@
 /// output plane directly: no interleaved intermediate image and no separate de-interleaving pass.
 extension Resampler {
     /// Renders `box` of `source` (`width × height × channels`, interleaved) at `size × size` into
-    /// `channels` planes at `destination` (plane `k` at `destination + k·size²`), each value
+    /// `channels` planes at `destination` (plane `k` at `destination + k·planeStride`, by default
+    /// `k·size²`), each value
     /// `v · scale[k] + offset[k]`; `lut[k][b]` must equal `Float(b) · scale[k] + offset[k]`.
     func renderPlanes(_ source: UnsafePointer<UInt8>, width: Int, height: Int, channels c: Int, box: CropBox, size: Int,
-                      scale: [Float], offset: [Float], lut: [[Float]], into destination: UnsafeMutablePointer<Float>) {
-        let plane = size * size
+                      scale: [Float], offset: [Float], lut: [[Float]], into destination: UnsafeMutablePointer<Float>,
+                      planeStride: Int? = nil) {
+        let plane = size * size, stride = planeStride ?? plane
         let plan = Self.plan(width: width, height: height, box: box, size: size)
         if let bytes = bytesIfNoArithmetic(source, width: width, height: height, channels: c, box: box, size: size, plan: plan) {
             // No arithmetic: bytes through the table.
             for k in 0..<c {
                 lut[k].withUnsafeBufferPointer { table in
-                    let out = destination + k * plane
+                    let out = destination + k * stride
                     for i in 0..<plane { out[i] = table[Int(bytes[i * c + k])] }
                 }
             }
@@ -36,7 +38,7 @@ extension Resampler {
                 let av = SIMD8<Float>(repeating: a), bv = SIMD8<Float>(repeating: b)
                 let planeRows = rows + k * rowPlane
                 for y in 0..<size {
-                    let out = destination + k * plane + y * size
+                    let out = destination + k * stride + y * size
                     let f = Int(yt.first[y])
                     if f < 0 { out.initialize(repeating: 0 * a + b, count: size); continue }
                     let n = max(1, Int(yt.taps[y]))

@@ -144,13 +144,27 @@ public final class Network {
         static let ensemble = 60
     }
 
-    /// Loads a loader batch (`(N, C, s, s)`) into the input of `branch` in the network's layout
-    /// `(C, N, s, s)`; it stays valid until the next input of the same branch.
-    public func setInput(_ images: UnsafeBufferPointer<Float>, count n: Int, channels c: Int, size s: Int, branch: Int = 0) -> Tensor {
+    /// Loads a loader batch (`(N, C, s, s)`, or `(C, N, s, s)` with `layout: .channelsFirst`) into
+    /// the input of `branch` in the network's layout `(C, N, s, s)`; it stays valid until the next
+    /// input of the same branch.
+    public func setInput(_ images: UnsafeBufferPointer<Float>, count n: Int, channels c: Int, size s: Int, branch: Int = 0,
+                         layout: InputLayout = .samplesFirst) -> Tensor {
         let input = inputs(branch)
         input.reshape([c, n, s, s])
-        Kernels.samplesToChannels(images.baseAddress!, count: n, channels: c, plane: s * s, into: input.data)
+        switch layout {
+        case .samplesFirst: Kernels.samplesToChannels(images.baseAddress!, count: n, channels: c, plane: s * s, into: input.data)
+        case .channelsFirst: input.data.update(from: images.baseAddress!, count: c * n * s * s)
+        }
         return input
+    }
+
+    /// How images given to ``setInput(_:count:channels:size:branch:layout:)`` are laid out.
+    public enum InputLayout: Sendable {
+        /// `(N, C, H, W)`, a loader's ``OutputFormat/float32``: transposed on the way in.
+        case samplesFirst
+        /// `(C, N, H, W)`, a loader's ``OutputFormat/float32ChannelMajor``: the network's own
+        /// layout, copied as it is.
+        case channelsFirst
     }
 
     /// Logits `(N, classes)` of `x` (`(C, N, H, W)`) on `branch`.

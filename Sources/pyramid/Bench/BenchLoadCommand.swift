@@ -32,7 +32,7 @@ struct BenchLoadCommand: ParsableCommand {
     @Option(help: "Augmentation (\(Augmentation.syntax)); default: the cache's training augmentation.")
     var augment: String?
 
-    @Option(help: "Output: float32 (NCHW, normalized) or uint8 (NHWC).")
+    @Option(help: "Output: float32 (NCHW, normalized), float32ChannelMajor (CNHW, normalized) or uint8 (NHWC).")
     var output: OutputFormat = .float32
 
     @Option(parsing: .unconditional, help: "Worker threads (also used by the limit loops).")

@@ -36,9 +36,30 @@ public struct Checkpoint {
 
     /// The running sums of an epoch's log line.
     public struct EpochProgress: Codable, Equatable, Sendable {
-        public var lossSum: Double, steps: Int, hits: Int, seen: Int, macs: Double, seconds: Double
-        /// Sizes trained so far in the epoch.
+        /// Sum of the steps' losses.
+        public var lossSum: Double
+        /// Steps taken.
+        public var steps: Int
+        /// Training top-1 hits.
+        public var hits: Int
+        /// Samples trained on.
+        public var seen: Int
+        /// Training multiply-adds.
+        public var macs: Double
+        /// Wall seconds, earlier interrupted parts included.
+        public var seconds: Double
+        /// Sizes trained so far in the epoch, largest first.
         public var sizes: [Int]
+
+        /// Adds one step.
+        mutating func add(loss: Float, hits: Int, images: Int, macs: Double, sizes: [Int]) {
+            lossSum += Double(loss)
+            steps += 1
+            self.hits += hits
+            seen += images
+            self.macs += macs
+            self.sizes = Set(self.sizes + sizes).sorted(by: >)
+        }
     }
 
     public var header: Header

@@ -119,106 +119,117 @@ extension Trainer {
     }
 
     private func runEpochs(progress: ((Progress) -> Void)?, onEpoch: ((EpochLog) -> Void)?, shouldStop: () -> Bool) throws -> [EpochLog] {
-        // One writer per run directory (rank 0): a second run training (or resuming) it is refused.
-        var lock: DirectoryLock?
-        if group.isRoot {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            lock = try DirectoryLock(directory: directory)
-        }
+        let lock = try openRunDirectory()
         defer { withExtendedLifetime(lock) {} }
-        if group.isRoot && header.steps == 0 && header.nextCursor == 0 && header.nextEpoch == 0 {
-            try configuration.save(in: directory)
-            try? FileManager.default.removeItem(at: directory.appendingPathComponent(Self.logFile))
-            try saveCheckpoint()
-        }
-        let c = configuration
-        let sizesOfParallel = (schedule as? Parallel)?.sizes
         var logs: [EpochLog] = []
-        for epoch in header.nextEpoch..<c.epochs {
+        for epoch in header.nextEpoch..<configuration.epochs {
             let cursor = epoch == header.nextEpoch ? header.nextCursor : 0
-            let fullSteps = loader.plan(epoch: epoch).steps.count
+            let c = configuration
             if c.resetSmoothingAtMilestones && c.learningRate.kind == .multistep && c.learningRate.milestones.contains(epoch) && cursor == 0 {
                 smoothing?.reset()
             }
-            var it = try loader.batches(epoch: epoch, from: cursor)
-            let started = Date()
-            let allreduceBefore = allreduceSeconds
-            var lossSum = 0.0, steps = 0, hits = 0, seen = 0, epochMacs = 0.0, lr: Float = 0, earlierSeconds = 0.0
-            var sizes = Set<Int>()
-            // A resumed epoch continues the sums it was interrupted with.
-            let resumedSums = cursor > 0 ? header.epochProgress : nil
-            if let p = resumedSums {
-                (lossSum, steps, hits, seen, epochMacs, earlierSeconds) = (p.lossSum, p.steps, p.hits, p.seen, p.macs, p.seconds)
-                sizes = Set(p.sizes)
-            }
-            header.epochProgress = nil
-            while let batch = try it.next() {
-                lr = c.learningRate.rate(epoch: epoch, step: batch.step, stepsInEpoch: fullSteps, epochs: c.epochs)
-                // The views point into the batch's buffers: it must live through the step.
-                let outcome = withExtendedLifetime(batch) {
-                    step(views: (sizesOfParallel ?? [batch.size]).map { batch.images(size: $0).floats },
-                         layout: batch.format == .float32ChannelMajor ? .channelsFirst : .samplesFirst, count: batch.count,
-                         channels: batch.channels, size: batch.size, labels: batch.labels, lr: lr, stop: shouldStop())
-                }
-                let (loss, stepHits, stepImages, stop) = (outcome.loss, outcome.hits, outcome.images, outcome.stop)
-                guard loss.isFinite else { throw TrainError.nonFinite(epoch: epoch, step: batch.step, loss: loss) }
-                header.steps += 1
-                steps += 1
-                lossSum += Double(loss)
-                hits += stepHits
-                seen += stepImages
-                let stepMacs = Double(stepImages) * Double(batch.sizes.reduce(0) { $0 + macs($1) })
-                epochMacs += stepMacs
-                header.trainingMacs += stepMacs
-                batch.sizes.forEach { sizes.insert($0) }
-                let elapsed = Date().timeIntervalSince(started)
-                progress?(Progress(epoch: epoch, epochs: c.epochs, step: batch.step + 1, steps: fullSteps, loss: lossSum / Double(steps),
-                                   imagesPerSecond: Double(seen) / max(earlierSeconds + elapsed, 1e-9), size: batch.size))
-                if stop {
-                    header.nextEpoch = epoch
-                    header.nextCursor = batch.nextCursor
-                    header.wallSeconds += elapsed
-                    header.gradientSmoothing = smoothing
-                    header.epochProgress = Checkpoint.EpochProgress(lossSum: lossSum, steps: steps, hits: hits, seen: seen, macs: epochMacs,
-                                                         seconds: earlierSeconds + elapsed, sizes: sizes.sorted(by: >))
-                    if group.isRoot { try saveCheckpoint() }
-                    throw TrainError.interrupted(directory: directory.path, epoch: epoch, cursor: batch.nextCursor)
-                }
-            }
-            let seconds = Date().timeIntervalSince(started)
-            let epochSeconds = earlierSeconds + seconds
-            var entry = EpochLog(epoch: epoch, loss: lossSum / Double(max(steps, 1)), trainTop1: Double(hits) / Double(max(seen, 1)),
-                                 learningRate: Double(lr), imagesPerSecond: Double(seen) / max(epochSeconds, 1e-9), seconds: epochSeconds,
-                                 sizes: sizes.sorted(by: >), macs: epochMacs, cumulativeMacs: header.trainingMacs,
-                                 partial: cursor > 0 && resumedSums == nil ? true : nil, alpha: network.ensembleWeights?.map(Double.init),
-                                 substitutions: nil)
-            let substitutions = Int(group.sum(Double(loader.substitutions.count)))
-            entry.substitutions = substitutions == 0 ? nil : substitutions
-            if group.size > 1 { (entry.allreduceSeconds, entry.processes) = (allreduceSeconds - allreduceBefore, group.size) }
-            if let test = c.testCache {
-                let evaluator = try Evaluator(network: network, testCache: test, workers: c.workers, group: group)
-                let size = schedule.referenceSize
-                let result = try evaluator.evaluate(size: size, bank: .bank(0))
-                entry.validationTop1 = result.top1
-                entry.validationSize = size
-            }
-            header.epochsDone = epoch + 1
-            header.nextEpoch = epoch + 1
-            header.nextCursor = 0
-            header.wallSeconds += seconds
-            header.gradientSmoothing = smoothing
-            if let v = entry.validationTop1, v > (header.bestTop1 ?? -1) {
-                header.bestTop1 = v
-                header.bestEpoch = epoch
-                if group.isRoot { try saveCheckpoint(Self.bestCheckpointFile) }
-            }
-            if group.isRoot {
-                try saveCheckpoint()
-                try appendLog(entry)
-            }
+            let entry = try finishEpoch(try trainEpoch(epoch, from: cursor, progress: progress, shouldStop: shouldStop))
             logs.append(entry)
             onEpoch?(entry)
         }
         return logs
     }
+
+    /// Rank 0 locks the run directory (a second run training it is refused) and, for a new run,
+    /// writes `run.json` and the first checkpoint. The lock lives as long as the value returned.
+    private func openRunDirectory() throws -> DirectoryLock? {
+        guard group.isRoot else { return nil }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let lock = try DirectoryLock(directory: directory)
+        if header.steps == 0 && header.nextCursor == 0 && header.nextEpoch == 0 {
+            try configuration.save(in: directory)
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent(Self.logFile))
+            try saveCheckpoint()
+        }
+        return lock
+    }
+
+    /// Trains `epoch` from stream position `cursor` and returns its log line (without validation).
+    /// A resumed epoch continues the sums it was interrupted with; a stop request writes a
+    /// checkpoint at the step and throws ``TrainError/interrupted(directory:epoch:cursor:)``.
+    private func trainEpoch(_ epoch: Int, from cursor: Int, progress: ((Progress) -> Void)?, shouldStop: () -> Bool) throws -> EpochLog {
+        let c = configuration
+        let sizesOfParallel = (schedule as? Parallel)?.sizes
+        let fullSteps = loader.plan(epoch: epoch).steps.count
+        var it = try loader.batches(epoch: epoch, from: cursor)
+        let started = Date()
+        let allreduceBefore = allreduceSeconds
+        let resumedSums = cursor > 0 ? header.epochProgress : nil
+        var sums = resumedSums ?? Checkpoint.EpochProgress(lossSum: 0, steps: 0, hits: 0, seen: 0, macs: 0, seconds: 0, sizes: [])
+        let earlierSeconds = sums.seconds
+        var lr: Float = 0
+        header.epochProgress = nil
+        while let batch = try it.next() {
+            lr = c.learningRate.rate(epoch: epoch, step: batch.step, stepsInEpoch: fullSteps, epochs: c.epochs)
+            // The views point into the batch's buffers: it must live through the step.
+            let outcome = withExtendedLifetime(batch) {
+                step(views: (sizesOfParallel ?? [batch.size]).map { batch.images(size: $0).floats },
+                     layout: batch.format == .float32ChannelMajor ? .channelsFirst : .samplesFirst, count: batch.count,
+                     channels: batch.channels, size: batch.size, labels: batch.labels, lr: lr, stop: shouldStop())
+            }
+            guard outcome.loss.isFinite else { throw TrainError.nonFinite(epoch: epoch, step: batch.step, loss: outcome.loss) }
+            let stepMacs = Double(outcome.images) * Double(batch.sizes.reduce(0) { $0 + macs($1) })
+            header.steps += 1
+            header.trainingMacs += stepMacs
+            sums.add(loss: outcome.loss, hits: outcome.hits, images: outcome.images, macs: stepMacs, sizes: batch.sizes)
+            let elapsed = Date().timeIntervalSince(started)
+            sums.seconds = earlierSeconds + elapsed
+            progress?(Progress(epoch: epoch, epochs: c.epochs, step: batch.step + 1, steps: fullSteps, loss: sums.lossSum / Double(sums.steps),
+                               imagesPerSecond: Double(sums.seen) / max(sums.seconds, 1e-9), size: batch.size))
+            if outcome.stop {
+                header.nextEpoch = epoch
+                header.nextCursor = batch.nextCursor
+                header.wallSeconds += elapsed
+                header.gradientSmoothing = smoothing
+                header.epochProgress = sums
+                if group.isRoot { try saveCheckpoint() }
+                throw TrainError.interrupted(directory: directory.path, epoch: epoch, cursor: batch.nextCursor)
+            }
+        }
+        let seconds = Date().timeIntervalSince(started)
+        header.wallSeconds += seconds
+        sums.seconds = earlierSeconds + seconds
+        var entry = EpochLog(epoch: epoch, loss: sums.lossSum / Double(max(sums.steps, 1)), trainTop1: Double(sums.hits) / Double(max(sums.seen, 1)),
+                             learningRate: Double(lr), imagesPerSecond: Double(sums.seen) / max(sums.seconds, 1e-9), seconds: sums.seconds,
+                             sizes: sums.sizes, macs: sums.macs, cumulativeMacs: header.trainingMacs,
+                             partial: cursor > 0 && resumedSums == nil ? true : nil, alpha: network.ensembleWeights?.map(Double.init),
+                             substitutions: nil)
+        let substitutions = Int(group.sum(Double(loader.substitutions.count)))
+        entry.substitutions = substitutions == 0 ? nil : substitutions
+        if group.size > 1 { (entry.allreduceSeconds, entry.processes) = (allreduceSeconds - allreduceBefore, group.size) }
+        return entry
+    }
+
+    /// Validates the finished epoch of `entry` (with a test cache), moves the run's position to
+    /// the next epoch, and (rank 0) writes the checkpoints and the log line. Returns the entry
+    /// with its validation.
+    private func finishEpoch(_ entry: EpochLog) throws -> EpochLog {
+        var entry = entry
+        if let test = configuration.testCache {
+            let evaluator = try Evaluator(network: network, testCache: test, workers: configuration.workers, group: group)
+            let size = schedule.referenceSize
+            entry.validationTop1 = try evaluator.evaluate(size: size, bank: .bank(0)).top1
+            entry.validationSize = size
+        }
+        header.epochsDone = entry.epoch + 1
+        header.nextEpoch = entry.epoch + 1
+        header.nextCursor = 0
+        header.gradientSmoothing = smoothing
+        if let v = entry.validationTop1, v > (header.bestTop1 ?? -1) {
+            header.bestTop1 = v
+            header.bestEpoch = entry.epoch
+            if group.isRoot { try saveCheckpoint(Self.bestCheckpointFile) }
+        }
+        if group.isRoot {
+            try saveCheckpoint()
+            try appendLog(entry)
+        }
+        return entry
+    }
+
 }

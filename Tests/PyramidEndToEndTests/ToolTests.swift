@@ -123,7 +123,7 @@ func recordBytes(_ dir: String) throws -> [[UInt8]] { try CacheFixture.recordByt
         (["plan", "EXISTING", "--schedule", "mixsize:16,40@0.5,0.5"], 64, "the cache cannot serve size 40 (levels 16)"),
         (["plan", "/tmp", "--schedule", "fixed:28"], 1, "/tmp: no manifest.json"),
         (["bench", "load", "EXISTING", "--schedule", "fixed:16", "--augment", "zoom"], 64, "invalid augmentation 'zoom'"),
-        (["bench", "load", "EXISTING", "--schedule", "fixed:16", "--output", "f16"], 64, "The value 'f16' is invalid for '--output <output>'. Please provide one of 'float32' and 'uint8'"),
+        (["bench", "load", "EXISTING", "--schedule", "fixed:16", "--output", "f16"], 64, "The value 'f16' is invalid for '--output <output>'. Please provide one of 'float32', 'float32ChannelMajor' or 'uint8'"),
         (["train", "/nonexistent/cache", "--out", "/tmp/pyramid-e2e-run"], 1, "/nonexistent/cache: no such cache directory"),
         (["train", "EXISTING"], 64, "give CACHE and --out RUNDIR, or --resume RUNDIR"),
         (["train", "EXISTING", "--out", "/tmp/pyramid-e2e-run", "--schedule", "fixed:64"], 64, "the cache cannot serve size 64 (levels 16)"),

@@ -102,58 +102,18 @@ public final class Builder {
         // Rank 0 prepares the directory (lock, mode, dictionaries) and hands the state to every rank.
         var lock: DirectoryLock?
         defer { withExtendedLifetime(lock) {} }
-        let setup: Result<(state: BuildState, resumed: Bool, dictionarySeconds: Double), Error> = group.isRoot ? Result {
-            let (resumed, l) = try prepareOutput()
-            lock = l
-            if let resumed { return (resumed, true, 0) }
-            let t0 = Date()
-            var dictionaries: [String: String] = [:]
-            if options.dictionary {
-                progress(BuildProgress(phase: "dictionary", processed: 0, total: catalog.count, written: 0, skipped: 0, processedThisRun: 0))
-                dictionaries = try trainDictionaries()
-            }
-            let state = BuildState(buildID: UUID().uuidString, fingerprint: fingerprint, dictionaries: dictionaries, priorSeconds: 0)
-            try state.write(to: output)
-            return (state, false, Date().timeIntervalSince(t0))
-        } : .failure(BuildError.peerFailed(rank: 0))
+        let setup: Result<(state: BuildState, resumed: Bool, dictionarySeconds: Double), Error> = group.isRoot
+            ? Result { try prepare(lock: &lock, progress: progress) } : .failure(BuildError.peerFailed(rank: 0))
         let shared = try shareSetup(setup, group: group)
         var state = shared.state
-        var dicts: [Int: RecordDictionary] = [:]
-        for (key, b64) in state.dictionaries {
-            guard let size = Int(key), let data = Data(base64Encoded: b64) else { continue }
-            dicts[size] = try RecordDictionary(bytes: [UInt8](data), compressionLevel: Int32(options.zstdLevel))
-        }
-
-        // This rank's shards and their committed progress.
-        let total = catalog.count
-        let shardCount = options.shards
-        let ranges = (0..<shardCount).map { k in (k * total / shardCount)..<((k + 1) * total / shardCount) }
-        let mine = (0..<shardCount).filter { $0 % group.size == group.rank }
-        var writers: [Int: ShardWriter] = [:]
-        var shardProgress: [Int: ShardProgress] = [:]
-        for k in mine {
-            let writer = try ShardWriter(directory: output.appendingPathComponent(shardDirectoryName(k)), levels: levels)
-            let stored = try writer.meta(ShardProgress.metaKey).flatMap { try? JSONDecoder().decode(ShardProgress.self, from: Data($0)) }
-            writers[k] = writer
-            shardProgress[k] = stored ?? ShardProgress(cursor: ranges[k].lowerBound, channels: channels, classes: catalog.classes.count, levels: levels.count)
-        }
-
-        // Chunks still to do, in source order.
-        var chunks: [(shard: Int, range: Range<Int>)] = []
-        for k in mine where !shardProgress[k]!.complete {
-            var start = shardProgress[k]!.cursor
-            if start == ranges[k].upperBound { chunks.append((k, start..<start)) } // only the closing commit is left
-            while start < ranges[k].upperBound {
-                let end = min(start + chunkSize, ranges[k].upperBound)
-                chunks.append((k, start..<end)); start = end
-            }
-        }
-        let myItems = mine.reduce(0) { $0 + ranges[$1].count }
-        let doneBefore = mine.reduce(0) { $0 + shardProgress[$1]!.cursor - ranges[$1].lowerBound }
-        var tally = RankTally(items: myItems, processed: doneBefore, processedBefore: doneBefore,
-                              written: mine.reduce(0) { $0 + shardProgress[$1]!.count },
-                              skipped: mine.reduce(0) { $0 + shardProgress[$1]!.skipped })
-        var board = ProgressBoard(ranks: group.size, total: total)
+        var shards = try openShards(rank: group.rank, of: group.size)
+        let chunks = pendingChunks(shards)
+        var tally = RankTally(items: shards.reduce(0) { $0 + $1.range.count },
+                              processed: shards.reduce(0) { $0 + $1.progress.cursor - $1.range.lowerBound },
+                              processedBefore: shards.reduce(0) { $0 + $1.progress.cursor - $1.range.lowerBound },
+                              written: shards.reduce(0) { $0 + $1.progress.count },
+                              skipped: shards.reduce(0) { $0 + $1.progress.skipped })
+        var board = ProgressBoard(ranks: group.size, total: catalog.count)
         func report(finished: Bool = false) {
             if group.isRoot {
                 board.update(rank: 0, tally, finished: finished)
@@ -167,81 +127,156 @@ public final class Builder {
 
         // Workers render and encode; this thread commits in order.
         let queue = ChunkQueue(count: chunks.count, window: options.workers * 2 + 2)
-        let rendererOptions = options
-        let dictionaries = dicts
-        let workers = WorkerThreads(count: min(options.workers, chunks.count), name: "pyramid-build") { [catalog, levels, codecs, channels, chunks] _ in
-            let renderer = ChunkRenderer(catalog: catalog, options: rendererOptions, channels: channels)
-            let encoders = zip(levels, codecs).map { size, codec in
-                RecordEncoder(codec: codec, compressionLevel: rendererOptions.zstdLevel, filter: rendererOptions.filter, dictionary: dictionaries[size])
-            }
-            while let id = queue.take() {
-                let chunk = chunks[id]
-                queue.put(id, Result { try Self.encodeChunk(Array(chunk.range), renderer: renderer, encoders: encoders, channels: channels) })
-            }
-            Vips.threadShutdown()
-        }
+        let workers = startWorkers(chunks: chunks.map(\.range), dictionaries: try dictionaries(of: state), queue: queue)
         defer { queue.stop(); workers.join() }
-
         for (id, chunk) in chunks.enumerated() {
             guard let result = queue.result(id, isCancelled: isCancelled) else {
                 state.priorSeconds += Date().timeIntervalSince(started)
                 if group.isRoot { try? state.write(to: output) }
-                throw BuildError.interrupted(committed: tally.processed, total: total, output: output.path)
+                throw BuildError.interrupted(committed: tally.processed, total: catalog.count, output: output.path)
             }
             let encoded = try result.get()
             if options.strict, let first = encoded.skipped.first { throw BuildError.badInput(path: first.1.path, reason: first.1.reason) }
-            let k = chunk.shard
-            var p = shardProgress[k]!
-            var batch = ShardWriter.Batch()
-            for sample in encoded.samples {
-                let key = p.keyBase + p.count
-                for (l, record) in sample.records.enumerated() {
-                    batch.records.append((key, levels[l], record))
-                    p.bytes[l] += record.count
-                    p.rawBytes[l] += sample.rawBytes[l]
-                }
-                batch.labels.append((key, sample.label))
-                for c in 0..<channels { p.sums[c] += sample.sums[c]; p.squares[c] += sample.squares[c] }
-                p.pixels += sample.pixelCount
-                if sample.label < p.labelCounts.count { p.labelCounts[sample.label] += 1 }
-                p.count += 1
-            }
-            for (position, item) in encoded.skipped {
-                batch.meta.append((skipKey(position), Array((try? JSONEncoder().encode(item)) ?? Data())))
-            }
-            for (position, item) in encoded.warned {
-                batch.meta.append((warningKey(position), Array((try? JSONEncoder().encode(item)) ?? Data())))
-            }
-            p.skipped += encoded.skipped.count
-            p.cursor = chunk.range.upperBound
-            p.complete = p.cursor == ranges[k].upperBound
-            batch.meta.append((ShardProgress.metaKey, p.encoded()))
-            try writers[k]!.commit(batch)
-            shardProgress[k] = p
+            try commit(encoded, range: chunk.range, to: &shards[chunk.shard])
             tally.processed += chunk.range.count
             tally.written += encoded.samples.count
             tally.skipped += encoded.skipped.count
             report()
         }
-        for writer in writers.values { try writer.sync() }
+        for shard in shards { try shard.writer.sync() }
         report(finished: true)
 
         // Every shard's count decides where each shard's sample indices start.
-        let all = try gatherShards(writers: writers, progress: shardProgress, group: group, board: &board, progress: progress)
-        var firstIndex = Array(repeating: 0, count: shardCount)
-        for k in 1..<max(shardCount, 1) { firstIndex[k] = firstIndex[k - 1] + all.progress[k - 1].count }
-        for k in mine { try renumber(shard: k, writer: writers[k]!, progress: shardProgress[k]!, firstIndex: firstIndex[k], buildID: state.buildID) }
+        let all = try gatherShards(writers: Dictionary(uniqueKeysWithValues: shards.map { ($0.number, $0.writer) }),
+                                   progress: Dictionary(uniqueKeysWithValues: shards.map { ($0.number, $0.progress) }),
+                                   group: group, board: &board, progress: progress)
+        var firstIndex = Array(repeating: 0, count: options.shards)
+        for k in 1..<max(options.shards, 1) { firstIndex[k] = firstIndex[k - 1] + all.progress[k - 1].count }
+        for shard in shards {
+            try renumber(shard: shard.number, writer: shard.writer, progress: shard.progress, firstIndex: firstIndex[shard.number], buildID: state.buildID)
+        }
         group.barrier()  // every rank's shards are final before the manifest
 
-        let seconds = Date().timeIntervalSince(started)
         var reportBytes: [UInt8] = []
         if group.isRoot {
-            let r = try finish(progress: all.progress, skippedItems: all.skipped, warnedItems: all.warned, state: state, seconds: seconds,
-                               dictionarySeconds: shared.dictionarySeconds, itemsThisRun: board.processedThisRun,
-                               resumed: shared.resumed, processes: group.size)
+            let r = try finish(progress: all.progress, skippedItems: all.skipped, warnedItems: all.warned, state: state,
+                               seconds: Date().timeIntervalSince(started), dictionarySeconds: shared.dictionarySeconds,
+                               itemsThisRun: board.processedThisRun, resumed: shared.resumed, processes: group.size)
             reportBytes = Array(try JSONEncoder().encode(r))
         }
         let bytes = group.broadcast(reportBytes, root: 0)
         return try JSONDecoder().decode(BuildReport.self, from: Data(bytes))
     }
+
+    /// Rank 0's set-up: the output directory locked and checked, and the build's state — an
+    /// interrupted build's, or a new one with its trained dictionaries, written to `build-state.json`.
+    private func prepare(lock: inout DirectoryLock?, progress: (BuildProgress) -> Void)
+        throws -> (state: BuildState, resumed: Bool, dictionarySeconds: Double) {
+        let (resumed, l) = try prepareOutput()
+        lock = l
+        if let resumed { return (resumed, true, 0) }
+        let t0 = Date()
+        var dictionaries: [String: String] = [:]
+        if options.dictionary {
+            progress(BuildProgress(phase: "dictionary", processed: 0, total: catalog.count, written: 0, skipped: 0, processedThisRun: 0))
+            dictionaries = try trainDictionaries()
+        }
+        let state = BuildState(buildID: UUID().uuidString, fingerprint: fingerprint, dictionaries: dictionaries, priorSeconds: 0)
+        try state.write(to: output)
+        return (state, false, Date().timeIntervalSince(t0))
+    }
+
+    /// The zstd dictionaries of `state`, by level size.
+    private func dictionaries(of state: BuildState) throws -> [Int: RecordDictionary] {
+        var dicts: [Int: RecordDictionary] = [:]
+        for (key, b64) in state.dictionaries {
+            guard let size = Int(key), let data = Data(base64Encoded: b64) else { continue }
+            dicts[size] = try RecordDictionary(bytes: [UInt8](data), compressionLevel: Int32(options.zstdLevel))
+        }
+        return dicts
+    }
+
+    /// A shard this rank builds: its number, its source positions, its writer and what it committed.
+    struct LocalShard {
+        let number: Int
+        let range: Range<Int>
+        let writer: ShardWriter
+        var progress: ShardProgress
+    }
+
+    /// This rank's shards (rank r builds shards r, r + N, …), with the progress each committed.
+    private func openShards(rank: Int, of ranks: Int) throws -> [LocalShard] {
+        let total = catalog.count, count = options.shards
+        return try (0..<count).filter { $0 % ranks == rank }.map { k in
+            let range = (k * total / count)..<((k + 1) * total / count)
+            let writer = try ShardWriter(directory: output.appendingPathComponent(shardDirectoryName(k)), levels: levels)
+            let stored = try writer.meta(ShardProgress.metaKey).flatMap { try? JSONDecoder().decode(ShardProgress.self, from: Data($0)) }
+            return LocalShard(number: k, range: range, writer: writer,
+                              progress: stored ?? ShardProgress(cursor: range.lowerBound, channels: channels, classes: catalog.classes.count,
+                                                                levels: levels.count))
+        }
+    }
+
+    /// The chunks still to do, in source order: (index into `shards`, source positions). A shard
+    /// whose items are all done but whose closing commit is not gets one empty chunk.
+    private func pendingChunks(_ shards: [LocalShard]) -> [(shard: Int, range: Range<Int>)] {
+        var chunks: [(shard: Int, range: Range<Int>)] = []
+        for (i, shard) in shards.enumerated() where !shard.progress.complete {
+            var start = shard.progress.cursor
+            if start == shard.range.upperBound { chunks.append((i, start..<start)) }
+            while start < shard.range.upperBound {
+                let end = min(start + chunkSize, shard.range.upperBound)
+                chunks.append((i, start..<end)); start = end
+            }
+        }
+        return chunks
+    }
+
+    /// Starts the threads that render and encode `chunks`, handing each result to `queue`.
+    private func startWorkers(chunks: [Range<Int>], dictionaries: [Int: RecordDictionary], queue: ChunkQueue) -> WorkerThreads {
+        let options = self.options
+        return WorkerThreads(count: min(options.workers, chunks.count), name: "pyramid-build") { [catalog, levels, codecs, channels] _ in
+            let renderer = ChunkRenderer(catalog: catalog, options: options, channels: channels)
+            let encoders = zip(levels, codecs).map { size, codec in
+                RecordEncoder(codec: codec, compressionLevel: options.zstdLevel, filter: options.filter, dictionary: dictionaries[size])
+            }
+            while let id = queue.take() {
+                queue.put(id, Result { try Self.encodeChunk(Array(chunks[id]), renderer: renderer, encoders: encoders, channels: channels) })
+            }
+            Vips.threadShutdown()
+        }
+    }
+
+    /// Commits one encoded chunk (source positions `range`) to `shard` in one transaction: its
+    /// records and labels, its skipped and warned items, and the shard's updated progress.
+    private func commit(_ encoded: EncodedChunk, range: Range<Int>, to shard: inout LocalShard) throws {
+        var p = shard.progress
+        var batch = ShardWriter.Batch()
+        for sample in encoded.samples {
+            let key = p.keyBase + p.count
+            for (l, record) in sample.records.enumerated() {
+                batch.records.append((key, levels[l], record))
+                p.bytes[l] += record.count
+                p.rawBytes[l] += sample.rawBytes[l]
+            }
+            batch.labels.append((key, sample.label))
+            for c in 0..<channels { p.sums[c] += sample.sums[c]; p.squares[c] += sample.squares[c] }
+            p.pixels += sample.pixelCount
+            if sample.label < p.labelCounts.count { p.labelCounts[sample.label] += 1 }
+            p.count += 1
+        }
+        for (position, item) in encoded.skipped {
+            batch.meta.append((skipKey(position), Array((try? JSONEncoder().encode(item)) ?? Data())))
+        }
+        for (position, item) in encoded.warned {
+            batch.meta.append((warningKey(position), Array((try? JSONEncoder().encode(item)) ?? Data())))
+        }
+        p.skipped += encoded.skipped.count
+        p.cursor = range.upperBound
+        p.complete = p.cursor == shard.range.upperBound
+        batch.meta.append((ShardProgress.metaKey, p.encoded()))
+        try shard.writer.commit(batch)
+        shard.progress = p
+    }
+
 }

@@ -148,75 +148,104 @@ public final class Conv2D: Layer {
     }
 
 
+    /// Backward of one branch: the weight gradient accumulated into the store, the input
+    /// gradient (unless ``computesInputGradient`` is off) returned. One algorithm per shape:
+    /// Winograd for the 3×3 "same" convolutions it is chosen for, a direct product for 1×1
+    /// stride-1, im2col otherwise (with the "same" convolutions' input gradient as a convolution of
+    /// gradY with the flipped, transposed kernel, and col2im for the rest).
     private func backwardPass(_ gradOutput: Tensor, branch: Int) -> Tensor {
         guard let x = inputs[branch] else { preconditionFailure("backward before forward") }
-        let (n, h, w) = (x.shape[1], x.shape[2], x.shape[3])
-        let ho = gradOutput.shape[2], wo = gradOutput.shape[3]
+        let (h, w) = (x.shape[2], x.shape[3])
         let gx = gradInputs(branch)
         gx.reshape(x.shape)
-        let kk = kernel * kernel, k = inChannels * kk, kt = outChannels * kk
-        let transposed = !isPointwise && stride == 1 && ho == h && wo == w
-        if !isPointwise && !transposed && computesInputGradient { gx.zero() }
-        let wptr = store.values + weight, gw = store.grads + weight
-        if transposed && computesInputGradient {
-            // W'[cin][cout][k−1−ky][k−1−kx] = W[cout][cin][ky][kx].
-            flippedWeights.reshape([inChannels * kt])
-            let t = flippedWeights.data
-            for o in 0..<outChannels { for i in 0..<inChannels { for q in 0..<kk {
-                t[(i * outChannels + o) * kk + (kk - 1 - q)] = wptr[(o * inChannels + i) * kk + q]
-            } } }
-        }
-        let flipped = flippedWeights.data
+        let transposed = !isPointwise && stride == 1 && gradOutput.shape[2] == h && gradOutput.shape[3] == w
+        if !isPointwise && !transposed && computesInputGradient { gx.zero() }  // col2im accumulates
+        if transposed && computesInputGradient { flipWeights() }
         if usesWinograd(height: h, width: w) {
-            // Per chunk: gradW's dU[ξ] += dM[ξ] · V[ξ]ᵀ (summed over parts, then Gᵀ dU G), and
-            // gradX as the Winograd forward of gradY with the flipped, transposed kernel.
-            let (th, tw) = Winograd.tiles(h, w)
-            let (chunks, bufs) = winogradBuffers(batch: n, height: h, width: w)
-            let du = (0..<chunks).map { scratch(&winogradDU, $0, 16 * outChannels * inChannels) }
+            backwardWinograd(x, gradOutput, into: gx)
+        } else if isPointwise {
+            backwardPointwise(x, gradOutput, into: gx)
+        } else {
+            backwardIm2col(x, gradOutput, into: gx, branch: branch, transposed: transposed)
+        }
+        return gx
+    }
+
+    /// `flippedWeights` = W'[cin][cout][k−1−ky][k−1−kx] = W[cout][cin][ky][kx]: the kernel of the
+    /// input gradient of a stride-1 "same" convolution.
+    private func flipWeights() {
+        let kk = kernel * kernel, wptr = store.values + weight
+        flippedWeights.reshape([inChannels * outChannels * kk])
+        let t = flippedWeights.data
+        for o in 0..<outChannels { for i in 0..<inChannels { for q in 0..<kk {
+            t[(i * outChannels + o) * kk + (kk - 1 - q)] = wptr[(o * inChannels + i) * kk + q]
+        } } }
+    }
+
+    /// Winograd backward, per chunk: gradW's dU[ξ] += dM[ξ] · V[ξ]ᵀ (summed over chunks in chunk
+    /// order, then Gᵀ dU G), and gradX as the Winograd forward of gradY with the flipped kernel.
+    private func backwardWinograd(_ x: Tensor, _ gradOutput: Tensor, into gx: Tensor) {
+        let (n, h, w) = (x.shape[1], x.shape[2], x.shape[3])
+        let (th, tw) = Winograd.tiles(h, w)
+        let (chunks, bufs) = winogradBuffers(batch: n, height: h, width: w)
+        let du = (0..<chunks).map { scratch(&winogradDU, $0, 16 * outChannels * inChannels) }
+        if computesInputGradient {
+            transformedFlipped.reshape([16 * inChannels * outChannels])
+            Winograd.transformWeights(flippedWeights.data, cout: inChannels, cin: outChannels, into: transformedFlipped.data)
+        }
+        let xp = x.data, gy = gradOutput.data, gxp = gx.data, uFlipped = transformedFlipped.data
+        parallelChunks(chunks, workers: bufs.count) { worker, c in
+            let r = partRange(c, of: chunks, count: n), t = r.count * th * tw
+            let (v, dm) = bufs[worker]
+            Winograd.transformInput(xp, channels: inChannels, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound, into: v)
+            Winograd.transformGradOutput(gy, channels: outChannels, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound, into: dm)
+            for xi in 0..<16 {
+                gemm(transA: false, transB: true, m: outChannels, n: inChannels, k: t, a: dm + xi * outChannels * t, lda: t,
+                     b: v + xi * inChannels * t, ldb: t, beta: 0, c: du[c] + xi * outChannels * inChannels, ldc: inChannels)
+            }
             if computesInputGradient {
-                transformedFlipped.reshape([16 * inChannels * outChannels])
-                Winograd.transformWeights(flipped, cout: inChannels, cin: outChannels, into: transformedFlipped.data)
+                Conv2D.winogradConvolve(gy, channels: outChannels, out: inChannels, weights: uFlipped, batch: n, height: h, width: w,
+                                        samples: r, v: v, m: dm, into: gxp)
             }
-            let xp = x.data, gy = gradOutput.data, gxp = gx.data, uFlipped = transformedFlipped.data
-            parallelChunks(chunks, workers: bufs.count) { worker, c in
-                let r = partRange(c, of: chunks, count: n), t = r.count * th * tw
-                let (v, dm) = bufs[worker]
-                Winograd.transformInput(xp, channels: inChannels, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound, into: v)
-                Winograd.transformGradOutput(gy, channels: outChannels, batch: n, height: h, width: w, n0: r.lowerBound, n1: r.upperBound, into: dm)
-                for xi in 0..<16 {
-                    gemm(transA: false, transB: true, m: outChannels, n: inChannels, k: t, a: dm + xi * outChannels * t, lda: t,
-                         b: v + xi * inChannels * t, ldb: t, beta: 0, c: du[c] + xi * outChannels * inChannels, ldc: inChannels)
-                }
-                if computesInputGradient {
-                    Conv2D.winogradConvolve(gy, channels: outChannels, out: inChannels, weights: uFlipped, batch: n, height: h, width: w,
-                                            samples: r, v: v, m: dm, into: gxp)
-                }
-            }
-            // The chunks' sums in chunk order, whichever thread computed them.
-            let total = 16 * outChannels * inChannels
-            for c in 1..<chunks { Kernels.add(du[0], du[c], into: du[0], count: total) }
-            Winograd.accumulateWeightGradient(du[0], cout: outChannels, cin: inChannels, into: gw)
-            return gx
         }
-        let parts = min(Threads.count, n), wcount = outChannels * k
+        // The chunks' sums in chunk order, whichever thread computed them.
+        let total = 16 * outChannels * inChannels
+        for c in 1..<chunks { Kernels.add(du[0], du[c], into: du[0], count: total) }
+        Winograd.accumulateWeightGradient(du[0], cout: outChannels, cin: inChannels, into: store.grads + weight)
+    }
+
+    /// 1×1 stride-1 backward: gradW = gradY · xᵀ and gradX = Wᵀ · gradY, one part of the batch per
+    /// thread, the parts' weight gradients summed in part order.
+    private func backwardPointwise(_ x: Tensor, _ gradOutput: Tensor, into gx: Tensor) {
+        let (n, h, w) = (x.shape[1], x.shape[2], x.shape[3])
+        let (ho, wo) = (gradOutput.shape[2], gradOutput.shape[3])
+        let k = inChannels * kernel * kernel, wcount = outChannels * k
+        let parts = min(Threads.count, n)
+        let wptr = store.values + weight, gw = store.grads + weight
         let xp = x.data, gy = gradOutput.data, gxp = gx.data
-        if isPointwise {
-            let partial = (0..<parts).map { $0 == 0 ? gw : scratch(&partials, $0, wcount) }
-            parallelFor(parts) { p in
-                let r = partRange(p, of: parts, count: n)
-                let xPart = xp + r.lowerBound * h * w, gyPart = gy + r.lowerBound * ho * wo
-                gemm(transA: false, transB: true, m: outChannels, n: k, k: r.count * ho * wo, a: gyPart, lda: n * ho * wo,
-                     b: xPart, ldb: n * h * w, beta: p == 0 ? 1 : 0, c: partial[p], ldc: k)
-                if computesInputGradient {
-                    gemm(transA: true, transB: false, m: k, n: r.count * h * w, k: outChannels, a: wptr, lda: k,
-                         b: gyPart, ldb: n * ho * wo, beta: 0, c: gxp + r.lowerBound * h * w, ldc: n * h * w)
-                }
+        let partial = (0..<parts).map { $0 == 0 ? gw : scratch(&partials, $0, wcount) }
+        parallelFor(parts) { p in
+            let r = partRange(p, of: parts, count: n)
+            let xPart = xp + r.lowerBound * h * w, gyPart = gy + r.lowerBound * ho * wo
+            gemm(transA: false, transB: true, m: outChannels, n: k, k: r.count * ho * wo, a: gyPart, lda: n * ho * wo,
+                 b: xPart, ldb: n * h * w, beta: p == 0 ? 1 : 0, c: partial[p], ldc: k)
+            if computesInputGradient {
+                gemm(transA: true, transB: false, m: k, n: r.count * h * w, k: outChannels, a: wptr, lda: k,
+                     b: gyPart, ldb: n * ho * wo, beta: 0, c: gxp + r.lowerBound * h * w, ldc: n * h * w)
             }
-            for p in 1..<max(1, parts) { Kernels.add(gw, partial[p], into: gw, count: wcount) }
-            return gx
         }
-        // The same chunks as the forward pass (whose columns are reused when it kept them); each
-        // chunk's weight gradient has its own buffer, summed in chunk order afterwards.
+        for p in 1..<max(1, parts) { Kernels.add(gw, partial[p], into: gw, count: wcount) }
+    }
+
+    /// im2col backward over the same chunks as the forward pass (whose columns are reused when it
+    /// kept them); each chunk's weight gradient has its own buffer, summed in chunk order.
+    private func backwardIm2col(_ x: Tensor, _ gradOutput: Tensor, into gx: Tensor, branch: Int, transposed: Bool) {
+        let (n, h, w) = (x.shape[1], x.shape[2], x.shape[3])
+        let (ho, wo) = (gradOutput.shape[2], gradOutput.shape[3])
+        let kk = kernel * kernel, k = inChannels * kk, kt = outChannels * kk, wcount = outChannels * k
+        let parts = min(Threads.count, n)
+        let wptr = store.values + weight, gw = store.grads + weight, flipped = flippedWeights.data
+        let xp = x.data, gy = gradOutput.data, gxp = gx.data
         let chunks = chunkCount(batch: n, plane: ho * wo)
         let haveColumns = keptValid[branch] ?? false
         precondition(!haveColumns || chunks == parts, "kept columns for another chunking")
@@ -234,9 +263,8 @@ public final class Conv2D: Layer {
             }
             gemm(transA: false, transB: true, m: outChannels, n: k, k: width, a: gyPart, lda: n * ho * wo,
                  b: col, ldb: width, beta: 0, c: partial[c], ldc: k)
-            if !computesInputGradient {
-                // Only the weight gradient.
-            } else if transposed {
+            guard computesInputGradient else { return }
+            if transposed {
                 Im2col.im2col(gy, channels: outChannels, batch: n, height: ho, width: wo, n0: r.lowerBound, n1: r.upperBound,
                               kernel: kernel, stride: 1, padding: kernel - 1 - padding, col: gcols[worker])
                 gemm(transA: false, transB: false, m: inChannels, n: width, k: kt, a: flipped, lda: kt,
@@ -252,6 +280,5 @@ public final class Conv2D: Layer {
         }
         keptValid[branch] = false
         for c in 0..<chunks { Kernels.add(gw, partial[c], into: gw, count: wcount) }
-        return gx
     }
 }

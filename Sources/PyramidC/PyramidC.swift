@@ -46,6 +46,15 @@ private final class LoaderHandle: Sendable {
     let consumer = Mutex(0)
 
     init(loader: Loader) { self.loader = loader }
+
+    /// Makes `next` the epoch being served (nil: none) and stops the one it replaces.
+    func replaceEpoch(with next: EpochIterator?, closing: Bool = false) {
+        let previous = state.withLock { s -> EpochIterator? in
+            defer { s.iterator = next; if closing { s.closed = true } }
+            return s.iterator
+        }
+        previous?.stop()
+    }
 }
 
 /// Where a C caller receives an error message (may be NULL).
@@ -155,11 +164,7 @@ public func bridgeOpen(_ path: UnsafePointer<CChar>?, _ configuration: UnsafePoi
 public func bridgeClose(_ loader: OpaquePointer?, _ error: ErrorSlot) -> Int32 {
     guarded(error) {
         let h = try handle(loader)
-        let iterator = h.state.withLock { s -> EpochIterator? in
-            defer { s.iterator = nil; s.closed = true }
-            return s.iterator
-        }
-        iterator?.stop()
+        h.replaceEpoch(with: nil, closing: true)
         // Batches still held keep their buffers (a caller's tensors may view them) until released.
         forgetIfDone(loader!, h)
         return PYRAMID_OK
@@ -229,12 +234,7 @@ public func bridgeStartEpoch(_ loader: OpaquePointer?, _ epoch: Int64, _ cursor:
         guard cursor >= 0, cursor <= Int64(h.loader.cache.manifest.sampleCount) else {
             throw BridgeError.invalid(key: "cursor", reason: "\(cursor) is not in 0...\(h.loader.cache.manifest.sampleCount)")
         }
-        let started = try h.loader.batches(epoch: Int(epoch), from: Int(cursor))
-        let previous = h.state.withLock { s -> EpochIterator? in
-            defer { s.iterator = started }
-            return s.iterator
-        }
-        previous?.stop()
+        h.replaceEpoch(with: try h.loader.batches(epoch: Int(epoch), from: Int(cursor)))
         return PYRAMID_OK
     }
 }
@@ -242,12 +242,7 @@ public func bridgeStartEpoch(_ loader: OpaquePointer?, _ epoch: Int64, _ cursor:
 @_cdecl("pyramid_stop_epoch")
 public func bridgeStopEpoch(_ loader: OpaquePointer?, _ error: ErrorSlot) -> Int32 {
     guarded(error) {
-        let h = try handle(loader)
-        let iterator = h.state.withLock { s -> EpochIterator? in
-            defer { s.iterator = nil }
-            return s.iterator
-        }
-        iterator?.stop()
+        try handle(loader).replaceEpoch(with: nil)
         return PYRAMID_OK
     }
 }

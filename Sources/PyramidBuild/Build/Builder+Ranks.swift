@@ -45,6 +45,8 @@ extension Builder {
             while !board.allFinished {
                 for (rank, values) in group.collectPosts() { board.update(rank: rank, values) }
                 report(board.progress)
+                // A 20 Hz refresh of the progress line, not a wait for an event: the other ranks'
+                // posts arrive through MPI, which has no blocking receive with a timeout.
                 if !board.allFinished { usleep(50_000) }
             }
         }

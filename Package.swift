@@ -44,13 +44,13 @@ let package = Package(
         .executableTarget(
             name: "pyramid",
             dependencies: [
-                "PyramidCache", "PyramidBuild", "PyramidLoader", "PyramidTrain", "PyramidMPI", "CXXHash",
+                "PyramidCache", "PyramidBuild", "PyramidLoader", "PyramidTrain", "PyramidMPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         // The C interface: its header (a C target of its own) and its implementation over the loader.
         .target(name: "CPyramidABI"),
-        .target(name: "PyramidC", dependencies: ["CPyramidABI", "PyramidLoader", "PyramidCache", "CXXHash"]),
+        .target(name: "PyramidC", dependencies: ["CPyramidABI", "PyramidLoader", "PyramidCache"]),
 
         // A custom training loop that depends on the loader alone (README: "Your own trainer").
         .executableTarget(name: "LoaderExample", dependencies: ["PyramidLoader"], path: "Examples/LoaderExample"),

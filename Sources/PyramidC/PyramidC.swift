@@ -1,5 +1,4 @@
 import CPyramidABI
-import CXXHash
 import Foundation
 import PyramidCache
 import PyramidLoader
@@ -136,8 +135,8 @@ public func bridgeStringFree(_ string: UnsafeMutablePointer<CChar>?) { free(stri
 
 @_cdecl("pyramid_digest")
 public func bridgeDigest(_ bytes: UnsafeRawPointer?, _ length: Int) -> UInt64 {
-    guard let bytes, length > 0 else { return XXH3_64bits(nil, 0) }
-    return XXH3_64bits(bytes, length)
+    guard let bytes, length > 0 else { return RecordChecksum.xxh3(UnsafeRawBufferPointer(start: nil, count: 0)) }
+    return RecordChecksum.xxh3(UnsafeRawBufferPointer(start: bytes, count: length))
 }
 
 @_cdecl("pyramid_open")

@@ -81,7 +81,7 @@ final class EpochRun: Sendable {
                 }
                 let (wakeups, handOver) = state.withLock { $0.finish(step: step, result: result) }
                 wakeups.wake()
-                if let (consumer, delivery) = handOver { consumer.resume(with: delivery.batch(of: self)) }
+                if let (task, delivery) = handOver { task.resume(with: delivery.batch(of: self)) }
             }
         }
     }
@@ -124,18 +124,11 @@ final class EpochRun: Sendable {
     }
 }
 
-/// A consumer waiting for the next step.
+/// A consumer waiting for the next step: a thread (woken to take its batch itself) or a task
+/// (handed its batch).
 private enum Consumer: Sendable {
     case thread(DispatchSemaphore)
     case task(CheckedContinuation<Batch?, any Error>)
-
-    /// Resumes a waiting task with `result`; a waiting thread is woken to look for itself.
-    func resume(with result: sending Result<Batch?, any Error>) {
-        switch self {
-        case .thread(let s): s.signal()
-        case .task(let c): c.resume(with: result)
-        }
-    }
 }
 
 /// What a consumer gets for a step: a filled buffer, the end of the epoch, or an error.
@@ -170,7 +163,7 @@ private struct Wakeups {
 /// An epoch run's mutable state. Every method runs under the run's mutex.
 ///
 /// Invariants, true whenever the lock is free:
-/// - `firstStep ≤ nextDeliver ≤ nextClaim ≤ steps`;
+/// - `nextDeliver ≤ nextClaim ≤ steps`;
 /// - each step in `nextDeliver..<nextClaim` is being rendered (`rendering` counts them) or is in
 ///   `ready` (rendered, or failed);
 /// - every allocated buffer is in `free`, being rendered, in `ready`, or held by the consumer in a
@@ -182,7 +175,6 @@ private struct State: ~Copyable {
     enum Phase { case running, failed, cancelled }
     enum Claim { case render(step: Int, storage: BatchStorage), wait, stop }
 
-    let firstStep: Int
     let steps: Int
     var nextClaim: Int
     var nextDeliver: Int
@@ -197,7 +189,7 @@ private struct State: ~Copyable {
     var idleWorkers: [DispatchSemaphore] = []
 
     init(firstStep: Int, steps: Int, capacity: Int, spare: [BatchStorage]) {
-        self.firstStep = firstStep; self.steps = steps
+        self.steps = steps
         nextClaim = firstStep; nextDeliver = firstStep
         free = spare; allocated = spare.count; self.capacity = capacity
         nextID = spare.map(\.id).max() ?? 0
@@ -223,7 +215,8 @@ private struct State: ~Copyable {
 
     /// Records a rendered (or failed) step. A task waiting for exactly that step gets it handed over;
     /// a failure stops the workers waiting for a buffer.
-    mutating func finish(step: Int, result: Result<BatchStorage, any Error>) -> (Wakeups, (Consumer, Delivery)?) {
+    mutating func finish(step: Int, result: Result<BatchStorage, any Error>)
+        -> (Wakeups, (CheckedContinuation<Batch?, any Error>, Delivery)?) {
         rendering -= 1
         ready[step] = result
         var wakeups = Wakeups()
@@ -237,8 +230,8 @@ private struct State: ~Copyable {
         case .thread(let s):
             wakeups.consumer = s
             return (wakeups, nil)
-        case .task:
-            return (wakeups, deliver().0.map { (waiting, $0) })
+        case .task(let c):
+            return (wakeups, deliver().0.map { (c, $0) })
         }
     }
 

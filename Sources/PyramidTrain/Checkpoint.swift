@@ -111,7 +111,7 @@ public struct Checkpoint {
             valuesEnd -= 8
             let stored = readLittleEndian(bytes, at: valuesEnd)
             let computed = bytes.withUnsafeBytes { RecordChecksum.xxh3(UnsafeRawBufferPointer(rebasing: $0[0..<valuesEnd])) }
-            guard stored == computed else { throw damaged("checksum mismatch (header and values hash to \(hex(computed)), the file says \(hex(stored)))") }
+            guard stored == computed else { throw damaged("checksum mismatch (header and values hash to \(RecordChecksum.hex(computed)), the file says \(RecordChecksum.hex(stored)))") }
         }
         let p = header.parameterCount, s = header.stateCount, valueBytes = valuesEnd - headerEnd
         guard p >= 0, s >= 0, p <= valueBytes / 8, s <= valueBytes / 4, valueBytes == 4 * (2 * p + s) else {
@@ -125,11 +125,6 @@ public struct Checkpoint {
 
     private static func readLittleEndian(_ bytes: [UInt8], at offset: Int) -> UInt64 {
         bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) }
-    }
-
-    private static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 
     /// Copies the parameters and BatchNorm state into `store`.

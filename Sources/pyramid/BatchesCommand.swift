@@ -1,5 +1,4 @@
 import ArgumentParser
-import CXXHash
 import Foundation
 import PyramidCache
 import PyramidLoader
@@ -87,11 +86,10 @@ struct BatchesCommand: ParsableCommand {
             listed += 1
             let digests = b.sizes.map { s -> String in
                 let images = b.images(size: s)
-                return images.format.isFloat
-                    ? hex(images.floats.withMemoryRebound(to: UInt8.self) { XXH3_64bits($0.baseAddress, $0.count) })
-                    : hex(XXH3_64bits(images.bytes.baseAddress, images.bytes.count))
+                return RecordChecksum.hex(images.format.isFloat
+                    ? RecordChecksum.xxh3(UnsafeRawBufferPointer(images.floats)) : RecordChecksum.xxh3(UnsafeRawBufferPointer(images.bytes)))
             }
-            let labels = hex(b.labels.withUnsafeBytes { XXH3_64bits($0.baseAddress, $0.count) })
+            let labels = RecordChecksum.hex(b.labels.withUnsafeBytes { RecordChecksum.xxh3($0) })
             if json {
                 try printJSON(Line(epoch: b.epoch, step: b.step, sizes: b.sizes, count: b.count, cursor: b.plan.cursor, nextCursor: b.nextCursor,
                                    substitutions: b.substitutions, digests: digests, labelsDigest: labels, indices: b.indices))
@@ -101,10 +99,5 @@ struct BatchesCommand: ParsableCommand {
                       + "pixels \(digests.joined(separator: ","))  labels \(labels)  indices \(first)  next cursor \(b.nextCursor)")
             }
         }
-    }
-
-    private func hex(_ v: UInt64) -> String {
-        let digits = String(v, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 }

@@ -6,7 +6,6 @@ import ctypes
 import hashlib
 import json
 import os
-import threading
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Union
 
@@ -35,7 +34,6 @@ class _Handle:
         self.pointer = ctypes.c_void_p()
         self.pid = os.getpid()
         self.closed = False
-        self.lock = threading.Lock()
         try:
             _native.call(_native.lib.pyramid_open, os.fsencode(path), json.dumps(configuration).encode(), ctypes.byref(self.pointer))
         except BaseException:
@@ -223,6 +221,7 @@ class Loader:
         self._mean = [m * 255 for m in self.manifest["mean"]]
         self._std = [max(s, 1e-6) * 255 for s in self.manifest["std"]]
         self._pinned: Dict[int, int] = {}
+        self._normalization: Dict[tuple, tuple] = {}  # (channels, dtype) -> mean, std on the device
         self._in_flight: List[tuple] = []
 
     # MARK: Schedule
@@ -269,8 +268,7 @@ class Loader:
             self._cursor = cursor
         handle = self._handle
         handle.check_process()
-        with handle.lock:
-            _native.call(_native.lib.pyramid_start_epoch, handle.pointer, self._epoch, self._cursor)
+        _native.call(_native.lib.pyramid_start_epoch, handle.pointer, self._epoch, self._cursor)
         info = _native.BatchInfo()
         finished = False
         try:
@@ -335,8 +333,10 @@ class Loader:
             return device_tensor
         dtype = torch.float16 if self.output == "float16" else torch.float32
         c = device_tensor.shape[1]
-        mean = torch.tensor(self._mean[:c], device=self.device, dtype=dtype).view(1, c, 1, 1)
-        std = torch.tensor(self._std[:c], device=self.device, dtype=dtype).view(1, c, 1, 1)
+        if (c, dtype) not in self._normalization:  # made once, not per batch
+            self._normalization[(c, dtype)] = tuple(torch.tensor(v[:c], device=self.device, dtype=dtype).view(1, c, 1, 1)
+                                                    for v in (self._mean, self._std))
+        mean, std = self._normalization[(c, dtype)]
         return (device_tensor.to(dtype) - mean) / std
 
     # MARK: Resume
@@ -344,7 +344,6 @@ class Loader:
     def _fingerprint(self) -> Dict[str, Any]:
         c = dict(self.configuration)
         c["cache"] = self.manifest.get("createdAt", "") + "/" + str(self.manifest.get("sampleCount"))
-        c["augment"] = c.get("augment")
         return {k: c.get(k) for k in FINGERPRINT_KEYS}
 
     def state_dict(self) -> Dict[str, Any]:

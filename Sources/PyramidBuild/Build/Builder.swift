@@ -108,9 +108,8 @@ public final class Builder {
         var state = shared.state
         var shards = try openShards(rank: group.rank, of: group.size)
         let chunks = pendingChunks(shards)
-        var tally = RankTally(items: shards.reduce(0) { $0 + $1.range.count },
-                              processed: shards.reduce(0) { $0 + $1.progress.cursor - $1.range.lowerBound },
-                              processedBefore: shards.reduce(0) { $0 + $1.progress.cursor - $1.range.lowerBound },
+        let doneBefore = shards.reduce(0) { $0 + $1.progress.cursor - $1.range.lowerBound }
+        var tally = RankTally(items: shards.reduce(0) { $0 + $1.range.count }, processed: doneBefore, processedBefore: doneBefore,
                               written: shards.reduce(0) { $0 + $1.progress.count },
                               skipped: shards.reduce(0) { $0 + $1.progress.skipped })
         var board = ProgressBoard(ranks: group.size, total: catalog.count)

@@ -1,5 +1,4 @@
 import CTurboJPEG
-import CXXHash
 import Foundation
 
 /// JPEG encoding and decoding of 8-bit grey or sRGB pixels with libjpeg-turbo's TurboJPEG API.

@@ -1,4 +1,3 @@
-import CZstd
 import Foundation
 
 /// How the records of one level are stored: losslessly with zstd, or as JPEG at a quality.

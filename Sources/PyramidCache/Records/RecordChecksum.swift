@@ -1,4 +1,3 @@
-import CTurboJPEG
 import CXXHash
 import Foundation
 
@@ -33,7 +32,8 @@ public enum RecordChecksum {
         return .success(body)
     }
 
-    private static func hex(_ v: UInt64) -> String {
+    /// `v` as 16 hexadecimal digits, as checksums and digests are printed.
+    public static func hex(_ v: UInt64) -> String {
         let s = String(v, radix: 16)
         return String(repeating: "0", count: 16 - s.count) + s
     }

@@ -1,4 +1,3 @@
-import CZstd
 import Foundation
 
 /// Why a record could not be decoded; wrapped into ``CacheError/corruptRecord(shard:index:level:reason:)`` by readers.

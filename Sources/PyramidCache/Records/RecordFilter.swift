@@ -1,4 +1,3 @@
-import CZstd
 import Foundation
 
 /// The PNG-style "sub" filter over interleaved 8-bit rows.

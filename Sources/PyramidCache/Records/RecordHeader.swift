@@ -1,4 +1,3 @@
-import CZstd
 import Foundation
 
 /// The 8-byte header in front of every record's payload.

@@ -3,8 +3,8 @@ import PackageDescription
 
 // Dependency direction (docs/design.md): pyramid → PyramidTrain → PyramidLoader → PyramidCache;
 // PyramidBuild → PyramidCache + CVips; PyramidMPI → PyramidCache + Open MPI (pyramid links it; the
-// others reach it only through PyramidCache's ProcessGroup). Reading a cache needs LMDB, zstd, libjpeg-turbo (TurboJPEG) and
-// xxHash only, never libvips.
+// others reach it only through PyramidCache's ProcessGroup). Reading a cache needs LMDB, zstd, libjpeg-turbo (TurboJPEG),
+// xxHash and libcurl (remote caches) only, never libvips.
 let package = Package(
     name: "Pyramid",
     platforms: [.macOS(.v15)],
@@ -33,9 +33,10 @@ let package = Package(
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CXSMM", pkgConfig: "libxsmm", providers: [.apt(["libxsmm-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
 
-        .target(name: "PyramidCache", dependencies: ["CLMDB", "CZstd", "CTurboJPEG", "CXXHash"]),
+        .target(name: "PyramidCache", dependencies: ["CLMDB", "CZstd", "CTurboJPEG", "CXXHash", "CCurl"]),
         .target(name: "PyramidBuild", dependencies: ["PyramidCache", "CVips", "CZlib"]),
         .target(name: "PyramidLoader", dependencies: ["PyramidCache"]),
         .target(name: "PyramidTrain", dependencies: ["PyramidLoader", "PyramidCache", "COpenBLAS", "CXSMM"]),

@@ -146,7 +146,7 @@ public func bridgeOpen(_ path: UnsafePointer<CChar>?, _ configuration: UnsafePoi
         guard let loader else { throw BridgeError.invalid(key: "loader", reason: "is NULL") }
         loader.pointee = nil
         guard let path else { throw BridgeError.invalid(key: "path", reason: "is NULL") }
-        let reader = try CacheReader(url: URL(fileURLWithPath: String(cString: path)))
+        let reader = try CacheReader.open(String(cString: path))
         let config = try BridgeConfiguration(json: configuration.map { String(cString: $0) }, manifest: reader.manifest)
         if config.loader.schedule.sizes.count > Int(PYRAMID_MAX_VIEWS), config.loader.schedule is Parallel {
             throw BridgeError.invalid(key: "schedule", reason: "a parallel schedule serves at most \(PYRAMID_MAX_VIEWS) sizes")

@@ -1,5 +1,6 @@
 import CLMDB
 import Foundation
+import Synchronization
 
 /// Opens a finished cache for reading.
 ///
@@ -24,8 +25,14 @@ public final class CacheReader: @unchecked Sendable {
         let metaDB: MDB_dbi
     }
 
-    /// Shards by number; nil for a shard this reader was not asked to open.
+    /// Shards by number; nil for a shard this reader was not asked to open (or, for a remote
+    /// cache, every shard: those are opened while fetched, in `remoteShards`).
     let shards: [OpenShard?]
+    /// Where a remote cache's shards come from; nil for a local cache.
+    public let store: (any ShardStore)?
+    /// A remote cache's open shards and how many holders each has.
+    private let remoteShards: Mutex<[RemoteShard]>
+    struct RemoteShard { var open: OpenShard?; var pins = 0 }
     let dictionaries: [Int: RecordDictionary]
     let filter: RecordHeader.Filter
     /// Each level's codec, by size.
@@ -36,9 +43,21 @@ public final class CacheReader: @unchecked Sendable {
     /// - Throws: ``CacheError/missingManifest(path:)``, ``CacheError/unsupportedVersion(path:found:supported:)``,
     ///   ``CacheError/shardMismatch(path:reason:)``, ``CacheError/truncatedFile(path:size:expected:)`` and LMDB
     ///   errors, each naming the file.
-    public init(url: URL, onlyShard: Int? = nil) throws {
+    public convenience init(url: URL, onlyShard: Int? = nil) throws {
+        try self.init(url: url, onlyShard: onlyShard, store: nil)
+    }
+
+    /// Opens the local copy at `url` of a remote cache whose shards `store` fetches: no shard is
+    /// opened until it is pinned (``pin(_:)``) or read.
+    public convenience init(url: URL, store: any ShardStore) throws {
+        try self.init(url: url, onlyShard: nil, store: store)
+    }
+
+    private init(url: URL, onlyShard: Int?, store: (any ShardStore)?) throws {
         self.url = url
+        self.store = store
         manifest = try Manifest.load(from: url)
+        remoteShards = Mutex(Array(repeating: RemoteShard(), count: manifest.shards.count))
         guard manifest.codec.name == "zstd", let filter = RecordHeader.Filter(name: manifest.codec.filter) else {
             throw CacheError.invalidManifest(path: url.appendingPathComponent(Manifest.fileName).path,
                                              reason: "unknown codec \(manifest.codec.name) with filter \(manifest.codec.filter)")
@@ -47,7 +66,7 @@ public final class CacheReader: @unchecked Sendable {
         codecs = Dictionary(uniqueKeysWithValues: manifest.levels.map { ($0.size, $0.levelCodec) })
         var opened: [OpenShard?] = []
         for (number, shard) in manifest.shards.enumerated() {
-            guard onlyShard == nil || onlyShard == number else { opened.append(nil); continue }
+            guard store == nil, onlyShard == nil || onlyShard == number else { opened.append(nil); continue }
             opened.append(try Self.openShard(url.appendingPathComponent(shard.name), number: number, shard: shard, manifest: manifest))
         }
         shards = opened
@@ -111,12 +130,60 @@ public final class CacheReader: @unchecked Sendable {
         return OpenShard(env: env, info: shard, levelDBs: levelDBs, labelsDB: labelsDB, metaDB: metaDB)
     }
 
-    /// Shard `number`, open.
+    /// Shard `number`, open. A remote shard that is not pinned is fetched and kept to the end.
     func shard(_ number: Int) throws -> OpenShard {
-        guard let s = shards[number] else {
+        if let s = shards[number] { return s }
+        guard store != nil else {
+            throw CacheError.shardMismatch(path: url.appendingPathComponent(manifest.shards[number].name).path, reason: "not opened by this reader")
+        }
+        if let s = remoteShards.withLock({ $0[number].open }) { return s }
+        try pin([number])  // never unpinned: a one-off read (export, inspect, a substitution)
+        guard let s = remoteShards.withLock({ $0[number].open }) else {
             throw CacheError.shardMismatch(path: url.appendingPathComponent(manifest.shards[number].name).path, reason: "not opened by this reader")
         }
         return s
+    }
+
+    /// True for a remote cache (shards fetched by ``store``).
+    public var isRemote: Bool { store != nil }
+
+    /// Makes remote shards `numbers` local and open, and keeps them so until ``unpin(_:)``
+    /// (waits for downloads). Nothing for a local cache.
+    /// - Throws: ``RemoteError`` when a shard cannot be fetched, and the checks of opening a shard.
+    public func pin(_ numbers: some Collection<Int>) throws {
+        guard let store else { return }
+        var done: [Int] = []
+        do {
+            for n in numbers {
+                try store.acquire(n)
+                done.append(n)
+                try remoteShards.withLock { table in
+                    if table[n].open == nil {
+                        let info = manifest.shards[n]
+                        table[n].open = try Self.openShard(url.appendingPathComponent(info.name), number: n, shard: info, manifest: manifest)
+                    }
+                    table[n].pins += 1
+                }
+            }
+        } catch {
+            unpin(done)
+            throw error
+        }
+    }
+
+    /// Ends one ``pin(_:)`` of each shard. A shard nobody holds is closed and may be evicted.
+    /// Sessions must not hold reads on them (``ReadSession/endReads()``).
+    public func unpin(_ numbers: some Collection<Int>) {
+        guard let store else { return }
+        for n in numbers {
+            remoteShards.withLock { table in
+                // A pin whose open failed never counted.
+                guard table[n].pins > 0 else { return }
+                table[n].pins -= 1
+                if table[n].pins == 0 { table[n].open = nil }
+            }
+            store.release(n)
+        }
     }
 
     /// Makes a reading context for one thread.
@@ -125,6 +192,7 @@ public final class CacheReader: @unchecked Sendable {
     /// All labels, indexed by sample index.
     /// - Complexity: O(samples); reads the small `labels` databases only.
     public func labels() throws -> [Int32] {
+        if let store { return try store.labels() }
         let session = makeSession()
         var out = [Int32](repeating: -1, count: manifest.sampleCount)
         for (number, open) in shards.enumerated() {
@@ -149,19 +217,36 @@ public final class ReadSession {
     /// The reader this session reads from.
     public let reader: CacheReader
     private var txns: [OpaquePointer?]
+    /// The shards this session reads (kept open by the session while it reads them).
+    private var opened: [CacheReader.OpenShard?]
     private var decoders: [Int: RecordDecoder] = [:]
 
     init(reader: CacheReader) {
         self.reader = reader
-        txns = Array(repeating: nil, count: reader.shards.count)
+        txns = Array(repeating: nil, count: reader.manifest.shards.count)
+        opened = Array(repeating: nil, count: reader.manifest.shards.count)
     }
 
-    deinit { for t in txns where t != nil { mdb_txn_abort(t) } }
+    deinit { endReads() }
+
+    /// Ends this session's reads, so that a remote cache's shards can be closed and evicted
+    /// (the next read starts new ones).
+    public func endReads() {
+        for (i, t) in txns.enumerated() where t != nil { mdb_txn_abort(t); txns[i] = nil }
+        for i in opened.indices { opened[i] = nil }
+    }
+
+    private func shard(_ number: Int) throws -> CacheReader.OpenShard {
+        if let s = opened[number] { return s }
+        let s = try reader.shard(number)
+        opened[number] = s
+        return s
+    }
 
     private func txn(_ shard: Int) throws -> OpaquePointer? {
         if let t = txns[shard] { return t }
         var t: OpaquePointer?
-        let s = try reader.shard(shard)
+        let s = try self.shard(shard)
         try lmdbCheck(mdb_txn_begin(s.env.env, nil, UInt32(MDB_RDONLY), &t), "mdb_txn_begin", s.env.path)
         txns[shard] = t
         return t
@@ -179,7 +264,7 @@ public final class ReadSession {
         guard let shard = reader.manifest.shardNumber(of: index) else {
             throw CacheError.indexOutOfRange(index: index, count: reader.manifest.sampleCount)
         }
-        guard let dbi = try reader.shard(shard).levelDBs[level] else {
+        guard let dbi = try self.shard(shard).levelDBs[level] else {
             throw CacheError.unknownLevel(level: level, available: reader.manifest.levelSizes)
         }
         return (shard, dbi)
@@ -193,7 +278,7 @@ public final class ReadSession {
         var value = MDB_val()
         let rc = withIndexKey(index) { key in mdb_get(t, dbi, &key, &value) }
         if rc == MDB_NOTFOUND { throw CacheError.missingRecord(shard: shard, index: index, level: level) }
-        try lmdbCheck(rc, "mdb_get", try reader.shard(shard).env.path)
+        try lmdbCheck(rc, "mdb_get", try self.shard(shard).env.path)
         return try body(UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
     }
 
@@ -254,10 +339,10 @@ public final class ReadSession {
         }
         let t = try txn(shard)
         var value = MDB_val()
-        let labelsDB = try reader.shard(shard).labelsDB
+        let labelsDB = try self.shard(shard).labelsDB
         let rc = withIndexKey(index) { key in mdb_get(t, labelsDB, &key, &value) }
         if rc == MDB_NOTFOUND { throw CacheError.missingRecord(shard: shard, index: index, level: 0) }
-        try lmdbCheck(rc, "mdb_get", try reader.shard(shard).env.path)
+        try lmdbCheck(rc, "mdb_get", try self.shard(shard).env.path)
         guard value.mv_size == 4 else { throw CacheError.corruptRecord(shard: shard, index: index, level: 0, reason: "label of \(value.mv_size) bytes") }
         return Int(UnsafeRawBufferPointer(start: value.mv_data, count: 4).loadUnaligned(as: Int32.self).littleEndian)
     }
@@ -265,7 +350,7 @@ public final class ReadSession {
     /// Walks a database of a shard in key order.
     func forEach(shard: Int, database: MDB_dbi, _ body: (Int, UnsafeRawBufferPointer) throws -> Void) throws {
         let t = try txn(shard)
-        let path = try reader.shard(shard).env.path
+        let path = try self.shard(shard).env.path
         var cursor: OpaquePointer?
         try lmdbCheck(mdb_cursor_open(t, database, &cursor), "mdb_cursor_open", path)
         defer { mdb_cursor_close(cursor) }
@@ -280,7 +365,7 @@ public final class ReadSession {
 
     /// Walks one level of one shard in index order, handing each record's stored bytes to `body`.
     public func forEachRecord(shard: Int, level: Int, _ body: (Int, UnsafeRawBufferPointer) throws -> Void) throws {
-        guard let dbi = try reader.shard(shard).levelDBs[level] else {
+        guard let dbi = try self.shard(shard).levelDBs[level] else {
             throw CacheError.unknownLevel(level: level, available: reader.manifest.levelSizes)
         }
         try forEach(shard: shard, database: dbi, body)

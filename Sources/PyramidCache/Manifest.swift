@@ -108,10 +108,29 @@ public struct Manifest: Codable, Equatable, Sendable {
         public var firstIndex: Int
         /// The number of samples stored in this shard.
         public var count: Int
-        public init(name: String, firstIndex: Int, count: Int) {
-            self.name = name; self.firstIndex = firstIndex; self.count = count
+        /// Size and digest of the shard's `data.mdb` (optional: written by builds since 0.9 and by
+        /// `pyramid push`; remote reading needs it, local reading ignores it).
+        public var file: FileDigest?
+        public init(name: String, firstIndex: Int, count: Int, file: FileDigest? = nil) {
+            self.name = name; self.firstIndex = firstIndex; self.count = count; self.file = file
         }
+        /// The shard's data file, relative to the cache's top: `shard-00000/data.mdb`.
+        public var dataPath: String { name + "/data.mdb" }
     }
+
+    /// The size and XXH3-64 digest of a file of the cache, for remote copies to be checked against.
+    public struct FileDigest: Codable, Equatable, Sendable {
+        public var bytes: Int
+        /// XXH3-64 (seed 0), 16 hexadecimal digits.
+        public var xxh3: String
+        public init(bytes: Int, xxh3: UInt64) { self.bytes = bytes; self.xxh3 = RecordChecksum.hex(xxh3) }
+        /// The digest as a number (nil when the manifest's text is not 16 hexadecimal digits).
+        public var digest: UInt64? { xxh3.count == 16 ? UInt64(xxh3, radix: 16) : nil }
+    }
+
+    /// The name of the labels file a published cache carries: every label, Int32 little-endian,
+    /// by sample index (so a remote reader knows them before fetching any shard).
+    public static let labelsFileName = "labels.bin"
 
     public var formatVersion: Int
     public var toolVersion: String
@@ -140,6 +159,8 @@ public struct Manifest: Codable, Equatable, Sendable {
     public var buildOptions: [String: String]
     /// Wall time of the build, summed over resumed parts.
     public var buildSeconds: Double
+    /// Size and digest of ``labelsFileName`` (optional: present in published caches).
+    public var labels: FileDigest?
 
     public init(
         toolVersion: String, createdAt: String, source: Source, classes: [String], sampleCount: Int,
@@ -191,19 +212,24 @@ public struct Manifest: Codable, Equatable, Sendable {
             }
             throw CacheError.io(path: directory.path, reason: "no such cache directory")
         }
+        return try decode(data, path: url.path)
+    }
+
+    /// Decodes and validates manifest JSON read from `path` (a file or an object's name).
+    public static func decode(_ data: Data, path: String) throws -> Manifest {
         let decoder = JSONDecoder()
         let probe: VersionProbe
         do { probe = try decoder.decode(VersionProbe.self, from: data) } catch {
-            throw CacheError.invalidManifest(path: url.path, reason: "no formatVersion (\(error.localizedDescription))")
+            throw CacheError.invalidManifest(path: path, reason: "no formatVersion (\(error.localizedDescription))")
         }
         guard readableFormatVersions.contains(probe.formatVersion) else {
-            throw CacheError.unsupportedVersion(path: url.path, found: probe.formatVersion, supported: currentFormatVersion)
+            throw CacheError.unsupportedVersion(path: path, found: probe.formatVersion, supported: currentFormatVersion)
         }
         let manifest: Manifest
         do { manifest = try decoder.decode(Manifest.self, from: data) } catch {
-            throw CacheError.invalidManifest(path: url.path, reason: "\(error)")
+            throw CacheError.invalidManifest(path: path, reason: "\(error)")
         }
-        try manifest.validate(path: url.path)
+        try manifest.validate(path: path)
         return manifest
     }
 
@@ -220,6 +246,12 @@ public struct Manifest: Codable, Equatable, Sendable {
                 throw CacheError.invalidManifest(path: path, reason: "shard \(shard.name) starts at \(shard.firstIndex), expected \(next)")
             }
             next += shard.count
+            if let f = shard.file, f.bytes < 0 || f.digest == nil {
+                throw CacheError.invalidManifest(path: path, reason: "shard \(shard.name): file size \(f.bytes) or digest \(String(reflecting: f.xxh3)) is not valid")
+            }
+        }
+        if let f = labels, f.bytes != 4 * sampleCount || f.digest == nil {
+            throw CacheError.invalidManifest(path: path, reason: "labels: \(f.bytes) bytes or digest \(String(reflecting: f.xxh3)) do not fit \(sampleCount) samples")
         }
         guard next == sampleCount, sampleCount <= Int(Int32.max) else {
             throw CacheError.invalidManifest(path: path, reason: "shards hold \(next) samples but sampleCount is \(sampleCount)")

@@ -17,6 +17,9 @@ final class EpochRun: Sendable {
     let epoch: Int
     let plan: EpochPlan
     let order: [Int32]
+    /// For a remote cache: the shards each step from `firstStep` on reads (this rank's share).
+    let shardUses: [[Int]]
+    let firstStep: Int
     private let state: Mutex<State>
 
     init(loader: Loader, epoch: Int, cursor: Int) throws {
@@ -25,6 +28,19 @@ final class EpochRun: Sendable {
         let (plan, first) = try loader.plan(epoch: epoch, from: cursor)
         self.plan = plan
         order = loader.sampler.order(epoch: epoch)
+        firstStep = first
+        if let store = loader.cache.store {
+            // Fetch ahead through this epoch's rest and the next epoch (its order is known already).
+            shardUses = loader.shardUses(plan: plan, order: order, from: first)
+            var ahead = shardUses
+            let c = loader.configuration
+            if c.shuffle, c.epochs.map({ epoch + 1 < $0 }) ?? true {
+                ahead += loader.shardUses(plan: loader.plan(epoch: epoch + 1), order: loader.sampler.order(epoch: epoch + 1), from: 0)
+            }
+            try store.schedule(ahead, concurrency: c.workers)
+        } else {
+            shardUses = []
+        }
         // Buffers left by earlier epochs are reused, so their pages are not faulted in again.
         state = Mutex(State(firstStep: first, steps: plan.steps.count, capacity: loader.configuration.prefetch,
                             spare: loader.takeBuffers()))
@@ -74,7 +90,16 @@ final class EpochRun: Sendable {
             case .render(let step, let storage):
                 let result: Result<BatchStorage, any Error>
                 do {
-                    try renderer.fill(storage, epoch: epoch, step: step, plan: plan.steps[step], order: order)
+                    if let store = loader.cache.store {
+                        // A remote cache: the step's shards stay local while it is rendered.
+                        let shards = shardUses[step - firstStep]
+                        store.advance(to: step - firstStep)
+                        try loader.cache.pin(shards)
+                        defer { renderer.endReads(); loader.cache.unpin(shards) }
+                        try renderer.fill(storage, epoch: epoch, step: step, plan: plan.steps[step], order: order)
+                    } else {
+                        try renderer.fill(storage, epoch: epoch, step: step, plan: plan.steps[step], order: order)
+                    }
                     result = .success(storage)
                 } catch {
                     result = .failure(error)

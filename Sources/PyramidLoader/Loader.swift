@@ -60,9 +60,11 @@ public final class Loader: Sendable {
         config.prefetch = max(c.prefetch, c.workers)
         let augmentation = c.augmentation ?? (c.shuffle ? Augmentation.training(for: m) : .evaluation(for: m))
         config.augmentation = augmentation
+        config.order = c.order ?? (cache.isRemote ? .shards(window: SampleOrder.defaultWindow) : .global)
         self.augmentation = augmentation
         self.configuration = config
-        sampler = Sampler(sampleCount: m.sampleCount, seed: c.seed, shuffle: c.shuffle)
+        sampler = Sampler(sampleCount: m.sampleCount, seed: c.seed, shuffle: c.shuffle, order: config.order ?? .global,
+                          shardRanges: m.shards.map { $0.firstIndex..<($0.firstIndex + $0.count) })
         labels = try cache.labels()
         // A label outside the classes would index past a logit row in every consumer.
         if let bad = labels.firstIndex(where: { $0 < 0 || Int($0) >= m.classes.count }) {
@@ -73,9 +75,9 @@ public final class Loader: Sendable {
         normalizeOffset = (0..<m.channels).map { Float(-m.mean[$0] / max(m.std[$0], 1e-6)) }
     }
 
-    /// Opens the cache at `path` and makes a loader.
+    /// Opens the cache at `path` (a directory or `s3://bucket/prefix`) and makes a loader.
     public convenience init(path: String, configuration: LoaderConfiguration) throws {
-        try self.init(cache: try CacheReader(url: URL(fileURLWithPath: path)), configuration: configuration)
+        try self.init(cache: try CacheReader.open(path), configuration: configuration)
     }
 
     /// The largest factor by which a view may be upsampled from the largest level.
@@ -129,6 +131,18 @@ public final class Loader: Sendable {
         if cursor >= full.endCursor { return (full, full.steps.count) }
         let rest = configuration.schedule.plan(context(epoch: epoch, cursor: cursor))
         return (rest, 0)
+    }
+
+    /// The shards each step of `plan` from step `first` on reads, for this rank (sorted).
+    func shardUses(plan: EpochPlan, order: [Int32], from first: Int) -> [[Int]] {
+        let m = cache.manifest, c = configuration
+        return plan.steps[min(first, plan.steps.count)...].map { step in
+            let positions = Sampler.positions(cursor: step.cursor, batchSize: step.batchSize, rank: c.rank,
+                                              worldSize: c.worldSize, available: step.globalImages)
+            var shards = Set<Int>()
+            for p in positions { if let s = m.shardNumber(of: Int(order[p])) { shards.insert(s) } }
+            return shards.sorted()
+        }
     }
 
     /// The batches of `epoch` for this rank, as an `AsyncSequence`. Workers start when iteration

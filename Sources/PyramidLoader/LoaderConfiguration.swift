@@ -51,16 +51,21 @@ public struct LoaderConfiguration: Sendable {
     public var shuffle: Bool
     /// Drop the partial last global step (training) or serve it split across ranks (evaluation).
     public var dropLast: Bool
+    /// How a shuffled epoch is ordered; nil: ``SampleOrder/global`` for a local cache,
+    /// ``SampleOrder/shards(window:)`` (window 4) for a remote one, whose limit may be below the
+    /// cache's size. The loader's ``Loader/configuration`` holds the value resolved.
+    public var order: SampleOrder?
 
     public init(schedule: any ResolutionSchedule, batchSize: Int = 128, seed: UInt64 = 0, rank: Int = 0,
                 worldSize: Int = 1, epochs: Int? = nil, augmentation: Augmentation? = nil,
                 output: OutputFormat = .float32, prefetch: Int? = nil, workers: Int? = nil,
-                corruptRecords: CorruptRecordPolicy = .fail, shuffle: Bool = true, dropLast: Bool? = nil) {
+                corruptRecords: CorruptRecordPolicy = .fail, shuffle: Bool = true, dropLast: Bool? = nil,
+                order: SampleOrder? = nil) {
         let w = workers ?? max(1, ProcessInfo.processInfo.activeProcessorCount)
         self.schedule = schedule; self.batchSize = batchSize; self.seed = seed; self.rank = rank
         self.worldSize = worldSize; self.epochs = epochs; self.augmentation = augmentation; self.output = output
         self.workers = w; self.prefetch = prefetch ?? max(4, 2 * w); self.corruptRecords = corruptRecords
-        self.shuffle = shuffle; self.dropLast = dropLast ?? shuffle
+        self.shuffle = shuffle; self.dropLast = dropLast ?? shuffle; self.order = order
     }
 
     /// An evaluation configuration: index order, every sample once, the cache's evaluation view.

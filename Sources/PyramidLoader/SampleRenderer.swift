@@ -81,6 +81,9 @@ final class SampleRenderer {
         throw LoaderError.nothingReadable(index: index, level: levels.first ?? 0)
     }
 
+    /// Ends the session's reads (a remote cache's shards can then be closed).
+    func endReads() { session.endReads() }
+
     func fill(_ storage: BatchStorage, epoch: Int, step: Int, plan: StepPlan, order: [Int32]) throws {
         let config = loader.configuration
         let positions = Sampler.positions(cursor: plan.cursor, batchSize: plan.batchSize, rank: config.rank,

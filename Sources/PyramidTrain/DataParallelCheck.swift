@@ -34,7 +34,7 @@ extension TrainBenchmark {
     public static func dataParallelStep(cache: String, model: String, size: Int, batch: Int, seed: UInt64, group: ProcessGroup,
                                         threads: Int, repetitions: Int = 20) throws -> DataParallelResult {
         Threads.configure(threads)
-        let reader = try CacheReader(url: URL(fileURLWithPath: cache))
+        let reader = try CacheReader.open(cache)
         let m = reader.manifest
         guard batch % group.size == 0 else {
             throw TrainError.invalidSetting(setting: "batch", reason: "\(batch) images cannot be split evenly among \(group.size) processes")

@@ -72,9 +72,9 @@ public struct EvaluationReport: Codable, Sendable {
         let c = try Checkpoint.read(from: checkpointURL)
         try c.load(into: network.store, from: checkpointURL)
         let evaluator = try Evaluator(network: network, testCache: test, workers: workers)
-        let trainReader = try CacheReader(url: URL(fileURLWithPath: config.cache))
+        let trainReader = try CacheReader.open(config.cache)
         let schedule = try config.parsedSchedule(largestLevel: trainReader.manifest.levelSizes.max())
-        let testManifest = try Manifest.load(from: URL(fileURLWithPath: test))
+        let testManifest = try Manifest.load(location: test)
         for s in sizes { try Loader.checkServable(size: s, manifest: testManifest) }
         let trainedSizes = (schedule as? Parallel)?.sizes ?? []
         // Banks per trained size (private BatchNorm); a shared-BatchNorm parallel run has one.
@@ -116,7 +116,7 @@ public struct EvaluationReport: Codable, Sendable {
 
     /// The ensemble `Σ softmax(α)_s · z_s` over the training sizes, each with its own bank.
     static func ensemble(network: Network, test: String, sizes: [Int], weights: [Float], workers: Int) throws -> (Double, Double) {
-        let reader = try CacheReader(url: URL(fileURLWithPath: test))
+        let reader = try CacheReader.open(test)
         let loader = try Loader(cache: reader, configuration: LoaderConfiguration(
             schedule: Parallel(sizes: sizes), batchSize: 256, workers: workers, shuffle: false, dropLast: false))
         let ctx = network.context

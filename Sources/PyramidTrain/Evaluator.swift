@@ -29,7 +29,7 @@ public final class Evaluator {
 
     public init(network: Network, testCache: String, workers: Int = 2, group: ProcessGroup = SingleProcess()) throws {
         self.network = network
-        self.testCache = try CacheReader(url: URL(fileURLWithPath: testCache))
+        self.testCache = try CacheReader.open(testCache)
         self.workers = workers
         self.group = group
         guard self.testCache.manifest.channels == network.configuration.inputChannels,

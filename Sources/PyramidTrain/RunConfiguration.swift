@@ -44,22 +44,26 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
     /// Parallel schedules: one BatchNorm shared by every size instead of a private bank per size
     /// (the RS-Nets paper's ablation).
     public var sharedBatchNorm: Bool
+    /// How epochs are shuffled; nil: the loader's default for the cache (global for a local
+    /// cache, `shards:4` for a remote one). Run directories record the value used.
+    public var order: SampleOrder?
 
     public init(cache: String, testCache: String? = nil, model: Network.Configuration, schedule: String, augment: String? = nil,
                 epochs: Int, batch: Int, learningRate: LearningRateSchedule, optimizer: SGD.Configuration = .init(),
                 labelSmoothing: Float = 0, gradientSmoothing: Bool = false, resetSmoothingAtMilestones: Bool = true,
                 distillation: MRED.Distillation = .full, seed: UInt64 = 0, workers: Int = 2, threads: Int = 2,
-                corruptRecords: CorruptRecordPolicy = .fail, sharedBatchNorm: Bool = false) {
+                corruptRecords: CorruptRecordPolicy = .fail, sharedBatchNorm: Bool = false, order: SampleOrder? = nil) {
         self.cache = cache; self.testCache = testCache; self.model = model; self.schedule = schedule; self.augment = augment
         self.epochs = epochs; self.batch = batch; self.learningRate = learningRate; self.optimizer = optimizer
         self.labelSmoothing = labelSmoothing; self.gradientSmoothing = gradientSmoothing
         self.resetSmoothingAtMilestones = resetSmoothingAtMilestones; self.distillation = distillation; self.seed = seed
         self.workers = workers; self.threads = threads; self.corruptRecords = corruptRecords; self.sharedBatchNorm = sharedBatchNorm
+        self.order = order
     }
 
     enum CodingKeys: String, CodingKey {
         case formatVersion, cache, testCache, model, schedule, augment, epochs, batch, learningRate, optimizer, labelSmoothing,
-             gradientSmoothing, resetSmoothingAtMilestones, distillation, seed, workers, threads, corruptRecords, sharedBatchNorm
+             gradientSmoothing, resetSmoothingAtMilestones, distillation, seed, workers, threads, corruptRecords, sharedBatchNorm, order
     }
 
     public init(from decoder: Decoder) throws {
@@ -84,6 +88,7 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
         // Version 1 left these out when they had their default.
         corruptRecords = try c.decodeIfPresent(CorruptRecordPolicy.self, forKey: .corruptRecords) ?? .fail
         sharedBatchNorm = try c.decodeIfPresent(Bool.self, forKey: .sharedBatchNorm) ?? false
+        order = try c.decodeIfPresent(SampleOrder.self, forKey: .order)  // runs before 0.9: global
     }
 
     /// The parsed schedule; TRD gets the LR milestones as its guard epochs.
@@ -189,6 +194,8 @@ extension RunConfiguration {
         public var corruptRecords = CorruptRecordPolicy.fail
         /// Seed of initialization, order and augmentation.
         public var seed: UInt64 = 0
+        /// How epochs are shuffled (nil: the loader's default for the cache).
+        public var order: SampleOrder?
         /// Loader threads.
         public var workers = 1
         /// Batch parts computed in parallel.
@@ -205,8 +212,8 @@ extension RunConfiguration {
     /// - the model's channels and classes are the cache's.
     /// - Throws: `CacheError` for a cache that cannot be opened, and what ``validate(against:testManifest:)`` throws.
     public static func recipe(cache: String, _ recipe: Recipe) throws -> RunConfiguration {
-        let manifest = try Manifest.load(from: URL(fileURLWithPath: cache))
-        let testManifest = try recipe.testCache.map { try Manifest.load(from: URL(fileURLWithPath: $0)) }
+        let manifest = try Manifest.load(location: cache)
+        let testManifest = try recipe.testCache.map { try Manifest.load(location: $0) }
         let spec = recipe.schedule ?? "fixed:\(manifest.levelSizes.max()!)"
         // A schedule that does not parse is reported by validate() below.
         let parsed = try? ScheduleParser.parse(spec, largestLevel: manifest.levelSizes.max())
@@ -220,7 +227,7 @@ extension RunConfiguration {
             schedule: spec, augment: recipe.augment, epochs: recipe.epochs, batch: recipe.batch, learningRate: recipe.learningRate,
             optimizer: optimizer, labelSmoothing: recipe.labelSmoothing, gradientSmoothing: recipe.gradientSmoothing ?? isMixSize,
             distillation: recipe.distillation, seed: recipe.seed, workers: recipe.workers, threads: recipe.threads,
-            corruptRecords: recipe.corruptRecords, sharedBatchNorm: recipe.sharedBatchNorm)
+            corruptRecords: recipe.corruptRecords, sharedBatchNorm: recipe.sharedBatchNorm, order: recipe.order)
         try configuration.validate(against: manifest, testManifest: testManifest)
         return configuration
     }

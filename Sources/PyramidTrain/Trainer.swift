@@ -80,7 +80,7 @@ public final class Trainer {
         guard configuration.batch % group.size == 0 else {
             throw TrainError.invalidSetting(setting: "batch", reason: "\(configuration.batch) images per step cannot be split evenly among \(group.size) processes")
         }
-        let reader = try CacheReader(url: URL(fileURLWithPath: configuration.cache))
+        let reader = try CacheReader.open(configuration.cache)
         let m = reader.manifest
         schedule = try configuration.validate(against: m)
         let parallel = schedule is Parallel
@@ -103,7 +103,8 @@ public final class Trainer {
             rank: group.rank, worldSize: group.size, epochs: configuration.epochs,
             augmentation: try configuration.augment.map(Augmentation.parse),
             output: .float32ChannelMajor,  // the network's own layout: no transpose per batch
-            workers: configuration.workers, corruptRecords: configuration.corruptRecords))
+            workers: configuration.workers, corruptRecords: configuration.corruptRecords, order: configuration.order))
+        self.configuration.order = loader.configuration.order
         optimizer = SGD(store: network.store, configuration: configuration.optimizer)
         smoothing = configuration.gradientSmoothing ? GradientSmoothing() : nil
         header = Checkpoint.Header(epochsDone: 0, steps: 0, nextEpoch: 0, nextCursor: 0, gradientSmoothing: smoothing,

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import PyramidBuild
 import PyramidCache
 import PyramidLoader
@@ -44,4 +45,31 @@ enum CheckpointChoice: String, CaseIterable, ExpressibleByArgument {
     case best
     /// `checkpoint.bin`: the last epoch's.
     case final
+}
+
+extension SampleOrder: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
+    public static var allValueStrings: [String] { ["global", "shards", "shards:W"] }
+}
+
+/// Where a remote cache's shards go (every command that reads a cache takes these).
+struct RemoteArguments: ParsableArguments {
+    @Option(help: ArgumentHelp("For s3:// caches: the directory fetched shards go to (default: $PYRAMID_CACHE_DIR, else $XDG_CACHE_HOME/pyramid, else ~/.cache/pyramid).",
+                               valueName: "dir"))
+    var cacheDir: String?
+
+    @Option(help: ArgumentHelp("For s3:// caches: bytes the fetched shards may take, e.g. 2GiB or 500MB (default: $PYRAMID_CACHE_LIMIT, else the whole cache). A run that needs more at once is refused at start with the minimum.",
+                               valueName: "size"))
+    var cacheLimit: String?
+
+    /// Sets ``RemoteOptions/current`` from the flags.
+    func apply() throws {
+        var options = RemoteOptions()
+        options.cacheDirectory = cacheDir.map { URL(fileURLWithPath: $0) }
+        if let cacheLimit {
+            guard let n = parseByteSize(cacheLimit) else { throw ValidationError("--cache-limit: \"\(cacheLimit)\" is not a size (examples: 2000000000, 512MiB, 4GiB)") }
+            options.limit = n
+        }
+        RemoteOptions.configure(options)
+    }
 }

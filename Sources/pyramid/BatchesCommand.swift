@@ -17,7 +17,7 @@ struct BatchesCommand: ParsableCommand {
             (float32 NCHW, normalized, or uint8 NHWC with --output uint8) and of its labels.
             """)
 
-    @Argument(help: "The cache directory.")
+    @Argument(help: "The cache: a directory or s3://bucket/prefix.")
     var cache: String
 
     @Option(help: "Resolution schedule (default: fixed at the cache's largest level).")
@@ -74,12 +74,19 @@ struct BatchesCommand: ParsableCommand {
         var indices: [Int]
     }
 
+    @Option(help: "How the epoch is shuffled: global or shards:W (default: global for a directory, shards:\(SampleOrder.defaultWindow) for s3://).")
+    var shuffle: SampleOrder?
+
+    @OptionGroup(title: "Remote caches")
+    var remote: RemoteArguments
+
     func run() throws {
-        let reader = try CacheReader(url: URL(fileURLWithPath: cache))
+        try remote.apply()
+        let reader = try CacheReader.open(cache)
         let largest = reader.manifest.levelSizes.max()
         let loader = try Loader(cache: reader, configuration: LoaderConfiguration(
             schedule: try ScheduleParser.parse(schedule ?? "fixed:\(largest ?? 1)", largestLevel: largest), batchSize: batch, seed: seed,
-            rank: rank, worldSize: worldSize, epochs: epochs, augmentation: try augment.map(Augmentation.parse), output: output))
+            rank: rank, worldSize: worldSize, epochs: epochs, augmentation: try augment.map(Augmentation.parse), output: output, order: shuffle))
         var batches = try loader.batches(epoch: epoch, from: cursor)
         var listed = 0
         while listed < (limit ?? .max), let b = try batches.next() {

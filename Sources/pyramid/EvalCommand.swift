@@ -67,7 +67,11 @@ struct EvalCommand: ParsableCommand {
         if bank != nil && reuse { throw ValidationError("--bank: not with --reuse (a forced-bank evaluation is saved apart)") }
     }
 
+    @OptionGroup(title: "Remote caches")
+    var remote: RemoteArguments
+
     func run() throws {
+        try remote.apply()
         let sizeList = try parseIntList(sizes, flag: "sizes")
         var reports: [EvaluationReport] = []
         for runDirectory in runDirectories {

@@ -20,7 +20,7 @@ struct ExportCommand: ParsableCommand {
             depends on --seed and I only, so --index I and --grid N show the same views.
             """)
 
-    @Argument(help: "The cache directory.")
+    @Argument(help: "The cache: a directory or s3://bucket/prefix.")
     var cache: String
 
     @Option(parsing: .unconditional, help: "The sample index to export.")
@@ -57,8 +57,12 @@ struct ExportCommand: ParsableCommand {
         if let augment { _ = try Augmentation.parse(augment) }
     }
 
+    @OptionGroup(title: "Remote caches")
+    var remote: RemoteArguments
+
     func run() throws {
-        let reader = try CacheReader(url: URL(fileURLWithPath: cache))
+        try remote.apply()
+        let reader = try CacheReader.open(cache)
         if let views {
             let sizes = try parseIntList(views, flag: "views")
             let n = reader.manifest.sampleCount

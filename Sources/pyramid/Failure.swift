@@ -53,6 +53,7 @@ extension Failure {
         case let e as CacheError: self = Failure(e)
         case let e as LoaderError: self = Failure(e)
         case let e as TrainError: self = Failure(e)
+        case let e as RemoteError: self = Failure(e)
         case let e as ValidationError: self = .usage(e.message)
         case is ExitCode, is CleanExit: return nil
         case let e as CocoaError:
@@ -104,6 +105,13 @@ extension Failure {
         case .unservableSize: self = .usage(error.description)
         case .invalidLabel: self = .failure("\(error) (pyramid verify CACHE lists every bad label)")
         case .invalidConfiguration(let key, let reason): self = .flag(key.rawValue, reason)
+        default: self = .failure(error.description)
+        }
+    }
+
+    init(_ error: RemoteError) {
+        switch error {
+        case .invalidLocation: self = .usage(error.description)
         default: self = .failure(error.description)
         }
     }

@@ -7,14 +7,18 @@ struct InspectCommand: ParsableCommand {
         commandName: "inspect",
         abstract: "Describe a cache: samples, classes, levels, bytes per level, compression, mean/std, build options.")
 
-    @Argument(help: "The cache directory.")
+    @Argument(help: "The cache: a directory or s3://bucket/prefix.")
     var cache: String
 
     @Flag(help: "Print the manifest as JSON instead.")
     var json = false
 
+    @OptionGroup(title: "Remote caches")
+    var remote: RemoteArguments
+
     func run() throws {
-        let reader = try CacheReader(url: URL(fileURLWithPath: cache))
+        try remote.apply()
+        let reader = try CacheReader.open(cache)
         let m = reader.manifest
         if json {
             let encoder = JSONEncoder(); encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

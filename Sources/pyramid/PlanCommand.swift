@@ -21,7 +21,7 @@ struct PlanCommand: ParsableCommand {
                   --schedule mixsize:16,24,32,48@0.2,0.3,0.3,0.2,mode=D+,base=32
             """)
 
-    @Argument(help: "A cache directory (optional with --samples).")
+    @Argument(help: "A cache: a directory or s3://bucket/prefix (optional with --samples).")
     var cache: String?
 
     @Option(help: "The resolution schedule.")
@@ -80,8 +80,12 @@ struct PlanCommand: ParsableCommand {
         var averageFlopsPerImage: Double?
     }
 
+    @OptionGroup(title: "Remote caches")
+    var remote: RemoteArguments
+
     func run() throws {
-        let manifest = try cache.map { try Manifest.load(from: URL(fileURLWithPath: $0)) }
+        try remote.apply()
+        let manifest = try cache.map { try Manifest.load(location: $0) }
         let n = samples ?? manifest!.sampleCount
         let schedule = try ScheduleParser.parse(self.schedule, largestLevel: manifest?.levelSizes.max())
         if let manifest { for s in schedule.sizes { try Loader.checkServable(size: s, manifest: manifest) } }

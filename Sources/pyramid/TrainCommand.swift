@@ -40,7 +40,7 @@ struct TrainCommand: ParsableCommand {
               mpirun -np 2 pyramid train fmnist --test fmnist-test --epochs 10 --batch 128 --out runs/two
             """)
 
-    @Argument(help: "The training cache (not needed with --resume).")
+    @Argument(help: "The training cache: a directory or s3://bucket/prefix (not needed with --resume).")
     var cache: String?
 
     @Option(help: "Run directory to create.")
@@ -118,6 +118,9 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Seed of initialization, order and augmentation (default: 0).")
     var seed: UInt64?
 
+    @Option(help: "How epochs are shuffled: global (one permutation of every sample) or shards:W (the shards in a random order, then the samples of every W shards together, so an s3:// cache streams through a small --cache-limit) (default: global for a directory, shards:\(SampleOrder.defaultWindow) for s3://).")
+    var shuffle: SampleOrder?
+
     @Option(parsing: .unconditional, help: "Loader worker threads (default: 1).")
     var workers: Int?
 
@@ -136,7 +139,7 @@ struct TrainCommand: ParsableCommand {
             ("--weight-decay", weightDecay != nil), ("--decay-all", decayAll), ("--label-smoothing", labelSmoothing != nil),
             ("--gradient-smoothing", gradientSmoothing != nil), ("--zero-init-residual", zeroInitResidual != nil),
             ("--distillation", distillation != nil), ("--shared-bn", sharedBatchNorm), ("--shortcut", shortcut != nil),
-            ("--corrupt-records", corruptRecords != nil), ("--seed", seed != nil),
+            ("--corrupt-records", corruptRecords != nil), ("--seed", seed != nil), ("--shuffle", shuffle != nil),
         ]
         return given.filter(\.1).map(\.0)
     }
@@ -185,12 +188,17 @@ struct TrainCommand: ParsableCommand {
         r.sharedBatchNorm = sharedBatchNorm
         r.corruptRecords = corruptRecords ?? r.corruptRecords
         r.seed = seed ?? r.seed
+        r.order = shuffle
         r.workers = workers ?? 1
         r.threads = threads ?? Processes.coresPerProcess
         return r
     }
 
+    @OptionGroup(title: "Remote caches")
+    var remote: RemoteArguments
+
     func run() throws {
+        try remote.apply()
         let directory: URL
         var runConfiguration: RunConfiguration
         if let resume {

@@ -7,6 +7,8 @@ struct VerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "Read every record of every level and check checksums, headers, labels and counts.",
         discussion: """
+            A cache at s3://bucket/prefix is checked shard by shard as it is fetched (its size \
+            and digest against the manifest, then every record) within --cache-limit. \
             Each shard is scanned in a child process of its own: LMDB does not checksum its pages, \
             and following a damaged page can end a process with a signal, so a scan that dies is \
             reported as a damaged shard (with every bad record found before it died) instead of \
@@ -14,7 +16,7 @@ struct VerifyCommand: ParsableCommand {
             per bad record (shard, index, level, reason) or damaged shard.
             """)
 
-    @Argument(help: "The cache directory.")
+    @Argument(help: "The cache: a directory or s3://bucket/prefix.")
     var cache: String
 
     @Flag(help: "No progress line.")
@@ -26,10 +28,13 @@ struct VerifyCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: .hidden)
     var shard: Int?
 
+    @OptionGroup(title: "Remote caches")
+    var remote: RemoteArguments
+
     func run() throws {
+        try remote.apply()
         if let shard { return scanShard(shard) }
-        let url = URL(fileURLWithPath: cache)
-        let manifest = try Manifest.load(from: url)
+        let manifest = try Manifest.load(location: cache)
         let progress = ProgressLine(quiet: quiet || json)
         let total = manifest.sampleCount * (manifest.levels.count + 1)
         let started = Date()
@@ -73,7 +78,8 @@ struct VerifyCommand: ParsableCommand {
             out.write(data)
         }
         do {
-            let reader = try CacheReader(url: URL(fileURLWithPath: cache), onlyShard: number)
+            // A remote cache's child fetches the one shard (through the shared cache directory).
+            let reader = S3Location.isRemote(cache) ? try CacheReader.open(cache) : try CacheReader(url: URL(fileURLWithPath: cache), onlyShard: number)
             let checked = try CacheVerifier(reader: reader).verify(shard: number, progress: { emit(.init(checked: $0)) },
                                                                   problem: { emit(.init(problem: $0)) })
             emit(.init(checked: checked, done: true))
@@ -108,6 +114,10 @@ struct ShardScan {
         child.arguments = ["verify", cache, "--shard", String(number)]
         var environment = ProcessInfo.processInfo.environment
         environment["SWIFT_BACKTRACE"] = "enable=no"  // a crash here is expected and reported; no backtrace
+        // A remote cache's child uses the same cache directory and limit.
+        let remote = RemoteOptions.current
+        if let dir = remote.cacheDirectory { environment["PYRAMID_CACHE_DIR"] = dir.path }
+        if let limit = remote.limit { environment["PYRAMID_CACHE_LIMIT"] = String(limit) }
         child.environment = environment
         let pipe = Pipe()
         child.standardOutput = pipe

@@ -9,7 +9,10 @@ extension Builder {
         var shards: [Manifest.Shard] = []
         var first = 0
         for (k, p) in progress.enumerated() {
-            shards.append(Manifest.Shard(name: shardDirectoryName(k), firstIndex: first, count: p.count))
+            // Size and digest of the finished file, for remote copies to be checked against.
+            let name = shardDirectoryName(k)
+            let file = Manifest.FileDigest(ofFile: output.appendingPathComponent(name).appendingPathComponent("data.mdb").path)
+            shards.append(Manifest.Shard(name: name, firstIndex: first, count: p.count, file: file))
             first += p.count
         }
         let pixels = Double(progress.reduce(UInt64(0)) { $0 + $1.pixels })

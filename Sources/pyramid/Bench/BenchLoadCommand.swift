@@ -20,7 +20,7 @@ struct BenchLoadCommand: ParsableCommand {
             loaderSeconds, consumerWaitFraction, workers.
             """)
 
-    @Argument(help: "The cache directory.")
+    @Argument(help: "The cache: a directory or s3://bucket/prefix.")
     var cache: String
 
     @Option(help: "The resolution schedule (\(ScheduleParser.syntax)).")
@@ -59,11 +59,18 @@ struct BenchLoadCommand: ParsableCommand {
         if consumerUs < 0 { throw ValidationError("--consumer-us: must not be negative") }
     }
 
+    @Option(help: "How the epoch is shuffled: global or shards:W (default: global for a directory, shards:\(SampleOrder.defaultWindow) for s3://).")
+    var shuffle: SampleOrder?
+
+    @OptionGroup(title: "Remote caches")
+    var remote: RemoteArguments
+
     func run() throws {
-        let reader = try CacheReader(url: URL(fileURLWithPath: cache))
+        try remote.apply()
+        let reader = try CacheReader.open(cache)
         let parsed = try ScheduleParser.parse(schedule, largestLevel: reader.manifest.levelSizes.max())
         let config = LoaderConfiguration(schedule: parsed, batchSize: batch, augmentation: try augment.map(Augmentation.parse),
-                                         output: output, prefetch: prefetch, workers: workers)
+                                         output: output, prefetch: prefetch, workers: workers, order: shuffle)
         let loader = try Loader(cache: reader, configuration: config)
         let m = try LoadBenchmark.measure(loader, epoch: epoch, repetitions: repetitions, consumerMicroseconds: consumerUs)
         if json { return try printJSON(m) }

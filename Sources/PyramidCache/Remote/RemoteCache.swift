@@ -1,0 +1,136 @@
+import Foundation
+import Synchronization
+
+/// Settings of remote reading: where fetched shards go and how many bytes they may take.
+public struct RemoteOptions: Sendable, Equatable {
+    /// The root of the local caches; nil: `$PYRAMID_CACHE_DIR`, else `$XDG_CACHE_HOME/pyramid`,
+    /// else `~/.cache/pyramid`. Each remote cache gets a directory below it, keyed by endpoint,
+    /// bucket, prefix and manifest digest.
+    public var cacheDirectory: URL?
+    /// Bytes the fetched shards of one remote cache may take; nil: `$PYRAMID_CACHE_LIMIT`, else
+    /// no limit (the whole cache).
+    public var limit: Int?
+    public var policy: TransferPolicy
+
+    public init(cacheDirectory: URL? = nil, limit: Int? = nil, policy: TransferPolicy = .fromEnvironment()) {
+        self.cacheDirectory = cacheDirectory; self.limit = limit; self.policy = policy
+    }
+
+    private static let processDefault = Mutex(RemoteOptions())
+    /// The options commands and libraries use when they open a remote cache by location
+    /// (`pyramid` sets them from `--cache-dir` and `--cache-limit`).
+    public static var current: RemoteOptions { processDefault.withLock { $0 } }
+    public static func configure(_ options: RemoteOptions) { processDefault.withLock { $0 = options } }
+
+    /// The root directory these options resolve to.
+    public func root(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
+        if let cacheDirectory { return cacheDirectory }
+        if let d = environment["PYRAMID_CACHE_DIR"], !d.isEmpty { return URL(fileURLWithPath: d) }
+        if let x = environment["XDG_CACHE_HOME"], !x.isEmpty { return URL(fileURLWithPath: x).appendingPathComponent("pyramid") }
+        return URL(fileURLWithPath: environment["HOME"] ?? NSHomeDirectory()).appendingPathComponent(".cache/pyramid")
+    }
+
+    /// The limit these options resolve to (nil: none).
+    /// - Throws: ``RemoteError/invalidLocation(_:reason:)`` for an unreadable `PYRAMID_CACHE_LIMIT`.
+    public func resolvedLimit(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Int? {
+        if let limit { return limit }
+        guard let text = environment["PYRAMID_CACHE_LIMIT"], !text.isEmpty else { return nil }
+        guard let n = parseByteSize(text) else {
+            throw RemoteError.local(path: "PYRAMID_CACHE_LIMIT", reason: "\"\(text)\" is not a size (examples: 2000000000, 512MiB, 4GiB)")
+        }
+        return n
+    }
+}
+
+/// `512MiB`, `4GiB`, `300MB`, `2000000` → bytes; nil when `text` is not a positive size.
+public func parseByteSize(_ text: String) -> Int? {
+    let t = text.trimmingCharacters(in: .whitespaces)
+    let units: [(String, Double)] = [("KiB", 1024), ("MiB", 1_048_576), ("GiB", 1_073_741_824), ("TiB", 1_099_511_627_776),
+                                     ("KB", 1e3), ("MB", 1e6), ("GB", 1e9), ("TB", 1e12),
+                                     ("K", 1024), ("M", 1_048_576), ("G", 1_073_741_824), ("T", 1_099_511_627_776), ("B", 1)]
+    var number = Substring(t), scale = 1.0
+    for (suffix, s) in units where t.hasSuffix(suffix) { number = t.dropLast(suffix.count); scale = s; break }
+    guard let v = Double(number.trimmingCharacters(in: .whitespaces)), v.isFinite, v > 0, v * scale < 9e18 else { return nil }
+    return Int(v * scale)
+}
+
+/// A cache in S3-compatible storage, opened for reading: its manifest and labels local, its shards
+/// fetched on demand by a ``ShardFetcher`` into a local directory.
+///
+/// One per location and process: ``open(_:options:)`` returns the same object for the same
+/// location, so a trainer and its evaluator share downloads and the limit.
+public final class RemoteCache: Sendable {
+    public let location: S3Location
+    public let client: S3Client
+    public let manifest: Manifest
+    /// The local directory: `manifest.json`, `labels.bin`, and `shard-NNNNN/data.mdb` while fetched.
+    public let directory: URL
+    public let fetcher: ShardFetcher
+
+    private static let opened = Mutex<[String: RemoteCache]>([:])
+
+    /// Opens the cache at `location` (fetching its manifest and labels).
+    /// - Throws: ``RemoteError`` (credentials, network, a cache not published with `pyramid push`),
+    ///   ``CacheError/invalidManifest(path:reason:)``.
+    public static func open(_ location: S3Location, options: RemoteOptions = .current) throws -> RemoteCache {
+        let key = location.description
+        if let cache = opened.withLock({ $0[key] }) { return cache }
+        let cache = try RemoteCache(location: location, options: options)
+        return opened.withLock { table in
+            if let other = table[key] { return other }
+            table[key] = cache
+            return cache
+        }
+    }
+
+    private init(location: S3Location, options: RemoteOptions) throws {
+        self.location = location
+        let configuration = try S3Configuration.resolve()
+        client = S3Client(configuration: configuration, policy: options.policy)
+        let bytes = try client.data(location, Manifest.fileName)
+        let manifest = try Manifest.decode(Data(bytes), path: location.object(Manifest.fileName))
+        guard manifest.shards.allSatisfy({ $0.file != nil }), manifest.labels != nil else {
+            throw RemoteError.notPublished(
+                location: location.description,
+                reason: "its manifest gives no shard sizes and digests or no labels file; publish it with pyramid push")
+        }
+        self.manifest = manifest
+        let identity = [configuration.endpoint, location.bucket, location.prefix].joined(separator: "\n")
+        let digest = Array(identity.utf8).withUnsafeBytes { RecordChecksum.xxh3($0) } ^ bytes.withUnsafeBytes { RecordChecksum.xxh3($0) }
+        let readable = (location.bucket + (location.prefix.isEmpty ? "" : "-" + location.prefix))
+            .map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." ? $0 : "_" }
+        directory = options.root().appendingPathComponent(String(readable.prefix(80)) + "-" + RecordChecksum.hex(digest))
+        do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
+            throw RemoteError.local(path: directory.path, reason: "cannot create the cache directory: \(error.localizedDescription)")
+        }
+        let manifestURL = directory.appendingPathComponent(Manifest.fileName)
+        if FileManager.default.contents(atPath: manifestURL.path) != Data(bytes) { try writeAtomically(Data(bytes), to: manifestURL) }
+        let labels = directory.appendingPathComponent(Manifest.labelsFileName)
+        if let want = manifest.labels, Manifest.FileDigest(ofFile: labels.path) != want {
+            try client.download(location, Manifest.labelsFileName, to: labels, expected: .init(size: want.bytes, digest: want.digest))
+        }
+        let total = manifest.shards.reduce(0) { $0 + ($1.file?.bytes ?? 0) }
+        let limit = try options.resolvedLimit() ?? total
+        fetcher = ShardFetcher(client: client, location: location, manifest: manifest, directory: directory, limit: limit)
+    }
+
+    /// A reader of this cache (shards opened as they are fetched).
+    public func reader() throws -> CacheReader { try CacheReader(url: directory, store: fetcher) }
+}
+
+extension CacheReader {
+    /// Opens a cache by location: a directory, or `s3://bucket/prefix` (through ``RemoteCache``
+    /// with ``RemoteOptions/current``).
+    public static func open(_ location: String) throws -> CacheReader {
+        if S3Location.isRemote(location) { return try RemoteCache.open(S3Location(location)).reader() }
+        return try CacheReader(url: URL(fileURLWithPath: location))
+    }
+}
+
+extension Manifest {
+    /// The manifest of the cache at `location`: a directory, or `s3://bucket/prefix`.
+    public static func load(location: String) throws -> Manifest {
+        if S3Location.isRemote(location) { return try RemoteCache.open(S3Location(location)).manifest }
+        return try load(from: URL(fileURLWithPath: location))
+    }
+}

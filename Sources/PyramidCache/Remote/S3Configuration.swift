@@ -1,0 +1,109 @@
+import Foundation
+
+/// Where requests go and how they are signed, resolved as the AWS tools resolve them.
+///
+/// - Credentials: `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`), else the
+///   profile `AWS_PROFILE` (or `default`) in `AWS_SHARED_CREDENTIALS_FILE` (`~/.aws/credentials`),
+///   then in `AWS_CONFIG_FILE` (`~/.aws/config`). None found is an error: nothing is sent unsigned.
+/// - Region: `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region`, else `us-east-1`.
+/// - Endpoint: `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, the profile's `endpoint_url`, else AWS
+///   (`https://s3.REGION.amazonaws.com`, virtual-hosted buckets). A custom endpoint (an
+///   S3-compatible server) is addressed path-style (`ENDPOINT/bucket/key`) unless the profile says
+///   `addressing_style = virtual`.
+public struct S3Configuration: Sendable, Equatable {
+    public var accessKey: String
+    public var secretKey: String
+    public var sessionToken: String?
+    public var region: String
+    /// Scheme, host and port, without a trailing `/`.
+    public var endpoint: String
+    public var pathStyle: Bool
+
+    public init(accessKey: String, secretKey: String, sessionToken: String? = nil, region: String = "us-east-1",
+                endpoint: String? = nil, pathStyle: Bool? = nil) {
+        self.accessKey = accessKey; self.secretKey = secretKey; self.sessionToken = sessionToken; self.region = region
+        let custom = endpoint.map { Self.trimmed($0) }
+        self.endpoint = custom ?? "https://s3.\(region).amazonaws.com"
+        self.pathStyle = pathStyle ?? (custom != nil)
+    }
+
+    private static func trimmed(_ url: String) -> String {
+        var s = url
+        while s.hasSuffix("/") { s.removeLast() }
+        return s
+    }
+
+    /// Resolves the configuration from `environment` and the AWS files.
+    /// - Throws: ``RemoteError/missingCredentials(reason:)``.
+    public static func resolve(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> S3Configuration {
+        let home = environment["HOME"] ?? NSHomeDirectory()
+        let profile = environment["AWS_PROFILE"].flatMap { $0.isEmpty ? nil : $0 } ?? "default"
+        let credentialsFile = environment["AWS_SHARED_CREDENTIALS_FILE"] ?? home + "/.aws/credentials"
+        let configFile = environment["AWS_CONFIG_FILE"] ?? home + "/.aws/config"
+        let credentials = iniSections(credentialsFile)[profile] ?? [:]
+        let config = iniSections(configFile)[profile == "default" ? "default" : "profile " + profile]
+            ?? iniSections(configFile)[profile] ?? [:]
+        func nonEmpty(_ s: String?) -> String? { s.flatMap { $0.isEmpty ? nil : $0 } }
+
+        let access: String, secret: String, token: String?
+        if let a = nonEmpty(environment["AWS_ACCESS_KEY_ID"]), let s = nonEmpty(environment["AWS_SECRET_ACCESS_KEY"]) {
+            access = a; secret = s; token = nonEmpty(environment["AWS_SESSION_TOKEN"])
+        } else if let a = nonEmpty(credentials["aws_access_key_id"]), let s = nonEmpty(credentials["aws_secret_access_key"]) {
+            access = a; secret = s; token = nonEmpty(credentials["aws_session_token"])
+        } else if let a = nonEmpty(config["aws_access_key_id"]), let s = nonEmpty(config["aws_secret_access_key"]) {
+            access = a; secret = s; token = nonEmpty(config["aws_session_token"])
+        } else {
+            throw RemoteError.missingCredentials(
+                reason: "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give profile \"\(profile)\" keys in \(credentialsFile)")
+        }
+        let region = nonEmpty(environment["AWS_REGION"]) ?? nonEmpty(environment["AWS_DEFAULT_REGION"]) ?? nonEmpty(config["region"]) ?? "us-east-1"
+        let endpoint = nonEmpty(environment["AWS_ENDPOINT_URL_S3"]) ?? nonEmpty(environment["AWS_ENDPOINT_URL"]) ?? nonEmpty(config["endpoint_url"])
+        let style = config["addressing_style"].map { $0 == "path" }
+        return S3Configuration(accessKey: access, secretKey: secret, sessionToken: token, region: region,
+                               endpoint: endpoint, pathStyle: style)
+    }
+
+    /// The sections of an INI file (`[name]`, `key = value`; nested `s3 =` blocks flattened), or
+    /// none when the file cannot be read.
+    static func iniSections(_ path: String) -> [String: [String: String]] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [:] }
+        var sections: [String: [String: String]] = [:]
+        var current: String?
+        for raw in text.split(whereSeparator: \.isNewline) {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
+            if line.hasPrefix("[") && line.hasSuffix("]") {
+                current = String(line.dropFirst().dropLast()).trimmingCharacters(in: .whitespaces)
+                continue
+            }
+            guard let name = current, let eq = line.firstIndex(of: "=") else { continue }
+            let key = line[..<eq].trimmingCharacters(in: .whitespaces).lowercased()
+            let value = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            if !value.isEmpty { sections[name, default: [:]][key] = value }
+        }
+        return sections
+    }
+
+    /// The URL of `key` in `bucket`, each path segment percent-encoded.
+    func url(bucket: String, key: String) -> String {
+        let encoded = key.split(separator: "/", omittingEmptySubsequences: false).map { Self.encode(String($0)) }.joined(separator: "/")
+        if pathStyle { return "\(endpoint)/\(bucket)/\(encoded)" }
+        guard let scheme = endpoint.range(of: "://") else { return "\(endpoint)/\(bucket)/\(encoded)" }
+        return endpoint[..<scheme.upperBound] + bucket + "." + endpoint[scheme.upperBound...] + "/" + encoded
+    }
+
+    /// RFC 3986 encoding of one path segment, as SigV4 canonicalizes it.
+    static func encode(_ s: String) -> String {
+        var out = ""
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.append(Character(UnicodeScalar(b)))
+            default:
+                out += String(format: "%%%02X", b)
+            }
+        }
+        return out
+    }
+}

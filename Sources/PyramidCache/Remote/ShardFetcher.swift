@@ -1,0 +1,260 @@
+import Foundation
+
+/// Fetches a remote cache's shards into a local directory, within a byte limit.
+///
+/// - Order: shards a reader is waiting for first, then the scheduled steps' shards in order of
+///   first use; a download starts when it fits under the limit, or when a local shard that is
+///   needed later than it (or never) can be evicted. The victim is always the shard whose next use
+///   is farthest; a shard being read is never evicted.
+/// - Processes sharing the directory: each shard has a lock file (`shard-00000/lock`, `flock`).
+///   A process that has a shard local holds it shared; downloading and deleting take it
+///   exclusively, so a shard is downloaded once and never deleted under another reader. The locks
+///   die with their process: a killed process leaves at most a `.part` file, which the next
+///   download of that shard resumes (its ETag is beside it).
+/// - The limit counts every shard file in the directory, whoever fetched it. When the space is
+///   held by other processes' shards that are in use, a waiting reader gets its shard after 10 s
+///   anyway (over the limit, counted in ``overLimitFetches``) rather than waiting forever.
+///
+/// `@unchecked Sendable`: every mutable property is read and written with `condition` locked.
+public final class ShardFetcher: ShardStore, @unchecked Sendable {
+    let client: S3Client
+    let location: S3Location
+    let manifest: Manifest
+    let directory: URL
+    /// Bytes of shard files the directory may hold.
+    public let limit: Int
+
+    private enum State { case absent, fetching, local }
+    private struct Slot {
+        var state = State.absent
+        var pins = 0
+        /// This process's lock file descriptor while the shard is local (held shared).
+        var lock: Int32 = -1
+        var failure: (any Error)?
+        /// When eviction last failed because another process holds the shard.
+        var busyUntil = Date.distantPast
+    }
+    private let condition = NSCondition()
+    private var slots: [Slot]
+    private var demand: [Int] = []
+    private var uses: [[Int]] = []
+    private var stepsOf: [[Int]] = []
+    private var position = 0
+    private var started = false
+    private var counters = RemoteStatistics()
+    /// Downloads that went over the limit because other processes held the space.
+    public private(set) var overLimitFetches = 0
+
+    init(client: S3Client, location: S3Location, manifest: Manifest, directory: URL, limit: Int) {
+        self.client = client; self.location = location; self.manifest = manifest
+        self.directory = directory; self.limit = limit
+        slots = Array(repeating: Slot(), count: manifest.shards.count)
+        stepsOf = Array(repeating: [], count: manifest.shards.count)
+    }
+
+    public var statistics: RemoteStatistics {
+        condition.lock(); defer { condition.unlock() }
+        var s = counters
+        let t = client.statistics
+        s.bytesFetched = t.bytesFetched; s.retries = t.retries
+        return s
+    }
+
+    private func bytes(_ shard: Int) -> Int { manifest.shards[shard].file?.bytes ?? 0 }
+    private func dataPath(_ shard: Int) -> String { directory.appendingPathComponent(manifest.shards[shard].dataPath).path }
+    private func lockPath(_ shard: Int) -> String { directory.appendingPathComponent(manifest.shards[shard].name).appendingPathComponent("lock").path }
+
+    public func labels() throws -> [Int32] {
+        let path = directory.appendingPathComponent(Manifest.labelsFileName).path
+        guard let data = FileManager.default.contents(atPath: path), data.count == 4 * manifest.sampleCount else {
+            throw RemoteError.local(path: path, reason: "the labels file is missing or has the wrong size")
+        }
+        return data.withUnsafeBytes { raw in (0..<manifest.sampleCount).map { Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) } }
+    }
+
+    // MARK: Readers
+
+    public func acquire(_ number: Int) throws {
+        condition.lock(); defer { condition.unlock() }
+        if slots[number].state == .local {
+            slots[number].pins += 1
+            counters.hits += 1
+            return
+        }
+        counters.misses += 1
+        if !demand.contains(number) { demand.append(number) }
+        startIfNeeded()
+        condition.broadcast()
+        let t0 = Date()
+        defer { counters.waitSeconds += Date().timeIntervalSince(t0) }
+        while slots[number].state != .local {
+            if let failure = slots[number].failure {
+                slots[number].failure = nil  // a later acquisition tries again
+                demand.removeAll { $0 == number }
+                throw failure
+            }
+            condition.wait()
+        }
+        demand.removeAll { $0 == number }
+        slots[number].pins += 1
+    }
+
+    public func release(_ number: Int) {
+        condition.lock(); defer { condition.unlock() }
+        slots[number].pins = max(0, slots[number].pins - 1)
+        condition.broadcast()
+    }
+
+    public func schedule(_ uses: [[Int]], concurrency: Int) throws {
+        let window = max(1, min(concurrency, uses.count))
+        var minimum = 0
+        for start in 0..<max(1, uses.count - window + 1) where start < uses.count {
+            let shards = Set(uses[start..<min(uses.count, start + window)].joined())
+            minimum = max(minimum, shards.reduce(0) { $0 + bytes($1) })
+        }
+        if minimum > limit {
+            throw RemoteError.cacheLimitTooSmall(
+                limit: limit, minimum: minimum,
+                reason: "\(window) step\(window == 1 ? "" : "s") read at once touch that many shard bytes; raise --cache-limit, or read in a streaming order (--shuffle shards:W with a smaller W)")
+        }
+        condition.lock(); defer { condition.unlock() }
+        self.uses = uses
+        stepsOf = Array(repeating: [], count: manifest.shards.count)
+        for (step, shards) in uses.enumerated() { for s in Set(shards) { stepsOf[s].append(step) } }
+        position = 0
+        startIfNeeded()
+        condition.broadcast()
+    }
+
+    public func advance(to step: Int) {
+        condition.lock(); defer { condition.unlock() }
+        if step > position { position = step; condition.broadcast() }
+    }
+
+    // MARK: Fetching (condition locked unless said otherwise)
+
+    private func startIfNeeded() {
+        guard !started else { return }
+        started = true
+        let t = Thread { [self] in run() }
+        t.name = "pyramid-fetch"
+        t.start()
+    }
+
+    /// The step at which `shard` is next read (Int.max: not again in the schedule).
+    private func nextUse(_ shard: Int) -> Int {
+        let steps = stepsOf[shard]
+        var lo = 0, hi = steps.count
+        while lo < hi { let mid = (lo + hi) / 2; if steps[mid] < position { lo = mid + 1 } else { hi = mid } }
+        return lo < steps.count ? steps[lo] : Int.max
+    }
+
+    private func nextTarget() -> Int? {
+        if let d = demand.first(where: { slots[$0].state == .absent && slots[$0].failure == nil }) { return d }
+        var step = position
+        while step < uses.count {
+            for s in uses[step] where slots[s].state == .absent && slots[s].failure == nil { return s }
+            step += 1
+        }
+        return nil
+    }
+
+    /// Bytes of shard files (complete or partial) in the directory.
+    private func bytesOnDisk() -> Int {
+        (0..<manifest.shards.count).reduce(0) { sum, s in
+            sum + (fileSize(dataPath(s)) ?? 0) + (fileSize(dataPath(s) + ".part") ?? 0)
+        }
+    }
+
+    private func run() {
+        condition.lock(); defer { condition.unlock() }
+        var waitingSince: Date?
+        while true {
+            guard let target = nextTarget() else { condition.wait(); continue }
+            let present = FileManager.default.fileExists(atPath: dataPath(target))
+            if !present && bytesOnDisk() + bytes(target) > limit {
+                if evictOne(for: target) { continue }
+                // Nothing of ours can go. A waiting reader gets its shard after 10 s regardless.
+                let demanded = demand.contains(target)
+                if demanded, let since = waitingSince, Date().timeIntervalSince(since) > 10 {
+                    overLimitFetches += 1
+                } else {
+                    if demanded && waitingSince == nil { waitingSince = Date() }
+                    _ = condition.wait(until: Date().addingTimeInterval(0.25))
+                    continue
+                }
+            }
+            waitingSince = nil
+            slots[target].state = .fetching
+            condition.unlock()
+            let result = Result { try fetch(target) }
+            condition.lock()
+            switch result {
+            case .success(let fd):
+                slots[target].state = .local; slots[target].lock = fd
+                if !present { counters.shardsFetched += 1 }
+            case .failure(let error):
+                slots[target].state = .absent; slots[target].failure = error
+            }
+            condition.broadcast()
+        }
+    }
+
+    /// Evicts the local shard needed farthest in the future (later than `target`), if any; true
+    /// when space was freed or a candidate was tried.
+    private func evictOne(for target: Int) -> Bool {
+        let needed = demand.contains(target) ? -1 : nextUse(target)
+        let now = Date()
+        let candidates = (0..<slots.count).filter { s in
+            s != target && slots[s].pins == 0 && slots[s].state != .fetching && slots[s].busyUntil < now
+                && FileManager.default.fileExists(atPath: dataPath(s)) && nextUse(s) > needed
+        }
+        guard let victim = candidates.max(by: { nextUse($0) < nextUse($1) }) else { return false }
+        if slots[victim].lock >= 0 { close(slots[victim].lock); slots[victim].lock = -1 }  // our shared lock
+        slots[victim].state = .absent
+        let fd = open(lockPath(victim), O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { slots[victim].busyUntil = now.addingTimeInterval(1); return true }
+        defer { close(fd) }
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 {
+            unlink(dataPath(victim)); unlink(dataPath(victim) + ".part"); unlink(dataPath(victim) + ".part.etag")
+            counters.evictions += 1
+        } else {
+            slots[victim].busyUntil = now.addingTimeInterval(1)  // another process reads it
+        }
+        return true
+    }
+
+    /// Makes `shard` local and returns its lock file descriptor, held shared. Runs unlocked.
+    private func fetch(_ shard: Int) throws -> Int32 {
+        let info = manifest.shards[shard]
+        guard let file = info.file else { throw RemoteError.notPublished(location: location.description, reason: "shard \(info.name) has no size and digest in the manifest") }
+        let dir = directory.appendingPathComponent(info.name)
+        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
+            throw RemoteError.local(path: dir.path, reason: "cannot create the directory: \(error.localizedDescription)")
+        }
+        let fd = open(lockPath(shard), O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw RemoteError.local(path: lockPath(shard), reason: String(cString: strerror(errno))) }
+        let data = URL(fileURLWithPath: dataPath(shard))
+        do {
+            while true {
+                if flock(fd, LOCK_EX | LOCK_NB) == 0 {
+                    if !FileManager.default.fileExists(atPath: data.path) {
+                        try client.download(location, info.dataPath, to: data, expected: .init(size: file.bytes, digest: file.digest))
+                    }
+                    flock(fd, LOCK_SH)  // not atomic: check the file survived the change
+                    if FileManager.default.fileExists(atPath: data.path) { return fd }
+                } else if flock(fd, LOCK_SH | LOCK_NB) == 0 {
+                    if FileManager.default.fileExists(atPath: data.path) { return fd }
+                    flock(fd, LOCK_UN)
+                    usleep(20_000)
+                } else {
+                    usleep(50_000)  // another process is downloading or deleting it
+                }
+            }
+        } catch {
+            flock(fd, LOCK_UN)
+            close(fd)
+            throw error
+        }
+    }
+}

@@ -1,0 +1,49 @@
+import ArgumentParser
+import Foundation
+import PyramidCache
+
+struct PushCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "push",
+        abstract: "Publish a finished cache to S3-compatible object storage (s3://bucket/prefix).",
+        discussion: """
+            Uploads every shard file and the labels first and the manifest last, so a reader never \
+            sees a manifest whose files are not all there. The published manifest adds each file's \
+            size and XXH3-64 digest (readers check every download against them). An object already \
+            there with the same size and digest is skipped, so running the same push again after an \
+            interruption sends only what is missing. Credentials, region and endpoint come from the \
+            standard AWS variables and files (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, \
+            AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, AWS_PROFILE with \
+            ~/.aws/credentials and ~/.aws/config); requests are always signed (SigV4). A custom \
+            endpoint is addressed path-style.
+            """)
+
+    @Argument(help: "The cache directory.")
+    var cache: String
+
+    @Argument(help: "Where to publish it: s3://bucket/prefix.")
+    var destination: String
+
+    @Flag(help: "Create the bucket first if it does not exist.")
+    var createBucket = false
+
+    @Flag(help: "No progress line.")
+    var quiet = false
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    func run() throws {
+        let location = try S3Location(destination)
+        let client = S3Client(configuration: try S3Configuration.resolve())
+        if createBucket { try client.createBucket(location.bucket) }
+        let progress = ProgressLine(quiet: quiet || json)
+        let report = try Publisher(cache: URL(fileURLWithPath: cache), location: location, client: client).push { p in
+            progress.update("push", done: p.done, total: p.total, extra: p.object)
+        }
+        progress.finish()
+        if json { return try printJSON(report, pretty: true) }
+        print("pushed \(cache) to \(location): \(report.uploaded) objects sent (\(formatBytes(report.uploadedBytes))), "
+              + "\(report.skipped) already there (\(formatBytes(report.skippedBytes))), \(String(format: "%.1f", report.seconds)) s")
+    }
+}

@@ -1,4 +1,10 @@
 #include <curl/curl.h>
+#include <openssl/crypto.h>
+
+// OpenSSL (under libcurl's TLS and its SigV4 hashing) cleans itself up at exit by default; a
+// download still running on another thread then crashes in freed locks. Initialized this way
+// before libcurl, it leaves its state to the process's end.
+static inline int pyramid_openssl_no_atexit(void) { return OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL); }
 
 // curl_easy_setopt and curl_easy_getinfo are variadic, which Swift cannot call: one typed
 // wrapper per argument kind.

@@ -159,6 +159,7 @@ extension Trainer {
         var it = try loader.batches(epoch: epoch, from: cursor)
         let started = Date()
         let allreduceBefore = allreduceSeconds
+        let remoteBefore = loader.cache.store?.statistics
         let resumedSums = cursor > 0 ? header.epochProgress : nil
         var sums = resumedSums ?? Checkpoint.EpochProgress(lossSum: 0, steps: 0, hits: 0, seen: 0, macs: 0, seconds: 0, sizes: [])
         let earlierSeconds = sums.seconds
@@ -202,6 +203,7 @@ extension Trainer {
         let substitutions = Int(group.sum(Double(loader.substitutions.count)))
         entry.substitutions = substitutions == 0 ? nil : substitutions
         if group.size > 1 { (entry.allreduceSeconds, entry.processes) = (allreduceSeconds - allreduceBefore, group.size) }
+        if let store = loader.cache.store, let remoteBefore { entry.remote = store.statistics.since(remoteBefore) }
         return entry
     }
 

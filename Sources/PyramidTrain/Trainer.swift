@@ -35,6 +35,9 @@ public final class Trainer {
         public var allreduceSeconds: Double?
         /// Data-parallel runs: the number of processes that trained this epoch.
         public var processes: Int?
+        /// An s3:// training cache: this process's transfers during the epoch (bytes fetched, cache
+        /// hits and misses, retries, seconds the steps waited for shards, evictions).
+        public var remote: RemoteStatistics?
     }
 
     /// What a progress display needs.

@@ -13,6 +13,8 @@ struct HTTPRequest {
     var upload: (path: String, size: Int)?
     /// Receives the body of a 2xx response; returning false aborts the transfer.
     var sink: ((UnsafeRawBufferPointer) -> Bool)?
+    /// Called with the status and headers of a 2xx response before its first body bytes.
+    var onResponse: ((Int, [String: String]) -> Void)?
 }
 
 /// What came back, or why nothing usable did.
@@ -20,8 +22,9 @@ enum HTTPOutcome {
     /// A response (any status): its headers (names lowercased) and, unless it was 2xx with a sink,
     /// its body (at most 64 KiB kept).
     case response(status: Int, headers: [String: String], body: [UInt8])
-    /// The transfer failed: libcurl's code and message.
-    case transport(code: Int, message: String)
+    /// The transfer failed: libcurl's code and message, and the status and headers of the
+    /// response if one had begun.
+    case transport(code: Int, message: String, status: Int = 0, headers: [String: String] = [:])
 }
 
 /// Collects one exchange's status, headers and error body; the curl callbacks reach it through
@@ -31,6 +34,7 @@ private final class Exchange {
     var status = 0
     var body: [UInt8] = []
     var sink: ((UnsafeRawBufferPointer) -> Bool)?
+    var onResponse: ((Int, [String: String]) -> Void)?
     var sinkAborted = false
 
     func header(_ line: UnsafeRawBufferPointer) {
@@ -48,6 +52,7 @@ private final class Exchange {
 
     func data(_ bytes: UnsafeRawBufferPointer) -> Bool {
         if (200..<300).contains(status), let sink {
+            if let onResponse { self.onResponse = nil; onResponse(status, headers) }
             if sink(bytes) { return true }
             sinkAborted = true
             return false
@@ -75,7 +80,10 @@ final class CurlHandles: @unchecked Sendable {
     /// `@unchecked Sendable`: a handle is used by one thread at a time (taken from the pool, put back).
     private struct Handle: @unchecked Sendable { let raw: UnsafeMutableRawPointer }
     private let pool = Mutex<[Handle]>([])
-    private static let initialized: Bool = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK }()
+    private static let initialized: Bool = {
+        _ = pyramid_openssl_no_atexit()
+        return curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
+    }()
 
     deinit { pool.withLock { for h in $0 { curl_easy_cleanup(h.raw) } } }
 
@@ -87,6 +95,7 @@ final class CurlHandles: @unchecked Sendable {
         defer { curl_easy_reset(handle); let kept = Handle(raw: handle); pool.withLock { $0.append(kept) } }
         let exchange = Exchange()
         exchange.sink = request.sink
+        exchange.onResponse = request.onResponse
         let context = Unmanaged.passUnretained(exchange).toOpaque()
         var list: UnsafeMutablePointer<curl_slist>?
         defer { curl_slist_free_all(list) }
@@ -132,12 +141,14 @@ final class CurlHandles: @unchecked Sendable {
         if code == CURLE_OK || (code == CURLE_WRITE_ERROR && exchange.sinkAborted) {
             var status = 0
             _ = pyramid_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
-            if code == CURLE_WRITE_ERROR { return .transport(code: Int(code.rawValue), message: "the download was stopped by its receiver") }
+            if code == CURLE_WRITE_ERROR {
+                return .transport(code: Int(code.rawValue), message: "the download was stopped by its receiver", status: exchange.status, headers: exchange.headers)
+            }
             return .response(status: status == 0 ? exchange.status : status, headers: exchange.headers, body: exchange.body)
         }
         let detail = String(decoding: errorBuffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
-        return .transport(code: Int(code.rawValue), message: message)
+        return .transport(code: Int(code.rawValue), message: message, status: exchange.status, headers: exchange.headers)
     }
 }
 

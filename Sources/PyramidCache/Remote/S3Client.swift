@@ -106,7 +106,7 @@ public final class S3Client: Sendable {
         let object = location.object(name)
         return try withRetries(object: object) { left in
             switch handles.perform(HTTPRequest(method: "HEAD", url: url(location, name)), configuration: configuration, policy: policy, timeout: left) {
-            case .transport(let code, let message):
+            case .transport(let code, let message, _, _):
                 return .retry(try classify(code: code, message: message, object: object))
             case .response(let status, let headers, let body):
                 if status == 404 && (headers["x-amz-error-code"] ?? "NoSuchKey") == "NoSuchKey" { return .done(nil) }
@@ -125,7 +125,7 @@ public final class S3Client: Sendable {
             var bytes: [UInt8] = []
             let request = HTTPRequest(method: "GET", url: url(location, name), sink: { bytes.append(contentsOf: $0); return true })
             switch handles.perform(request, configuration: configuration, policy: policy, timeout: left) {
-            case .transport(let code, let message):
+            case .transport(let code, let message, _, _):
                 return .retry(try classify(code: code, message: message, object: object))
             case .response(let status, let headers, let body):
                 guard (200..<300).contains(status) else { return .retry(try classify(status: status, body: body, object: object)) }
@@ -161,7 +161,7 @@ public final class S3Client: Sendable {
         try withRetries(object: object) { (left: Double) -> Attempt<Void> in
             let request = HTTPRequest(method: "PUT", url: url(location, name), headers: headers, upload: upload)
             switch handles.perform(request, configuration: configuration, policy: policy, timeout: left) {
-            case .transport(let code, let message):
+            case .transport(let code, let message, _, _):
                 return .retry(try classify(code: code, message: message, object: object))
             case .response(let status, _, let body):
                 guard (200..<300).contains(status) else { return .retry(try classify(status: status, body: body, object: object)) }
@@ -177,7 +177,7 @@ public final class S3Client: Sendable {
         try withRetries(object: object) { (left: Double) -> Attempt<Void> in
             let request = HTTPRequest(method: "PUT", url: configuration.url(bucket: bucket, key: ""))
             switch handles.perform(request, configuration: configuration, policy: policy, timeout: left) {
-            case .transport(let code, let message):
+            case .transport(let code, let message, _, _):
                 return .retry(try classify(code: code, message: message, object: object))
             case .response(let status, _, let body):
                 if (200..<300).contains(status) || HTTPOutcome.s3Error(body).code == "BucketAlreadyOwnedByYou" { return .done(()) }
@@ -201,9 +201,9 @@ public final class S3Client: Sendable {
     /// The bytes go to `destination.part` (its ETag beside it in `.part.etag`); a broken transfer
     /// resumes from the part's end with a range request carrying `If-Match: ETag`, also across
     /// processes (a process killed mid-download leaves a part the next one continues). When the
-    /// body is complete its size and XXH3-64 digest are checked; a mismatch is fetched once more
-    /// from scratch (a byte damaged in transit), and a second mismatch with the same ETag is
-    /// ``RemoteError/damaged(object:reason:)``. Then `fsync`, rename, `fsync` of the directory.
+    /// body is complete its size and XXH3-64 digest are checked; a mismatch is fetched again from
+    /// scratch (a byte damaged in transit), and the same wrong digest twice from the same ETag is
+    /// ``RemoteError/damaged(object:reason:)`` (the stored object itself). Then `fsync`, rename, `fsync` of the directory.
     /// - Returns: the digest of what was stored.
     /// - Throws: ``RemoteError``; ``RemoteError/changed(object:reason:)`` when the ETag changes.
     @discardableResult
@@ -213,12 +213,13 @@ public final class S3Client: Sendable {
         let part = destination.path + ".part", etagPath = destination.path + ".part.etag"
         var etag = (try? String(contentsOfFile: etagPath, encoding: .utf8)).flatMap { $0.isEmpty ? nil : $0 }
         if etag == nil { unlink(part) }  // a part without its ETag cannot be resumed safely
-        var mismatchEtag: String?
+        var mismatch: (String, UInt64)?
         func restart() { unlink(part); unlink(etagPath); etag = nil }
 
         let digest: UInt64 = try withRetries(object: object) { left in
             var have = fileSize(part) ?? 0
-            if have > expected.size { restart(); have = 0 }
+            // A part is resumed only against the ETag it was read from.
+            if have > expected.size || (have > 0 && etag == nil) { restart(); have = 0 }
             if have < expected.size || expected.size == 0 {
                 let fd = open(part, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
                 guard fd >= 0 else { throw RemoteError.local(path: part, reason: String(cString: strerror(errno))) }
@@ -226,7 +227,7 @@ public final class S3Client: Sendable {
                 var headers: [String] = []
                 if have > 0, let etag { headers = ["Range: bytes=\(have)-", "If-Match: \(etag)"] }
                 var written = have, writeError: Int32 = 0, overflow = false
-                let request = HTTPRequest(method: "GET", url: url(location, name), headers: headers, sink: { chunk in
+                var request = HTTPRequest(method: "GET", url: url(location, name), headers: headers, sink: { chunk in
                     if written + chunk.count > expected.size { overflow = true; return false }
                     var off = 0
                     while off < chunk.count {
@@ -238,13 +239,29 @@ public final class S3Client: Sendable {
                     progress(chunk.count)
                     return true
                 })
+                // The ETag goes beside the part before its first byte: a process killed mid-download
+                // leaves a part that the next one can resume safely.
+                let knownEtag = etag
+                request.onResponse = { _, responseHeaders in
+                    if knownEtag == nil, let got = responseHeaders["etag"], !got.isEmpty {
+                        try? Data(got.utf8).write(to: URL(fileURLWithPath: etagPath))
+                    }
+                }
                 let outcome = handles.perform(request, configuration: configuration, policy: policy, timeout: left)
                 counters.withLock { $0.bytesFetched += written - have }
                 if writeError != 0 {
                     throw RemoteError.local(path: part, reason: "write failed: \(String(cString: strerror(writeError)))")
                 }
                 switch outcome {
-                case .transport(let code, let message):
+                case .transport(let code, let message, let status, let responseHeaders):
+                    // Keep the ETag of a body that broke off, so the next attempt resumes it.
+                    if etag == nil, (200..<300).contains(status), let got = responseHeaders["etag"], !got.isEmpty {
+                        etag = got
+                        try? Data(got.utf8).write(to: URL(fileURLWithPath: etagPath))
+                    } else if let known = etag, let got = responseHeaders["etag"], !got.isEmpty, got != known {
+                        restart()
+                        throw RemoteError.changed(object: object, reason: "ETag \(known) became \(got)")
+                    }
                     if overflow {
                         restart()
                         throw RemoteError.changed(object: object, reason: "it is larger than the \(expected.size) bytes the manifest gives it")
@@ -278,12 +295,13 @@ public final class S3Client: Sendable {
             // Complete: check what arrived.
             guard let sum = Manifest.FileDigest.xxh3(ofFile: part) else { throw RemoteError.local(path: part, reason: "cannot read the downloaded part") }
             if let want = expected.digest, sum != want {
-                let seen = etag
+                let seen = (etag ?? "", sum)
                 restart()
-                if let earlier = mismatchEtag, earlier == (seen ?? "") {
+                // The same wrong digest from the same object twice is the object itself, not the wire.
+                if let earlier = mismatch, earlier == seen {
                     throw RemoteError.damaged(object: object, reason: "its XXH3-64 is \(RecordChecksum.hex(sum)) twice over, the manifest says \(RecordChecksum.hex(want))")
                 }
-                mismatchEtag = seen ?? ""
+                mismatch = seen
                 return .retry("digest \(RecordChecksum.hex(sum)) instead of \(RecordChecksum.hex(want)) (damaged in transit?); fetching again")
             }
             return .done(sum)

@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""A seeded, bounded fault-injecting HTTP proxy for the remote-cache tests.
+
+It relays one request per connection to the S3 server and, for GETs whose path contains
+--match, draws a fault from --faults with a seeded random generator. Each object gets at most
+--per-object faults, so a client that retries always gets through in the end.
+
+Faults:
+  reset     send the headers and part of the body, then reset the connection (RST)
+  stall     send part of the body, then nothing for --stall seconds, then close
+  truncate  send part of the body, then close cleanly (FIN)
+  503       answer 503 SlowDown for this request and the next two (a burst) without forwarding
+  flip      send the whole body with one byte inverted
+  replace   send half the body, print "STALLED <path>" on stdout, wait until --release-file
+            exists, then reset (the test replaces the object meanwhile)
+
+Prints "PORT <n>" once listening; a line per fault on stdout ("FAULT <kind> <path>").
+"""
+import argparse, random, socket, struct, sys, threading, time, os
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--upstream", required=True)  # host:port
+parser.add_argument("--seed", type=int, default=1)
+parser.add_argument("--faults", default="reset,stall,truncate,503,flip")
+parser.add_argument("--rate", type=float, default=0.5)
+parser.add_argument("--per-object", type=int, default=2)
+parser.add_argument("--match", default="data.mdb")
+parser.add_argument("--stall", type=float, default=4.0)
+parser.add_argument("--delay", type=float, default=0.0, help="seconds added before every response (latency)")
+parser.add_argument("--release-file", default="")
+args = parser.parse_args()
+
+host, port = args.upstream.rsplit(":", 1)
+rng = random.Random(args.seed)
+lock = threading.Lock()
+faults = args.faults.split(",") if args.faults else []
+per_object = {}
+burst = [0]
+
+
+def say(line):
+    with lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+def read_head(sock, buf):
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None, buf
+        buf += chunk
+    i = buf.index(b"\r\n\r\n") + 4
+    return buf[:i], buf[i:]
+
+
+def content_length(head):
+    for line in head.split(b"\r\n")[1:]:
+        if line.lower().startswith(b"content-length:"):
+            return int(line.split(b":", 1)[1].strip())
+    return 0
+
+
+def read_exact(sock, buf, n):
+    while len(buf) < n:
+        chunk = sock.recv(min(1 << 20, n - len(buf)) or 1)
+        if not chunk:
+            break
+        buf += chunk
+    return buf[:n], buf[n:]
+
+
+def choose(method, path):
+    with lock:
+        if burst[0] > 0:
+            burst[0] -= 1
+            return "503"
+        if method != "GET" or args.match not in path or not faults:
+            return None
+        if per_object.get(path, 0) >= args.per_object or rng.random() >= args.rate:
+            return None
+        per_object[path] = per_object.get(path, 0) + 1
+        kind = rng.choice(faults)
+        if kind == "503":
+            burst[0] = 2
+        return kind
+
+
+def reset(sock):
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def handle(client):
+    try:
+        head, rest = read_head(client, b"")
+        if head is None:
+            client.close()
+            return
+        body, _ = read_exact(client, rest, content_length(head))
+        method, path = head.split(b" ", 2)[:2]
+        method, path = method.decode(), path.decode()
+        kind = choose(method, path)
+        if args.delay:
+            time.sleep(args.delay)
+        if kind == "503":
+            say(f"FAULT 503 {path}")
+            xml = b"<?xml version=\"1.0\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+            client.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/xml\r\nContent-Length: "
+                           + str(len(xml)).encode() + b"\r\nConnection: close\r\n\r\n" + xml)
+            client.close()
+            return
+        up = socket.create_connection((host, int(port)))
+        up.sendall(head + body)
+        rhead, rrest = read_head(up, b"")
+        if rhead is None:
+            client.close(); up.close()
+            return
+        n = content_length(rhead) if method != "HEAD" else 0
+        rbody, _ = read_exact(up, rrest, n)
+        up.close()
+        status = rhead.split(b" ", 2)[1]
+        if kind is None or not status.startswith(b"2") or len(rbody) < 16:
+            client.sendall(rhead + rbody)
+            client.close()
+            return
+        say(f"FAULT {kind} {path}")
+        cut = rng.randrange(1, len(rbody) - 1)
+        if kind == "flip":
+            b = bytearray(rbody); b[cut] ^= 0xFF
+            client.sendall(rhead + bytes(b)); client.close()
+        elif kind == "reset":
+            client.sendall(rhead + rbody[:cut]); time.sleep(0.05); reset(client)
+        elif kind == "truncate":
+            client.sendall(rhead + rbody[:cut]); client.shutdown(socket.SHUT_WR); client.close()
+        elif kind == "stall":
+            client.sendall(rhead + rbody[:cut]); time.sleep(args.stall); client.close()
+        elif kind == "replace":
+            client.sendall(rhead + rbody[: len(rbody) // 2])
+            say(f"STALLED {path}")
+            while args.release_file and not os.path.exists(args.release_file):
+                time.sleep(0.05)
+            reset(client)
+    except OSError:
+        try:
+            client.close()
+        except OSError:
+            pass
+
+
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", 0))
+server.listen(64)
+say(f"PORT {server.getsockname()[1]}")
+while True:
+    c, _ = server.accept()
+    threading.Thread(target=handle, args=(c,), daemon=True).start()

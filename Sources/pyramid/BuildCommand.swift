@@ -66,8 +66,11 @@ struct BuildCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Store this much context around the crop (≥ 1): the stored short side is round(level × margin). 1.143 stores short side = level/0.875 for the usual centre-crop evaluation.")
     var margin: Double = 1.0
 
-    @Option(parsing: .unconditional, help: "Number of LMDB shards (default: 1; under mpirun, the number of processes; with --resume, the interrupted build's).")
+    @Option(parsing: .unconditional, help: "Number of LMDB shards (default: from --shard-size, at least one per process under mpirun; with --resume, the interrupted build's).")
     var shards: Int?
+
+    @Option(help: ArgumentHelp("Aimed bytes per shard when --shards is not given, e.g. 128MiB: the count is the estimated cache size (raw pixels at each level, halved for zstd levels, a tenth for JPEG ones) over this. Remote caches are fetched and evicted a shard at a time.", valueName: "size"))
+    var shardSize: String = "128MiB"
 
     @Option(parsing: .unconditional, help: "Worker threads decoding and encoding, per process (default: the number of cores, divided among the processes on this machine under mpirun).")
     var workers: Int = Processes.coresPerProcess
@@ -110,6 +113,7 @@ struct BuildCommand: ParsableCommand {
 
     func validate() throws {
         if resume && overwrite { throw ValidationError("--resume and --overwrite cannot be used together") }
+        if parseByteSize(shardSize) == nil { throw ValidationError("--shard-size: \"\(shardSize)\" is not a size (examples: 64MiB, 256MB, 100000000)") }
         _ = try parseCodecList(codec)
     }
 
@@ -142,8 +146,8 @@ struct BuildCommand: ParsableCommand {
 
     func run() throws {
         let group = try Processes.group()
-        let options = try makeOptions()
-        if group.isRoot && options.shards < group.size {
+        var options = try makeOptions()
+        if group.isRoot && shards != nil && options.shards < group.size {
             let idle = group.size - options.shards == 1 ? "rank \(options.shards) has" : "ranks \(options.shards)...\(group.size - 1) have"
             printError("warning: \(options.shards) shard\(options.shards == 1 ? "" : "s") for \(group.size) processes: \(idle) nothing to build (--shards \(group.size) or more uses them all)")
         }
@@ -160,6 +164,10 @@ struct BuildCommand: ParsableCommand {
             }
         }
         let catalog = try SourceFormat.open(path: source, format: format, split: split.rawValue, classNames: names)
+        let interrupted = resume && Builder.interruptedShardCount(at: URL(fileURLWithPath: out)) != nil
+        if shards == nil && !interrupted, let target = parseByteSize(shardSize) {
+            options.shards = max(options.shards, Builder.shardCount(catalog: catalog, options: options, bytesPerShard: target))
+        }
         let builder = try Builder(catalog: catalog, options: options, output: URL(fileURLWithPath: out))
         builder.toolVersion = Pyramid.version
         builder.recordedOptions = [

@@ -81,7 +81,7 @@ final class FaultProxy {
 
     var endpoint: String { "http://127.0.0.1:\(port)" }
     var lines: [Substring] { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n") }
-    func stop() { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+    func stop() { if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() } }
     deinit { stop() }
 }
 
@@ -242,8 +242,10 @@ struct RemoteCacheTests {
         let out = TempDirectory()
         let (cache, remote, _) = try Self.published(out)
         let shared = out.path("shared")
-        // The first process stalls in the middle of a shard (the proxy holds the body) and is killed.
-        let proxy = try FaultProxy(["--faults", "stall", "--rate", "1", "--per-object", "1", "--stall", "60"], directory: out)
+        // The first process stalls in the middle of shard 0 (the proxy holds the body) and is killed.
+        // Every process goes through the proxy: the cache directory belongs to one endpoint.
+        let proxy = try FaultProxy(["--faults", "stall", "--rate", "1", "--per-object", "1", "--stall", "60",
+                                    "--match", "shard-00000/data.mdb"], directory: out)
         defer { proxy.stop() }
         var env = S3Server.toolEnvironment(endpoint: proxy.endpoint, cacheDir: shared)
         env["PYRAMID_S3_STALL_SECONDS"] = "120"
@@ -254,13 +256,14 @@ struct RemoteCacheTests {
         p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
         try p.run()
         let parts = { (try? FileManager.default.subpathsOfDirectory(atPath: shared))?.filter { $0.hasSuffix(".part") } ?? [] }
-        #expect(MPIRun.wait(60) { !parts().isEmpty })
+        #expect(MPIRun.wait(60) { parts().contains { $0.hasSuffix("shard-00000/data.mdb.part") } })
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
 
-        // Two processes at once, straight to the server, in the same directory: both finish, same batches.
+        // Two processes at once in the same directory (the proxy lets shard 0 through now): both
+        // finish, with the same batches; the killed download's part is resumed or replaced.
         let local = try Tool.run(["batches", cache, "--batch", "50", "--shuffle", "shards:1"])
-        let direct = S3Server.toolEnvironment(cacheDir: shared)
+        let direct = S3Server.toolEnvironment(endpoint: proxy.endpoint, cacheDir: shared)
         let runs = try (0..<2).map { _ -> (Process, Pipe, Pipe) in
             let q = Process()
             q.executableURL = Tool.url

@@ -9,6 +9,8 @@ Faults:
   reset     send the headers and part of the body, then reset the connection (RST)
   stall     send part of the body, then nothing for --stall seconds, then close
   truncate  send part of the body, then close cleanly (FIN)
+The kinds are used in turn (a seeded draw decides which requests get one, and where bodies break).
+
   503       answer 503 SlowDown for this request and the next two (a burst) without forwarding
   flip      send the whole body with one byte inverted
   replace   send half the body, print "STALLED <path>" on stdout, wait until --release-file
@@ -16,7 +18,10 @@ Faults:
 
 Prints "PORT <n>" once listening; a line per fault on stdout ("FAULT <kind> <path>").
 """
-import argparse, random, socket, struct, sys, threading, time, os
+import argparse, random, signal, socket, struct, sys, threading, time, os
+
+# A parent may start us with signals blocked (threads of a test runner do): take SIGTERM back.
+signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT])
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--upstream", required=True)  # host:port
@@ -36,6 +41,7 @@ lock = threading.Lock()
 faults = args.faults.split(",") if args.faults else []
 per_object = {}
 burst = [0]
+count = [0]
 
 
 def say(line):
@@ -80,7 +86,9 @@ def choose(method, path):
         if per_object.get(path, 0) >= args.per_object or rng.random() >= args.rate:
             return None
         per_object[path] = per_object.get(path, 0) + 1
-        kind = rng.choice(faults)
+        # The kinds in turn, so that any five faults cover them all.
+        kind = faults[count[0] % len(faults)]
+        count[0] += 1
         if kind == "503":
             burst[0] = 2
         return kind

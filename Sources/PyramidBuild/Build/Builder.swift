@@ -67,6 +67,23 @@ public final class Builder {
         ]
     }
 
+    /// Shards for about `bytesPerShard` bytes each, from an estimate of the cache's size: the raw
+    /// pixels of every level (square stored sides), halved for zstd levels, a tenth for JPEG levels
+    /// (what Fashion-MNIST and photos compress to, within 2x). At most 4096.
+    public static func shardCount(catalog: SourceCatalog, options: BuildOptions, bytesPerShard: Int) -> Int {
+        let channels = Double(options.channels ?? catalog.naturalChannels)
+        let codecs = options.levelCodecs(photoSource: catalog.isPhotoSource)
+        let levels = options.sortedLevels
+        var perSample = 0.0
+        for (i, level) in levels.enumerated() {
+            let side = Double(options.storedSide(level))
+            let ratio = i < codecs.count && codecs[i] != .zstd ? 0.1 : 0.5
+            perSample += side * side * channels * ratio
+        }
+        let total = perSample * Double(min(catalog.count, options.limit ?? Int.max))
+        return max(1, min(4096, Int((total / Double(max(bytesPerShard, 1))).rounded(.up))))
+    }
+
     /// The shard count of the interrupted build in `output`, if there is one.
     public static func interruptedShardCount(at output: URL) -> Int? {
         BuildState.load(from: output)?.fingerprint["shards"].flatMap { Int($0) }

@@ -107,7 +107,15 @@ public final class RemoteCache: Sendable {
         if FileManager.default.contents(atPath: manifestURL.path) != Data(bytes) { try writeAtomically(Data(bytes), to: manifestURL) }
         let labels = directory.appendingPathComponent(Manifest.labelsFileName)
         if let want = manifest.labels, Manifest.FileDigest(ofFile: labels.path) != want {
-            try client.download(location, Manifest.labelsFileName, to: labels, expected: .init(size: want.bytes, digest: want.digest))
+            // One process downloads the labels; others sharing the directory wait for it.
+            let lockPath = directory.appendingPathComponent("labels.lock").path
+            let fd = Foundation.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw RemoteError.local(path: lockPath, reason: String(cString: strerror(errno))) }
+            defer { flock(fd, LOCK_UN); close(fd) }
+            flock(fd, LOCK_EX)
+            if Manifest.FileDigest(ofFile: labels.path) != want {
+                try client.download(location, Manifest.labelsFileName, to: labels, expected: .init(size: want.bytes, digest: want.digest))
+            }
         }
         let total = manifest.shards.reduce(0) { $0 + ($1.file?.bytes ?? 0) }
         let limit = try options.resolvedLimit() ?? total

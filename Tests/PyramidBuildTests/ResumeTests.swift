@@ -30,7 +30,9 @@ import Testing
         let report = try build(src.url.path, cache, resume)
         #expect(report.resumed)
         #expect(try recordBytes(cache) == recordBytes(reference))
-        #expect(try CacheReader(url: cache).manifest.shards == CacheReader(url: reference).manifest.shards)
+        // The same shard ranges (the LMDB files' bytes, and so their digests, follow the commits).
+        let ranges = { (url: URL) in try CacheReader(url: url).manifest.shards.map { [$0.firstIndex, $0.count] } }
+        #expect(try ranges(cache) == ranges(reference))
     }
 
     @Test func resumeWithOtherOptionsIsRefused() throws {

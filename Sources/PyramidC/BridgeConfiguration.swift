@@ -7,7 +7,7 @@ import PyramidLoader
 /// caller can pass is either accepted here or refused with a message naming its key.
 struct BridgeConfiguration {
     static let keys: Set<String> = ["schedule", "batch_size", "seed", "epochs", "augment", "rank", "world_size", "workers",
-                                    "prefetch", "output", "shuffle", "drop_last", "corrupt_records"]
+                                    "prefetch", "output", "shuffle", "drop_last", "corrupt_records", "order"]
     /// Bounds that keep every size product (images × channels × side² × 4 bytes) far from overflow.
     static let maxBatch = 1 << 20, maxThreads = 1024, maxEpochs = 1 << 24, maxWorld = 1 << 20
     static let maxBatchBytes = 1 << 40
@@ -51,6 +51,10 @@ struct BridgeConfiguration {
         guard let policy = CorruptRecordPolicy(rawValue: policyName) else {
             throw BridgeError.invalid(key: "corrupt_records", reason: "'\(policyName)' is not fail or substitute")
         }
+        let order: SampleOrder? = try values.string("order").map { text in
+            guard let o = SampleOrder(text) else { throw BridgeError.invalid(key: "order", reason: "'\(text)' is not global, shards or shards:W") }
+            return o
+        }
         for size in schedule.sizes { try Loader.checkServable(size: size, manifest: manifest) }
         // The largest batch a step can carry: MixSize scales the base batch up for small sizes,
         // at most by (largest / smallest)², and D+ duplicates; bound the bytes generously.
@@ -63,7 +67,7 @@ struct BridgeConfiguration {
         }
         loader = LoaderConfiguration(schedule: schedule, batchSize: batch, seed: try values.seed() ?? 0, rank: rank, worldSize: world,
                                      epochs: epochs, augmentation: augmentation, output: output, prefetch: prefetch, workers: workers,
-                                     corruptRecords: policy, shuffle: shuffle, dropLast: try values.bool("drop_last"))
+                                     corruptRecords: policy, shuffle: shuffle, dropLast: try values.bool("drop_last"), order: order)
     }
 
     /// Typed reads of the JSON values, each refusing a wrong type or range by key.

@@ -151,7 +151,7 @@ struct RemoteCacheTests {
 
         // A limit below what one step needs is refused at start, naming the minimum.
         let small = try runTool(["batches", remote, "--cache-limit", "1000", "--limit", "1"], environment: env).output
-        #expect(small.status == 1 && small.stderr.contains("--cache-limit 1000 B is too small: this run needs at least"), "\(small.stderr)")
+        #expect(small.status == 1 && small.stderr.contains("the cache limit 1000 B is too small: this run needs at least"), "\(small.stderr)")
     }
 
     @Test func faultsOnTheWireAreRetriedAndChangeNothing() throws {

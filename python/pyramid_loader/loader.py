@@ -21,7 +21,7 @@ except ImportError:  # the package imports without torch; the Loader needs it
 
 OUTPUTS = ("float32", "float16", "uint8")
 # Settings that decide which batches a run sees: a state_dict made under other values is refused.
-FINGERPRINT_KEYS = ("schedule", "batch_size", "seed", "epochs", "augment", "rank", "world_size", "shuffle", "drop_last",
+FINGERPRINT_KEYS = ("schedule", "batch_size", "seed", "epochs", "augment", "rank", "world_size", "shuffle", "order", "drop_last",
                     "corrupt_records", "cache")
 # How long one wait inside the library lasts: between waits Python handles signals (Ctrl-C).
 POLL_MS = 100
@@ -166,6 +166,13 @@ class Loader:
         chosen dtype (not yet run on a GPU: these machines have none).
     shuffle, drop_last : bool
         A permutation per epoch (training) or index order (evaluation); drop the partial last step.
+    order : str, optional
+        How a shuffled epoch is ordered: ``"global"`` (every sample permuted) or ``"shards:W"``
+        (the shards shuffled, then the samples of every W shards together: what lets an
+        ``s3://`` cache stream through a small local cache). Default: global for a directory,
+        shards:4 for ``s3://``. A path ``s3://bucket/prefix`` reads a published cache (credentials
+        and endpoint from the AWS variables; ``PYRAMID_CACHE_DIR`` and ``PYRAMID_CACHE_LIMIT``
+        set the local cache directory and its byte limit).
     corrupt_records : {"fail", "substitute"}
         A corrupt record raises PyramidError naming shard, index and level, or is replaced by the
         next sample and counted (``Batch.substitutions``, ``Loader.substitutions()``).
@@ -181,11 +188,12 @@ class Loader:
     def __init__(self, path: Union[str, os.PathLike], schedule: Optional[str] = None, batch_size: int = 128, epochs: int = 1,
                  seed: int = 0, augment: Optional[str] = None, rank: Optional[int] = None, world_size: Optional[int] = None,
                  workers: Optional[int] = None, prefetch: Optional[int] = None, output: str = "float32", device=None,
-                 shuffle: bool = True, drop_last: Optional[bool] = None, corrupt_records: str = "fail"):
+                 shuffle: bool = True, drop_last: Optional[bool] = None, corrupt_records: str = "fail",
+                 order: Optional[str] = None):
         if torch is None:
             raise ImportError("pyramid_loader.Loader needs torch (pip install torch)")
         _check_type("path", path, (str, os.PathLike), optional=False)
-        for name, value in (("schedule", schedule), ("augment", augment)):
+        for name, value in (("schedule", schedule), ("augment", augment), ("order", order)):
             _check_type(name, value, (str,))
         _check_type("output", output, (str,), optional=False)
         _check_type("corrupt_records", corrupt_records, (str,), optional=False)
@@ -209,7 +217,8 @@ class Loader:
         native_output = "uint8" if output == "uint8" or self.device is not None else "float32"
         configuration = {"schedule": schedule, "batch_size": batch_size, "seed": seed, "epochs": epochs, "augment": augment,
                          "rank": rank, "world_size": world_size, "workers": workers, "prefetch": prefetch,
-                         "output": native_output, "shuffle": shuffle, "drop_last": drop_last, "corrupt_records": corrupt_records}
+                         "output": native_output, "shuffle": shuffle, "drop_last": drop_last, "corrupt_records": corrupt_records,
+                         "order": order}
         self._handle = _Handle(os.fspath(path), {k: v for k, v in configuration.items() if v is not None})
         description = json.loads(_native.call_json(_native.lib.pyramid_describe, self._handle.pointer))
         self.manifest: Dict[str, Any] = description["manifest"]

@@ -49,11 +49,18 @@ def python_batches(loader: pl.Loader, epoch: int, limit: int = 10**9):
     return out
 
 
-def swift_batches(cache, schedule, epochs, epoch, batch, seed, output="float32", rank=0, world=1):
+def swift_batches(cache, schedule, epochs, epoch, batch, seed, output="float32", rank=0, world=1, order="global"):
     lines = run_tool("batches", cache, "--schedule", schedule, "--epochs", str(epochs), "--epoch", str(epoch), "--batch", str(batch),
-                     "--seed", str(seed), "--output", output, "--rank", str(rank), "--world-size", str(world), "--json").splitlines()
+                     "--seed", str(seed), "--output", output, "--rank", str(rank), "--world-size", str(world), "--shuffle", order,
+                     "--json").splitlines()
     return [{k: v for k, v in json.loads(line).items() if k in ("step", "sizes", "indices", "nextCursor", "digests", "labelsDigest")}
             for line in lines]
+
+
+def test_the_streaming_order_is_the_swift_loaders(cache):
+    loader = pl.Loader(cache, schedule="fixed:28", batch_size=48, seed=3, order="shards:2", workers=2)
+    mine = python_batches(loader, 0)
+    assert mine == swift_batches(cache, "fixed:28", 1, 0, 48, 3, order="shards:2")
 
 
 @pytest.mark.parametrize("schedule,epochs,epoch", SCHEDULES)
@@ -163,6 +170,7 @@ BAD_ARGUMENTS = [
     (dict(schedule="mixsize:14,28@0.5"), ValueError), (dict(augment="sideways"), ValueError), (dict(output="float64"), ValueError),
     (dict(corrupt_records="maybe"), ValueError), (dict(shuffle="yes"), TypeError), (dict(device="tpu"), (ValueError, RuntimeError)),
     (dict(schedule="parallel:" + ",".join(str(s) for s in range(10, 28))), ValueError),
+    (dict(order="random"), ValueError), (dict(order="shards:0"), ValueError), (dict(order=4), TypeError),
 ]
 
 

@@ -39,7 +39,7 @@ public enum RemoteError: Error, Equatable, CustomStringConvertible {
         case .unreachable(let endpoint, let reason): return "\(endpoint): cannot reach the S3 endpoint: \(reason)"
         case .local(let path, let reason): return "\(path): \(reason)"
         case .cacheLimitTooSmall(let limit, let minimum, let reason):
-            return "--cache-limit \(formatBytes(limit)) is too small: this run needs at least \(formatBytes(minimum)) (\(minimum) bytes) in the cache directory at once (\(reason))"
+            return "the cache limit \(formatBytes(limit)) is too small: this run needs at least \(formatBytes(minimum)) (\(minimum) bytes) in the cache directory at once (\(reason))"
         case .notPublished(let location, let reason): return "\(location): \(reason)"
         }
     }

@@ -316,6 +316,51 @@ public func bridgeRelease(_ loader: OpaquePointer?, _ batchID: UInt64, _ error: 
     }
 }
 
+// MARK: Release tickets (for finalizers that must not run interpreted code)
+
+/// What a ticket redeems: a batch of a loader, or (batch 0) the loader's close.
+private struct Ticket { var loader: OpaquePointer; var batch: UInt64 }
+
+/// Reads a capsule's pointer (Python: PyCapsule_GetPointer), set by the binding.
+public typealias CapsuleGetter = @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> UnsafeMutableRawPointer?
+private let capsuleGetter = Atomic<UInt>(0)
+/// Static, so that capsules may name it for as long as the process lives.
+private let capsuleName: StaticString = "pyramid.ticket"
+private var capsuleNamePointer: UnsafePointer<CChar> { UnsafeRawPointer(capsuleName.utf8Start).assumingMemoryBound(to: CChar.self) }
+
+@_cdecl("pyramid_ticket")
+public func bridgeTicket(_ loader: OpaquePointer?, _ batchID: UInt64) -> UnsafeMutableRawPointer? {
+    guard let loader else { return nil }
+    let ticket = UnsafeMutablePointer<Ticket>.allocate(capacity: 1)
+    ticket.initialize(to: Ticket(loader: loader, batch: batchID))
+    return UnsafeMutableRawPointer(ticket)
+}
+
+@_cdecl("pyramid_redeem_ticket")
+public func bridgeRedeemTicket(_ raw: UnsafeMutableRawPointer?) {
+    guard let raw else { return }
+    let ticket = raw.assumingMemoryBound(to: Ticket.self)
+    let t = ticket.move()
+    ticket.deallocate()
+    _ = t.batch == 0 ? bridgeClose(t.loader, nil) : bridgeRelease(t.loader, t.batch, nil)
+}
+
+@_cdecl("pyramid_set_capsule_getter")
+public func bridgeSetCapsuleGetter(_ getter: CapsuleGetter?) {
+    capsuleGetter.store(getter.map { UInt(bitPattern: unsafeBitCast($0, to: Int.self)) } ?? 0, ordering: .releasing)
+}
+
+@_cdecl("pyramid_capsule_destructor")
+public func bridgeCapsuleDestructor(_ capsule: UnsafeMutableRawPointer?) {
+    let bits = capsuleGetter.load(ordering: .acquiring)
+    guard bits != 0 else { return }  // no getter: the ticket cannot be read (a leak, never a crash)
+    let getter = unsafeBitCast(Int(bitPattern: bits), to: CapsuleGetter.self)
+    bridgeRedeemTicket(getter(capsule, capsuleNamePointer))
+}
+
+@_cdecl("pyramid_capsule_name")
+public func bridgeCapsuleName() -> UnsafePointer<CChar> { capsuleNamePointer }
+
 /// One entry of `pyramid_substitutions`.
 private struct SubstitutionJSON: Encodable { var index: Int, level: Int, shard: Int, reason: String, replacement: Int }
 

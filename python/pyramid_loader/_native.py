@@ -9,7 +9,7 @@ from pathlib import Path
 MAX_VIEWS = 16
 OK, END, TIMEOUT, ERROR, INVALID = 0, 1, 2, -1, -2
 FLOAT32, UINT8 = 0, 1
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 
 class PyramidError(RuntimeError):
@@ -66,6 +66,10 @@ def _load() -> ctypes.CDLL:
         "pyramid_plan": ([handle, ctypes.c_int64, ctypes.c_int64, out, err], ctypes.c_int32),
         "pyramid_start_epoch": ([handle, ctypes.c_int64, ctypes.c_int64, err], ctypes.c_int32),
         "pyramid_stop_epoch": ([handle, err], ctypes.c_int32),
+        "pyramid_ticket": ([handle, ctypes.c_uint64], ctypes.c_void_p),
+        "pyramid_redeem_ticket": ([ctypes.c_void_p], None),
+        "pyramid_set_capsule_getter": ([ctypes.c_void_p], None),
+        "pyramid_capsule_name": ([], ctypes.c_void_p),
         "pyramid_next": ([handle, ctypes.c_int32, ctypes.POINTER(BatchInfo), err], ctypes.c_int32),
         "pyramid_release": ([handle, ctypes.c_uint64, err], ctypes.c_int32),
         "pyramid_substitutions": ([handle, out, err], ctypes.c_int32),
@@ -81,6 +85,28 @@ def _load() -> ctypes.CDLL:
 
 
 lib = _load()
+
+# Owners of batches (and of the loader's close) are capsules whose destructor is the library's: when
+# the last tensor viewing a batch dies, the release runs in native code, with no Python code in which
+# a Ctrl-C could land and be dropped (see pyramid_ticket in pyramid.h).
+_capsule_new = ctypes.pythonapi.PyCapsule_New
+_capsule_new.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+_capsule_new.restype = ctypes.py_object
+lib.pyramid_set_capsule_getter(ctypes.cast(ctypes.pythonapi.PyCapsule_GetPointer, ctypes.c_void_p))
+_CAPSULE_NAME = lib.pyramid_capsule_name()
+_CAPSULE_DESTRUCTOR = ctypes.cast(lib.pyramid_capsule_destructor, ctypes.c_void_p)
+
+
+def owner(loader: ctypes.c_void_p, batch_id: int) -> object:
+    """An object that releases batch `batch_id` of `loader` when it dies (batch 0: closes the loader)."""
+    ticket = lib.pyramid_ticket(loader, batch_id)
+    if not ticket:
+        raise PyramidError("pyramid_ticket: the loader is NULL")
+    try:
+        return _capsule_new(ticket, _CAPSULE_NAME, _CAPSULE_DESTRUCTOR)
+    except BaseException:
+        lib.pyramid_redeem_ticket(ticket)
+        raise
 
 
 def take_string(pointer: ctypes.c_void_p) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import ctypes
 import hashlib
 import json
@@ -27,8 +28,23 @@ FINGERPRINT_KEYS = ("schedule", "batch_size", "seed", "epochs", "augment", "rank
 POLL_MS = 100
 
 
+def _to_the_end(action) -> bool:
+    """Runs `action` (a native call that is safe to repeat: a second release of the same batch is
+    refused, never harmful) until it has run, even when a Ctrl-C lands in it; returns whether one did."""
+    interrupted = False
+    while True:
+        try:
+            action()
+            return interrupted
+        except KeyboardInterrupt:
+            interrupted = True
+        except Exception:
+            return interrupted
+
+
 class _Handle:
-    """Owns one native loader; closed when the Loader and every batch (tensor) from it are gone."""
+    """Owns one native loader; closed with close() or when the Loader is gone. Batches still
+    viewed by tensors stay valid after the close until their tensors go."""
 
     def __init__(self, path: str, configuration: Dict[str, Any]):
         self.pointer = ctypes.c_void_p()
@@ -36,8 +52,12 @@ class _Handle:
         self.closed = False
         try:
             _native.call(_native.lib.pyramid_open, os.fsencode(path), json.dumps(configuration).encode(), ctypes.byref(self.pointer))
+            # Closes the loader when this object dies, in native code (no __del__ to drop a Ctrl-C in).
+            self.closer = _native.owner(self.pointer, 0)
         except BaseException:
             self.closed = True
+            if self.pointer.value:
+                _native.lib.pyramid_close(self.pointer, None)
             raise
 
     def check_process(self) -> None:
@@ -47,13 +67,11 @@ class _Handle:
             raise PyramidError(f"this Loader was made in process {self.pid} and used in process {os.getpid()}, forked after it "
                                "started; make the Loader in the process that iterates it (e.g. in a DataLoader worker)")
 
-    def release(self, batch_id: int) -> None:
+    def release(self, batch_id: int) -> bool:
+        """Gives batch `batch_id` back (never raises); returns whether a Ctrl-C landed meanwhile."""
         if os.getpid() != self.pid:
-            return  # a forked child: the buffer belongs to the parent's loader
-        try:
-            _native.call(_native.lib.pyramid_release, self.pointer, batch_id)
-        except Exception:
-            pass  # never raise from a tensor's finalizer
+            return False  # a forked child: the buffer belongs to the parent's loader
+        return _to_the_end(lambda: _native.call(_native.lib.pyramid_release, self.pointer, batch_id))
 
     def close(self) -> None:
         """Stops the native loader; batches still viewed are released as their tensors go."""
@@ -61,29 +79,15 @@ class _Handle:
             self.closed = True
             try:
                 _native.call(_native.lib.pyramid_close, self.pointer)
-            except Exception:
-                pass
-
-    def __del__(self):
-        self.close()
-
-
-class _Owner:
-    """One batch's buffer. numpy arrays (and the torch tensors made from them) view it through
-    `_View`s, which keep it alive; when the last view is gone, the buffer goes back to the loader."""
-
-    def __init__(self, handle: _Handle, batch_id: int):
-        self.handle = handle
-        self.batch_id = batch_id
-
-    def __del__(self):
-        self.handle.release(self.batch_id)
+            except PyramidError:
+                pass  # closed by its owner already
 
 
 class _View:
-    """`__array_interface__` of one view of a batch buffer (no copy); holds the owner."""
+    """`__array_interface__` of one view of a batch buffer (no copy); holds the batch's owner (a
+    capsule that releases the batch in native code when the last view is gone)."""
 
-    def __init__(self, owner: _Owner, address: int, shape: tuple, typestr: str):
+    def __init__(self, owner: object, address: int, shape: tuple, typestr: str):
         self.owner = owner
         self.__array_interface__ = {"shape": shape, "typestr": typestr, "data": (address, False), "version": 3}
 
@@ -283,6 +287,7 @@ class Loader:
         try:
             while True:
                 handle.check_process()
+                info.id = 0  # batch ids start at 1: nonzero is a batch handed out and not yet owned
                 status = _native.call(_native.lib.pyramid_next, handle.pointer, POLL_MS, ctypes.byref(info))
                 if status == _native.TIMEOUT:
                     continue  # Python handles a Ctrl-C here
@@ -290,19 +295,22 @@ class Loader:
                     finished = True
                     break
                 batch = self._wrap(info)
+                info.id = 0  # its owner releases it now
                 self._cursor = batch.next_cursor
                 yield batch
         finally:
+            # A Ctrl-C between the library handing out a batch and its owner taking it would leak
+            # the batch: give it back (a second release, if the owner got it after all, is refused).
+            interrupted = info.id != 0 and handle.release(info.id)
             if not handle.closed and os.getpid() == handle.pid:
-                try:
-                    _native.call(_native.lib.pyramid_stop_epoch, handle.pointer)
-                except Exception:
-                    pass
+                interrupted |= _to_the_end(lambda: _native.call(_native.lib.pyramid_stop_epoch, handle.pointer))
             if finished:
                 self._epoch, self._cursor = self._epoch + 1, 0
+            if interrupted:
+                _thread.interrupt_main()  # raising here would be lost when this runs in a collector's close()
 
     def _wrap(self, info: _native.BatchInfo) -> Batch:
-        owner = _Owner(self._handle, info.id)
+        owner = _native.owner(self._handle.pointer, info.id)
         count, channels = info.count, info.channels
         sizes = [info.sizes[v] for v in range(info.views)]
         views = {}
@@ -326,7 +334,7 @@ class Loader:
         return Batch(images=images, labels=labels, indices=indices, epoch=info.epoch, step=info.step, sizes=sizes,
                      cursor=info.cursor, next_cursor=info.next_cursor, substitutions=info.substitutions)
 
-    def _to_device(self, host, address: int, nbytes: int, owner: _Owner):
+    def _to_device(self, host, address: int, nbytes: int, owner: object):
         """Copies a uint8 batch to the GPU from pinned memory and normalizes it there. The host
         buffer is kept (through its owner) until the copy's event has completed."""
         if address not in self._pinned:

@@ -1,5 +1,6 @@
 """Fixtures: the `pyramid` tool of this repository and small caches built with it."""
 
+import faulthandler
 import os
 import shutil
 import subprocess
@@ -9,6 +10,16 @@ import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 FASHION = Path("/usr/share/datasets/fashion-mnist")
+# A test that runs longer than this is hung: every thread's stack is printed and pytest exits
+# (CI then fails with the place of the hang instead of at its own time limit).
+HANG_SECONDS = 600
+
+
+@pytest.fixture(autouse=True)
+def no_hang():
+    faulthandler.dump_traceback_later(HANG_SECONDS, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 def tool() -> str:

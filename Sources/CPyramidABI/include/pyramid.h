@@ -23,7 +23,7 @@ extern "C" {
 #endif
 
 /* The version of this interface; a change of layout or meaning increments it. */
-#define PYRAMID_ABI_VERSION 1
+#define PYRAMID_ABI_VERSION 2
 
 /* The most sizes one batch carries (a parallel schedule's views). */
 #define PYRAMID_MAX_VIEWS 16
@@ -115,6 +115,26 @@ int32_t pyramid_release(pyramid_loader *loader, uint64_t batch_id, char **error)
 
 /* Stops the current epoch (its workers finish the step they are on). */
 int32_t pyramid_stop_epoch(pyramid_loader *loader, char **error);
+
+/*
+ * Release tickets, for bindings whose finalizers must not run interpreted code. A finalizer
+ * written in Python runs wherever the collector frees an object, and a Ctrl-C that lands in it
+ * is printed and dropped (and the release in it skipped). A Python capsule whose destructor is
+ * native runs no Python code, so it can neither lose a signal nor skip the release.
+ *
+ * pyramid_ticket: a ticket that, redeemed, releases `batch_id` of `loader` (batch_id 0: closes
+ * the loader). NULL if `loader` is NULL. pyramid_redeem_ticket redeems and frees it; errors (a
+ * batch released already, a closed loader, a forked child) are ignored. A NULL ticket is ignored.
+ *
+ * pyramid_set_capsule_getter: how to read a ticket out of a capsule object (for Python:
+ * PyCapsule_GetPointer), set once before the first capsule dies. pyramid_capsule_destructor is
+ * the destructor to give such a capsule, named pyramid_capsule_name(): it redeems the ticket.
+ */
+void *pyramid_ticket(pyramid_loader *loader, uint64_t batch_id);
+void pyramid_redeem_ticket(void *ticket);
+void pyramid_set_capsule_getter(void *(*getter)(void *capsule, const char *name));
+void pyramid_capsule_destructor(void *capsule);
+const char *pyramid_capsule_name(void);
 
 /* Substitutions made so far (policy "substitute") as a JSON array of
    {"index", "level", "shard", "reason", "replacement"}, in *json (free it). */

@@ -232,9 +232,13 @@ struct TrainCommand: ParsableCommand {
         installInterruptHandler()
         let progress = ProgressLine(quiet: quiet, periodicLines: group.size > 1)
         defer { progress.finish() }
+        // A remote cache: what this process fetched and waited for so far, on the progress line.
+        let store = trainer.loader.cache.store
+        let remoteStart = store?.statistics
         try trainer.run(progress: { p in
-            progress.update("epoch \(p.epoch + 1)/\(p.epochs)", done: p.step, total: p.steps,
-                            extra: String(format: "loss %.3f  %d img/s  size %d", p.loss, Int(p.imagesPerSecond), p.size), force: p.step == p.steps)
+            var extra = String(format: "loss %.3f  %d img/s  size %d", p.loss, Int(p.imagesPerSecond), p.size)
+            if let store, let remoteStart { extra += "  " + Self.describe(store.statistics.since(remoteStart)) }
+            progress.update("epoch \(p.epoch + 1)/\(p.epochs)", done: p.step, total: p.steps, extra: extra, force: p.step == p.steps)
         }, onEpoch: { e in
             progress.finish()
             if !quiet {
@@ -244,6 +248,7 @@ struct TrainCommand: ParsableCommand {
                 if let v = e.validationTop1, let s = e.validationSize { line += String(format: "  test@%d %.2f%%", s, 100 * v) }
                 if let a = e.alpha { line += "  alpha " + a.map { String(format: "%.3f", $0) }.joined(separator: ",") }
                 if let r = e.allreduceSeconds, let n = e.processes { line += String(format: "  %d processes, allreduce %.1f%%", n, 100 * r / max(e.seconds, 1e-9)) }
+                if let r = e.remote { line += "  " + Self.describe(r) }
                 print(line)
                 fflush(nil)  // every output stream: the line shows now, also through a pipe
             }
@@ -253,6 +258,13 @@ struct TrainCommand: ParsableCommand {
             let evaluate = "pyramid eval \(directory.path)" + (c.testCache == nil ? " --test TEST-CACHE" : "")
             print("done: \(directory.appendingPathComponent(Trainer.checkpointFile).path); evaluate with: \(evaluate)")
         }
+    }
+
+    /// "fetched 12.5 MiB (3 shards, 1 retry), waited 0.8 s": a remote cache's transfers.
+    static func describe(_ r: RemoteStatistics) -> String {
+        var line = "fetched \(formatBytes(r.bytesFetched)) (\(r.shardsFetched) shard\(r.shardsFetched == 1 ? "" : "s")"
+        if r.retries > 0 { line += ", \(r.retries) retr\(r.retries == 1 ? "y" : "ies")" }
+        return line + String(format: "), waited %.1f s", r.waitSeconds)
     }
 }
 

@@ -9,13 +9,13 @@ import Testing
 struct MPIRun {
     static let mpirun = "/usr/bin/mpirun"
 
-    static func start(_ ranks: Int, _ arguments: [String]) throws -> (Process, Pipe, Pipe) {
+    static func start(_ ranks: Int, _ arguments: [String], environment base: [String: String]? = nil) throws -> (Process, Pipe, Pipe) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: mpirun)
         p.arguments = ["--allow-run-as-root", "--oversubscribe", "-np", String(ranks), Tool.url.path] + arguments
         // Containers often forbid the cross-process memory reads (CMA) of Open MPI's shared-memory
         // single copy; plain copies work everywhere.
-        var environment = ProcessInfo.processInfo.environment
+        var environment = base ?? ProcessInfo.processInfo.environment
         environment["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
         p.environment = environment
         let out = Pipe(), err = Pipe()
@@ -24,8 +24,8 @@ struct MPIRun {
         return (p, out, err)
     }
 
-    static func run(_ ranks: Int, _ arguments: [String]) throws -> Tool.Output {
-        let (p, o, e) = try start(ranks, arguments)
+    static func run(_ ranks: Int, _ arguments: [String], environment: [String: String]? = nil) throws -> Tool.Output {
+        let (p, o, e) = try start(ranks, arguments, environment: environment)
         return Tool.finish(p, o, e)
     }
 

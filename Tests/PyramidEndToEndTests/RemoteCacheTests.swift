@@ -154,6 +154,29 @@ struct RemoteCacheTests {
         #expect(small.status == 1 && small.stderr.contains("the cache limit 1000 B is too small: this run needs at least"), "\(small.stderr)")
     }
 
+    @Test func twoMPIRanksTrainFromS3AsFromTheLocalCopyAndShareOneCacheDirectory() throws {
+        let out = TempDirectory()
+        let (cache, remote, bytes) = try Self.published(out)
+        let quarter = String(bytes.reduce(0, +) / 4)
+        let env = S3Server.toolEnvironment(cacheDir: out.path("fetched"))
+        var recipe = Self.recipe
+        recipe[try #require(recipe.firstIndex(of: "--epochs")) + 1] = "1"
+        let a = try MPIRun.run(2, ["train", cache, "--out", out.path("local")] + recipe)
+        #expect(a.status == 0, "\(a.stderr)")
+        let b = try MPIRun.run(2, ["train", remote, "--out", out.path("remote"), "--cache-limit", quarter] + recipe, environment: env)
+        #expect(b.status == 0, "\(b.stderr)")
+        let ca = try Checkpoint.read(from: URL(fileURLWithPath: out.path("local/checkpoint.bin")))
+        let cb = try Checkpoint.read(from: URL(fileURLWithPath: out.path("remote/checkpoint.bin")))
+        #expect(ca.parameters == cb.parameters && ca.state == cb.state && ca.velocity == cb.velocity)
+        #expect(try Self.logWithoutClocks(out.path("local")) == Self.logWithoutClocks(out.path("remote")))
+        // Both ranks used the one cache directory: no partial download is left, and what stays is
+        // within the limit.
+        let files = FileManager.default.enumerator(atPath: out.path("fetched"))?.compactMap { $0 as? String } ?? []
+        #expect(!files.contains { $0.hasSuffix(".part") }, "\(files)")
+        let kept = try files.filter { $0.hasSuffix("data.mdb") }.map { try FileManager.default.attributesOfItem(atPath: out.path("fetched/\($0)"))[.size] as? Int ?? 0 }
+        #expect(!kept.isEmpty && kept.reduce(0, +) <= Int(quarter)!, "\(kept)")
+    }
+
     @Test func faultsOnTheWireAreRetriedAndChangeNothing() throws {
         let out = TempDirectory()
         let (cache, remote, bytes) = try Self.published(out)

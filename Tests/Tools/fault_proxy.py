@@ -16,8 +16,13 @@ The kinds are used in turn (a seeded draw decides which requests get one, and wh
   replace   send half the body, print "STALLED <path>" on stdout, wait until --release-file
             exists, then reset (the test replaces the object meanwhile)
 
+Shaping (for Tools/bench/remote): --delay adds latency before every response, --bandwidth caps
+the bytes per second sent to all clients together, --stats FILE keeps {"getBytes", "requests"}
+(response bytes of successful GETs, and every request) up to date in FILE.
+
 Prints "PORT <n>" once listening; a line per fault on stdout ("FAULT <kind> <path>").
 """
+import json
 import argparse, random, signal, socket, struct, sys, threading, time, os
 
 # A parent may start us with signals blocked (threads of a test runner do): take SIGTERM back.
@@ -33,6 +38,8 @@ parser.add_argument("--match", default="data.mdb")
 parser.add_argument("--stall", type=float, default=4.0)
 parser.add_argument("--delay", type=float, default=0.0, help="seconds added before every response (latency)")
 parser.add_argument("--release-file", default="")
+parser.add_argument("--bandwidth", type=float, default=0.0, help="bytes per second to all clients together (0: no cap)")
+parser.add_argument("--stats", default="", help="a JSON file kept up to date with the bytes served")
 args = parser.parse_args()
 
 host, port = args.upstream.rsplit(":", 1)
@@ -42,6 +49,35 @@ faults = args.faults.split(",") if args.faults else []
 per_object = {}
 burst = [0]
 count = [0]
+pace = [0.0]  # when the shared link is free again (monotonic seconds)
+served = {"getBytes": 0, "requests": 0}
+
+
+def send(sock, data):
+    """sendall, paced to --bandwidth shared by every connection."""
+    if not args.bandwidth:
+        sock.sendall(data)
+        return
+    for i in range(0, len(data), 65536):
+        chunk = data[i:i + 65536]
+        with lock:
+            start = max(pace[0], time.monotonic())
+            pace[0] = start + len(chunk) / args.bandwidth
+        wait = start - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        sock.sendall(chunk)
+
+
+def count_request(method, status, body_bytes):
+    with lock:
+        served["requests"] += 1
+        if method == "GET" and status.startswith(b"2"):
+            served["getBytes"] += body_bytes
+        if args.stats:
+            with open(args.stats + ".tmp", "w") as f:
+                json.dump(served, f)
+            os.replace(args.stats + ".tmp", args.stats)
 
 
 def say(line):
@@ -129,8 +165,9 @@ def handle(client):
         up.close()
         status = rhead.split(b" ", 2)[1]
         if kind is None or not status.startswith(b"2") or len(rbody) < 16:
-            client.sendall(rhead + rbody)
+            send(client, rhead + rbody)
             client.close()
+            count_request(method, status, len(rbody))
             return
         say(f"FAULT {kind} {path}")
         cut = rng.randrange(1, len(rbody) - 1)

@@ -14,17 +14,17 @@ Prints one JSON object (images/s per row).
 """
 
 import json
-import math
 import os
-import random
 import sys
 import time
 
-import numpy as np
 import torch
 from PIL import Image
 
 import pyramid_loader as pl
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pil_crop import random_resized_crop  # noqa: E402
 
 BATCH, WORKERS = 64, 2
 
@@ -56,38 +56,19 @@ def bridge(cache, size, output, rounds):
 
 class Folder(torch.utils.data.Dataset):
     """root/<class>/<image>, cut as torchvision's RandomResizedCrop + RandomHorizontalFlip +
-    ToTensor + Normalize would."""
+    ToTensor + Normalize would (Tools/bench/pil_crop.py)."""
 
     def __init__(self, root, size):
         classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
         self.items = [(os.path.join(root, c, f), i) for i, c in enumerate(classes) for f in sorted(os.listdir(os.path.join(root, c)))]
         self.size = size
-        self.mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
-        self.std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 
     def __len__(self):
         return len(self.items)
 
-    def box(self, width, height):
-        area = width * height
-        for _ in range(10):
-            target = area * random.uniform(0.08, 1.0)
-            ratio = math.exp(random.uniform(math.log(3 / 4), math.log(4 / 3)))
-            w, h = int(round(math.sqrt(target * ratio))), int(round(math.sqrt(target / ratio)))
-            if 0 < w <= width and 0 < h <= height:
-                return random.randint(0, width - w), random.randint(0, height - h), w, h
-        side = min(width, height)
-        return (width - side) // 2, (height - side) // 2, side, side
-
     def __getitem__(self, i):
         path, label = self.items[i]
-        image = Image.open(path).convert("RGB")
-        x, y, w, h = self.box(*image.size)
-        image = image.resize((self.size, self.size), Image.BILINEAR, box=(x, y, x + w, y + h))
-        if random.random() < 0.5:
-            image = image.transpose(Image.FLIP_LEFT_RIGHT)
-        tensor = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255)
-        return (tensor - self.mean) / self.std, label
+        return random_resized_crop(Image.open(path), self.size), label
 
 
 def dataloader(photos, size, rounds):

@@ -36,14 +36,19 @@ struct BuildCommand: ParsableCommand {
             shared filesystem across machines). Rank 0 prints progress as a line every 10 seconds. \
             A rank that fails stops every rank; --resume continues with any number of processes.
 
+            --out s3://bucket/prefix builds into a local staging directory (--staging; default             staging/ under the cache root: $PYRAMID_CACHE_DIR, else $XDG_CACHE_HOME/pyramid, else             ~/.cache/pyramid), uploads each shard as soon as it is finished (one-process builds; under mpirun at the end), then             publishes as pyramid push does (shards and labels, the manifest last, objects already             there skipped) and removes the staging directory. --resume continues an interrupted build             or upload from the staging directory; a location that already holds a cache is refused             without --overwrite.
+
             Exit status: 0 built (possibly with skipped items), 1 error, 130 interrupted.
             """)
 
     @Argument(help: "The source dataset (folder, list file, CIFAR binaries or IDX files).")
     var source: String
 
-    @Option(name: [.short, .customLong("out")], help: "The cache directory to create.")
+    @Option(name: [.short, .customLong("out")], help: "The cache directory to create, or s3://bucket/prefix to build and publish.")
     var out: String
+
+    @Option(help: "With --out s3://…: the local directory the build is staged in (default: under the cache root).")
+    var staging: String?
 
     @Option(help: "Level sizes in pixels, comma-separated (any order; stored largest first).")
     var levels: String = "224,192,160,128,96"
@@ -140,12 +145,36 @@ struct BuildCommand: ParsableCommand {
     /// `--shards`, or its default: the interrupted build's count with --resume, else one per process.
     func shardCount() throws -> Int {
         if let shards { return shards }
-        if resume, let interrupted = Builder.interruptedShardCount(at: URL(fileURLWithPath: out)) { return interrupted }
+        if resume, let interrupted = Builder.interruptedShardCount(at: URL(fileURLWithPath: try outputDirectory())) { return interrupted }
         return Processes.distributed ? try Processes.group().size : 1
+    }
+
+    /// Where the build writes: --out, or for s3:// the staging directory.
+    func outputDirectory() throws -> String {
+        guard out.hasPrefix("s3://") else { return out }
+        if let staging { return staging }
+        let location = try S3Location(out)
+        let name = (location.bucket + (location.prefix.isEmpty ? "" : "-" + location.prefix))
+            .map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." ? $0 : "_" }
+        return RemoteOptions().root().appendingPathComponent("staging").appendingPathComponent(String(name)).path
     }
 
     func run() throws {
         let group = try Processes.group()
+        let remote = out.hasPrefix("s3://") ? try S3Location(out) : nil
+        let output = try outputDirectory()
+        let publisher = try remote.map { try StagedPublisher(location: $0, staging: URL(fileURLWithPath: output)) }
+        if let remote, let publisher {
+            if group.isRoot, !resume, !overwrite, try publisher.client.head(remote, Manifest.fileName) != nil {
+                throw Failure.failure("--out: \(remote) already holds a cache (--overwrite replaces it)")
+            }
+            // A finished build whose upload was interrupted: only the upload is left.
+            if resume, Builder.interruptedShardCount(at: URL(fileURLWithPath: output)) == nil,
+               FileManager.default.fileExists(atPath: URL(fileURLWithPath: output).appendingPathComponent(Manifest.fileName).path) {
+                if group.isRoot { try publisher.publish(quiet: quiet || json) }
+                return
+            }
+        }
         var options = try makeOptions()
         if group.isRoot && shards != nil && options.shards < group.size {
             let idle = group.size - options.shards == 1 ? "rank \(options.shards) has" : "ranks \(options.shards)...\(group.size - 1) have"
@@ -164,12 +193,13 @@ struct BuildCommand: ParsableCommand {
             }
         }
         let catalog = try SourceFormat.open(path: source, format: format, split: split.rawValue, classNames: names)
-        let interrupted = resume && Builder.interruptedShardCount(at: URL(fileURLWithPath: out)) != nil
+        let interrupted = resume && Builder.interruptedShardCount(at: URL(fileURLWithPath: output)) != nil
         if shards == nil && !interrupted, let target = parseByteSize(shardSize) {
             options.shards = max(options.shards, Builder.shardCount(catalog: catalog, options: options, bytesPerShard: target))
         }
-        let builder = try Builder(catalog: catalog, options: options, output: URL(fileURLWithPath: out))
+        let builder = try Builder(catalog: catalog, options: options, output: URL(fileURLWithPath: output))
         builder.toolVersion = Pyramid.version
+        if let publisher, group.isRoot { builder.shardFinished = { publisher.shardFinished($0) } }
         builder.recordedOptions = [
             "levels": levels, "crop": crop.rawValue, "margin": String(margin), "shards": String(options.shards), "workers": String(workers), "processes": String(group.size),
             "zstd-level": String(zstdLevel), "dictionary": String(dictionary), "filter": filter.name,
@@ -198,6 +228,7 @@ struct BuildCommand: ParsableCommand {
         } else if !quiet {
             print(report.summary)
         }
+        try publisher?.publish(quiet: quiet || json)
     }
 }
 

@@ -177,6 +177,36 @@ struct RemoteCacheTests {
         #expect(!kept.isEmpty && kept.reduce(0, +) <= Int(quarter)!, "\(kept)")
     }
 
+    @Test func aBuildToS3PublishesWhatABuildAndPushWouldAndResumesItsUpload() throws {
+        let out = TempDirectory(), src = TempDirectory()
+        try makeLargeIDX(src, count: 600)
+        let build = ["build", src.url.path, "--levels", "16,12", "--shards", "4", "--quiet"]
+        let local = out.path("local")
+        #expect(try Tool.run(build + ["--out", local]).status == 0)
+        let bucket = try S3Server.newBucket()
+        let env = S3Server.toolEnvironment(cacheDir: out.path("root"))
+        let batches = ["batches", "--batch", "50", "--seed", "4", "--epochs", "1", "--shuffle", "shards:2"]
+
+        // Shards go up as they are finished; the final publish finds them there.
+        let direct = try runTool(build.filter { $0 != "--quiet" } + ["--out", "s3://\(bucket)/direct"], environment: env).output
+        #expect(direct.status == 0, "\(direct.stderr)")
+        #expect(direct.stdout.contains("4 shards") && direct.stdout.contains("uploaded during the build") && direct.stdout.contains("4 already there"), "\(direct.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: out.path("root/staging/\(bucket)-direct")), "the staging directory is removed")
+        let a = try Tool.run(batches + [local])
+        let b = try runTool(batches + ["s3://\(bucket)/direct"], environment: env).output
+        #expect(a.status == 0 && b.status == 0 && a.stdout == b.stdout, "\(b.stderr)")
+        let again = try runTool(build + ["--out", "s3://\(bucket)/direct"], environment: env).output
+        #expect(again.status == 1 && again.stderr.contains("already holds a cache (--overwrite replaces it)"), "\(again.stderr)")
+
+        // A build that finished in its staging directory but was not uploaded: --resume uploads it.
+        let staging = out.path("staging")
+        try FileManager.default.copyItem(atPath: local, toPath: staging)
+        let resumed = try runTool(build.filter { $0 != "--quiet" } + ["--out", "s3://\(bucket)/resumed", "--staging", staging, "--resume"], environment: env).output
+        #expect(resumed.status == 0 && resumed.stdout.contains("published to s3://\(bucket)/resumed"), "\(resumed.stdout)\(resumed.stderr)")
+        let c = try runTool(batches + ["s3://\(bucket)/resumed"], environment: env).output
+        #expect(c.status == 0 && c.stdout == a.stdout, "\(c.stderr)")
+    }
+
     @Test func faultsOnTheWireAreRetriedAndChangeNothing() throws {
         let out = TempDirectory()
         let (cache, remote, bytes) = try Self.published(out)

@@ -31,6 +31,11 @@ public final class Builder {
     /// Build options as the user gave them, recorded in the manifest.
     public var recordedOptions: [String: String] = [:]
     public var toolVersion = pyramidVersion
+    /// When set, a one-process build finishes each shard as soon as its last sample is committed
+    /// (its final keys and shard description: every earlier shard's count is known by then) and
+    /// calls this with its number, on the committing thread; the shard file does not change
+    /// afterwards. Under mpirun shards are finished at the end and this is not called.
+    public var shardFinished: ((Int) -> Void)?
     /// The file an unfinished build keeps in its output directory (what a resume continues from).
     public static let stateFileName = BuildState.fileName
 
@@ -142,6 +147,7 @@ public final class Builder {
         report()
 
         // Workers render and encode; this thread commits in order.
+        var finished = Set<Int>()  // shards given their final keys already (shardFinished)
         let queue = ChunkQueue(count: chunks.count, window: options.workers * 2 + 2)
         let workers = startWorkers(chunks: chunks.map(\.range), dictionaries: try dictionaries(of: state), queue: queue)
         defer { queue.stop(); workers.join() }
@@ -154,6 +160,13 @@ public final class Builder {
             let encoded = try result.get()
             if options.strict, let first = encoded.skipped.first { throw BuildError.badInput(path: first.1.path, reason: first.1.reason) }
             try commit(encoded, range: chunk.range, to: &shards[chunk.shard])
+            if let shardFinished, group.size == 1, shards[chunk.shard].progress.complete {
+                let shard = shards[chunk.shard]
+                let first = shards.filter { $0.number < shard.number }.reduce(0) { $0 + $1.progress.count }
+                try renumber(shard: shard.number, writer: shard.writer, progress: shard.progress, firstIndex: first, buildID: state.buildID)
+                finished.insert(shard.number)
+                shardFinished(shard.number)
+            }
             tally.processed += chunk.range.count
             tally.written += encoded.samples.count
             tally.skipped += encoded.skipped.count
@@ -168,7 +181,7 @@ public final class Builder {
                                    group: group, board: &board, progress: progress)
         var firstIndex = Array(repeating: 0, count: options.shards)
         for k in 1..<max(options.shards, 1) { firstIndex[k] = firstIndex[k - 1] + all.progress[k - 1].count }
-        for shard in shards {
+        for shard in shards where !finished.contains(shard.number) {
             try renumber(shard: shard.number, writer: shard.writer, progress: shard.progress, firstIndex: firstIndex[shard.number], buildID: state.buildID)
         }
         group.barrier()  // every rank's shards are final before the manifest

@@ -93,7 +93,8 @@ final class EpochRun: Sendable {
                     if let store = loader.cache.store {
                         // A remote cache: the step's shards stay local while it is rendered.
                         let shards = shardUses[step - firstStep]
-                        store.advance(to: step - firstStep)
+                        store.begin(step: step - firstStep)
+                        defer { store.end(step: step - firstStep) }
                         try loader.cache.pin(shards)
                         defer { renderer.endReads(); loader.cache.unpin(shards) }
                         try renderer.fill(storage, epoch: epoch, step: step, plan: plan.steps[step], order: order)

@@ -339,3 +339,44 @@ def test_the_example_trains(cache, schedule):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "epoch 0: loss" in out.stdout and f"schedule {schedule.split('@')[0]}" in out.stdout
+
+
+S3_ENDPOINT = os.environ.get("PYRAMID_TEST_S3_ENDPOINT")
+
+
+@pytest.mark.skipif(not S3_ENDPOINT, reason="no S3 server: run ./Tools/test (it starts one)")
+def test_an_s3_cache_streams_through_a_small_limit_with_several_workers(tmp_path, monkeypatch):
+    """Two workers and four buffers in flight read steps out of step with each other; the local
+    cache (under a third of the dataset) must serve them without evicting what a step in
+    progress reads: every epoch ends, with the batches of the local copy."""
+    from conftest import FASHION
+    if not FASHION.exists():
+        pytest.skip("Fashion-MNIST is not installed")
+    local = tmp_path / "local"
+    run_tool("build", str(FASHION), "--out", str(local), "--levels", "28,14", "--limit", "2400", "--shards", "24", "--quiet")
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", os.environ["PYRAMID_TEST_S3_ACCESS_KEY"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", os.environ["PYRAMID_TEST_S3_SECRET_KEY"])
+    monkeypatch.setenv("AWS_ENDPOINT_URL", S3_ENDPOINT)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    remote = f"s3://pyr-py-{random.randrange(1 << 30)}/small"
+    run_tool("push", str(local), remote, "--create-bucket", "--quiet")
+    shard_bytes = sum(s["file"]["bytes"] for s in json.load(open(local / "manifest.json"))["shards"])
+    monkeypatch.setenv("PYRAMID_CACHE_DIR", str(tmp_path / "fetched"))
+    monkeypatch.setenv("PYRAMID_CACHE_LIMIT", str(shard_bytes * 3 // 10))
+    settings = dict(schedule="fixed:28", batch_size=48, seed=5, epochs=2, order="shards:2", workers=2, prefetch=4)
+    expected = python_batches(pl.Loader(str(local), **settings), 1)
+    loader = pl.Loader(remote, **settings)
+    done = threading.Event()
+    watchdog = threading.Timer(120, lambda: None if done.is_set() else os.kill(os.getpid(), signal.SIGINT))
+    watchdog.start()
+    try:
+        python_batches(loader, 0)
+        assert python_batches(loader, 1) == expected
+    except KeyboardInterrupt:
+        pytest.fail("the epochs did not end within 120 s (the fetcher evicted what a step in progress reads)")
+    finally:
+        done.set()
+        watchdog.cancel()

@@ -5,7 +5,7 @@ import Foundation
 /// - Order: shards a reader is waiting for first, then the scheduled steps' shards in order of
 ///   first use; a download starts when it fits under the limit, or when a local shard that is
 ///   needed later than it (or never) can be evicted. The victim is always the shard whose next use
-///   is farthest; a shard being read is never evicted.
+///   is farthest; a shard being read, or read by a step in progress, is never evicted.
 /// - Processes sharing the directory: each shard has a lock file (`shard-00000/lock`, `flock`).
 ///   A process that has a shard local holds it shared; downloading and deleting take it
 ///   exclusively, so a shard is downloaded once and never deleted under another reader. The locks
@@ -39,7 +39,12 @@ public final class ShardFetcher: ShardStore, @unchecked Sendable {
     private var demand: [Int] = []
     private var uses: [[Int]] = []
     private var stepsOf: [[Int]] = []
+    /// The oldest step in progress (or the next one): the present of ``nextUse(_:)``.
     private var position = 0
+    /// Steps in progress (step → workers), and the shards they read (shard → steps in progress
+    /// that read it): never evicted, even before their reader has pinned them.
+    private var active: [Int: Int] = [:]
+    private var inUse: [Int: Int] = [:]
     private var started = false
     private var counters = RemoteStatistics()
     /// Downloads that went over the limit because other processes held the space.
@@ -122,13 +127,29 @@ public final class ShardFetcher: ShardStore, @unchecked Sendable {
         stepsOf = Array(repeating: [], count: manifest.shards.count)
         for (step, shards) in uses.enumerated() { for s in Set(shards) { stepsOf[s].append(step) } }
         position = 0
+        active = [:]; inUse = [:]
         startIfNeeded()
         condition.broadcast()
     }
 
-    public func advance(to step: Int) {
+    public func begin(step: Int) {
         condition.lock(); defer { condition.unlock() }
-        if step > position { position = step; condition.broadcast() }
+        guard step >= 0, step < uses.count else { return }
+        active[step, default: 0] += 1
+        for s in Set(uses[step]) { inUse[s, default: 0] += 1 }
+        position = active.keys.min() ?? step
+        condition.broadcast()
+    }
+
+    public func end(step: Int) {
+        condition.lock(); defer { condition.unlock() }
+        guard let n = active[step], step < uses.count else { return }  // a step of an earlier schedule
+        active[step] = n > 1 ? n - 1 : nil
+        for s in Set(uses[step]) {
+            if let k = inUse[s] { inUse[s] = k > 1 ? k - 1 : nil }
+        }
+        position = active.keys.min() ?? max(position, step + 1)
+        condition.broadcast()
     }
 
     // MARK: Fetching (condition locked unless said otherwise)
@@ -206,7 +227,7 @@ public final class ShardFetcher: ShardStore, @unchecked Sendable {
         let needed = demand.contains(target) ? -1 : nextUse(target)
         let now = Date()
         let candidates = (0..<slots.count).filter { s in
-            s != target && slots[s].pins == 0 && slots[s].state != .fetching && slots[s].busyUntil < now
+            s != target && slots[s].pins == 0 && inUse[s] == nil && slots[s].state != .fetching && slots[s].busyUntil < now
                 && FileManager.default.fileExists(atPath: dataPath(s)) && nextUse(s) > needed
         }
         guard let victim = candidates.max(by: { nextUse($0) < nextUse($1) }) else { return false }

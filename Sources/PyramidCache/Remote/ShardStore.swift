@@ -15,8 +15,12 @@ public protocol ShardStore: AnyObject, Sendable {
     /// - Throws: ``RemoteError/cacheLimitTooSmall(limit:minimum:reason:)`` when the shards that
     ///   `concurrency` consecutive steps read do not fit the limit together.
     func schedule(_ uses: [[Int]], concurrency: Int) throws
-    /// Step `step` of the last schedule has begun: earlier steps need nothing any more.
-    func advance(to step: Int)
+    /// Step `step` of the last schedule is being read (by one worker; several steps may be at
+    /// once): its shards are not evicted until ``end(step:)``, and fetching ahead and eviction
+    /// count from the oldest step in progress.
+    func begin(step: Int)
+    /// Step `step` (of ``begin(step:)``) is read.
+    func end(step: Int)
     /// Every label, by sample index.
     func labels() throws -> [Int32]
     /// Counters since the store was made.

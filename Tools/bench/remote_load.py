@@ -4,7 +4,7 @@ Streaming, one loader per process (each in its own virtual environment). Used by
     remote_load.py write-mds PHOTOS OUT SHARD_BYTES     MDS shards of PHOTOS (Streaming's venv)
     remote_load.py upload DIR BUCKET PREFIX             DIR's files to the S3 server (Streaming's venv)
     remote_load.py pyramid URL CACHE_DIR LIMIT STATS STEP_MS EPOCHS
-    remote_load.py streaming URL CACHE_DIR LIMIT STATS STEP_MS EPOCHS
+    remote_load.py streaming URL CACHE_DIR LIMIT STATS STEP_MS EPOCHS [SHUFFLE_BLOCK]
 
 Both loaders serve random-resized crops (scale 0.08-1, ratio 3/4-4/3) + flips at 224 px as float32
 NCHW normalized tensors, batch 64, 2 workers, from a local cache limited to LIMIT bytes. Pyramid
@@ -72,7 +72,7 @@ def pyramid(url, cache_dir, limit, stats, step, epochs):
     return measure(make, stats, step, epochs)
 
 
-def streaming(url, cache_dir, limit, stats, step, epochs):
+def streaming(url, cache_dir, limit, stats, step, epochs, block=None):
     import torch
     from PIL import Image
     from streaming import StreamingDataset
@@ -85,8 +85,9 @@ def streaming(url, cache_dir, limit, stats, step, epochs):
             return random_resized_crop(Image.open(io.BytesIO(sample["image"])), SIZE), sample["label"]
 
     def make():
+        # shuffle_block_size: Streaming's default (262,144 samples) spans this whole dataset.
         data = Photos(remote=url, local=cache_dir, shuffle=True, shuffle_algo="py1e", shuffle_seed=1, batch_size=BATCH,
-                      cache_limit=limit)
+                      cache_limit=limit, shuffle_block_size=block)
         loader = torch.utils.data.DataLoader(data, batch_size=BATCH, num_workers=WORKERS)
         return lambda e: (images for images, _ in loader)
     return measure(make, stats, step, epochs)
@@ -122,9 +123,11 @@ def main():
         write_mds(a[0], a[1], int(a[2]))
     elif mode == "upload":
         upload(a[0], a[1], a[2])
-    elif mode in ("pyramid", "streaming"):
-        run = pyramid if mode == "pyramid" else streaming
-        print(json.dumps(run(a[0], a[1], int(a[2]), a[3], float(a[4]) / 1000, int(a[5]))))
+    elif mode == "pyramid":
+        print(json.dumps(pyramid(a[0], a[1], int(a[2]), a[3], float(a[4]) / 1000, int(a[5]))))
+    elif mode == "streaming":
+        block = int(a[6]) if len(a) > 6 else None
+        print(json.dumps(streaming(a[0], a[1], int(a[2]), a[3], float(a[4]) / 1000, int(a[5]), block)))
     else:
         sys.exit(f"remote_load.py: unknown mode {mode}")
 

@@ -3,7 +3,7 @@ import Foundation
 /// Fetches a remote cache's shards into a local directory, within a byte limit.
 ///
 /// - Order: shards a reader is waiting for first, then the scheduled steps' shards in order of
-///   first use; a download starts when it fits under the limit, or when a local shard that is
+///   first use, ``downloads`` at once; a download starts when it fits under the limit, or when a local shard that is
 ///   needed later than it (or never) can be evicted. The victim is always the shard whose next use
 ///   is farthest; a shard being read, or read by a step in progress, is never evicted.
 /// - Processes sharing the directory: each shard has a lock file (`shard-00000/lock`, `flock`).
@@ -23,6 +23,9 @@ public final class ShardFetcher: ShardStore, @unchecked Sendable {
     let directory: URL
     /// Bytes of shard files the directory may hold.
     public let limit: Int
+    /// Downloads at once: `PYRAMID_S3_DOWNLOADS`, default 4 (one stream rarely fills a link with
+    /// tens of milliseconds of latency).
+    public let downloads: Int
 
     private enum State { case absent, fetching, local }
     private struct Slot {
@@ -53,6 +56,7 @@ public final class ShardFetcher: ShardStore, @unchecked Sendable {
     init(client: S3Client, location: S3Location, manifest: Manifest, directory: URL, limit: Int) {
         self.client = client; self.location = location; self.manifest = manifest
         self.directory = directory; self.limit = limit
+        downloads = ProcessInfo.processInfo.environment["PYRAMID_S3_DOWNLOADS"].flatMap(Int.init).map { min(max($0, 1), 32) } ?? 4
         slots = Array(repeating: Slot(), count: manifest.shards.count)
         stepsOf = Array(repeating: [], count: manifest.shards.count)
     }
@@ -157,9 +161,11 @@ public final class ShardFetcher: ShardStore, @unchecked Sendable {
     private func startIfNeeded() {
         guard !started else { return }
         started = true
-        let t = Thread { [self] in run() }
-        t.name = "pyramid-fetch"
-        t.start()
+        for _ in 0..<downloads {
+            let t = Thread { [self] in run() }
+            t.name = "pyramid-fetch"
+            t.start()
+        }
     }
 
     /// The step at which `shard` is next read (Int.max: not again in the schedule).
@@ -180,10 +186,11 @@ public final class ShardFetcher: ShardStore, @unchecked Sendable {
         return nil
     }
 
-    /// Bytes of shard files (complete or partial) in the directory.
+    /// Bytes of shard files (complete or partial) in the directory, counting a download of ours
+    /// in flight at its full size.
     private func bytesOnDisk() -> Int {
         (0..<manifest.shards.count).reduce(0) { sum, s in
-            sum + (fileSize(dataPath(s)) ?? 0) + (fileSize(dataPath(s) + ".part") ?? 0)
+            sum + (slots[s].state == .fetching ? bytes(s) : (fileSize(dataPath(s)) ?? 0) + (fileSize(dataPath(s) + ".part") ?? 0))
         }
     }
 

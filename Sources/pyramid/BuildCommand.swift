@@ -36,7 +36,13 @@ struct BuildCommand: ParsableCommand {
             shared filesystem across machines). Rank 0 prints progress as a line every 10 seconds. \
             A rank that fails stops every rank; --resume continues with any number of processes.
 
-            --out s3://bucket/prefix builds into a local staging directory (--staging; default             staging/ under the cache root: $PYRAMID_CACHE_DIR, else $XDG_CACHE_HOME/pyramid, else             ~/.cache/pyramid), uploads each shard as soon as it is finished (one-process builds; under mpirun at the end), then             publishes as pyramid push does (shards and labels, the manifest last, objects already             there skipped) and removes the staging directory. --resume continues an interrupted build             or upload from the staging directory; a location that already holds a cache is refused             without --overwrite.
+            --out s3://bucket/prefix builds into a local staging directory (--staging; default \
+            staging/ under the cache root: $PYRAMID_CACHE_DIR, else $XDG_CACHE_HOME/pyramid, else \
+            ~/.cache/pyramid), uploads each shard as soon as it is finished (one-process builds; under \
+            mpirun at the end), then publishes as pyramid push does (shards and labels, the manifest \
+            last, objects already there skipped) and removes the staging directory. --resume continues \
+            an interrupted build or upload from the staging directory; a location that already holds a \
+            cache is refused without --overwrite.
 
             Exit status: 0 built (possibly with skipped items), 1 error, 130 interrupted.
             """)
@@ -149,19 +155,18 @@ struct BuildCommand: ParsableCommand {
         return Processes.distributed ? try Processes.group().size : 1
     }
 
+    /// --out as a remote location (nil: a directory).
+    func remoteOut() throws -> S3Location? { S3Location.isRemote(out) ? try S3Location(out) : nil }
+
     /// Where the build writes: --out, or for s3:// the staging directory.
     func outputDirectory() throws -> String {
-        guard out.hasPrefix("s3://") else { return out }
-        if let staging { return staging }
-        let location = try S3Location(out)
-        let name = (location.bucket + (location.prefix.isEmpty ? "" : "-" + location.prefix))
-            .map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." ? $0 : "_" }
-        return RemoteOptions().root().appendingPathComponent("staging").appendingPathComponent(String(name)).path
+        guard let location = try remoteOut() else { return out }
+        return staging ?? RemoteOptions().root().appendingPathComponent("staging").appendingPathComponent(location.directoryName).path
     }
 
     func run() throws {
         let group = try Processes.group()
-        let remote = out.hasPrefix("s3://") ? try S3Location(out) : nil
+        let remote = try remoteOut()
         let output = try outputDirectory()
         let publisher = try remote.map { try StagedPublisher(location: $0, staging: URL(fileURLWithPath: output)) }
         if let remote, let publisher {

@@ -14,7 +14,7 @@ final class StagedPublisher: Sendable {
     let staging: URL
     let client: S3Client
     private let queue = DispatchQueue(label: "pyramid.build.upload")
-    private struct Early { var sent = 0, bytes = 0, failures = 0 }
+    private struct Early { var sent = 0, bytes = 0 }
     private let early = Mutex(Early())
 
     init(location: S3Location, staging: URL) throws {
@@ -29,12 +29,9 @@ final class StagedPublisher: Sendable {
         let path = staging.appendingPathComponent(name).path
         queue.async { [self] in
             guard let digest = Manifest.FileDigest(ofFile: path) else { return }
-            do {
-                try client.put(location, name, file: path, metadata: ["xxh3": digest.xxh3])
-                early.withLock { $0.sent += 1; $0.bytes += digest.bytes }
-            } catch {
-                early.withLock { $0.failures += 1 }  // the final publish sends it again, or reports why it cannot
-            }
+            // A failure is left to the final publish, which sends the shard again or reports why it cannot.
+            guard (try? client.put(location, name, file: path, metadata: ["xxh3": digest.xxh3])) != nil else { return }
+            early.withLock { $0.sent += 1; $0.bytes += digest.bytes }
         }
     }
 

@@ -97,9 +97,7 @@ public final class RemoteCache: Sendable {
         self.manifest = manifest
         let identity = [configuration.endpoint, location.bucket, location.prefix].joined(separator: "\n")
         let digest = Array(identity.utf8).withUnsafeBytes { RecordChecksum.xxh3($0) } ^ bytes.withUnsafeBytes { RecordChecksum.xxh3($0) }
-        let readable = (location.bucket + (location.prefix.isEmpty ? "" : "-" + location.prefix))
-            .map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." ? $0 : "_" }
-        directory = options.root().appendingPathComponent(String(readable.prefix(80)) + "-" + RecordChecksum.hex(digest))
+        directory = options.root().appendingPathComponent(location.directoryName + "-" + RecordChecksum.hex(digest))
         do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
             throw RemoteError.local(path: directory.path, reason: "cannot create the cache directory: \(error.localizedDescription)")
         }

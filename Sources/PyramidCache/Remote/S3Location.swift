@@ -38,4 +38,11 @@ public struct S3Location: Sendable, Equatable, CustomStringConvertible {
     public func object(_ name: String) -> String { "s3://\(bucket)/\(key(name))" }
 
     public var description: String { prefix.isEmpty ? "s3://\(bucket)" : "s3://\(bucket)/\(prefix)" }
+
+    /// `bucket-prefix` as one directory name (other characters as `_`, at most 80): how local
+    /// directories for this location (fetched caches, build staging) start.
+    public var directoryName: String {
+        String((bucket + (prefix.isEmpty ? "" : "-" + prefix))
+            .map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." ? $0 : "_" }.prefix(80))
+    }
 }

@@ -124,7 +124,8 @@ public final class ShardFetcher: ShardStore, @unchecked Sendable {
         if minimum > limit {
             throw RemoteError.cacheLimitTooSmall(
                 limit: limit, minimum: minimum,
-                reason: window == 1 ? "one step reads from that many shard bytes; raise" : "\(window) steps read at once (one per worker) touch that many shard bytes; raise the limit (--cache-limit, PYRAMID_CACHE_LIMIT), or read in a streaming order (shards:W with a smaller W: --shuffle, order=)")
+                reason: (window == 1 ? "one step reads from that many shard bytes" : "\(window) steps read at once (one per worker) touch that many shard bytes")
+                    + "; raise the limit (--cache-limit, PYRAMID_CACHE_LIMIT), or read in a streaming order (shards:W with a smaller W: --shuffle, order=)")
         }
         condition.lock(); defer { condition.unlock() }
         self.uses = uses

@@ -36,11 +36,13 @@ public final class LayerProfile {
         if backward { rows[k].backwardSeconds += s } else { rows[k].forwardSeconds += s; rows[k].calls += 1 }
     }
 
-    /// The row of a convolution: 1×1 shortcuts together, 3×3 convolutions by their output plane
-    /// (so a stride-2 convolution counts with the stage it starts). `Tools/bench/pytorch_profile.py`
-    /// groups PyTorch's operators the same way.
-    static func convolutionRow(kernel: Int, outputHeight: Int, outputWidth: Int) -> String {
-        kernel == 1 ? "1x1 shortcut convolutions" : "\(kernel)x\(kernel) convolutions, \(outputHeight)x\(outputWidth) output"
+    /// The row of a convolution: the stem (the one on the image, 1 or 3 channels in) alone, 1×1
+    /// shortcuts together, the other 3×3 convolutions by their output plane (so a stride-2
+    /// convolution counts with the stage it starts). `Tools/bench/pytorch_profile.py` groups
+    /// PyTorch's operators the same way.
+    static func convolutionRow(kernel: Int, inChannels: Int, outputHeight: Int, outputWidth: Int) -> String {
+        if inChannels <= 3 { return "stem \(kernel)x\(kernel) convolution, \(outputHeight)x\(outputWidth) output" }
+        return kernel == 1 ? "1x1 shortcut convolutions" : "\(kernel)x\(kernel) convolutions, \(outputHeight)x\(outputWidth) output"
     }
 
     /// What no layer row claims: pooling, classifier, loss, optimizer, input layout (its time is

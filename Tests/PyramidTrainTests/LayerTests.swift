@@ -148,9 +148,10 @@ extension TrainerSuites {
         #expect(fast != c0)
     }
 
-    /// The products libxsmm computes (alpha 1, beta 0 or 1: every convolution's), on shapes with a
-    /// partial last tile and leading dimensions wider than the matrices, against the naive twin;
-    /// and the cases without a transposed A must really run on libxsmm, not fall back to OpenBLAS.
+    /// The products `gemm` sends to libxsmm (alpha 1, beta 0 or 1, B not transposed) and those it
+    /// sends to OpenBLAS, on shapes with a partial last tile and leading dimensions wider than the
+    /// matrices, against the naive twin; the cases with neither operand transposed must really run
+    /// on libxsmm, not fall back to OpenBLAS.
     @Test(arguments: [(false, false), (true, false), (false, true), (true, true)])
     func libxsmmProductsMatchTheNaiveTwin(transA: Bool, transB: Bool) {
         for (m, n, k, beta) in [(16, 150, 144, Float(0)), (32, 64, 288, 1), (7, 13, 5, 0), (64, 200, 576, 1), (150, 16, 144, 1), (70, 70, 9, 0)] as [(Int, Int, Int, Float)] {
@@ -173,10 +174,10 @@ extension TrainerSuites {
             #expect(worst < 1e-6 + Float(k) * 1e-7, "\(m)x\(n)x\(k) beta \(beta): \(worst)")
             // The padding between rows is never written.
             for i in 0..<m { for j in n..<ldc { #expect(fast[i * ldc + j] == c0[i * ldc + j]) } }
-            if !transA && GemmBackend.current == .libxsmm {
+            if !transA && !transB && GemmBackend.current == .libxsmm {
                 var scratch = c0
                 let used = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in scratch.withUnsafeMutableBufferPointer { pc in
-                    GemmBackend.xsmm(transA: false, transB: transB, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda,
+                    GemmBackend.xsmm(transA: false, transB: false, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda,
                                      b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc)
                 } } }
                 #expect(used, "libxsmm had no kernel for \(m)x\(n)x\(k)")

@@ -183,21 +183,22 @@ func tinyTrainingCache(_ dir: TempDirectory, count: Int = 96, name: String = "ca
 
 extension TrainerSuites {
 @Suite struct ProfileTests {
-    /// `pyramid bench train --profile`: every convolution lands in the row of its output plane (a
-    /// stride-2 one in the stage it starts), every BatchNorm and residual sum in theirs, once per
+    /// `pyramid bench train --profile`: the stem has its own row, every other convolution lands in the
+    /// row of its output plane (a stride-2 one in the stage it starts), every BatchNorm and residual sum in theirs, once per
     /// step, and the remainder row is what the rows leave of the step.
     @Test func everyLayerOfAStepLandsInItsRow() throws {
         let r = try TrainBenchmark.trainingSteps(model: "resnet20", size: 16, channels: 1, batch: 8, steps: 2, threads: 2, profile: true)
         let rows = try #require(r.layers)
         let row = Dictionary(uniqueKeysWithValues: rows.map { ($0.layer, $0) })
-        // ResNet-20: the stem and stage 1's six at 16x16, six each at 8x8 and 4x4, two 1x1 shortcuts.
-        #expect(row["3x3 convolutions, 16x16 output"]?.calls == 7)
+        // ResNet-20: the stem alone, stage 1's six at 16x16, six each at 8x8 and 4x4, two 1x1 shortcuts.
+        #expect(row["stem 3x3 convolution, 16x16 output"]?.calls == 1)
+        #expect(row["3x3 convolutions, 16x16 output"]?.calls == 6)
         #expect(row["3x3 convolutions, 8x8 output"]?.calls == 6)
         #expect(row["3x3 convolutions, 4x4 output"]?.calls == 6)
         #expect(row["1x1 shortcut convolutions"]?.calls == 2)
         // 21 BatchNorms (stem, two per block, two shortcuts) and 9 residual sums.
         #expect(row[LayerProfile.normalizationRow]?.calls == 30)
-        #expect(rows.count == 6 && rows.last?.layer == LayerProfile.remainderRow)
+        #expect(rows.count == 7 && rows.last?.layer == LayerProfile.remainderRow)
         for r in rows.dropLast() { #expect(r.forwardSeconds > 0 && r.backwardSeconds > 0, "\(r)") }
         #expect(rows.last!.forwardSeconds > 0)
     }

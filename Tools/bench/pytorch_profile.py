@@ -23,6 +23,8 @@ def conv_row(shapes):
     # ResNet-20: 1x1 shortcuts and the first 3x3 of a wider stage have stride 2 (the stem, 1 or 3
     # channels in, has stride 1).
     stride = 2 if k == 1 or (cin != cout and cin > 3) else 1
+    if cin <= 3:
+        return f"stem {k}x{k} convolution, {h}x{w} output"
     if k == 1:
         return "1x1 shortcut convolutions"
     return f"{k}x{k} convolutions, {(h + 2 - k) // stride + 1}x{(w + 2 - k) // stride + 1} output"

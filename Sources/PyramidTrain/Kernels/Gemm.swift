@@ -9,13 +9,14 @@ import Foundation
 ///
 /// Products with `alpha = 1` and `beta` 0 or 1 (every convolution's) run on libxsmm's kernels,
 /// JIT-compiled for the CPU the process runs on (AVX-512 where there is one), in column tiles of
-/// ``GemmBackend/tile``; the others, and shapes libxsmm has no kernel for, on OpenBLAS's
-/// `cblas_sgemm`. `PYRAMID_GEMM=openblas` in the environment sends everything to OpenBLAS.
+/// ``GemmBackend/tile``; the others, `A·Bᵀ` (weight gradients: libxsmm has no kernel for it and
+/// the copies it needs measured slower, docs/performance.md) and shapes libxsmm has no kernel for,
+/// on OpenBLAS's `cblas_sgemm`. `PYRAMID_GEMM=openblas` in the environment sends everything to OpenBLAS.
 @inline(__always)
 func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
           a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
           beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-    if GemmBackend.current == .libxsmm, alpha == 1, beta == 0 || beta == 1,
+    if GemmBackend.current == .libxsmm, !transB, alpha == 1, beta == 0 || beta == 1,
        GemmBackend.xsmm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) {
         return
     }
@@ -40,34 +41,13 @@ public enum GemmBackend: String, Sendable {
     /// Columns of C per libxsmm kernel call (the kernel's M in column-major terms).
     static let tile = 64
 
-    /// Row-major `C = op(A)·op(B) + beta·C` as column-major `Cᵀ = op(B)ᵀ·op(A)ᵀ`, in tiles of
-    /// ``tile`` columns of C. Returns false, having written nothing, when libxsmm has no kernel.
+    /// Row-major `C = op(A)·B + beta·C` as column-major `Cᵀ = Bᵀ·op(A)ᵀ`, in tiles of ``tile``
+    /// columns of C. Returns false, having written nothing, when libxsmm has no kernel (and for
+    /// `transB`: libxsmm 1.17 cannot transpose its first column-major operand, our B; copying one
+    /// operand transposed first measured slower than OpenBLAS).
     static func xsmm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                      b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
-        guard m > 0, n > 0, k > 0, !(transA && transB) else { return false }
-        if transB && !transA {
-            // libxsmm has no kernel that transposes its first column-major operand (our B), so
-            // one operand is copied transposed into this thread's scratch first — the smaller one.
-            if m < n {
-                // Cᵀ (n×m) = B·Aᵀ: copy Aᵀ (m·k floats; a weight gradient's dY, 9·cin times
-                // smaller than its columns), multiply without transposes, add Cᵀ's transpose to C.
-                let at = transposeScratch(m * k, slot: 0)
-                transpose(a, rows: m, cols: k, ld: lda, into: at)
-                let ct = transposeScratch(n * m, slot: 1)
-                guard xsmm(transA: false, transB: false, m: n, n: m, k: k, a: b, lda: ldb, b: at, ldb: m, beta: 0, c: ct, ldc: m) else {
-                    return false
-                }
-                for i in 0..<m {
-                    let row = c + i * ldc
-                    if beta == 0 { for j in 0..<n { row[j] = ct[j * m + i] } } else { for j in 0..<n { row[j] += ct[j * m + i] } }
-                }
-                return true
-            }
-            // Bᵀ (k×n) copied: n·k floats against the product's 2·m·n·k flops.
-            let bt = transposeScratch(n * k, slot: 0)
-            transpose(b, rows: n, cols: k, ld: ldb, into: bt)
-            return xsmm(transA: false, transB: false, m: m, n: n, k: k, a: a, lda: lda, b: bt, ldb: n, beta: beta, c: c, ldc: ldc)
-        }
+        guard m > 0, n > 0, k > 0, !transB else { return false }
         let full = min(tile, n), rest = n % full
         // Column-major operands: first B (op transposed when transB), then A (when transA).
         func kernel(_ rows: Int) -> UnsafeRawPointer? {
@@ -86,58 +66,6 @@ public enum GemmBackend: String, Sendable {
         }
         return true
     }
-}
-
-/// `out[p·rows + j] = src[j·ld + p]` for a `rows × cols` matrix, in 32×32 blocks.
-func transpose(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int, into out: UnsafeMutablePointer<Float>) {
-    let block = 32
-    var j0 = 0
-    while j0 < rows {
-        let j1 = min(j0 + block, rows)
-        var p0 = 0
-        while p0 < cols {
-            let p1 = min(p0 + block, cols)
-            for j in j0..<j1 {
-                let row = src + j * ld
-                for p in p0..<p1 { out[p * rows + j] = row[p] }
-            }
-            p0 = p1
-        }
-        j0 = j1
-    }
-}
-
-/// Two growing buffers per thread for ``transpose`` (the trainer's worker threads live as long as
-/// the process; the buffers are freed with their thread).
-private final class ScratchBuffers {
-    var pointers: [UnsafeMutablePointer<Float>] = []
-    var capacities: [Int] = []
-    deinit { for p in pointers { p.deallocate() } }
-}
-
-private let scratchKey: pthread_key_t = {
-    var key = pthread_key_t()
-    pthread_key_create(&key) { raw in
-        if let raw { Unmanaged<AnyObject>.fromOpaque(raw).release() }
-    }
-    return key
-}()
-
-private func transposeScratch(_ count: Int, slot: Int) -> UnsafeMutablePointer<Float> {
-    let buffers: ScratchBuffers
-    if let raw = pthread_getspecific(scratchKey) {
-        buffers = Unmanaged<AnyObject>.fromOpaque(raw).takeUnretainedValue() as! ScratchBuffers
-    } else {
-        buffers = ScratchBuffers()
-        pthread_setspecific(scratchKey, Unmanaged.passRetained(buffers as AnyObject).toOpaque())
-    }
-    while buffers.pointers.count <= slot { buffers.pointers.append(.allocate(capacity: 1)); buffers.capacities.append(1) }
-    if buffers.capacities[slot] < count {
-        buffers.pointers[slot].deallocate()
-        buffers.capacities[slot] = max(count, buffers.capacities[slot] * 2)
-        buffers.pointers[slot] = .allocate(capacity: buffers.capacities[slot])
-    }
-    return buffers.pointers[slot]
 }
 
 /// The naive twin of ``gemm`` (tests compare against it).

@@ -52,13 +52,12 @@ extension Conv2D {
 
     /// What ``Algorithm/auto`` picks for a convolution with padding `kernel / 2` on `height × width`
     /// planes: Winograd for 3×3, stride 1, even sides, at least 8×8 and at least 8 channels in and
-    /// out (where `pyramid bench conv` measured it faster), im2col otherwise. On libxsmm's kernels
-    /// (``GemmBackend/libxsmm``) im2col's large products gain more than Winograd's sixteen small
-    /// ones: Winograd is then kept only from 64 channels (on the Xeon: 6% faster at 64→64, 8×8;
-    /// im2col 10–14% faster at 16→16 on 28 and 14 px and at 32→32 on 14 px).
+    /// out, im2col otherwise. Measured on the AMD EPYC Zen 4 (`pyramid bench conv`, libxsmm, weight
+    /// gradients on OpenBLAS): Winograd's forward and backward 1.3–2x faster than im2col's at
+    /// 16→16 on 32 and 28 px, 32→32 on 14 px and 16→16 on 14 px; about even at 7×7 (odd: im2col) and
+    /// slower at 4×4 (docs/performance.md).
     public static func automaticAlgorithm(inChannels: Int, outChannels: Int, kernel: Int, stride: Int, height h: Int, width w: Int) -> Algorithm {
-        let channels = GemmBackend.current == .libxsmm ? 64 : 8
-        return kernel == 3 && stride == 1 && inChannels >= channels && outChannels >= channels && h % 2 == 0 && w % 2 == 0 && h * w >= 64
+        return kernel == 3 && stride == 1 && inChannels >= 8 && outChannels >= 8 && h % 2 == 0 && w % 2 == 0 && h * w >= 64
             ? .winograd : .im2col
     }
 }

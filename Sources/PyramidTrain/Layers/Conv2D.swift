@@ -67,12 +67,12 @@ public final class Conv2D: Layer {
     }
 
     public func backward(_ gradOutput: Tensor, branch: Int) -> Tensor {
-        LayerProfile.time(context?.profile, LayerProfile.convolutionRow(kernel: kernel, outputHeight: gradOutput.shape[2], outputWidth: gradOutput.shape[3]),
+        LayerProfile.time(context?.profile, LayerProfile.convolutionRow(kernel: kernel, inChannels: inChannels, outputHeight: gradOutput.shape[2], outputWidth: gradOutput.shape[3]),
                           backward: true) { backwardPass(gradOutput, branch: branch) }
     }
 
     private func row(_ h: Int, _ w: Int) -> String {
-        LayerProfile.convolutionRow(kernel: kernel, outputHeight: Im2col.outputSize(h, kernel: kernel, stride: stride, padding: padding),
+        LayerProfile.convolutionRow(kernel: kernel, inChannels: inChannels, outputHeight: Im2col.outputSize(h, kernel: kernel, stride: stride, padding: padding),
                                     outputWidth: Im2col.outputSize(w, kernel: kernel, stride: stride, padding: padding))
     }
 

@@ -39,7 +39,9 @@ let package = Package(
         .target(name: "PyramidCache", dependencies: ["CLMDB", "CZstd", "CTurboJPEG", "CXXHash", "CCurl"]),
         .target(name: "PyramidBuild", dependencies: ["PyramidCache", "CVips", "CZlib"]),
         .target(name: "PyramidLoader", dependencies: ["PyramidCache"]),
-        .target(name: "PyramidTrain", dependencies: ["PyramidLoader", "PyramidCache", "COpenBLAS", "CXSMM"]),
+        // The trainer's non-GEMM hot loops in C, one version per instruction set, chosen at run time.
+        .target(name: "CPyramidKernels"),
+        .target(name: "PyramidTrain", dependencies: ["PyramidLoader", "PyramidCache", "COpenBLAS", "CXSMM", "CPyramidKernels"]),
         // MPI (Open MPI) behind PyramidCache's ProcessGroup: the other modules build and run without it.
         .target(name: "PyramidMPI", dependencies: ["PyramidCache", "CMPI"]),
         .executableTarget(

@@ -75,59 +75,10 @@ enum Im2col {
     /// pixels whose source lies outside their own plane (they would come from a neighbouring row
     /// or sample) zeroed by a mask. So a block is one masked SIMD copy over runs of several planes,
     /// whatever the plane size (4×4 planes at 14 px were 10x slower than a memcpy per row or plane).
+    /// The loop is C (`same_im2col`, ``InstructionSet``).
     static func sameIm2col(_ x: UnsafePointer<Float>, channels: Int, batch: Int, height h: Int, width w: Int,
                            n0: Int, n1: Int, kernel: Int, padding: Int, col: UnsafeMutablePointer<Float>) {
-        let plane = h * w, cols = (n1 - n0) * plane, kk = kernel * kernel, total = channels * batch * plane
-        // The mask covers `run` planes, so that small planes are copied in runs of ≥ 128 values.
-        let run = max(1, 128 / plane), span = run * plane
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: kk * span) { buffer in
-            let masks = buffer.baseAddress!
-            for ky in 0..<kernel {
-                for kx in 0..<kernel {
-                    let m = masks + (ky * kernel + kx) * span
-                    for y in 0..<h {
-                        for xx in 0..<w {
-                            let sy = y + ky - padding, sx = xx + kx - padding
-                            m[y * w + xx] = sy >= 0 && sy < h && sx >= 0 && sx < w ? 1 : 0
-                        }
-                    }
-                    for k in 1..<run { (m + k * plane).update(from: m, count: plane) }
-                }
-            }
-            for c in 0..<channels {
-                for q in 0..<kk {
-                    let offset = (q / kernel - padding) * w + (q % kernel - padding)
-                    let block = col + (c * kk + q) * cols
-                    let m = UnsafePointer(masks + q * span)
-                    var n = n0
-                    while n < n1 {
-                        let count = min(run, n1 - n) * plane
-                        let source = (c * batch + n) * plane + offset
-                        let dst = block + (n - n0) * plane
-                        if source < 0 || source + count > total {
-                            // The first or last plane of `x`: the masked-out reads would leave it.
-                            for i in 0..<count { dst[i] = m[i] != 0 ? x[source + i] : 0 }
-                        } else {
-                            maskedCopy(x + source, mask: m, into: dst, count: count)
-                        }
-                        n += run
-                    }
-                }
-            }
-        }
-    }
-
-    /// `dst[i] = mask[i] != 0 ? src[i] : 0`, eight lanes at a time (all of `src` is readable).
-    @inline(__always)
-    static func maskedCopy(_ src: UnsafePointer<Float>, mask: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count: Int) {
-        let zero = SIMD8<Float>(repeating: 0)
-        var i = 0
-        while i + 8 <= count {
-            let v = Kernels.load(src + i), m = Kernels.load(mask + i)
-            Kernels.store(v.replacing(with: zero, where: m .== zero), dst + i)
-            i += 8
-        }
-        while i < count { dst[i] = mask[i] != 0 ? src[i] : 0; i += 1 }
+        Kernels.k.same_im2col(x, channels, batch, h, w, n0, n1, kernel, padding, col)
     }
 
     /// Adds `col` back into `gradX` (the adjoint of ``im2col``).

@@ -77,11 +77,7 @@ public final class BatchNorm2D: Layer {
                     let mu = Float(mean)
                     let xh = xhat.data + ch * m, out = y.data + ch * m
                     let gg = g[ch], bb = b[ch]
-                    if fused {
-                        for i in 0..<m { let v = (src[i] - mu) * istd; xh[i] = v; out[i] = max(0, gg * v + bb) }
-                    } else {
-                        for i in 0..<m { let v = (src[i] - mu) * istd; xh[i] = v; out[i] = gg * v + bb }
-                    }
+                    Kernels.k.normalize(src, m, mu, istd, gg, bb, fused ? 1 : 0, xh, out)
                     let unbiased = Float(m > 1 ? sq / Double(m - 1) : variance)
                     if freeze {
                         // running statistics stay as they are
@@ -102,9 +98,7 @@ public final class BatchNorm2D: Layer {
                 let scale = g[ch] / (variance[ch] + epsilon).squareRoot()
                 let shift = b[ch] - mean[ch] * scale
                 let src = x.data + ch * m, out = y.data + ch * m
-                if fused { for i in 0..<m { out[i] = max(0, src[i] * scale + shift) } } else {
-                    for i in 0..<m { out[i] = src[i] * scale + shift }
-                }
+                Kernels.k.affine(src, m, scale, shift, fused ? 1 : 0, out)
             }
         }
         return y
@@ -161,12 +155,7 @@ public final class BatchNorm2D: Layer {
             gg[ch] = Float(Double(gg[ch]) + sumDyX); gb[ch] = Float(Double(gb[ch]) + sumDy)
             if isFrozen {
                 // An affine map: dx = γ·inv·dy (through the ReLU's mask when there is one).
-                let s = g[ch] * inv[ch]
-                if let mask = maskAll.map({ $0 + ch * m }) {
-                    for i in 0..<m { dx[i] = mask[i] > 0 ? s * dy[i] : 0 }
-                } else {
-                    for i in 0..<m { dx[i] = s * dy[i] }
-                }
+                Kernels.k.scale_masked(dy, maskAll.map { $0 + ch * m }, g[ch] * inv[ch], m, dx)
                 return
             }
             let scale = g[ch] * inv[ch] / Float(m)

@@ -15,13 +15,17 @@ struct BenchTrainCommand: ParsableCommand {
             PYRAMID_GEMM=openblas) on 1024x1024 matrices run the same way (one single-threaded \
             product per thread).
 
+            The trainer's own loops (im2col, Winograd transforms, BatchNorm, residual sums) run the \
+            best version this CPU has (avx512, avx2 or baseline; PYRAMID_KERNELS=NAME picks one, \
+            for comparison): the last line names it.
+
             --profile then runs as many steps again with every convolution, BatchNorm and residual sum \
-            timed, and prints milliseconds per step by kind of layer, forward and backward: 3x3 \
+            timed, and prints milliseconds per step by kind of layer, forward and backward: the stem, 3x3 \
             convolutions by output plane, 1x1 shortcuts, BatchNorm with ReLU and the residual sums, \
             and everything else (pooling, classifier, loss, SGD, input). Tools/bench/profile puts \
             it beside PyTorch's profiler on the same model and batch.
 
-            --json prints one object: sgemmPeakGflops, threads, and results, one per size: size, \
+            --json prints one object: sgemmPeakGflops, threads, kernels, and results, one per size: size, \
             imagesPerSecond, macs (forward multiply-adds per image), gflops, and with --profile \
             layers (layer, forwardSeconds, backwardSeconds, calls: per step).
             """)
@@ -56,6 +60,7 @@ struct BenchTrainCommand: ParsableCommand {
     /// `--json`'s object.
     struct Report: Codable {
         var sgemmPeakGflops: Double
+        var kernels: String
         var threads: Int
         var results: [TrainBenchmark.Result]
     }
@@ -76,8 +81,8 @@ struct BenchTrainCommand: ParsableCommand {
                 }
             }
         }
-        if json { return try printJSON(Report(sgemmPeakGflops: peak, threads: threads, results: results)) }
-        print(String(format: "sgemm peak (1024^3, %d thread%@, %@): %.1f GFLOP/s", threads, threads == 1 ? "" : "s",
-                     GemmBackend.current.rawValue as NSString, peak))
+        if json { return try printJSON(Report(sgemmPeakGflops: peak, kernels: InstructionSet.active.rawValue, threads: threads, results: results)) }
+        print(String(format: "sgemm peak (1024^3, %d thread%@, %@): %.1f GFLOP/s; kernels: %@", threads, threads == 1 ? "" : "s",
+                     GemmBackend.current.rawValue as NSString, peak, InstructionSet.active.rawValue as NSString))
     }
 }

@@ -4,16 +4,12 @@
 # The repository root as working directory.
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# The CPU the tools' release build is compiled for (swiftc -target-cpu), so that the trainer's
-# Swift SIMD code uses this machine's vector units: haswell (AVX2 + FMA) when the CPU has them,
-# else none (the baseline x86-64: SSE2). The package cannot set it itself — SwiftPM refuses
-# unsafe flags in a package used as a dependency — so it is a build-command setting (README,
-# "Performance"). PYRAMID_TARGET_CPU overrides it; set it empty for the baseline build.
+# The CPU the tools' release build is compiled for (swiftc -target-cpu): none by default, the
+# portable build `swift build -c release` gives a user (the trainer's hot loops pick AVX-512, AVX2
+# or baseline at run time, docs/performance.md). PYRAMID_TARGET_CPU=haswell (or another CPU name)
+# builds for that CPU instead, in .build-CPU, for comparison.
 pyramid_target_cpu() {
-  if [ -n "${PYRAMID_TARGET_CPU+set}" ]; then echo "$PYRAMID_TARGET_CPU"; return; fi
-  local flags
-  flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
-  if [[ $(uname -m) == x86_64 && $flags == *" avx2 "* && $flags == *" fma "* ]]; then echo haswell; fi
+  echo "${PYRAMID_TARGET_CPU:-}"
 }
 
 # Installs what is missing (Tools/bootstrap, plus any Debian packages named), builds the tool in

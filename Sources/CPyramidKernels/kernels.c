@@ -14,6 +14,8 @@ typedef float v8 __attribute__((ext_vector_type(8)));
 typedef int i8 __attribute__((ext_vector_type(8)));
 
 #define PYR_BLOCK 512L
+/// Values per masked copy of same_im2col at least (small planes are copied several at a time).
+#define PYR_RUN 1024L
 
 static inline long pyr_min(long a, long b) { return a < b ? a : b; }
 

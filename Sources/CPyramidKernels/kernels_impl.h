@@ -144,11 +144,13 @@ static inline void K(masked_copy)(const float *restrict src, const float *restri
 
 /// Block (c, ky, kx) of the columns is channel c of samples n0..<n1 shifted by (ky−p)·W + (kx−p)
 /// in flat memory, the pixels whose source lies outside their own plane zeroed by a mask; the
-/// mask covers `run` planes so that small planes are copied in runs of at least 128 values.
+/// mask covers `run` planes so that small planes are copied in runs of at least PYR_RUN values.
 static void K(same_im2col)(const float *x, long channels, long batch, long h, long w, long n0, long n1, long kernel, long padding,
                            float *col) {
     long plane = h * w, cols = (n1 - n0) * plane, kk = kernel * kernel, total = channels * batch * plane;
-    long run = plane >= 128 ? 1 : 128 / plane, span = run * plane;
+    long run = plane >= PYR_RUN ? 1 : PYR_RUN / plane;
+    if (run > n1 - n0) run = n1 - n0 > 0 ? n1 - n0 : 1;
+    long span = run * plane;
     float *masks = pyr_alloc(kk * span);
     for (long ky = 0; ky < kernel; ky++) {
         for (long kx = 0; kx < kernel; kx++) {
@@ -181,6 +183,74 @@ static void K(same_im2col)(const float *x, long channels, long batch, long h, lo
         }
     }
     free(masks);
+}
+
+/// Output columns lo..<hi of a column-matrix row (kx) read input column ox·stride + kx − padding
+/// inside 0..<width; the others read zero padding.
+static inline void K(column_range)(long kx, long padding, long stride, long width, long wo, long *lo, long *hi) {
+    long off = kx - padding;
+    *lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    *hi = width - 1 - off < 0 ? 0 : pyr_min(wo, (width - 1 - off) / stride + 1);
+}
+
+/// im2col of any convolution for samples n0..<n1: col is (C·k·k, (n1−n0)·Ho·Wo), row (c, ky, kx),
+/// column (n, oy, ox) holding x(c, n, oy·stride − padding + ky, ox·stride − padding + kx), zero
+/// outside the image.
+static void K(im2col)(const float *x, long channels, long batch, long h, long w, long n0, long n1, long kernel, long stride,
+                      long padding, float *col) {
+    long ho = (h + 2 * padding - kernel) / stride + 1, wo = (w + 2 * padding - kernel) / stride + 1;
+    long plane = h * w, cols = (n1 - n0) * ho * wo;
+    for (long c = 0; c < channels; c++) {
+        for (long ky = 0; ky < kernel; ky++) {
+            for (long kx = 0; kx < kernel; kx++) {
+                float *restrict dst = col + ((c * kernel + ky) * kernel + kx) * cols;
+                long lo, hi, off = kx - padding;
+                K(column_range)(kx, padding, stride, w, wo, &lo, &hi);
+                long zeros = pyr_min(lo, wo);
+                for (long n = n0; n < n1; n++) {
+                    const float *src = x + (c * batch + n) * plane;
+                    for (long oy = 0; oy < ho; oy++, dst += wo) {
+                        long iy = oy * stride - padding + ky;
+                        if (iy < 0 || iy >= h) { memset(dst, 0, wo * sizeof(float)); continue; }
+                        const float *restrict row = src + iy * w + off;
+                        long ox = 0;
+                        for (; ox < zeros; ox++) dst[ox] = 0;
+                        if (stride == 1) { for (; ox < hi; ox++) dst[ox] = row[ox]; }
+                        else if (stride == 2) { for (; ox < hi; ox++) dst[ox] = row[2 * ox]; }
+                        else { for (; ox < hi; ox++) dst[ox] = row[ox * stride]; }
+                        for (; ox < wo; ox++) dst[ox] = 0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds col back into grad_x (the adjoint of im2col), for samples n0..<n1.
+static void K(col2im)(const float *col, long channels, long batch, long h, long w, long n0, long n1, long kernel, long stride,
+                      long padding, float *grad_x) {
+    long ho = (h + 2 * padding - kernel) / stride + 1, wo = (w + 2 * padding - kernel) / stride + 1;
+    long plane = h * w, cols = (n1 - n0) * ho * wo;
+    for (long c = 0; c < channels; c++) {
+        for (long ky = 0; ky < kernel; ky++) {
+            for (long kx = 0; kx < kernel; kx++) {
+                const float *restrict src = col + ((c * kernel + ky) * kernel + kx) * cols;
+                long lo, hi, off = kx - padding;
+                K(column_range)(kx, padding, stride, w, wo, &lo, &hi);
+                for (long n = n0; n < n1; n++) {
+                    float *plane_start = grad_x + (c * batch + n) * plane;
+                    for (long oy = 0; oy < ho; oy++, src += wo) {
+                        long iy = oy * stride - padding + ky;
+                        if (iy < 0 || iy >= h) continue;
+                        float *restrict row = plane_start + iy * w + off;
+                        if (stride == 1) { for (long ox = lo; ox < hi; ox++) row[ox] += src[ox]; }
+                        else if (stride == 2) { for (long ox = lo; ox < hi; ox++) row[2 * ox] += src[ox]; }
+                        else { for (long ox = lo; ox < hi; ox++) row[ox * stride] += src[ox]; }
+                    }
+                }
+            }
+        }
+    }
 }
 
 // MARK: Winograd F(2x2, 3x3)
@@ -361,7 +431,7 @@ static const pyr_kernels K(table) = {
     .sum = K(sum), .sum_squares = K(sum_squares), .dot = K(dot), .masked_sums = K(masked_sums),
     .add = K(add), .add_relu = K(add_relu), .masked_gradient = K(masked_gradient),
     .normalize = K(normalize), .affine = K(affine), .scale_masked = K(scale_masked), .batch_norm_gradient = K(batch_norm_gradient),
-    .same_im2col = K(same_im2col),
+    .same_im2col = K(same_im2col), .im2col = K(im2col), .col2im = K(col2im),
     .winograd_input = K(winograd_input), .winograd_output = K(winograd_output), .winograd_grad_output = K(winograd_grad_output),
 };
 

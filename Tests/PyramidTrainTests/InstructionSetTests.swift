@@ -107,6 +107,28 @@ extension TrainerSuites {
         }
     }
 
+    /// (kernel, stride, padding, height, width): strided, unpadded, 1×1 and planes smaller than
+    /// the kernel's reach; col2im adds in the order of the columns, as the naive scatter does.
+    @Test(arguments: [(3, 2, 1, 8, 7), (3, 2, 1, 14, 14), (3, 2, 1, 7, 7), (1, 2, 0, 9, 9), (3, 1, 0, 6, 6), (3, 2, 1, 2, 3), (3, 3, 1, 10, 5)])
+    func im2colAndCol2imMatchTheirNaiveTwinsOnEveryVersion(kernel: Int, stride: Int, pad: Int, h: Int, w: Int) {
+        let (c, n, n0, n1) = (3, 4, 1, 3)
+        let x = Tensor.uniformValues(c * n * h * w, seed: UInt64(kernel * 100 + h * 10 + w))
+        let ho = (h + 2 * pad - kernel) / stride + 1, wo = (w + 2 * pad - kernel) / stride + 1
+        let pairs = KernelTests.naivePairs(c: c, n: n, h: h, w: w, n0: n0, n1: n1, k: kernel, stride: stride, pad: pad)
+        var want = [Float](repeating: 0, count: c * kernel * kernel * (n1 - n0) * ho * wo)
+        for (ci, xi) in pairs { want[ci] = x[xi] }
+        let y = Tensor.uniformValues(want.count, seed: 7), start = Tensor.uniformValues(x.count, seed: 8)
+        var wantGrad = start
+        for (ci, xi) in pairs { wantGrad[xi] += y[ci] }
+        for (isa, k) in Self.tables {
+            var col = [Float](repeating: .nan, count: want.count), grad = start
+            col.withUnsafeMutableBufferPointer { k.im2col(x, c, n, h, w, n0, n1, kernel, stride, pad, $0.baseAddress!) }
+            grad.withUnsafeMutableBufferPointer { k.col2im(y, c, n, h, w, n0, n1, kernel, stride, pad, $0.baseAddress!) }
+            #expect(col == want, "\(isa)")
+            #expect(grad == wantGrad, "\(isa)")
+        }
+    }
+
     // MARK: Winograd F(2×2, 3×3), from the matrices of Lavin & Gray (2016)
 
     static let bT: [[Float]] = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]

@@ -55,6 +55,15 @@ typedef struct pyr_kernels {
     void (*same_im2col)(const float *x, long channels, long batch, long height, long width, long n0, long n1, long kernel,
                         long padding, float *col);
 
+    /// im2col of any convolution for samples n0..<n1: col is (C·k·k, (n1−n0)·Ho·Wo), row
+    /// (c, ky, kx), column (n, oy, ox) = x(c, n, oy·stride − padding + ky, ox·stride − padding + kx),
+    /// zero outside the image.
+    void (*im2col)(const float *x, long channels, long batch, long height, long width, long n0, long n1, long kernel, long stride,
+                   long padding, float *col);
+    /// Adds col back into grad_x: the adjoint of im2col.
+    void (*col2im)(const float *col, long channels, long batch, long height, long width, long n0, long n1, long kernel, long stride,
+                   long padding, float *grad_x);
+
     /// Winograd F(2x2, 3x3): V = Bᵀ d B for samples n0..<n1 into V[ξ][c][t].
     void (*winograd_input)(const float *x, long channels, long batch, long height, long width, long n0, long n1, float *v);
     /// Y = Aᵀ M A from M[ξ][c][t] into the (C, N, H, W) output (odd edges cropped).

@@ -84,6 +84,8 @@ static void K(masked_sums)(const float *dy, const float *x, const float *mask, l
 }
 
 // MARK: Element-wise
+// Values are loaded before a condition picks them, so that the loads are not conditional: the
+// baseline version (SSE2, no masked loads) can then vectorize the loop too.
 
 static void K(add)(const float *restrict a, const float *restrict b, float *restrict out, long n) {
     for (long i = 0; i < n; i++) out[i] = a[i] + b[i];
@@ -95,9 +97,9 @@ static void K(add_relu)(const float *restrict a, const float *restrict b, float 
 
 static void K(masked_gradient)(const float *restrict dy, const float *restrict mask, const float *restrict a, float *restrict out, long n) {
     if (a) {
-        for (long i = 0; i < n; i++) out[i] = a[i] + (mask[i] > 0 ? dy[i] : 0.0f);
+        for (long i = 0; i < n; i++) { float d = dy[i]; out[i] = a[i] + (mask[i] > 0 ? d : 0.0f); }
     } else {
-        for (long i = 0; i < n; i++) out[i] = mask[i] > 0 ? dy[i] : 0.0f;
+        for (long i = 0; i < n; i++) { float d = dy[i]; out[i] = mask[i] > 0 ? d : 0.0f; }
     }
 }
 
@@ -120,7 +122,7 @@ static void K(affine)(const float *restrict x, long n, float scale, float shift,
 
 static void K(scale_masked)(const float *restrict dy, const float *restrict mask, float scale, long n, float *restrict dx) {
     if (mask) {
-        for (long i = 0; i < n; i++) dx[i] = mask[i] > 0 ? scale * dy[i] : 0.0f;
+        for (long i = 0; i < n; i++) { float d = dy[i]; dx[i] = mask[i] > 0 ? scale * d : 0.0f; }
     } else {
         for (long i = 0; i < n; i++) dx[i] = scale * dy[i];
     }
@@ -129,7 +131,7 @@ static void K(scale_masked)(const float *restrict dy, const float *restrict mask
 static void K(batch_norm_gradient)(const float *restrict dy, const float *restrict xh, const float *restrict mask, long n, float scale,
                                    float count, float sum_dy, float sum_dy_x, float *restrict dx) {
     if (mask) {
-        for (long i = 0; i < n; i++) dx[i] = scale * ((mask[i] > 0 ? count * dy[i] : 0.0f) - sum_dy - xh[i] * sum_dy_x);
+        for (long i = 0; i < n; i++) { float d = dy[i]; dx[i] = scale * ((mask[i] > 0 ? count * d : 0.0f) - sum_dy - xh[i] * sum_dy_x); }
     } else {
         for (long i = 0; i < n; i++) dx[i] = scale * (count * dy[i] - sum_dy - xh[i] * sum_dy_x);
     }
@@ -272,7 +274,8 @@ static inline void K(row_transform)(long n, const float *restrict a, const float
                                     float *restrict o0, float *restrict o1, float *restrict o2, float *restrict o3) {
     if (not_first) {
         for (long k = 0; k < n; k++) {
-            float av = not_first[k] == 0 ? 0.0f : a[k], ev = not_last[k] == 0 ? 0.0f : e1[k];
+            float a0 = a[k], e10 = e1[k];
+            float av = not_first[k] == 0 ? 0.0f : a0, ev = not_last[k] == 0 ? 0.0f : e10;
             o0[k] = av - c[k]; o1[k] = e[k] + c[k]; o2[k] = c[k] - e[k]; o3[k] = e[k] - ev;
         }
     } else {

@@ -63,7 +63,7 @@ final class FaultProxy {
 
     init(_ arguments: [String], directory: TempDirectory) throws {
         log = directory.path("proxy-\(UInt32.random(in: 0...UInt32.max)).log")
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Tools/fault_proxy.py").path
         let upstream = try #require(S3Server.endpoint).replacingOccurrences(of: "http://", with: "")
@@ -249,7 +249,7 @@ struct RemoteCacheTests {
         // Another publisher replaces the object meanwhile (shard 1's bytes under shard 0's name).
         let location = try S3Location(remote)
         try S3Client(configuration: S3Server.configuration).put(location, "shard-00000/data.mdb", file: "\(cache)/shard-00001/data.mdb")
-        FileManager.default.createFile(atPath: release, contents: nil)
+        _ = FileManager.default.createFile(atPath: release, contents: nil)
         let r = Tool.finish(p, o, e)
         #expect(r.status == 1, "\(r.stdout)")
         #expect(r.stderr.contains("shard-00000/data.mdb: the object changed on the server"), "\(r.stderr)")

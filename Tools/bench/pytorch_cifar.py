@@ -7,12 +7,11 @@ so the timed loop is the whole of training: augmentation, forward, backward, upd
     python3 pytorch_cifar.py CIFAR_DIR EPOCHS THREADS SEED
 
 Prints one JSON object: trainSeconds, images, firstEpochLoss, torch."""
-import glob, json, math, os, sys, time
+import glob, json, os, sys
 import numpy as np
 import torch
-import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pytorch_resnet import ResNet20
+from pytorch_resnet import ResNet20, train_epochs
 
 root, epochs, threads, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 torch.set_num_threads(threads)
@@ -40,28 +39,5 @@ def crop_flip(ids):
     return torch.from_numpy(np.ascontiguousarray(crops))
 
 
-model = ResNet20(3)
-batch = 128
-steps_per_epoch = len(train_x) // batch
-total = steps_per_epoch * epochs
-opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
-sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
-first_loss = None
-start = time.perf_counter()
-for epoch in range(epochs):
-    model.train()
-    order = rng.permutation(len(train_x))
-    losses = []
-    for s in range(steps_per_epoch):
-        ids = order[s * batch:(s + 1) * batch]
-        x, y = crop_flip(ids), torch.from_numpy(train_y[ids])
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-    if epoch == 0:
-        first_loss = sum(losses) / len(losses)
-seconds = time.perf_counter() - start
-print(json.dumps({"trainSeconds": seconds, "images": total * batch, "firstEpochLoss": first_loss, "torch": torch.__version__}))
+seconds, first_loss, images = train_epochs(ResNet20(3), train_y, crop_flip, epochs, rng)
+print(json.dumps({"trainSeconds": seconds, "images": images, "firstEpochLoss": first_loss, "torch": torch.__version__}))

@@ -7,12 +7,11 @@ loop is the whole of training: augmentation, forward, backward, update.
     python3 pytorch_recipe.py IDX_DIR EPOCHS THREADS SEED
 
 Prints one JSON object: trainSeconds, top1 (on the 10,000 test images), firstEpochLoss, torch."""
-import json, math, os, sys, time
+import json, os, sys
 import numpy as np
 import torch
-import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pytorch_resnet import ResNet20, idx, pad_crop_flip
+from pytorch_resnet import ResNet20, idx, pad_crop_flip, train_epochs
 
 
 root, epochs, threads, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -31,30 +30,7 @@ test_x = (test_x - mean) / std
 padded = np.pad(train_x, ((0, 0), (2, 2), (2, 2)), constant_values=(0 - mean) / std)
 
 model = ResNet20(1)
-batch = 128
-steps_per_epoch = len(train_x) // batch
-total = steps_per_epoch * epochs
-opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
-sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
-first_loss = None
-start = time.perf_counter()
-for epoch in range(epochs):
-    model.train()
-    order = rng.permutation(len(train_x))
-    losses = []
-    for s in range(steps_per_epoch):
-        ids = order[s * batch:(s + 1) * batch]
-        x = pad_crop_flip(padded, ids, rng)
-        y = torch.from_numpy(train_y[ids])
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-    if epoch == 0:
-        first_loss = sum(losses) / len(losses)
-seconds = time.perf_counter() - start
+seconds, first_loss, _ = train_epochs(model, train_y, lambda ids: pad_crop_flip(padded, ids, rng), epochs, rng)
 model.eval()
 correct = 0
 with torch.no_grad():

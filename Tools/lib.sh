@@ -4,21 +4,15 @@
 # The repository root as working directory.
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# The CPU the tools' release build is compiled for (swiftc -target-cpu): none by default, the
-# portable build `swift build -c release` gives a user (the trainer's hot loops pick AVX-512, AVX2
-# or baseline at run time, docs/performance.md). PYRAMID_TARGET_CPU=haswell (or another CPU name)
-# builds for that CPU instead, in .build-CPU, for comparison.
-pyramid_target_cpu() {
-  echo "${PYRAMID_TARGET_CPU:-}"
-}
-
 # Installs what is missing (Tools/bootstrap, plus any Debian packages named), builds the tool in
-# release mode for pyramid_target_cpu (in .build-CPU, so the portable .build stays as it is;
-# compiler errors and progress on stderr) and sets $bin to it.
+# release mode and sets $bin to it (compiler errors and progress on stderr). The build is the
+# portable `swift build -c release` a user gets (the trainer's hot loops pick AVX-512, AVX2 or
+# baseline at run time, docs/performance.md); PYRAMID_TARGET_CPU=haswell (or another CPU name)
+# compiles for that CPU instead (swiftc -target-cpu), in .build-CPU, for comparison.
 pyramid_setup() {
   ./Tools/bootstrap "$@"
   local cpu args=(-c release)
-  cpu=$(pyramid_target_cpu)
+  cpu=${PYRAMID_TARGET_CPU:-}
   [ -z "$cpu" ] || args+=(--scratch-path ".build-$cpu" -Xswiftc -target-cpu -Xswiftc "$cpu")
   echo "== release build${cpu:+ for $cpu (swiftc -target-cpu $cpu)}" >&2
   swift build "${args[@]}" --product pyramid 2>&1 | grep -Ev '^(warning: prohibited flag|\[)' >&2 || true

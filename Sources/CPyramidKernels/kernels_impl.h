@@ -91,6 +91,10 @@ static void K(add)(const float *restrict a, const float *restrict b, float *rest
     for (long i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
+static void K(relu)(const float *restrict x, float *restrict out, long n) {
+    for (long i = 0; i < n; i++) out[i] = relu(x[i]);
+}
+
 static void K(add_relu)(const float *restrict a, const float *restrict b, float *restrict out, long n) {
     for (long i = 0; i < n; i++) out[i] = relu(a[i] + b[i]);
 }
@@ -150,8 +154,8 @@ static inline void K(masked_copy)(const float *restrict src, const float *restri
 static void K(same_im2col)(const float *x, long channels, long batch, long h, long w, long n0, long n1, long kernel, long padding,
                            float *col) {
     long plane = h * w, cols = (n1 - n0) * plane, kk = kernel * kernel, total = channels * batch * plane;
-    long run = plane >= PYR_RUN ? 1 : PYR_RUN / plane;
-    if (run > n1 - n0) run = n1 - n0 > 0 ? n1 - n0 : 1;
+    long run = pyr_min(plane >= PYR_RUN ? 1 : PYR_RUN / plane, n1 - n0);
+    if (run < 1) run = 1;
     long span = run * plane;
     float *masks = pyr_alloc(kk * span);
     for (long ky = 0; ky < kernel; ky++) {
@@ -187,10 +191,9 @@ static void K(same_im2col)(const float *x, long channels, long batch, long h, lo
     free(masks);
 }
 
-/// Output columns lo..<hi of a column-matrix row (kx) read input column ox·stride + kx − padding
-/// inside 0..<width; the others read zero padding.
-static inline void K(column_range)(long kx, long padding, long stride, long width, long wo, long *lo, long *hi) {
-    long off = kx - padding;
+/// Output columns lo..<hi of a column-matrix row read input column ox·stride + off (off = kx −
+/// padding) inside 0..<width; the others read zero padding.
+static inline void K(column_range)(long off, long stride, long width, long wo, long *lo, long *hi) {
     *lo = off >= 0 ? 0 : (-off + stride - 1) / stride;
     *hi = width - 1 - off < 0 ? 0 : pyr_min(wo, (width - 1 - off) / stride + 1);
 }
@@ -207,19 +210,19 @@ static void K(im2col)(const float *x, long channels, long batch, long h, long w,
             for (long kx = 0; kx < kernel; kx++) {
                 float *restrict dst = col + ((c * kernel + ky) * kernel + kx) * cols;
                 long lo, hi, off = kx - padding;
-                K(column_range)(kx, padding, stride, w, wo, &lo, &hi);
+                K(column_range)(off, stride, w, wo, &lo, &hi);
                 long zeros = pyr_min(lo, wo);
                 for (long n = n0; n < n1; n++) {
                     const float *src = x + (c * batch + n) * plane;
                     for (long oy = 0; oy < ho; oy++, dst += wo) {
                         long iy = oy * stride - padding + ky;
                         if (iy < 0 || iy >= h) { memset(dst, 0, wo * sizeof(float)); continue; }
-                        const float *restrict row = src + iy * w + off;
+                        const float *restrict row = src + iy * w;
                         long ox = 0;
                         for (; ox < zeros; ox++) dst[ox] = 0;
-                        if (stride == 1) { for (; ox < hi; ox++) dst[ox] = row[ox]; }
-                        else if (stride == 2) { for (; ox < hi; ox++) dst[ox] = row[2 * ox]; }
-                        else { for (; ox < hi; ox++) dst[ox] = row[ox * stride]; }
+                        if (stride == 1) { for (; ox < hi; ox++) dst[ox] = row[ox + off]; }
+                        else if (stride == 2) { for (; ox < hi; ox++) dst[ox] = row[2 * ox + off]; }
+                        else { for (; ox < hi; ox++) dst[ox] = row[ox * stride + off]; }
                         for (; ox < wo; ox++) dst[ox] = 0;
                     }
                 }
@@ -238,16 +241,16 @@ static void K(col2im)(const float *col, long channels, long batch, long h, long 
             for (long kx = 0; kx < kernel; kx++) {
                 const float *restrict src = col + ((c * kernel + ky) * kernel + kx) * cols;
                 long lo, hi, off = kx - padding;
-                K(column_range)(kx, padding, stride, w, wo, &lo, &hi);
+                K(column_range)(off, stride, w, wo, &lo, &hi);
                 for (long n = n0; n < n1; n++) {
                     float *plane_start = grad_x + (c * batch + n) * plane;
                     for (long oy = 0; oy < ho; oy++, src += wo) {
                         long iy = oy * stride - padding + ky;
                         if (iy < 0 || iy >= h) continue;
-                        float *restrict row = plane_start + iy * w + off;
-                        if (stride == 1) { for (long ox = lo; ox < hi; ox++) row[ox] += src[ox]; }
-                        else if (stride == 2) { for (long ox = lo; ox < hi; ox++) row[2 * ox] += src[ox]; }
-                        else { for (long ox = lo; ox < hi; ox++) row[ox * stride] += src[ox]; }
+                        float *restrict row = plane_start + iy * w;
+                        if (stride == 1) { for (long ox = lo; ox < hi; ox++) row[ox + off] += src[ox]; }
+                        else if (stride == 2) { for (long ox = lo; ox < hi; ox++) row[2 * ox + off] += src[ox]; }
+                        else { for (long ox = lo; ox < hi; ox++) row[ox * stride + off] += src[ox]; }
                     }
                 }
             }
@@ -299,17 +302,18 @@ static inline void K(column_transform)(long n, const float *restrict d0, const f
 static void K(winograd_input)(const float *x, long channels, long batch, long h, long w, long n0, long n1, float *v) {
     long th = (h + 1) / 2, tw = (w + 1) / 2;
     long count = (n1 - n0) * th * tw, stride = channels * count, tiles = th * tw;
-    long block = (th + 1) * tw, group = ((h + 1) / 2) * tw;
+    long block = (th + 1) * tw;
     // evenRows: padded rows 0, 2, …, 2·th (th + 1 rows of tw) for each of the four transforms;
-    // oddRows: rows 1, 3, …, 2·th + 1.
-    float *buffer = pyr_alloc(8 * block + 2 * (tw + 1) + 4 * (group + 1));
+    // oddRows: rows 1, 3, …, 2·th + 1. The even-width path's groups hold the (at most th) rows of one
+    // parity, tiles values each (group_odd one more, shifted by one).
+    float *buffer = pyr_alloc(8 * block + 2 * (tw + 1) + 4 * (tiles + 1));
     float *even_rows = buffer, *odd_rows = even_rows + 4 * block;
     float *even = odd_rows + 4 * block, *odd = even + tw + 1;
-    float *group_even = odd + tw + 1, *group_odd = group_even + group;
-    float *not_first = group_odd + group + 1, *not_last = not_first + group;
+    float *group_even = odd + tw + 1, *group_odd = group_even + tiles;
+    float *not_first = group_odd + tiles + 1, *not_last = not_first + tiles;
     memset(even_rows, 0, 8 * block * sizeof(float));
     even[tw] = 0; odd[0] = 0; group_odd[0] = 0;
-    for (long k = 0; k < group; k++) { not_first[k] = k % tw == 0 ? 0.0f : 1.0f; not_last[k] = k % tw == tw - 1 ? 0.0f : 1.0f; }
+    for (long k = 0; k < tiles; k++) { not_first[k] = k % tw == 0 ? 0.0f : 1.0f; not_last[k] = k % tw == tw - 1 ? 0.0f : 1.0f; }
     for (long c = 0; c < channels; c++) {
         for (long n = n0; n < n1; n++) {
             const float *src = x + (c * batch + n) * h * w;
@@ -432,7 +436,7 @@ static void K(winograd_grad_output)(const float *dy, long channels, long batch, 
 
 static const pyr_kernels K(table) = {
     .sum = K(sum), .sum_squares = K(sum_squares), .dot = K(dot), .masked_sums = K(masked_sums),
-    .add = K(add), .add_relu = K(add_relu), .masked_gradient = K(masked_gradient),
+    .add = K(add), .relu = K(relu), .add_relu = K(add_relu), .masked_gradient = K(masked_gradient),
     .normalize = K(normalize), .affine = K(affine), .scale_masked = K(scale_masked), .batch_norm_gradient = K(batch_norm_gradient),
     .same_im2col = K(same_im2col), .im2col = K(im2col), .col2im = K(col2im),
     .winograd_input = K(winograd_input), .winograd_output = K(winograd_output), .winograd_grad_output = K(winograd_grad_output),

@@ -72,6 +72,7 @@ extension TrainerSuites {
                     return out
                 }
                 #expect(run { k.add(a, b, $0, n) } == zip(a, b).map { $0 + $1 }, "\(isa) \(n)")
+                #expect(run { k.relu(a, $0, n) } == a.map(relu), "\(isa) \(n)")
                 #expect(run { k.add_relu(a, b, $0, n) } == zip(a, b).map { relu($0 + $1) }, "\(isa) \(n)")
                 #expect(run { k.masked_gradient(a, mask, nil, $0, n) } == zip(a, mask).map { $1 > 0 ? $0 : 0 }, "\(isa) \(n)")
                 #expect(run { k.masked_gradient(a, mask, b, $0, n) } == (0..<n).map { b[$0] + (mask[$0] > 0 ? a[$0] : 0) }, "\(isa) \(n)")

@@ -177,7 +177,7 @@ extension TrainerSuites {
             if !transA && !transB && GemmBackend.current == .libxsmm {
                 var scratch = c0
                 let used = a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in scratch.withUnsafeMutableBufferPointer { pc in
-                    GemmBackend.xsmm(transA: false, transB: false, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda,
+                    GemmBackend.xsmm(transA: false, m: m, n: n, k: k, a: pa.baseAddress!, lda: lda,
                                      b: pb.baseAddress!, ldb: ldb, beta: beta, c: pc.baseAddress!, ldc: ldc)
                 } } }
                 #expect(used, "libxsmm had no kernel for \(m)x\(n)x\(k)")

@@ -33,6 +33,8 @@ typedef struct pyr_kernels {
 
     /// out = a + b.
     void (*add)(const float *a, const float *b, float *out, long n);
+    /// out = max(0, x) (NaN stays NaN).
+    void (*relu)(const float *x, float *out, long n);
     /// out = max(0, a + b).
     void (*add_relu)(const float *a, const float *b, float *out, long n);
     /// out = [mask > 0]·dy, plus a[i] when a is not NULL.

@@ -17,7 +17,7 @@ func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
           a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
           beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
     if GemmBackend.current == .libxsmm, !transB, alpha == 1, beta == 0 || beta == 1,
-       GemmBackend.xsmm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) {
+       GemmBackend.xsmm(transA: transA, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) {
         return
     }
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
@@ -42,17 +42,16 @@ public enum GemmBackend: String, Sendable {
     static let tile = 64
 
     /// Row-major `C = op(A)·B + beta·C` as column-major `Cᵀ = Bᵀ·op(A)ᵀ`, in tiles of ``tile``
-    /// columns of C. Returns false, having written nothing, when libxsmm has no kernel (and for
-    /// `transB`: libxsmm 1.17 cannot transpose its first column-major operand, our B; copying one
-    /// operand transposed first measured slower than OpenBLAS).
-    static func xsmm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+    /// columns of C. Returns false, having written nothing, when libxsmm has no kernel. There is no
+    /// transposed B: libxsmm 1.17 cannot transpose its first column-major operand (our B), and
+    /// copying one operand transposed first measured slower than OpenBLAS's `A·Bᵀ`.
+    static func xsmm(transA: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                      b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
-        guard m > 0, n > 0, k > 0, !transB else { return false }
+        guard m > 0, n > 0, k > 0 else { return false }
         let full = min(tile, n), rest = n % full
-        // Column-major operands: first B (op transposed when transB), then A (when transA).
+        // Column-major operands: first B, then A (transposed when transA).
         func kernel(_ rows: Int) -> UnsafeRawPointer? {
-            pyr_xsmm_dispatch(Int32(rows), Int32(m), Int32(k), Int32(ldb), Int32(lda), Int32(ldc), beta,
-                              transB ? 1 : 0, transA ? 1 : 0)
+            pyr_xsmm_dispatch(Int32(rows), Int32(m), Int32(k), Int32(ldb), Int32(lda), Int32(ldc), beta, 0, transA ? 1 : 0)
         }
         guard let main = kernel(full) else { return false }
         let tail = rest > 0 ? kernel(rest) : nil
@@ -60,8 +59,8 @@ public enum GemmBackend: String, Sendable {
         var j = 0
         while j < n {
             let f = j + full <= n ? main : tail!
-            // Tile j starts at column j of C; in B at column j (row j when B is used transposed).
-            pyr_xsmm_run(f, b + (transB ? j * ldb : j), a, c + j)
+            // Tile j starts at column j of C and of B.
+            pyr_xsmm_run(f, b + j, a, c + j)
             j += j + full <= n ? full : rest
         }
         return true

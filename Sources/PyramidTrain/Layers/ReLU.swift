@@ -7,11 +7,7 @@ public final class ReLU: Layer {
         let y = outputs(branch)
         y.reshape(x.shape)
         let xp = x.data, yp = y.data
-        Kernels.elementwise(x.count) { i, count in
-            var k = i
-            while k + 8 <= i + count { Kernels.store(Kernels.relu(Kernels.load(xp + k)), yp + k); k += 8 }
-            while k < i + count { yp[k] = max(0, xp[k]); k += 1 }
-        }
+        Kernels.elementwise(x.count) { i, count in Kernels.k.relu(xp + i, yp + i, count) }
         return y
     }
 

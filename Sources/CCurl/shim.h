@@ -1,5 +1,6 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 // OpenSSL (under libcurl's TLS and its SigV4 hashing) cleans itself up at exit by default; a
 // download still running on another thread then crashes in freed locks. Initialized this way
@@ -19,3 +20,12 @@ static inline CURLcode pyramid_curl_setopt_callback(CURL *h, CURLoption o, pyram
 
 static inline CURLcode pyramid_curl_getinfo_long(CURL *h, CURLINFO i, long *v) { return curl_easy_getinfo(h, i, v); }
 static inline CURLcode pyramid_curl_getinfo_off(CURL *h, CURLINFO i, curl_off_t *v) { return curl_easy_getinfo(h, i, v); }
+
+// MD5 of an upload's body, for its Content-MD5 header (the server refuses a body damaged on the
+// way) and for comparing a stored object's ETag with the local file (OpenSSL's EVP, the library
+// libcurl already loads for TLS and signing).
+static inline EVP_MD_CTX *pyramid_md5_begin(void) {
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    if (c && EVP_DigestInit_ex(c, EVP_md5(), NULL) != 1) { EVP_MD_CTX_free(c); return NULL; }
+    return c;
+}

@@ -6,32 +6,56 @@ import Foundation
 /// - nothing, or a regular file: the data goes to a temporary file beside it, is flushed to disk
 ///   (`fsync`), then renamed over it (an existing file keeps its permission bits);
 /// - a symbolic link: the link is followed (it stays; the file it points to is replaced);
-/// - a character or block device, or a FIFO (`/dev/stdout`, `/dev/null`, a named pipe): the data
-///   is written to it in place, since a rename would replace the device node;
+/// - one of this process's open descriptors (`/dev/stdout`, `/dev/stderr`, `/dev/fd/N`,
+///   `/proc/self/fd/N`, whatever the descriptor is: a pipe, a terminal, a file opened for append by
+///   the shell): the data is written into that open file at its position, never by opening its
+///   path again (which would truncate a file the shell opened with `>>`) or renaming over it;
+/// - a character or block device, or a FIFO (`/dev/null`, a named pipe): the data is written to it
+///   in place, since a rename would replace the device node;
 /// - a directory or a socket: nothing is written, and the error names it.
 ///
 /// A failed write removes its temporary file and leaves `url` as it was.
 /// - Throws: ``CacheError/diskFull(path:function:freeBytes:)`` when the file system really is full
 ///   (`ENOSPC`, `EDQUOT`), else ``CacheError/io(path:reason:)`` with what the system said.
 public func writeAtomically(_ data: Data, to url: URL) throws {
-    let target = try OutputTarget(url.path)
+    try writeOutput(data, to: url.path)
+}
+
+/// ``writeAtomically(_:to:)`` for a path a person typed: `-` is standard output.
+public func writeOutput(_ data: Data, to path: String) throws {
+    let target = try OutputTarget(path)
     switch target.kind {
+    case .descriptor(let fd): try writeDescriptor(data, fd: fd, path: path)
     case .stream: try writeInPlace(data, to: target.path)
     case .regular, .absent: try replace(target.path, with: data, mode: target.mode)
     }
 }
 
+/// True when `path` names this process's standard output (`-`, `/dev/stdout`, `/dev/fd/1`,
+/// `/proc/self/fd/1`): a command writing its result there prints its own messages elsewhere.
+public func isStandardOutput(_ path: String) -> Bool {
+    if case .descriptor(let fd)? = (try? OutputTarget(path))?.kind { return fd == 1 }
+    return false
+}
+
 /// What an output path names once its symbolic links are followed.
 struct OutputTarget {
-    enum Kind { case absent, regular, stream }
+    enum Kind: Equatable { case absent, regular, stream, descriptor(Int32) }
     var path: String
     var kind: Kind
     /// The permission bits of the regular file being replaced.
     var mode: mode_t?
 
     init(_ path: String) throws {
+        if path == "-" { self.path = path; kind = .descriptor(1); mode = nil; return }
         var current = path
         for _ in 0..<40 {
+            // A link to one of our descriptors is "magic": its target may be no path at all
+            // (`pipe:[51980]`), or the path of a file the shell opened for append.
+            if let fd = Self.descriptor(current) {
+                self.path = current; kind = .descriptor(fd); mode = nil
+                return
+            }
             var info = stat()
             guard lstat(current, &info) == 0 else {
                 guard errno == ENOENT else { throw fileError(current, "stat", errno) }
@@ -54,6 +78,15 @@ struct OutputTarget {
             }
         }
         throw CacheError.io(path: path, reason: "too many levels of symbolic links")
+    }
+
+    /// The descriptor `path` names when it is `/dev/fd/N`, `/proc/self/fd/N` or `/proc/PID/fd/N` of
+    /// this process and N is open; nil otherwise.
+    static func descriptor(_ path: String) -> Int32? {
+        let prefixes = ["/dev/fd/", "/proc/self/fd/", "/proc/\(getpid())/fd/"]
+        guard let prefix = prefixes.first(where: { path.hasPrefix($0) }),
+              let fd = Int32(path.dropFirst(prefix.count)), fd >= 0, fcntl(fd, F_GETFD) != -1 else { return nil }
+        return fd
     }
 
     /// The path a symbolic link points to, relative to the link's own directory.
@@ -92,6 +125,17 @@ private func writeInPlace(_ data: Data, to path: String) throws {
     repeat { fd = open(path, O_WRONLY | O_CLOEXEC) } while fd < 0 && errno == EINTR
     guard fd >= 0 else { throw fileError(path, "open", errno) }
     defer { close(fd) }
+    if let code = writeAll(fd, data) {
+        throw CacheError.io(path: path, reason: "write failed: \(String(cString: strerror(code)))")
+    }
+}
+
+/// Writes `data` into the open descriptor `fd` (named `path` in errors), at its position.
+private func writeDescriptor(_ data: Data, fd: Int32, path: String) throws {
+    var info = stat()
+    if fstat(fd, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR {
+        throw CacheError.io(path: path, reason: "is a directory; name a file to write")
+    }
     if let code = writeAll(fd, data) {
         throw CacheError.io(path: path, reason: "write failed: \(String(cString: strerror(code)))")
     }

@@ -170,8 +170,14 @@ struct BuildCommand: ParsableCommand {
         let output = try outputDirectory()
         let publisher = try remote.map { try StagedPublisher(location: $0, staging: URL(fileURLWithPath: output)) }
         if let remote, let publisher {
-            if group.isRoot, !resume, !overwrite, try publisher.client.head(remote, Manifest.fileName) != nil {
-                throw Failure.failure("--out: \(remote) already holds a cache (--overwrite replaces it)")
+            let staged = URL(fileURLWithPath: output)
+            let interrupted = Builder.interruptedShardCount(at: staged) != nil
+                || FileManager.default.fileExists(atPath: staged.appendingPathComponent(Manifest.fileName).path)
+            // --resume continues a build staged here; it never starts one over a published cache.
+            if group.isRoot, !overwrite, !(resume && interrupted), try publisher.client.head(remote, Manifest.fileName) != nil {
+                throw Failure.failure(resume
+                    ? "--out: \(remote) already holds a cache, and \(output) holds no interrupted build of it to resume (--overwrite replaces it)"
+                    : "--out: \(remote) already holds a cache (--overwrite replaces it)")
             }
             // A finished build whose upload was interrupted: only the upload is left.
             if resume, Builder.interruptedShardCount(at: URL(fileURLWithPath: output)) == nil,

@@ -25,7 +25,7 @@ struct EvalCommand: ParsableCommand {
     @Argument(help: "The run directory (or several, to compare them).")
     var runDirectories: [String]
 
-    @Option(help: "Write a chart of every run's top-1 against test size to this SVG file.")
+    @Option(help: "Write a chart of every run's top-1 against test size to this SVG file (- or /dev/stdout: to standard output, the table to standard error).")
     var chart: String?
 
     @Option(help: "Also write that chart as PNG to this file.")
@@ -65,7 +65,15 @@ struct EvalCommand: ParsableCommand {
         if calibrate < 0 { throw ValidationError("--calibrate: must not be negative") }
         if let bank, bank < 0 { throw ValidationError("--bank: must not be negative") }
         if bank != nil && reuse { throw ValidationError("--bank: not with --reuse (a forced-bank evaluation is saved apart)") }
+        let piped = [chart, png].compactMap { $0 }.filter(isStandardOutput)
+        if piped.count > 1 { throw ValidationError("--chart and --png: only one of them can go to standard output") }
+        if !piped.isEmpty && (json || markdown) {
+            throw ValidationError("\(chart.map(isStandardOutput) == true ? "--chart" : "--png"): goes to standard output, and so does --\(json ? "json" : "markdown"); write one of them to a file")
+        }
     }
+
+    /// The chart goes to standard output: the messages go to standard error.
+    private var aside: Bool { [chart, png].compactMap { $0 }.contains(where: isStandardOutput) }
 
     @OptionGroup(title: "Remote caches")
     var remote: RemoteArguments
@@ -78,7 +86,7 @@ struct EvalCommand: ParsableCommand {
             let directory = URL(fileURLWithPath: runDirectory)
             if reuse, let previous = EvaluationReport.upToDate(directory: directory, checkpoint: checkpoint.rawValue, sizes: sizeList,
                                                                  testCache: test, calibrate: calibrate) {
-                if !json && !markdown { print("\(runDirectory): reusing \(previous.0.path)") }
+                if !json && !markdown { say("\(runDirectory): reusing \(previous.0.path)", aside: aside) }
                 reports.append(previous.1)
                 continue
             }
@@ -90,13 +98,13 @@ struct EvalCommand: ParsableCommand {
             try writeAtomically(data, to: directory.appendingPathComponent("eval-\(stem).json"))
             try writeAtomically(Data(report.svg.utf8), to: directory.appendingPathComponent("eval-\(stem).svg"))
             if json { print(String(decoding: data, as: UTF8.self)) } else if !markdown {
-                print(report.table, terminator: "")
-                print("wrote \(directory.appendingPathComponent("eval-\(stem).json").path) and .svg\n")
+                say(report.table, terminator: "", aside: aside)
+                say("wrote \(directory.appendingPathComponent("eval-\(stem).json").path) and .svg\n", aside: aside)
             }
             reports.append(report)
         }
         let names = runDirectories.map { URL(fileURLWithPath: $0).lastPathComponent }
-        if markdown { print(EvaluationReport.markdown(reports, names: names)) } else if reports.count > 1 && !json { print(EvaluationReport.comparison(reports, names: names)) }
+        if markdown { print(EvaluationReport.markdown(reports, names: names)) } else if reports.count > 1 && !json { say(EvaluationReport.comparison(reports, names: names), aside: aside) }
         if chart != nil || png != nil {
             var series: [(String, [Evaluator.Result])] = []
             for (name, r) in zip(names, reports) {
@@ -104,9 +112,9 @@ struct EvalCommand: ParsableCommand {
                 if let c = r.calibrated { series.append(("\(name) calibrated", c)) }
             }
             let svg = EvaluationReport.chart(title: "top-1 by test size", series: series)
-            if let chart { try writeAtomically(Data(svg.utf8), to: URL(fileURLWithPath: chart)) }
+            if let chart { try writeOutput(Data(svg.utf8), to: chart) }
             if let png { try ImageWriter.writePNG(svg: svg, to: png) }
-            if !json && !markdown { print("chart: " + [chart, png].compactMap { $0 }.joined(separator: ", ")) }
+            if !json && !markdown { say("chart: " + [chart, png].compactMap { $0 }.joined(separator: ", "), aside: aside) }
         }
     }
 }

@@ -41,7 +41,7 @@ struct ExportCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "The seed of --views' crops and flips.")
     var seed: UInt64 = 0
 
-    @Option(name: [.short, .customLong("output")], help: "The PNG file to write.")
+    @Option(name: [.short, .customLong("output")], help: "The PNG file to write; - (or /dev/stdout) writes it to standard output and the messages to standard error.")
     var output: String
 
     func validate() throws {
@@ -83,14 +83,14 @@ struct ExportCommand: ParsableCommand {
                 }
             }
             let (w, h) = try CacheExport.writeSheet(rows: rows, channels: c, to: output)
-            print("wrote \(output): \(rows.count) sample(s) from index \(first) at \(batch.sizes.map(String.init).joined(separator: ", ")) px "
-                  + "(\(loader.augmentation), seed \(seed)), \(w)x\(h) px")
+            say("wrote \(output): \(rows.count) sample(s) from index \(first) at \(batch.sizes.map(String.init).joined(separator: ", ")) px "
+                  + "(\(loader.augmentation), seed \(seed)), \(w)x\(h) px", aside: isStandardOutput(output))
         } else if let index {
             try CacheExport.exportSample(reader, index: index, level: level, to: output)
-            print("wrote \(output): sample \(index) at level \(level ?? reader.manifest.levels[0].size)")
+            say("wrote \(output): sample \(index) at level \(level ?? reader.manifest.levels[0].size)", aside: isStandardOutput(output))
         } else if let grid {
             let (w, h) = try CacheExport.exportGrid(reader, count: grid, to: output)
-            print("wrote \(output): \(min(grid, reader.manifest.sampleCount)) samples x \(reader.manifest.levels.count) levels, \(w)x\(h) px")
+            say("wrote \(output): \(min(grid, reader.manifest.sampleCount)) samples x \(reader.manifest.levels.count) levels, \(w)x\(h) px", aside: isStandardOutput(output))
         }
     }
 }

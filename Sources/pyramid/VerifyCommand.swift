@@ -28,13 +28,19 @@ struct VerifyCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: .hidden)
     var shard: Int?
 
+    /// A shard child's pin: the ETag of the manifest its parent read.
+    @Option(help: .hidden)
+    var manifestEtag: String?
+
     @OptionGroup(title: "Remote caches")
     var remote: RemoteArguments
 
     func run() throws {
-        try remote.apply()
+        try remote.apply(manifestETag: manifestEtag)
         if let shard { return scanShard(shard) }
         let manifest = try Manifest.load(location: cache)
+        // Every shard child reads the publication this process read (If-Match on the manifest).
+        let pin = S3Location.isRemote(cache) ? try RemoteCache.open(S3Location(cache)).manifestETag : nil
         let progress = ProgressLine(quiet: quiet || json)
         let total = manifest.sampleCount * (manifest.levels.count + 1)
         let started = Date()
@@ -42,17 +48,26 @@ struct VerifyCommand: ParsableCommand {
         var checked = 0
         for number in manifest.shards.indices {
             let before = checked
-            let scan = try ShardScan.run(cache: cache, shard: number) { progress.update("verify", done: before + $0, total: total) }
+            let scan = try ShardScan.run(cache: cache, shard: number, manifestETag: pin) { progress.update("verify", done: before + $0, total: total) }
             problems += scan.problems
             checked += scan.checked
             if let error = scan.error {
                 problems.append(.init(shard: number, index: -1, level: 0, reason: "cannot be read: \(error)"))
+                // The storage cannot be reached: the other shards would each wait out the deadline too.
+                if scan.unreachable {
+                    for rest in (number + 1)..<manifest.shards.count {
+                        problems.append(.init(shard: rest, index: -1, level: 0, reason: "not checked: shard \(number) could not be fetched"))
+                    }
+                    logShard(number, of: manifest.shards.count, scan)
+                    break
+                }
             } else if let signal = scan.signal {
                 problems.append(.init(shard: number, index: -1, level: 0, reason: """
                     damaged pages: its scan died with signal \(signal) after \(scan.checked) records \
                     (LMDB pages carry no checksum); the records before that were checked, the rest of the shard was not
                     """))
             }
+            logShard(number, of: manifest.shards.count, scan)
         }
         progress.finish()
         let report = CacheVerifier.Report(recordsChecked: checked, problems: problems)
@@ -67,6 +82,15 @@ struct VerifyCommand: ParsableCommand {
             print("\(report.problems.count) bad record\(report.problems.count == 1 ? "" : "s") of \(report.recordsChecked) checked")
         }
         if !report.ok { throw ExitCode(1) }
+    }
+
+    /// Without a terminal for the progress line (a log, CI), one line per shard on standard error,
+    /// so a long verify is never silent.
+    private func logShard(_ number: Int, of count: Int, _ scan: ShardScan) {
+        guard !quiet, isatty(2) == 0 else { return }
+        let outcome = scan.error.map { "cannot be read: \($0)" } ?? scan.signal.map { "scan died with signal \($0)" }
+            ?? "\(scan.checked) records checked, \(scan.problems.count) bad"
+        printError("verify: shard \(number + 1) of \(count): \(outcome)")
     }
 
     /// The child's side: scans one shard, streaming one JSON line per problem and per 4096 records.
@@ -84,7 +108,12 @@ struct VerifyCommand: ParsableCommand {
                                                                   problem: { emit(.init(problem: $0)) })
             emit(.init(checked: checked, done: true))
         } catch {
-            emit(.init(error: Failure(error)?.message ?? "\(error)"))
+            var line = ShardScan.Line(error: Failure(error)?.message ?? "\(error)")
+            switch error as? RemoteError {
+            case .gaveUp?, .unreachable?: line.unreachable = true
+            default: break
+            }
+            emit(line)
         }
     }
 }
@@ -97,21 +126,24 @@ struct ShardScan {
         var checked: Int?
         var done: Bool?
         var error: String?
+        /// The error is the storage being out of reach (retries exhausted, host unreachable).
+        var unreachable: Bool?
     }
 
     var problems: [CacheVerifier.Problem] = []
     var checked = 0
     var done = false
     var error: String?
+    var unreachable = false
     /// The signal that ended the child, if one did.
     var signal: Int32?
 
     /// Runs the child for shard `number` of `cache`, passing its progress to `progress`.
-    static func run(cache: String, shard number: Int, progress: (Int) -> Void) throws -> ShardScan {
+    static func run(cache: String, shard number: Int, manifestETag: String?, progress: (Int) -> Void) throws -> ShardScan {
         let child = Process()
         let me = URL(fileURLWithPath: "/proc/self/exe")
         child.executableURL = FileManager.default.fileExists(atPath: me.path) ? me : URL(fileURLWithPath: CommandLine.arguments[0])
-        child.arguments = ["verify", cache, "--shard", String(number)]
+        child.arguments = ["verify", cache, "--shard", String(number)] + (manifestETag.map { ["--manifest-etag", $0] } ?? [])
         var environment = ProcessInfo.processInfo.environment
         environment["SWIFT_BACKTRACE"] = "enable=no"  // a crash here is expected and reported; no backtrace
         // A remote cache's child uses the same cache directory and limit.
@@ -137,7 +169,7 @@ struct ShardScan {
                 if let p = parsed.problem { scan.problems.append(p) }
                 if let c = parsed.checked { scan.checked = c; progress(c) }
                 if parsed.done == true { scan.done = true }
-                if let e = parsed.error { scan.error = e }
+                if let e = parsed.error { scan.error = e; scan.unreachable = parsed.unreachable ?? false }
             }
         }
         child.waitUntilExit()

@@ -40,6 +40,6 @@ extension ImageWriter {
             throw BuildError.output(path: path, reason: "cannot encode PNG (\(Vips.takeError()))")
         }
         defer { pyr_g_free(buffer) }
-        try writeAtomically(Data(bytesNoCopy: buffer, count: length, deallocator: .none), to: URL(fileURLWithPath: path))
+        try writeOutput(Data(bytesNoCopy: buffer, count: length, deallocator: .none), to: path)
     }
 }

@@ -129,6 +129,11 @@ final class CurlHandles: @unchecked Sendable {
             _ = pyramid_curl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, policy.stallSeconds)
             _ = pyramid_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, Int(timeout * 1000)))
             _ = pyramid_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0)
+            if let bundle = c.caBundle {
+                var info = stat()
+                let directory = stat(bundle, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+                _ = pyramid_curl_setopt_string(handle, directory ? CURLOPT_CAPATH : CURLOPT_CAINFO, bundle)
+            }
             if let upload = request.upload {
                 file = fopen(upload.path, "rb")
                 guard let file else { return CURLE_READ_ERROR }

@@ -4,9 +4,11 @@ import Foundation
 /// the manifest last, so a reader never sees a manifest whose files are not all there.
 ///
 /// The uploaded manifest is the local one plus each shard file's size and XXH3-64 digest and the
-/// labels file's (optional keys: older readers ignore them). Each object carries its digest as
-/// metadata (`x-amz-meta-xxh3`); an object already there with the same size and digest is skipped,
-/// so an interrupted push run again sends only what is missing.
+/// labels file's (optional keys: older readers ignore them), sealed with its own digest
+/// (``ManifestSeal``). Every upload carries its MD5 (`Content-MD5`), so the server refuses a body
+/// damaged on the way and it is sent again. An object already there is skipped only when the
+/// server's ETag (the MD5 it computed of what it stores) is the local file's MD5, so an
+/// interrupted push run again sends only what is missing, and a damaged copy is replaced.
 public struct Publisher {
     public let cache: URL
     public let location: S3Location
@@ -60,9 +62,9 @@ public struct Publisher {
         var report = Report(location: location.description)
         let total = manifest.shards.reduce(0) { $0 + ($1.file?.bytes ?? 0) } + labels.count
         var done = 0
-        func upload(_ name: String, _ digest: Manifest.FileDigest, send: () throws -> Void) throws {
+        func upload(_ name: String, _ digest: Manifest.FileDigest, there: () throws -> Bool, send: () throws -> Void) throws {
             progress(Progress(done: done, total: total, object: name))
-            if let there = try client.head(location, name), there.size == digest.bytes, there.metadata["xxh3"] == digest.xxh3 {
+            if try there() {
                 report.skipped += 1; report.skippedBytes += digest.bytes
             } else {
                 try send()
@@ -73,18 +75,19 @@ public struct Publisher {
         }
         for shard in manifest.shards {
             guard let file = shard.file else { continue }
-            try upload(shard.dataPath, file) {
+            let path = cache.appendingPathComponent(shard.dataPath).path
+            try upload(shard.dataPath, file, there: { try client.holds(location, shard.dataPath, file: path) }) {
                 try client.put(location, shard.dataPath, file: cache.appendingPathComponent(shard.dataPath).path, metadata: ["xxh3": file.xxh3])
             }
         }
         if let digest = manifest.labels {
-            try upload(Manifest.labelsFileName, digest) {
+            try upload(Manifest.labelsFileName, digest, there: { try client.holds(location, Manifest.labelsFileName, bytes: labels) }) {
                 try client.put(location, Manifest.labelsFileName, bytes: labels, metadata: ["xxh3": digest.xxh3])
             }
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try client.put(location, Manifest.fileName, bytes: Array(try encoder.encode(manifest)))
+        try client.put(location, Manifest.fileName, bytes: ManifestSeal.seal(Array(try encoder.encode(manifest))))
         report.uploaded += 1
         report.seconds = Date().timeIntervalSince(started)
         return report

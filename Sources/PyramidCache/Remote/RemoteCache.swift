@@ -11,9 +11,13 @@ public struct RemoteOptions: Sendable, Equatable {
     /// no limit (the whole cache).
     public var limit: Int?
     public var policy: TransferPolicy
+    /// When set, the manifest must still have this ETag (`If-Match`), else the open fails with
+    /// ``RemoteError/changed(object:reason:)``: `pyramid verify`'s shard children read exactly
+    /// the publication their parent read.
+    public var manifestETag: String?
 
-    public init(cacheDirectory: URL? = nil, limit: Int? = nil, policy: TransferPolicy = .fromEnvironment()) {
-        self.cacheDirectory = cacheDirectory; self.limit = limit; self.policy = policy
+    public init(cacheDirectory: URL? = nil, limit: Int? = nil, policy: TransferPolicy = .fromEnvironment(), manifestETag: String? = nil) {
+        self.cacheDirectory = cacheDirectory; self.limit = limit; self.policy = policy; self.manifestETag = manifestETag
     }
 
     private static let processDefault = Mutex(RemoteOptions())
@@ -42,6 +46,26 @@ public struct RemoteOptions: Sendable, Equatable {
     }
 }
 
+/// Creates `url` and its parents; the error names the path in the way (a file where a directory
+/// should be) or what the system said.
+/// - Throws: ``RemoteError/local(path:reason:)``.
+func createDirectory(_ url: URL, purpose: String) throws {
+    var partial = ""
+    for component in url.standardizedFileURL.path.split(separator: "/") {
+        partial += "/" + component
+        var info = stat()
+        if stat(partial, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFDIR else {
+                throw RemoteError.local(path: partial, reason: "is a file, not a directory: cannot create \(purpose) \(url.path) in it")
+            }
+            continue
+        }
+        guard errno == ENOENT, mkdir(partial, 0o755) == 0 || errno == EEXIST else {
+            throw RemoteError.local(path: partial, reason: "cannot create \(purpose): \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
 /// `512MiB`, `4GiB`, `300MB`, `2000000` → bytes; nil when `text` is not a positive size.
 public func parseByteSize(_ text: String) -> Int? {
     let t = text.trimmingCharacters(in: .whitespaces)
@@ -63,6 +87,9 @@ public final class RemoteCache: Sendable {
     public let location: S3Location
     public let client: S3Client
     public let manifest: Manifest
+    /// The ETag of the manifest this cache was opened from: every later read is of this
+    /// publication (a shard that no longer matches it is reported as changed, not damaged).
+    public let manifestETag: String
     /// The local directory: `manifest.json`, `labels.bin`, and `shard-NNNNN/data.mdb` while fetched.
     public let directory: URL
     public let fetcher: ShardFetcher
@@ -87,7 +114,8 @@ public final class RemoteCache: Sendable {
         self.location = location
         let configuration = try S3Configuration.resolve()
         client = S3Client(configuration: configuration, policy: options.policy)
-        let bytes = try client.data(location, Manifest.fileName)
+        let (bytes, etag) = try Self.fetchManifest(client: client, location: location, ifMatch: options.manifestETag)
+        manifestETag = etag
         let manifest = try Manifest.decode(Data(bytes), path: location.object(Manifest.fileName))
         guard manifest.shards.allSatisfy({ $0.file != nil }), manifest.labels != nil else {
             throw RemoteError.notPublished(
@@ -98,9 +126,7 @@ public final class RemoteCache: Sendable {
         let identity = [configuration.endpoint, location.bucket, location.prefix].joined(separator: "\n")
         let digest = Array(identity.utf8).withUnsafeBytes { RecordChecksum.xxh3($0) } ^ bytes.withUnsafeBytes { RecordChecksum.xxh3($0) }
         directory = options.root().appendingPathComponent(location.directoryName + "-" + RecordChecksum.hex(digest))
-        do { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) } catch {
-            throw RemoteError.local(path: directory.path, reason: "cannot create the cache directory: \(error.localizedDescription)")
-        }
+        try createDirectory(directory, purpose: "the cache directory")
         let manifestURL = directory.appendingPathComponent(Manifest.fileName)
         if FileManager.default.contents(atPath: manifestURL.path) != Data(bytes) { try writeAtomically(Data(bytes), to: manifestURL) }
         let labels = directory.appendingPathComponent(Manifest.labelsFileName)
@@ -117,7 +143,27 @@ public final class RemoteCache: Sendable {
         }
         let total = manifest.shards.reduce(0) { $0 + ($1.file?.bytes ?? 0) }
         let limit = try options.resolvedLimit() ?? total
-        fetcher = ShardFetcher(client: client, location: location, manifest: manifest, directory: directory, limit: limit)
+        fetcher = ShardFetcher(client: client, location: location, manifest: manifest, manifestETag: etag, directory: directory, limit: limit)
+    }
+
+    /// The manifest's bytes, checked, and its ETag. A sealed manifest (``ManifestSeal``) is checked
+    /// against its seal, and fetched again when it does not match; one published before seals
+    /// is fetched twice and must arrive the same both times.
+    static func fetchManifest(client: S3Client, location: S3Location, ifMatch: String?) throws -> (bytes: [UInt8], etag: String) {
+        let check: ([UInt8]) -> String? = {
+            if case .damaged(let why) = ManifestSeal.check($0) { return why }
+            return nil
+        }
+        for _ in 0..<3 {
+            let first = try client.object(location, Manifest.fileName, ifMatch: ifMatch, check: check)
+            guard ManifestSeal.check(first.bytes) == .unsealed else { return first }
+            let second = try client.object(location, Manifest.fileName, ifMatch: first.etag.isEmpty ? ifMatch : first.etag)
+            if second.bytes == first.bytes { return first }
+        }
+        throw RemoteError.damaged(object: location.object(Manifest.fileName), reason: """
+            it has no seal (published before pyramid push sealed manifests) and arrived different each of 3 times \
+            it was read twice; push the cache again with this version
+            """)
     }
 
     /// A reader of this cache (shards opened as they are fetched).

@@ -31,32 +31,35 @@ public final class S3Client: Sendable {
     /// What one attempt came to.
     enum Attempt<T> {
         case done(T)
-        /// A passing failure: try again after a backoff.
-        case retry(String)
+        /// A passing failure: try again after a backoff. `progressed`: the attempt moved bytes
+        /// that the next one keeps (a resumed download), so it does not count against
+        /// ``TransferPolicy/maximumAttempts`` and the backoff starts over.
+        case retry(String, progressed: Bool = false)
     }
 
-    /// Runs `attempt` until it is done, throws, or the policy's attempts or deadline run out.
-    /// `attempt` receives the seconds left before the deadline.
+    /// Runs `attempt` until it is done, throws, or the deadline or the policy's attempts without
+    /// progress run out. `attempt` receives the seconds left before the deadline.
     func withRetries<T>(object: String, _ attempt: (Double) throws -> Attempt<T>) throws -> T {
         let start = Date()
-        var failures = 0
+        var failures = 0, attempts = 0
         var connectionRefusals = 0
         while true {
             let left = policy.deadline - Date().timeIntervalSince(start)
             switch try attempt(max(0.001, left)) {
             case .done(let value):
                 return value
-            case .retry(let why):
-                failures += 1
+            case .retry(let why, let progressed):
+                attempts += 1
+                failures = progressed ? 1 : failures + 1
                 if why.hasPrefix(Self.refusedPrefix) { connectionRefusals += 1 }
                 let wait = policy.delay(after: failures, random: Double.random(in: 0...1))
                 let elapsed = Date().timeIntervalSince(start)
                 // A refused connection four times over is a wrong endpoint or a server that is down.
                 if connectionRefusals >= 4 {
-                    throw RemoteError.unreachable(endpoint: configuration.endpoint, reason: String(why.dropFirst(Self.refusedPrefix.count)))
+                    throw RemoteError.unreachable(endpoint: configuration.displayEndpoint, reason: String(why.dropFirst(Self.refusedPrefix.count)))
                 }
                 if failures >= policy.maximumAttempts || elapsed + wait >= policy.deadline {
-                    throw RemoteError.gaveUp(object: object, attempts: failures, seconds: elapsed, lastFailure: why)
+                    throw RemoteError.gaveUp(object: object, attempts: attempts, seconds: elapsed, lastFailure: why)
                 }
                 counters.withLock { $0.retries += 1 }
                 Thread.sleep(forTimeInterval: wait)
@@ -70,11 +73,11 @@ public final class S3Client: Sendable {
     func classify(code: Int, message: String, object: String) throws -> String {
         switch code {
         case 1, 3, 6:  // unsupported protocol, malformed URL, unknown host
-            throw RemoteError.unreachable(endpoint: configuration.endpoint, reason: message)
+            throw RemoteError.unreachable(endpoint: configuration.displayEndpoint, reason: message)
         case 7:
             return Self.refusedPrefix + message
         case 35, 51, 53, 54, 58, 59, 60, 77, 80, 83, 90, 91:  // TLS setup and certificate failures
-            throw RemoteError.unreachable(endpoint: configuration.endpoint, reason: message)
+            throw RemoteError.unreachable(endpoint: configuration.displayEndpoint, reason: message)
         case 28:
             return "timed out or stalled (\(message))"
         default:
@@ -89,6 +92,9 @@ public final class S3Client: Sendable {
         switch status {
         case 408, 429, 500...599:
             return text
+        case 400 where code == "BadDigest" || code == "XAmzContentSHA256Mismatch":
+            // The body arrived damaged and the server refused it: send it again.
+            return text + " (the body was damaged on the way; sending it again)"
         case 412:
             throw RemoteError.changed(object: object, reason: "its ETag no longer matches (HTTP 412)")
         default:
@@ -120,10 +126,24 @@ public final class S3Client: Sendable {
 
     /// The whole object `name`, in memory (for small objects: the manifest, the labels).
     public func data(_ location: S3Location, _ name: String) throws -> [UInt8] {
+        try object(location, name).bytes
+    }
+
+    /// The whole object `name`, in memory, and its ETag.
+    /// - Parameters:
+    ///   - ifMatch: an ETag the object must still have (`If-Match`); another is
+    ///     ``RemoteError/changed(object:reason:)``.
+    ///   - check: a test of the bytes that arrived: nil when they are sound, else why not. A failed
+    ///     check is fetched again; the same failure twice from the same ETag is
+    ///     ``RemoteError/damaged(object:reason:)``.
+    public func object(_ location: S3Location, _ name: String, ifMatch: String? = nil,
+                       check: ([UInt8]) -> String? = { _ in nil }) throws -> (bytes: [UInt8], etag: String) {
         let object = location.object(name)
+        var mismatch: (etag: String, reason: String)?
         return try withRetries(object: object) { left in
             var bytes: [UInt8] = []
-            let request = HTTPRequest(method: "GET", url: url(location, name), sink: { bytes.append(contentsOf: $0); return true })
+            let headers = ifMatch.map { ["If-Match: \($0)"] } ?? []
+            let request = HTTPRequest(method: "GET", url: url(location, name), headers: headers, sink: { bytes.append(contentsOf: $0); return true })
             switch handles.perform(request, configuration: configuration, policy: policy, timeout: left) {
             case .transport(let code, let message, _, _):
                 return .retry(try classify(code: code, message: message, object: object))
@@ -133,16 +153,45 @@ public final class S3Client: Sendable {
                     return .retry("the body ended after \(bytes.count) of \(length) bytes")
                 }
                 counters.withLock { $0.bytesFetched += bytes.count; $0.objectsFetched += 1 }
-                return .done(bytes)
+                let etag = headers["etag"] ?? ""
+                if let ifMatch, !etag.isEmpty, etag != ifMatch {
+                    throw RemoteError.changed(object: object, reason: "ETag \(ifMatch) became \(etag)")
+                }
+                if let reason = check(bytes) {
+                    let seen = (etag: etag, reason: reason)
+                    if let earlier = mismatch, earlier == seen { throw RemoteError.damaged(object: object, reason: reason + ", twice over") }
+                    mismatch = seen
+                    return .retry(reason + " (damaged in transit?); fetching again")
+                }
+                return .done((bytes, etag))
             }
         }
     }
 
-    /// Uploads the file at `path` as `name`, with user metadata.
+    /// Uploads the file at `path` as `name`, with user metadata. The body carries its MD5
+    /// (`Content-MD5`), so the server stores it only if every byte arrived as sent; a body refused
+    /// as damaged (`BadDigest`) is sent again.
     public func put(_ location: S3Location, _ name: String, file path: String, metadata: [String: String] = [:]) throws {
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
-        guard let size else { throw RemoteError.local(path: path, reason: "cannot read the file to upload") }
-        try send(location, name, upload: (path, size), metadata: metadata)
+        guard let size = fileSize(path), let md5 = ContentMD5(ofFile: path) else {
+            throw RemoteError.local(path: path, reason: "cannot read the file to upload")
+        }
+        try send(location, name, upload: (path, size), md5: md5, metadata: metadata)
+    }
+
+    /// True when `name` exists and holds exactly the bytes of the file at `path`: the ETag the
+    /// server computed is the file's MD5. Metadata the client set proves nothing about content, so
+    /// it is not consulted; an object whose ETag is not an MD5 (multipart, server-side KMS) is
+    /// reported as not matching.
+    public func holds(_ location: S3Location, _ name: String, file path: String) throws -> Bool {
+        guard let info = try head(location, name), let size = fileSize(path), info.size == size else { return false }
+        guard let md5 = ContentMD5(ofFile: path) else { throw RemoteError.local(path: path, reason: "cannot read the file") }
+        return md5.matches(etag: info.etag)
+    }
+
+    /// ``holds(_:_:file:)`` for bytes in memory.
+    public func holds(_ location: S3Location, _ name: String, bytes: [UInt8]) throws -> Bool {
+        guard let info = try head(location, name), info.size == bytes.count, let md5 = ContentMD5(bytes: bytes) else { return false }
+        return md5.matches(etag: info.etag)
     }
 
     /// Uploads `bytes` as `name`.
@@ -152,12 +201,13 @@ public final class S3Client: Sendable {
             throw RemoteError.local(path: temp.path, reason: "cannot write a temporary file")
         }
         defer { try? FileManager.default.removeItem(at: temp) }
-        try send(location, name, upload: (temp.path, bytes.count), metadata: metadata)
+        guard let md5 = ContentMD5(bytes: bytes) else { throw RemoteError.local(path: temp.path, reason: "cannot compute the MD5") }
+        try send(location, name, upload: (temp.path, bytes.count), md5: md5, metadata: metadata)
     }
 
-    private func send(_ location: S3Location, _ name: String, upload: (path: String, size: Int), metadata: [String: String]) throws {
+    private func send(_ location: S3Location, _ name: String, upload: (path: String, size: Int), md5: ContentMD5, metadata: [String: String]) throws {
         let object = location.object(name)
-        let headers = metadata.sorted { $0.key < $1.key }.map { "x-amz-meta-\($0.key): \($0.value)" }
+        let headers = ["Content-MD5: \(md5.base64)"] + metadata.sorted { $0.key < $1.key }.map { "x-amz-meta-\($0.key): \($0.value)" }
         try withRetries(object: object) { (left: Double) -> Attempt<Void> in
             let request = HTTPRequest(method: "PUT", url: url(location, name), headers: headers, upload: upload)
             switch handles.perform(request, configuration: configuration, policy: policy, timeout: left) {
@@ -213,8 +263,17 @@ public final class S3Client: Sendable {
         let part = destination.path + ".part", etagPath = destination.path + ".part.etag"
         var etag = (try? String(contentsOfFile: etagPath, encoding: .utf8)).flatMap { $0.isEmpty ? nil : $0 }
         if etag == nil { unlink(part) }  // a part without its ETag cannot be resumed safely
-        var mismatch: (String, UInt64)?
+        // A wrong digest or size seen once may be the wire's; the same one twice from the same
+        // ETag is the stored object's.
+        var mismatch: (etag: String, what: String)?
         func restart() { unlink(part); unlink(etagPath); etag = nil }
+        func suspect(_ what: String, _ reason: String) throws -> Attempt<UInt64> {
+            let seen = (etag: etag ?? "", what: what)
+            restart()
+            if let earlier = mismatch, earlier == seen { throw RemoteError.damaged(object: object, reason: reason + " twice over") }
+            mismatch = seen
+            return .retry(reason + " (damaged in transit?); fetching again")
+        }
 
         let digest: UInt64 = try withRetries(object: object) { left in
             var have = fileSize(part) ?? 0
@@ -226,7 +285,7 @@ public final class S3Client: Sendable {
                 defer { close(fd) }
                 var headers: [String] = []
                 if have > 0, let etag { headers = ["Range: bytes=\(have)-", "If-Match: \(etag)"] }
-                var written = have, writeError: Int32 = 0, overflow = false
+                var written = have, writeError: Int32 = 0, overflow = false, wholeAgain = false
                 var request = HTTPRequest(method: "GET", url: url(location, name), headers: headers, sink: { chunk in
                     if written + chunk.count > expected.size { overflow = true; return false }
                     var off = 0
@@ -241,14 +300,20 @@ public final class S3Client: Sendable {
                 })
                 // The ETag goes beside the part before its first byte: a process killed mid-download
                 // leaves a part that the next one can resume safely.
-                let knownEtag = etag
-                request.onResponse = { _, responseHeaders in
+                let knownEtag = etag, resuming = have > 0
+                request.onResponse = { status, responseHeaders in
                     if knownEtag == nil, let got = responseHeaders["etag"], !got.isEmpty {
                         try? Data(got.utf8).write(to: URL(fileURLWithPath: etagPath))
                     }
+                    // A server that ignores the range sends the whole object: take it from its
+                    // first byte instead of appending it to the part (a part is never mapped).
+                    if status == 200 && resuming {
+                        if ftruncate(fd, 0) != 0 { writeError = errno }
+                        written = 0; wholeAgain = true
+                    }
                 }
                 let outcome = handles.perform(request, configuration: configuration, policy: policy, timeout: left)
-                counters.withLock { $0.bytesFetched += written - have }
+                counters.withLock { $0.bytesFetched += written - (wholeAgain ? 0 : have) }
                 if writeError != 0 {
                     throw RemoteError.local(path: part, reason: "write failed: \(String(cString: strerror(writeError)))")
                 }
@@ -266,7 +331,8 @@ public final class S3Client: Sendable {
                         restart()
                         throw RemoteError.changed(object: object, reason: "it is larger than the \(expected.size) bytes the manifest gives it")
                     }
-                    return .retry(try classify(code: code, message: message, object: object) + " after \(written) of \(expected.size) bytes")
+                    return .retry(try classify(code: code, message: message, object: object) + " after \(written) of \(expected.size) bytes",
+                                  progressed: written > (wholeAgain ? 0 : have))
                 case .response(let status, let responseHeaders, let body):
                     if status == 416 { restart(); return .retry("HTTP 416: the partial download did not fit the object; starting over") }
                     guard (200..<300).contains(status) else { return .retry(try classify(status: status, body: body, object: object)) }
@@ -275,34 +341,23 @@ public final class S3Client: Sendable {
                         restart()
                         throw RemoteError.changed(object: object, reason: "ETag \(known) became \(got)")
                     }
-                    if status == 200 && have > 0 {
-                        // The server ignored the range: the part now holds the object twice over.
-                        restart()
-                        return .retry("the server answered a range request with the whole object; starting over")
-                    }
                     if etag == nil, !got.isEmpty {
                         etag = got
                         try? Data(got.utf8).write(to: URL(fileURLWithPath: etagPath))
                     }
                     if let total = responseHeaders["content-range"]?.split(separator: "/").last.flatMap({ Int($0) }) ?? (status == 200 ? responseHeaders["content-length"].flatMap(Int.init) : nil),
                        total != expected.size {
-                        restart()
-                        throw RemoteError.damaged(object: object, reason: "it is \(total) bytes, the manifest says \(expected.size)")
+                        return try suspect("size \(total)", "it is \(total) bytes, the manifest says \(expected.size)")
                     }
-                    if written < expected.size { return .retry("the body ended after \(written) of \(expected.size) bytes") }
+                    if written < expected.size {
+                        return .retry("the body ended after \(written) of \(expected.size) bytes", progressed: written > (wholeAgain ? 0 : have))
+                    }
                 }
             }
             // Complete: check what arrived.
             guard let sum = Manifest.FileDigest.xxh3(ofFile: part) else { throw RemoteError.local(path: part, reason: "cannot read the downloaded part") }
             if let want = expected.digest, sum != want {
-                let seen = (etag ?? "", sum)
-                restart()
-                // The same wrong digest from the same object twice is the object itself, not the wire.
-                if let earlier = mismatch, earlier == seen {
-                    throw RemoteError.damaged(object: object, reason: "its XXH3-64 is \(RecordChecksum.hex(sum)) twice over, the manifest says \(RecordChecksum.hex(want))")
-                }
-                mismatch = seen
-                return .retry("digest \(RecordChecksum.hex(sum)) instead of \(RecordChecksum.hex(want)) (damaged in transit?); fetching again")
+                return try suspect("digest \(sum)", "its XXH3-64 is \(RecordChecksum.hex(sum)), the manifest says \(RecordChecksum.hex(want))")
             }
             return .done(sum)
         }

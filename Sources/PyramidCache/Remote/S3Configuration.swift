@@ -6,10 +6,13 @@ import Foundation
 ///   profile `AWS_PROFILE` (or `default`) in `AWS_SHARED_CREDENTIALS_FILE` (`~/.aws/credentials`),
 ///   then in `AWS_CONFIG_FILE` (`~/.aws/config`). None found is an error: nothing is sent unsigned.
 /// - Region: `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region`, else `us-east-1`.
-/// - Endpoint: `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, the profile's `endpoint_url`, else AWS
+/// - Endpoint: `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, the profile's `s3 =` block's
+///   `endpoint_url`, the profile's `endpoint_url`, else AWS
 ///   (`https://s3.REGION.amazonaws.com`, virtual-hosted buckets). A custom endpoint (an
 ///   S3-compatible server) is addressed path-style (`ENDPOINT/bucket/key`) unless the profile says
-///   `addressing_style = virtual`.
+///   `addressing_style = virtual`. Other services' blocks (`dynamodb =`…) are ignored.
+/// - Certificates: `AWS_CA_BUNDLE`, else the profile's `ca_bundle` (a PEM file or a directory),
+///   else the system's.
 public struct S3Configuration: Sendable, Equatable {
     public var accessKey: String
     public var secretKey: String
@@ -18,6 +21,9 @@ public struct S3Configuration: Sendable, Equatable {
     /// Scheme, host and port, without a trailing `/`.
     public var endpoint: String
     public var pathStyle: Bool
+    /// Certificates that HTTPS endpoints are checked against instead of the system's: a PEM
+    /// file, or a directory of hashed certificates (OpenSSL's `c_rehash` layout).
+    public var caBundle: String?
 
     public init(accessKey: String, secretKey: String, sessionToken: String? = nil, region: String = "us-east-1",
                 endpoint: String? = nil, pathStyle: Bool? = nil) {
@@ -25,6 +31,15 @@ public struct S3Configuration: Sendable, Equatable {
         let custom = endpoint.map { Self.trimmed($0) }
         self.endpoint = custom ?? "https://s3.\(region).amazonaws.com"
         self.pathStyle = pathStyle ?? (custom != nil)
+    }
+
+    /// The endpoint as messages show it: any `user:password@` in it is replaced by `***@`.
+    public var displayEndpoint: String {
+        guard let scheme = endpoint.range(of: "://") else { return endpoint }
+        let rest = endpoint[scheme.upperBound...]
+        let authority = rest.prefix { $0 != "/" }
+        guard let at = authority.lastIndex(of: "@") else { return endpoint }
+        return endpoint[..<scheme.upperBound] + "***" + endpoint[at...]
     }
 
     private static func trimmed(_ url: String) -> String {
@@ -57,21 +72,34 @@ public struct S3Configuration: Sendable, Equatable {
                 reason: "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give profile \"\(profile)\" keys in \(credentialsFile)")
         }
         let region = nonEmpty(environment["AWS_REGION"]) ?? nonEmpty(environment["AWS_DEFAULT_REGION"]) ?? nonEmpty(config["region"]) ?? "us-east-1"
-        let endpoint = nonEmpty(environment["AWS_ENDPOINT_URL_S3"]) ?? nonEmpty(environment["AWS_ENDPOINT_URL"]) ?? nonEmpty(config["endpoint_url"])
-        let style = config["addressing_style"].map { $0 == "path" }
-        return S3Configuration(accessKey: access, secretKey: secret, sessionToken: token, region: region,
-                               endpoint: endpoint, pathStyle: style)
+        let endpoint = nonEmpty(environment["AWS_ENDPOINT_URL_S3"]) ?? nonEmpty(environment["AWS_ENDPOINT_URL"])
+            ?? nonEmpty(config["s3.endpoint_url"]) ?? nonEmpty(config["endpoint_url"])
+        let style = (config["s3.addressing_style"] ?? config["addressing_style"]).map { $0 == "path" }
+        var resolved = S3Configuration(accessKey: access, secretKey: secret, sessionToken: token, region: region,
+                                       endpoint: endpoint, pathStyle: style)
+        if let bundle = nonEmpty(environment["AWS_CA_BUNDLE"]) ?? nonEmpty(config["ca_bundle"]) {
+            var info = stat()
+            guard stat(bundle, &info) == 0 else {
+                throw RemoteError.local(path: bundle, reason: "the CA bundle (\(environment["AWS_CA_BUNDLE"] != nil ? "AWS_CA_BUNDLE" : "ca_bundle in \(configFile)")) cannot be read: \(String(cString: strerror(errno)))")
+            }
+            resolved.caBundle = bundle
+        }
+        return resolved
     }
 
-    /// The sections of an INI file (`[name]`, `key = value`; nested `s3 =` blocks flattened), or
-    /// none when the file cannot be read.
+    /// The sections of an INI file (`[name]`, `key = value`), or none when the file cannot be read.
+    /// The keys of a nested `s3 =` block are kept as `s3.KEY`; other services' blocks
+    /// (`dynamodb =`…) are left out.
     static func iniSections(_ path: String) -> [String: [String: String]] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [:] }
         var sections: [String: [String: String]] = [:]
         var current: String?
+        var nested: String?  // the block (`s3 =`, `dynamodb =`) indented lines belong to
         for raw in text.split(whereSeparator: \.isNewline) {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
+            let indented = raw.first == " " || raw.first == "\t"
+            if !indented { nested = nil }
             if line.hasPrefix("[") && line.hasSuffix("]") {
                 current = String(line.dropFirst().dropLast()).trimmingCharacters(in: .whitespaces)
                 continue
@@ -79,7 +107,16 @@ public struct S3Configuration: Sendable, Equatable {
             guard let name = current, let eq = line.firstIndex(of: "=") else { continue }
             let key = line[..<eq].trimmingCharacters(in: .whitespaces).lowercased()
             let value = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
-            if !value.isEmpty { sections[name, default: [:]][key] = value }
+            if value.isEmpty {
+                if !indented { nested = key }
+                continue
+            }
+            if indented, let block = nested {
+                // Only the s3 block concerns us; another service's settings never apply to S3.
+                if block == "s3" { sections[name, default: [:]]["s3." + key] = value }
+            } else {
+                sections[name, default: [:]][key] = value
+            }
         }
         return sections
     }

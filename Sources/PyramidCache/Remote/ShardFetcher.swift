@@ -53,8 +53,11 @@ public final class ShardFetcher: ShardStore, @unchecked Sendable {
     /// Downloads that went over the limit because other processes held the space.
     public private(set) var overLimitFetches = 0
 
-    init(client: S3Client, location: S3Location, manifest: Manifest, directory: URL, limit: Int) {
-        self.client = client; self.location = location; self.manifest = manifest
+    /// The ETag of the manifest the run opened (see ``RemoteCache/manifestETag``).
+    let manifestETag: String
+
+    init(client: S3Client, location: S3Location, manifest: Manifest, manifestETag: String, directory: URL, limit: Int) {
+        self.client = client; self.location = location; self.manifest = manifest; self.manifestETag = manifestETag
         self.directory = directory; self.limit = limit
         downloads = ProcessInfo.processInfo.environment["PYRAMID_S3_DOWNLOADS"].flatMap(Int.init).map { min(max($0, 1), 32) } ?? 4
         slots = Array(repeating: Slot(), count: manifest.shards.count)
@@ -253,14 +256,19 @@ public final class ShardFetcher: ShardStore, @unchecked Sendable {
         return true
     }
 
+    /// ``RemoteError/changed(object:reason:)`` when the manifest is no longer the one this run
+    /// opened (a shard that does not match it was republished, not damaged); nil otherwise.
+    func republished(_ object: String) -> RemoteError? {
+        guard let now = try? client.head(location, Manifest.fileName), now.etag != manifestETag else { return nil }
+        return .changed(object: object, reason: "the cache was published again since this run opened it (manifest ETag \(manifestETag) became \(now.etag)); start the run again to read the new publication")
+    }
+
     /// Makes `shard` local and returns its lock file descriptor, held shared. Runs unlocked.
     private func fetch(_ shard: Int) throws -> Int32 {
         let info = manifest.shards[shard]
         guard let file = info.file else { throw RemoteError.notPublished(location: location.description, reason: "shard \(info.name) has no size and digest in the manifest") }
         let dir = directory.appendingPathComponent(info.name)
-        do { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) } catch {
-            throw RemoteError.local(path: dir.path, reason: "cannot create the directory: \(error.localizedDescription)")
-        }
+        try createDirectory(dir, purpose: "the shard's directory")
         let fd = open(lockPath(shard), O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw RemoteError.local(path: lockPath(shard), reason: String(cString: strerror(errno))) }
         let data = URL(fileURLWithPath: dataPath(shard))
@@ -268,7 +276,11 @@ public final class ShardFetcher: ShardStore, @unchecked Sendable {
             while true {
                 if flock(fd, LOCK_EX | LOCK_NB) == 0 {
                     if !FileManager.default.fileExists(atPath: data.path) {
-                        try client.download(location, info.dataPath, to: data, expected: .init(size: file.bytes, digest: file.digest))
+                        do {
+                            try client.download(location, info.dataPath, to: data, expected: .init(size: file.bytes, digest: file.digest))
+                        } catch RemoteError.damaged(let object, let reason) {
+                            throw republished(object) ?? RemoteError.damaged(object: object, reason: reason)
+                        }
                     }
                     flock(fd, LOCK_SH)  // not atomic: check the file survived the change
                     if FileManager.default.fileExists(atPath: data.path) { return fd }

@@ -1,0 +1,55 @@
+import CCurl
+import Foundation
+
+/// The MD5 of an object's body, as S3 uses it: sent as `Content-MD5` with an upload (S3 and
+/// SeaweedFS refuse a body that does not match with `BadDigest`), and compared with the `ETag`
+/// of an object uploaded in one `PUT` (its MD5 in hex) to tell that a stored object holds
+/// exactly the local bytes.
+struct ContentMD5: Equatable {
+    var bytes: [UInt8]
+
+    /// The MD5 of the file at `path`, read in 4 MiB pieces; nil when it cannot be read.
+    init?(ofFile path: String) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        guard let context = pyramid_md5_begin() else { return nil }
+        defer { EVP_MD_CTX_free(context) }
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 4 << 20, alignment: 64)
+        defer { buffer.deallocate() }
+        while true {
+            let n = read(fd, buffer, 4 << 20)
+            if n < 0 { if errno == EINTR { continue }; return nil }
+            if n == 0 { break }
+            guard EVP_DigestUpdate(context, buffer, n) == 1 else { return nil }
+        }
+        var digest = [UInt8](repeating: 0, count: 16)
+        var length: UInt32 = 0
+        guard EVP_DigestFinal_ex(context, &digest, &length) == 1, length == 16 else { return nil }
+        bytes = digest
+    }
+
+    /// The MD5 of `data`; nil only if OpenSSL fails.
+    init?(bytes data: [UInt8]) {
+        guard let context = pyramid_md5_begin() else { return nil }
+        defer { EVP_MD_CTX_free(context) }
+        guard data.withUnsafeBytes({ EVP_DigestUpdate(context, $0.baseAddress, $0.count) }) == 1 else { return nil }
+        var digest = [UInt8](repeating: 0, count: 16)
+        var length: UInt32 = 0
+        guard EVP_DigestFinal_ex(context, &digest, &length) == 1, length == 16 else { return nil }
+        bytes = digest
+    }
+
+    /// The `Content-MD5` header value: base64.
+    var base64: String { Data(bytes).base64EncodedString() }
+
+    /// Lowercase hex, as in an ETag.
+    var hex: String { bytes.map { String(format: "%02x", $0) }.joined() }
+
+    /// True when `etag` (quoted or not) is this MD5: the object was stored from exactly these
+    /// bytes in one `PUT`. A multipart or server-encrypted object's ETag is not an MD5 and never
+    /// matches, so such an object is sent again rather than trusted.
+    func matches(etag: String) -> Bool {
+        etag.trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased() == hex
+    }
+}

@@ -16,6 +16,12 @@ The kinds are used in turn (a seeded draw decides which requests get one, and wh
   replace   send half the body, print "STALLED <path>" on stdout, wait until --release-file
             exists, then reset (the test replaces the object meanwhile)
 
+Uploads: --put-faults flip inverts one byte of the body of PUTs whose path contains --match (at
+most --per-object times per object), before it reaches the server.
+Persistent resets: --reset-every N cuts every GET body of a matching path after N bytes (RST), on
+every request: a client only gets through by resuming where it was cut.
+TLS: --tls-cert/--tls-key serve HTTPS (a self-signed front) in front of the plain upstream.
+
 Shaping (for Tools/bench/remote): --delay adds latency before every response, --bandwidth caps
 the bytes per second sent to all clients together, --stats FILE keeps {"getBytes", "requests"}
 (response bytes of successful GETs, and every request) up to date in FILE.
@@ -40,6 +46,10 @@ parser.add_argument("--delay", type=float, default=0.0, help="seconds added befo
 parser.add_argument("--release-file", default="")
 parser.add_argument("--bandwidth", type=float, default=0.0, help="bytes per second to all clients together (0: no cap)")
 parser.add_argument("--stats", default="", help="a JSON file kept up to date with the bytes served")
+parser.add_argument("--put-faults", default="", help="flip: one byte of a matching PUT body inverted")
+parser.add_argument("--reset-every", type=int, default=0, help="cut every matching GET body after this many bytes")
+parser.add_argument("--tls-cert", default="")
+parser.add_argument("--tls-key", default="")
 args = parser.parse_args()
 
 host, port = args.upstream.rsplit(":", 1)
@@ -141,10 +151,22 @@ def handle(client):
         if head is None:
             client.close()
             return
+        if b"\r\nexpect: 100-continue" in head.lower():
+            client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")  # the client sends its body at once
         body, _ = read_exact(client, rest, content_length(head))
         method, path = head.split(b" ", 2)[:2]
         method, path = method.decode(), path.decode()
+        if method == "PUT" and "flip" in args.put_faults.split(",") and args.match in path and len(body) > 16:
+            with lock:
+                flip = per_object.get("PUT " + path, 0) < args.per_object
+                if flip:
+                    per_object["PUT " + path] = per_object.get("PUT " + path, 0) + 1
+            if flip:
+                b = bytearray(body); b[rng.randrange(0, len(b))] ^= 0xFF; body = bytes(b)
+                say(f"FAULT putflip {path}")
         kind = choose(method, path)
+        if kind is None and args.reset_every and method == "GET" and args.match in path:
+            kind = "resetevery"
         if args.delay:
             time.sleep(args.delay)
         if kind == "503":
@@ -157,6 +179,9 @@ def handle(client):
         up = socket.create_connection((host, int(port)))
         up.sendall(head + body)
         rhead, rrest = read_head(up, b"")
+        # The body went with the request: an interim "100 Continue" is not the answer.
+        while rhead is not None and rhead.split(b" ", 2)[1].startswith(b"1"):
+            rhead, rrest = read_head(up, rrest)
         if rhead is None:
             client.close(); up.close()
             return
@@ -168,6 +193,13 @@ def handle(client):
             send(client, rhead + rbody)
             client.close()
             count_request(method, status, len(rbody))
+            return
+        if kind == "resetevery":
+            if len(rbody) <= args.reset_every:
+                send(client, rhead + rbody); client.close()
+                return
+            say(f"FAULT resetevery {path}")
+            client.sendall(rhead + rbody[:args.reset_every]); time.sleep(0.05); reset(client)
             return
         say(f"FAULT {kind} {path}")
         cut = rng.randrange(1, len(rbody) - 1)
@@ -197,7 +229,24 @@ server = socket.socket()
 server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 server.bind(("127.0.0.1", 0))
 server.listen(64)
+tls = None
+if args.tls_cert:
+    import ssl
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(args.tls_cert, args.tls_key)
 say(f"PORT {server.getsockname()[1]}")
+
+
+def serve(c):
+    if tls is not None:
+        try:
+            c = tls.wrap_socket(c, server_side=True)
+        except (OSError, ValueError):
+            c.close()  # the client refused our certificate: that is what a test may check
+            return
+    handle(c)
+
+
 while True:
     c, _ = server.accept()
-    threading.Thread(target=handle, args=(c,), daemon=True).start()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()

@@ -8,6 +8,8 @@ import Foundation
 /// no JSON: cut the key out, hash what is left. Readers that do not know the key ignore it.
 public enum ManifestSeal {
     static let prefix = Array(#"{"manifestXXH3":""#.utf8)
+    /// Bytes before the digest: a change there makes the manifest look unsealed.
+    public static var prefixLength: Int { prefix.count }
 
     /// `json` (an encoded manifest: an object, starting with `{`) sealed.
     public static func seal(_ json: [UInt8]) -> [UInt8] {

@@ -162,6 +162,10 @@ public struct Manifest: Codable, Equatable, Sendable {
     /// Size and digest of ``labelsFileName`` (optional: present in published caches).
     public var labels: FileDigest?
 
+    /// The identity of the build that made this cache (a random id drawn at its start, also in
+    /// every shard): two caches with the same id are the same cache. Nil in caches too old to carry it.
+    public var buildID: String? { buildOptions["buildID"] }
+
     public init(
         toolVersion: String, createdAt: String, source: Source, classes: [String], sampleCount: Int,
         channels: Int, levels: [Level], shape: Shape, codec: Codec, shards: [Shard], mean: [Double],
@@ -220,7 +224,10 @@ public struct Manifest: Codable, Equatable, Sendable {
         let decoder = JSONDecoder()
         let probe: VersionProbe
         do { probe = try decoder.decode(VersionProbe.self, from: data) } catch {
-            throw CacheError.invalidManifest(path: path, reason: "no formatVersion (\(error.localizedDescription))")
+            guard (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
+                throw CacheError.invalidManifest(path: path, reason: "it is not a JSON object (damaged or truncated)")
+            }
+            throw CacheError.invalidManifest(path: path, reason: "no formatVersion, or one that is not an integer")
         }
         guard readableFormatVersions.contains(probe.formatVersion) else {
             throw CacheError.unsupportedVersion(path: path, found: probe.formatVersion, supported: currentFormatVersion)
@@ -242,7 +249,10 @@ public struct Manifest: Codable, Equatable, Sendable {
             guard shard.name == shardDirectoryName(number) else {
                 throw CacheError.invalidManifest(path: path, reason: "shard \(number) is named \(String(reflecting: shard.name)), expected \(shardDirectoryName(number))")
             }
-            guard shard.firstIndex == next, shard.count >= 0, shard.count <= Int.max - next else {
+            guard shard.count >= 0, shard.count <= Int(Int32.max) else {
+                throw CacheError.invalidManifest(path: path, reason: "shard \(shard.name) holds \(shard.count) samples (0...\(Int32.max))")
+            }
+            guard shard.firstIndex == next else {
                 throw CacheError.invalidManifest(path: path, reason: "shard \(shard.name) starts at \(shard.firstIndex), expected \(next)")
             }
             next += shard.count
@@ -253,7 +263,10 @@ public struct Manifest: Codable, Equatable, Sendable {
         if let f = labels, f.bytes != 4 * sampleCount || f.digest == nil {
             throw CacheError.invalidManifest(path: path, reason: "labels: \(f.bytes) bytes or digest \(String(reflecting: f.xxh3)) do not fit \(sampleCount) samples")
         }
-        guard next == sampleCount, sampleCount <= Int(Int32.max) else {
+        guard (0...Int(Int32.max)).contains(sampleCount) else {
+            throw CacheError.invalidManifest(path: path, reason: "sampleCount \(sampleCount) is outside 0...\(Int32.max)")
+        }
+        guard next == sampleCount else {
             throw CacheError.invalidManifest(path: path, reason: "shards hold \(next) samples but sampleCount is \(sampleCount)")
         }
         guard !levels.isEmpty, zip(levels, levels.dropFirst()).allSatisfy({ $0.size > $1.size }) else {
@@ -265,11 +278,12 @@ public struct Manifest: Codable, Equatable, Sendable {
         for level in levels where !(1...Int(UInt16.max)).contains(level.size) || !(level.size...Int(UInt16.max)).contains(level.storedShortSide) {
             throw CacheError.invalidManifest(path: path, reason: "level \(level.size) (stored short side \(level.storedShortSide)) is outside 1...65535 px")
         }
-        guard mean.count == channels, std.count == channels, mean.allSatisfy(\.isFinite), std.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
-            throw CacheError.invalidManifest(path: path, reason: "mean and std must hold one finite value per channel (std not negative)")
+        // Pixels are on a 0...1 scale: a mean or deviation outside it is damage, not data.
+        guard mean.count == channels, std.count == channels, mean.allSatisfy({ (0...1).contains($0) }), std.allSatisfy({ (0...1).contains($0) }) else {
+            throw CacheError.invalidManifest(path: path, reason: "mean \(mean) and std \(std) must hold one value in 0...1 per channel")
         }
-        guard shape.margin.isFinite, shape.margin >= 1, ["center", "full"].contains(shape.crop) else {
-            throw CacheError.invalidManifest(path: path, reason: "shape: crop \(shape.crop) margin \(shape.margin) (crop is center or full, margin at least 1)")
+        guard shape.margin.isFinite, (1...16).contains(shape.margin), ["center", "full"].contains(shape.crop) else {
+            throw CacheError.invalidManifest(path: path, reason: "shape: crop \(shape.crop) margin \(shape.margin) (crop is center or full, margin 1...16)")
         }
         guard Int32(exactly: codec.level) != nil else {
             throw CacheError.invalidManifest(path: path, reason: "zstd level \(codec.level) is out of range")

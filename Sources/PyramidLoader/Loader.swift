@@ -46,8 +46,9 @@ public final class Loader: Sendable {
         let m = cache.manifest
         func bad(_ key: LoaderConfiguration.Key, _ reason: String) -> LoaderError { .invalidConfiguration(key: key, reason: reason) }
         let c = configuration
-        guard c.batchSize >= 1 else { throw bad(.batchSize, "must be at least 1, not \(c.batchSize)") }
-        guard c.worldSize >= 1 else { throw bad(.worldSize, "must be at least 1, not \(c.worldSize)") }
+        if let why = Bounds.check(c.batchSize, atMost: Bounds.batchSize) { throw bad(.batchSize, why) }
+        if let why = Bounds.check(c.worldSize, atMost: Bounds.worldSize) { throw bad(.worldSize, why) }
+        if let epochs = c.epochs, let why = Bounds.check(epochs, atMost: Bounds.epochs) { throw bad(.epochs, why) }
         guard c.rank >= 0 && c.rank < c.worldSize else { throw bad(.rank, "\(c.rank) is not in 0..<\(c.worldSize)") }
         guard c.workers >= 1 else { throw bad(.workers, "must be at least 1, not \(c.workers)") }
         guard c.prefetch >= 1 else { throw bad(.prefetch, "must be at least 1, not \(c.prefetch)") }
@@ -55,6 +56,9 @@ public final class Loader: Sendable {
             throw LoaderError.cache(.invalidManifest(path: cache.url.appendingPathComponent(Manifest.fileName).path, reason: "it holds no samples"))
         }
         for s in c.schedule.sizes { try Loader.checkServable(size: s, manifest: m) }
+        if m.sampleCount / c.batchSize > Bounds.stepsPerEpoch {
+            throw bad(.batchSize, "\(c.batchSize) makes \(m.sampleCount / c.batchSize) steps per epoch of \(m.sampleCount) samples, more than the \(Bounds.stepsPerEpoch) a plan holds")
+        }
         self.cache = cache
         var config = c
         config.prefetch = max(c.prefetch, c.workers)

@@ -15,7 +15,7 @@ public struct LoaderConfiguration: Sendable {
     /// The settings a ``LoaderError/invalidConfiguration(key:reason:)`` can name: raw values are
     /// the property names.
     public enum Key: String, Sendable, CaseIterable {
-        case batchSize, worldSize, rank, workers, prefetch
+        case batchSize, worldSize, rank, workers, prefetch, epochs
         /// Words for a message: `batch size`.
         public var label: String {
             rawValue.reduce(into: "") { out, c in out += c.isUppercase ? " " + c.lowercased() : String(c) }
@@ -87,4 +87,27 @@ public struct Substitution: Sendable, Equatable {
     public var reason: String
     /// The sample served instead.
     public var replacement: Int
+}
+
+/// The largest values the loader and the planner take: beyond them a product (batch × world
+/// size, steps × epochs) or an allocation (a plan's steps) would overflow or exhaust memory, so
+/// they are refused with a message instead of trapping.
+public enum Bounds {
+    /// Processes sharing a run.
+    public static let worldSize = 1 << 20
+    /// Images per rank per step.
+    public static let batchSize = 1 << 24
+    /// Epochs of a run.
+    public static let epochs = 100_000
+    /// Samples of a cache (or of `pyramid plan --samples`).
+    public static let samples = 1 << 40
+    /// Steps in one epoch's plan (each is held in memory while the epoch runs).
+    public static let stepsPerEpoch = 1 << 26
+    /// Steps over all epochs that `pyramid plan` lays out.
+    public static let plannedSteps = 1 << 27
+
+    /// Nil when `value` is within `1...maximum`, else why not.
+    public static func check(_ value: Int, atMost maximum: Int) -> String? {
+        value < 1 ? "must be at least 1, not \(value)" : value > maximum ? "\(value) is more than the \(maximum) this tool takes" : nil
+    }
 }

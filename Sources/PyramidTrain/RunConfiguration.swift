@@ -47,6 +47,11 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
     /// How epochs are shuffled; nil: the loader's default for the cache (global for a local
     /// cache, `shards:4` for a remote one). Run directories record the value used.
     public var order: SampleOrder?
+    /// The build id (``Manifest/buildID``) of the training cache and of the test cache when the
+    /// run began: a resume or an evaluation on another cache at the same path is refused. Nil in
+    /// runs made before they were recorded.
+    public var cacheBuildID: String?
+    public var testCacheBuildID: String?
 
     public init(cache: String, testCache: String? = nil, model: Network.Configuration, schedule: String, augment: String? = nil,
                 epochs: Int, batch: Int, learningRate: LearningRateSchedule, optimizer: SGD.Configuration = .init(),
@@ -110,6 +115,10 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
     ///   `LoaderError` for a schedule or augmentation that does not parse or a size the cache cannot serve.
     @discardableResult
     public func validate(against manifest: Manifest, testManifest: Manifest? = nil) throws -> any ResolutionSchedule {
+        guard epochs >= 1 else { throw TrainError.invalidSetting(setting: "epochs", reason: "\(epochs): must be at least 1") }
+        guard batch >= 1 else { throw TrainError.invalidSetting(setting: "batch", reason: "\(batch): must be at least 1") }
+        try Self.checkSameCache(cache, recorded: cacheBuildID, found: manifest)
+        if let testCache, let testManifest { try Self.checkSameCache(testCache, recorded: testCacheBuildID, found: testManifest) }
         let parsed = try parsedSchedule(largestLevel: manifest.levelSizes.max())
         for s in parsed.sizes { try Loader.checkServable(size: s, manifest: manifest) }
         for s in parsed.sizes where s < 8 {
@@ -118,6 +127,9 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
         _ = try augment.map(Augmentation.parse)
         if learningRate.kind == .multistep && learningRate.milestones.isEmpty {
             throw TrainError.invalidSetting(setting: "milestones", reason: "a multistep schedule needs them, e.g. 5,8")
+        }
+        if let bad = learningRate.milestones.first(where: { $0 < 1 || $0 >= epochs }) {
+            throw TrainError.invalidSetting(setting: "milestones", reason: "\(bad) is not an epoch where the rate can change (1...\(epochs - 1) for \(epochs) epochs)")
         }
         if sharedBatchNorm && !(parsed is Parallel) {
             throw TrainError.invalidSetting(setting: "sharedBatchNorm", reason: "only for parallel schedules (the others have one BatchNorm already)")
@@ -130,6 +142,19 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
             throw TrainError.invalidSetting(setting: "batch", reason: "\(batch) is more than the cache's \(manifest.sampleCount) samples: an epoch would have no step")
         }
         return parsed
+    }
+
+    /// Throws ``TrainError/otherCache(path:recorded:found:)`` when `manifest` is not the build
+    /// `recorded` (nil: nothing recorded, nothing to check).
+    static func checkSameCache(_ path: String, recorded: String?, found manifest: Manifest) throws {
+        guard let recorded, manifest.buildID != recorded else { return }
+        throw TrainError.otherCache(path: path, recorded: recorded, found: manifest.buildID ?? "none")
+    }
+
+    /// `location` as it should be recorded: an `s3://` location as it is, a directory as an
+    /// absolute path (so a resume from another working directory opens the same cache).
+    public static func absoluteLocation(_ location: String) -> String {
+        S3Location.isRemote(location) ? location : URL(fileURLWithPath: location).standardizedFileURL.path
     }
 
     /// Reads `run.json` from a run directory, version first.
@@ -220,14 +245,16 @@ extension RunConfiguration {
         let isParallel = parsed is Parallel, isMixSize = parsed is MixSize
         var optimizer = recipe.optimizer
         optimizer.decayAll = optimizer.decayAll || isParallel
-        let configuration = RunConfiguration(
-            cache: cache, testCache: recipe.testCache,
+        var configuration = RunConfiguration(
+            cache: absoluteLocation(cache), testCache: recipe.testCache.map(absoluteLocation),
             model: .init(architecture: recipe.architecture.description, inputChannels: manifest.channels, classes: manifest.classes.count,
                          shortcut: recipe.shortcut, zeroInitResidual: recipe.zeroInitResidual ?? isMixSize, seed: recipe.seed),
             schedule: spec, augment: recipe.augment, epochs: recipe.epochs, batch: recipe.batch, learningRate: recipe.learningRate,
             optimizer: optimizer, labelSmoothing: recipe.labelSmoothing, gradientSmoothing: recipe.gradientSmoothing ?? isMixSize,
             distillation: recipe.distillation, seed: recipe.seed, workers: recipe.workers, threads: recipe.threads,
             corruptRecords: recipe.corruptRecords, sharedBatchNorm: recipe.sharedBatchNorm, order: recipe.order)
+        configuration.cacheBuildID = manifest.buildID
+        configuration.testCacheBuildID = testManifest?.buildID
         try configuration.validate(against: manifest, testManifest: testManifest)
         return configuration
     }

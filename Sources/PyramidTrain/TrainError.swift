@@ -21,6 +21,8 @@ public enum TrainError: Error, Equatable, CustomStringConvertible, Sendable {
     case nonFinite(epoch: Int, step: Int, loss: Float)
     /// A checkpoint cannot be read, written or does not fit the model; `reason` says which.
     case checkpoint(path: String, reason: String)
+    /// The cache at a run's path is not the build the run was made on (rebuilt, or another cache).
+    case otherCache(path: String, recorded: String, found: String)
     /// Training stopped on request after writing a checkpoint at (`epoch`, `cursor`); resuming the
     /// run in `directory` continues it.
     case interrupted(directory: String, epoch: Int, cursor: Int)
@@ -39,6 +41,8 @@ public enum TrainError: Error, Equatable, CustomStringConvertible, Sendable {
         case .nonFinite(let epoch, let step, let loss):
             return "the loss became \(loss) at epoch \(epoch), step \(step); training stopped (the last good checkpoint is kept)"
         case .checkpoint(let path, let reason): return "\(path): \(reason)"
+        case .otherCache(let path, let recorded, let found):
+            return "\(path): is not the cache this run was made on (its build is \(found), the run's was \(recorded)): it was rebuilt or replaced; point the run at its own cache, or start a new run"
         case .interrupted(let directory, let epoch, let cursor):
             return "interrupted in epoch \(epoch) at sample \(cursor); checkpoint written in \(directory)"
         }

@@ -125,6 +125,13 @@ public final class Trainer {
             return
         }
         let c = try Checkpoint.read(from: url)
+        let h = c.header, epochs = configuration.epochs
+        guard h.nextEpoch >= 0, h.nextEpoch <= epochs, h.epochsDone >= 0, h.epochsDone <= epochs, h.nextCursor >= 0, h.steps >= 0 else {
+            throw TrainError.checkpoint(path: url.path, reason: """
+                it continues at epoch \(h.nextEpoch) (\(h.epochsDone) done), but \(Self.configurationFile) gives the run \(epochs) epochs: \
+                the checkpoint belongs to another run, or \(Self.configurationFile) was edited
+                """)
+        }
         try c.load(into: network.store, from: url)
         optimizer.velocity = c.velocity
         smoothing = c.header.gradientSmoothing

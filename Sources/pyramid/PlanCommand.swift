@@ -53,10 +53,19 @@ struct PlanCommand: ParsableCommand {
 
     func validate() throws {
         if cache == nil && samples == nil { throw ValidationError("give a cache or --samples N") }
-        if let samples, samples < 1 { throw ValidationError("--samples: must be at least 1") }
-        if epochs < 1 { throw ValidationError("--epochs: must be at least 1") }
-        if batch < 1 { throw ValidationError("--batch: must be at least 1") }
-        if worldSize < 1 { throw ValidationError("--world-size: must be at least 1") }
+        if let samples, let why = Bounds.check(samples, atMost: Bounds.samples) { throw ValidationError("--samples: \(why)") }
+        if let why = Bounds.check(epochs, atMost: Bounds.epochs) { throw ValidationError("--epochs: \(why)") }
+        if let why = Bounds.check(batch, atMost: Bounds.batchSize) { throw ValidationError("--batch: \(why)") }
+        if let why = Bounds.check(worldSize, atMost: Bounds.worldSize) { throw ValidationError("--world-size: \(why)") }
+        if let samples {
+            let steps = samples / (batch * worldSize)
+            if steps > Bounds.stepsPerEpoch {
+                throw ValidationError("--samples: \(samples) in steps of \(batch * worldSize) is \(steps) steps per epoch, more than the \(Bounds.stepsPerEpoch) a plan lays out (a larger --batch)")
+            }
+            if steps * epochs > Bounds.plannedSteps {
+                throw ValidationError("--epochs: \(epochs) epochs of \(steps) steps is more than the \(Bounds.plannedSteps) steps a plan lays out")
+            }
+        }
     }
 
     /// `--json`'s object (keys as named here; optional ones only when they apply).

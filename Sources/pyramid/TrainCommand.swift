@@ -76,7 +76,7 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("lr-schedule"), help: "cosine (per iteration), multistep or constant (default: \(defaults.learningRate.kind.rawValue)).")
     var lrSchedule: LearningRateSchedule.Kind?
 
-    @Option(help: "Multistep milestones: first epochs at each ×0.1 rate, e.g. 5,8.")
+    @Option(parsing: .unconditional, help: "Multistep milestones: first epochs at each ×0.1 rate, e.g. 5,8.")
     var milestones: String?
 
     @Option(parsing: .unconditional, help: "Linear warmup epochs (default: 0).")

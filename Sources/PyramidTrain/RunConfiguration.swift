@@ -68,7 +68,8 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case formatVersion, cache, testCache, model, schedule, augment, epochs, batch, learningRate, optimizer, labelSmoothing,
-             gradientSmoothing, resetSmoothingAtMilestones, distillation, seed, workers, threads, corruptRecords, sharedBatchNorm, order
+             gradientSmoothing, resetSmoothingAtMilestones, distillation, seed, workers, threads, corruptRecords, sharedBatchNorm, order,
+             cacheBuildID, testCacheBuildID
     }
 
     public init(from decoder: Decoder) throws {
@@ -94,6 +95,8 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
         corruptRecords = try c.decodeIfPresent(CorruptRecordPolicy.self, forKey: .corruptRecords) ?? .fail
         sharedBatchNorm = try c.decodeIfPresent(Bool.self, forKey: .sharedBatchNorm) ?? false
         order = try c.decodeIfPresent(SampleOrder.self, forKey: .order)  // runs before 0.9: global
+        cacheBuildID = try c.decodeIfPresent(String.self, forKey: .cacheBuildID)  // runs before 0.12: not recorded
+        testCacheBuildID = try c.decodeIfPresent(String.self, forKey: .testCacheBuildID)
     }
 
     /// The parsed schedule; TRD gets the LR milestones as its guard epochs.

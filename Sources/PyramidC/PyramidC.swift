@@ -146,7 +146,11 @@ public func bridgeOpen(_ path: UnsafePointer<CChar>?, _ configuration: UnsafePoi
         guard let loader else { throw BridgeError.invalid(key: "loader", reason: "is NULL") }
         loader.pointee = nil
         guard let path else { throw BridgeError.invalid(key: "path", reason: "is NULL") }
-        let reader = try CacheReader.open(String(cString: path))
+        // A path that is not UTF-8 would be repaired into another path: refuse it.
+        guard let text = String(validatingCString: path) else {
+            throw BridgeError.invalid(key: "path", reason: "is not valid UTF-8; rename it or use a link with a UTF-8 name")
+        }
+        let reader = try CacheReader.open(text)
         let config = try BridgeConfiguration(json: configuration.map { String(cString: $0) }, manifest: reader.manifest)
         if config.loader.schedule.sizes.count > Int(PYRAMID_MAX_VIEWS), config.loader.schedule is Parallel {
             throw BridgeError.invalid(key: "schedule", reason: "a parallel schedule serves at most \(PYRAMID_MAX_VIEWS) sizes")
@@ -176,6 +180,7 @@ private struct Description: Encodable {
         var schedule: String, batch_size: Int, seed: UInt64, epochs: Int?, augment: String, rank: Int, world_size: Int
         var workers: Int, prefetch: Int, output: String, shuffle: Bool, drop_last: Bool, corrupt_records: String, sizes: [Int]
         var parallel: Bool
+        var order: String
     }
     var manifest: Manifest
     var configuration: Configuration
@@ -193,7 +198,8 @@ public func bridgeDescribe(_ loader: OpaquePointer?, _ out: UnsafeMutablePointer
             configuration: .init(schedule: c.schedule.description, batch_size: c.batchSize, seed: c.seed, epochs: c.epochs,
                                  augment: h.loader.augmentation.description, rank: c.rank, world_size: c.worldSize, workers: c.workers,
                                  prefetch: c.prefetch, output: c.output.rawValue, shuffle: c.shuffle, drop_last: c.dropLast,
-                                 corrupt_records: c.corruptRecords.rawValue, sizes: c.schedule.sizes, parallel: c.schedule is Parallel),
+                                 corrupt_records: c.corruptRecords.rawValue, sizes: c.schedule.sizes, parallel: c.schedule is Parallel,
+                                 order: (c.order ?? .global).description),
             version: pyramidVersion)), out)
     }
 }
@@ -319,7 +325,12 @@ public func bridgeRelease(_ loader: OpaquePointer?, _ batchID: UInt64, _ error: 
 // MARK: Release tickets (for finalizers that must not run interpreted code)
 
 /// What a ticket redeems: a batch of a loader, or (batch 0) the loader's close.
-private struct Ticket { var loader: OpaquePointer; var batch: UInt64 }
+private struct Ticket: Sendable { var loader: UInt; var batch: UInt64 }
+
+/// Tickets handed out and not yet redeemed, by number: a ticket is a number, not a pointer, so
+/// redeeming one twice, or one never handed out, finds nothing and does nothing (as handles do).
+private let tickets = Mutex<[UInt: Ticket]>([:])
+private let nextTicket = Atomic<UInt>(0)
 
 /// Reads a capsule's pointer (Python: PyCapsule_GetPointer), set by the binding.
 public typealias CapsuleGetter = @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>?) -> UnsafeMutableRawPointer?
@@ -331,18 +342,17 @@ private var capsuleNamePointer: UnsafePointer<CChar> { UnsafeRawPointer(capsuleN
 @_cdecl("pyramid_ticket")
 public func bridgeTicket(_ loader: OpaquePointer?, _ batchID: UInt64) -> UnsafeMutableRawPointer? {
     guard let loader else { return nil }
-    let ticket = UnsafeMutablePointer<Ticket>.allocate(capacity: 1)
-    ticket.initialize(to: Ticket(loader: loader, batch: batchID))
-    return UnsafeMutableRawPointer(ticket)
+    let number = nextTicket.add(1, ordering: .relaxed).newValue
+    let ticket = Ticket(loader: UInt(bitPattern: loader), batch: batchID)
+    tickets.withLock { $0[number] = ticket }
+    return UnsafeMutableRawPointer(bitPattern: number)
 }
 
 @_cdecl("pyramid_redeem_ticket")
 public func bridgeRedeemTicket(_ raw: UnsafeMutableRawPointer?) {
-    guard let raw else { return }
-    let ticket = raw.assumingMemoryBound(to: Ticket.self)
-    let t = ticket.move()
-    ticket.deallocate()
-    _ = t.batch == 0 ? bridgeClose(t.loader, nil) : bridgeRelease(t.loader, t.batch, nil)
+    guard let raw, let t = tickets.withLock({ $0.removeValue(forKey: UInt(bitPattern: raw)) }) else { return }
+    let loader = OpaquePointer(bitPattern: t.loader)
+    _ = t.batch == 0 ? bridgeClose(loader, nil) : bridgeRelease(loader, t.batch, nil)
 }
 
 @_cdecl("pyramid_set_capsule_getter")

@@ -278,6 +278,12 @@ public final class ReadSession {
         var value = MDB_val()
         let rc = withIndexKey(index) { key in mdb_get(t, dbi, &key, &value) }
         if rc == MDB_NOTFOUND { throw CacheError.missingRecord(shard: shard, index: index, level: level) }
+        if rc != 0 {
+            // A failed get (damaged pages) leaves its transaction unusable (MDB_BAD_TXN for every
+            // later read): end it, so the next read of this shard starts afresh.
+            mdb_txn_abort(t)
+            txns[shard] = nil
+        }
         try lmdbCheck(rc, "mdb_get", try self.shard(shard).env.path)
         return try body(UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
     }

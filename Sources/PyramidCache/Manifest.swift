@@ -210,11 +210,20 @@ public struct Manifest: Codable, Equatable, Sendable {
     ///   ``CacheError/invalidManifest(path:reason:)``.
     public static func load(from directory: URL) throws -> Manifest {
         let url = directory.appendingPathComponent(fileName)
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            if FileManager.default.fileExists(atPath: directory.path) {
-                throw CacheError.missingManifest(path: directory.path)
+        let fd = open(url.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            switch code {
+            case ENOENT where FileManager.default.fileExists(atPath: directory.path): throw CacheError.missingManifest(path: directory.path)
+            case ENOENT: throw CacheError.io(path: directory.path, reason: "no such cache directory")
+            case ENOTDIR: throw CacheError.io(path: directory.path, reason: "is a file, not a cache directory")
+            default: throw CacheError.io(path: url.path, reason: "cannot open: \(String(cString: strerror(code)))")  // EMFILE, EACCES…
             }
-            throw CacheError.io(path: directory.path, reason: "no such cache directory")
+        }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        let data: Data
+        do { data = try handle.readToEnd() ?? Data() } catch {
+            throw CacheError.io(path: url.path, reason: "cannot read: \(error)")
         }
         return try decode(data, path: url.path)
     }

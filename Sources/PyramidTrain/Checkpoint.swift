@@ -32,6 +32,9 @@ public struct Checkpoint {
         /// resumed epoch's log line covers the whole epoch (nil in checkpoints written between epochs,
         /// and in those of older versions: their resumed line is then marked partial).
         public var epochProgress: EpochProgress?
+        /// The run this checkpoint belongs to (``RunConfiguration/runID``): a checkpoint copied in
+        /// from another run is refused on resume. Nil in checkpoints of older versions.
+        public var runID: String? = nil
     }
 
     /// The running sums of an epoch's log line.

@@ -52,6 +52,8 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
     /// runs made before they were recorded.
     public var cacheBuildID: String?
     public var testCacheBuildID: String?
+    /// A random id drawn when the run is made; its checkpoints carry it (nil in older runs).
+    public var runID: String?
 
     public init(cache: String, testCache: String? = nil, model: Network.Configuration, schedule: String, augment: String? = nil,
                 epochs: Int, batch: Int, learningRate: LearningRateSchedule, optimizer: SGD.Configuration = .init(),
@@ -69,7 +71,7 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case formatVersion, cache, testCache, model, schedule, augment, epochs, batch, learningRate, optimizer, labelSmoothing,
              gradientSmoothing, resetSmoothingAtMilestones, distillation, seed, workers, threads, corruptRecords, sharedBatchNorm, order,
-             cacheBuildID, testCacheBuildID
+             cacheBuildID, testCacheBuildID, runID
     }
 
     public init(from decoder: Decoder) throws {
@@ -97,6 +99,7 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
         order = try c.decodeIfPresent(SampleOrder.self, forKey: .order)  // runs before 0.9: global
         cacheBuildID = try c.decodeIfPresent(String.self, forKey: .cacheBuildID)  // runs before 0.12: not recorded
         testCacheBuildID = try c.decodeIfPresent(String.self, forKey: .testCacheBuildID)
+        runID = try c.decodeIfPresent(String.self, forKey: .runID)
     }
 
     /// The parsed schedule; TRD gets the LR milestones as its guard epochs.
@@ -173,10 +176,23 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
         guard found <= currentFormatVersion else {
             throw TrainError.unsupportedVersion(path: url.path, found: found, supported: currentFormatVersion)
         }
-        guard let configuration = try? JSONDecoder().decode(RunConfiguration.self, from: data) else {
-            throw TrainError.noRun(directory: directory.path)
+        do {
+            return try JSONDecoder().decode(RunConfiguration.self, from: data)
+        } catch let DecodingError.dataCorrupted(context), let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
+            if key.isEmpty, let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+                // Valid JSON whose number does not fit its field (Foundation does not name it).
+                if let seed = object["seed"] as? NSNumber, seed.doubleValue < 0 || seed.doubleValue != seed.doubleValue.rounded() {
+                    throw TrainError.checkpoint(path: url.path, reason: "seed \(seed) is not a whole number in 0...\(UInt64.max)")
+                }
+                throw TrainError.checkpoint(path: url.path, reason: "a value is out of range or of the wrong type (\(context.debugDescription))")
+            }
+            throw TrainError.checkpoint(path: url.path, reason: "\(key.isEmpty ? "the file" : key) cannot be read: \(context.debugDescription)")
+        } catch DecodingError.keyNotFound(let key, _) {
+            throw TrainError.checkpoint(path: url.path, reason: "\(key.stringValue) is missing")
+        } catch {
+            throw TrainError.checkpoint(path: url.path, reason: "cannot be read: \(error)")
         }
-        return configuration
     }
 
     /// Writes `run.json` into `directory` (created if needed), atomically.
@@ -258,6 +274,7 @@ extension RunConfiguration {
             corruptRecords: recipe.corruptRecords, sharedBatchNorm: recipe.sharedBatchNorm, order: recipe.order)
         configuration.cacheBuildID = manifest.buildID
         configuration.testCacheBuildID = testManifest?.buildID
+        configuration.runID = UUID().uuidString
         try configuration.validate(against: manifest, testManifest: testManifest)
         return configuration
     }

@@ -111,7 +111,8 @@ public final class Trainer {
         optimizer = SGD(store: network.store, configuration: configuration.optimizer)
         smoothing = configuration.gradientSmoothing ? GradientSmoothing() : nil
         header = Checkpoint.Header(epochsDone: 0, steps: 0, nextEpoch: 0, nextCursor: 0, gradientSmoothing: smoothing,
-                                   parameterCount: network.store.count, stateCount: network.store.stateCount, trainingMacs: 0, wallSeconds: 0)
+                                   parameterCount: network.store.count, stateCount: network.store.stateCount, trainingMacs: 0, wallSeconds: 0,
+                                   runID: configuration.runID)
         if resume { try restore() }
     }
 
@@ -131,6 +132,9 @@ public final class Trainer {
                 it continues at epoch \(h.nextEpoch) (\(h.epochsDone) done), but \(Self.configurationFile) gives the run \(epochs) epochs: \
                 the checkpoint belongs to another run, or \(Self.configurationFile) was edited
                 """)
+        }
+        if let mine = configuration.runID, let theirs = h.runID, mine != theirs {
+            throw TrainError.checkpoint(path: url.path, reason: "it belongs to run \(theirs), not to this run (\(mine)): it was copied in from another run directory")
         }
         try c.load(into: network.store, from: url)
         optimizer.velocity = c.velocity

@@ -20,6 +20,14 @@ struct Pyramid: ParsableCommand {
     /// Parses the command line and runs the command; every error of the run goes through
     /// ``Failure`` (one line, exit 64 usage, 1 failure, 130 interrupted).
     static func main() {
+        // Arguments reach Swift as Strings, with bytes that are not UTF-8 replaced: a path with
+        // such bytes would name another file. Refuse them before parsing.
+        for i in 1..<Int(CommandLine.argc) {
+            guard let raw = CommandLine.unsafeArgv[i], String(validatingCString: raw) == nil else { continue }
+            let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(raw).assumingMemoryBound(to: UInt8.self), count: strlen(raw))
+            printError("Error: argument \(i) (\(String(decoding: bytes, as: UTF8.self))) is not valid UTF-8; rename the file or use a link with a UTF-8 name")
+            Foundation.exit(64)
+        }
         var command: ParsableCommand
         do {
             command = try parseAsRoot()

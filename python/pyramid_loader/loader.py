@@ -7,6 +7,7 @@ import ctypes
 import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Union
 
@@ -26,6 +27,9 @@ FINGERPRINT_KEYS = ("schedule", "batch_size", "seed", "epochs", "augment", "rank
                     "corrupt_records", "cache")
 # How long one wait inside the library lasts: between waits Python handles signals (Ctrl-C).
 POLL_MS = 100
+# The C interface takes 64-bit integers: larger ones would wrap silently through ctypes.
+INT64_MAX = 2**63 - 1
+UINT64_MAX = 2**64 - 1
 
 
 def _to_the_end(action) -> bool:
@@ -42,16 +46,37 @@ def _to_the_end(action) -> bool:
             return interrupted
 
 
+def _path_bytes(path: Union[str, bytes, os.PathLike]) -> bytes:
+    """The path as the library takes it: bytes without NUL that are valid UTF-8 (the library names
+    files in UTF-8; another encoding would open a different path)."""
+    raw = os.fsencode(path)
+    if b"\0" in raw:
+        raise ValueError(f"path: {path!r} holds a NUL character")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"path: {path!r} is not valid UTF-8 (byte {e.start}); rename it or use a link with a UTF-8 name") from None
+    return raw
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    """TypeError for a non-integer, ValueError outside low…high (what ctypes would wrap)."""
+    _check_type(name, value, (int,), optional=False)
+    if not low <= value <= high:
+        raise ValueError(f"{name}: {value} is outside {low}…{high}")
+
+
 class _Handle:
     """Owns one native loader; closed with close() or when the Loader is gone. Batches still
     viewed by tensors stay valid after the close until their tensors go."""
 
-    def __init__(self, path: str, configuration: Dict[str, Any]):
+    def __init__(self, path: Union[str, bytes, os.PathLike], configuration: Dict[str, Any]):
         self.pointer = ctypes.c_void_p()
         self.pid = os.getpid()
         self.closed = False
+        raw = _path_bytes(path)
         try:
-            _native.call(_native.lib.pyramid_open, os.fsencode(path), json.dumps(configuration).encode(), ctypes.byref(self.pointer))
+            _native.call(_native.lib.pyramid_open, raw, json.dumps(configuration).encode(), ctypes.byref(self.pointer))
             # Closes the loader when this object dies, in native code (no __del__ to drop a Ctrl-C in).
             self.closer = _native.owner(self.pointer, 0)
         except BaseException:
@@ -123,7 +148,14 @@ def _distributed_defaults(rank: Optional[int], world_size: Optional[int]) -> tup
     if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
         r, w = torch.distributed.get_rank(), torch.distributed.get_world_size()
     else:
-        r, w = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+        def variable(name: str, default: str) -> int:
+            text = os.environ.get(name, default)
+            try:
+                return int(text)
+            except ValueError:
+                raise ValueError(f"{name}={text!r} in the environment is not an integer (torchrun and mpirun set it to the "
+                                 f"process's {'rank' if name == 'RANK' else 'process count'})") from None
+        r, w = variable("RANK", "0"), variable("WORLD_SIZE", "1")
     return (r if rank is None else rank), (w if world_size is None else world_size)
 
 
@@ -209,7 +241,18 @@ class Loader:
             _check_type(name, value, (bool,), optional=name == "drop_last")
         if output not in OUTPUTS:
             raise ValueError(f"output: '{output}' is not one of {', '.join(OUTPUTS)}")
-        self.device = torch.device(device) if device is not None else None
+        _check_int("batch_size", batch_size, 1, INT64_MAX)
+        _check_int("epochs", epochs, 1, INT64_MAX)
+        _check_int("seed", seed, 0, UINT64_MAX)
+        for name, value in (("rank", rank), ("world_size", world_size), ("workers", workers), ("prefetch", prefetch)):
+            if value is not None:
+                _check_int(name, value, 0, INT64_MAX)
+        if device is not None and not isinstance(device, (str, int, torch.device)):
+            raise TypeError(f"device must be str, int or torch.device, not {type(device).__name__}")
+        try:
+            self.device = torch.device(device) if device is not None else None
+        except RuntimeError as e:
+            raise ValueError(f"device: {device!r} is not a device ({e})") from None
         if self.device is not None and self.device.type not in ("cuda", "cpu"):
             raise ValueError(f"device: {self.device} is not a CUDA device or the CPU")
         if self.device is not None and self.device.type == "cpu":
@@ -236,14 +279,21 @@ class Loader:
         self._pinned: Dict[int, int] = {}
         self._normalization: Dict[tuple, tuple] = {}  # (channels, dtype) -> mean, std on the device
         self._in_flight: List[tuple] = []
+        # One iteration at a time: a second one (another loop, another thread) would share the
+        # native stream and cut both short.
+        self._iterating = False
+        self._iteration_lock = threading.Lock()
+
+    def __reduce__(self):
+        raise TypeError("a pyramid_loader.Loader cannot be pickled or sent to another process: it owns native threads and "
+                        "buffers. It loads on its own threads, so iterate it directly rather than through DataLoader workers; "
+                        "to load in another process, make a Loader there with the same settings")
 
     # MARK: Schedule
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch the next iteration serves (from its start)."""
-        _check_type("epoch", epoch, (int,), optional=False)
-        if epoch < 0:
-            raise ValueError(f"epoch: must be at least 0, not {epoch}")
+        _check_int("epoch", epoch, 0, INT64_MAX)
         self._epoch, self._cursor = epoch, 0
 
     @property
@@ -254,6 +304,7 @@ class Loader:
         """Every step of epochs 0 … epochs-1 (default: the run's), without reading a pixel: a list
         per epoch of {"sizes", "batch", "duplicates", "cursor", "images"} (`batch` per rank)."""
         count = self.epochs if epochs is None else epochs
+        _check_int("epochs", count, 0, INT64_MAX)
         self._handle.check_process()
         data = json.loads(_native.call_json(_native.lib.pyramid_plan, self._handle.pointer, 0, count))
         return [epoch["steps"] for epoch in data["epochs"]]
@@ -277,10 +328,25 @@ class Loader:
         if epoch is not None:
             self.set_epoch(epoch)
         if cursor is not None:
-            _check_type("cursor", cursor, (int,), optional=False)
+            _check_int("cursor", cursor, 0, INT64_MAX)
             self._cursor = cursor
+        return self._batches()
+
+    def _batches(self) -> Iterator[Batch]:
         handle = self._handle
         handle.check_process()
+        with self._iteration_lock:
+            if self._iterating:
+                raise PyramidError("this Loader is being iterated already (another loop or thread): one iteration at a time "
+                                   "shares its stream; finish or close the first (break out of its loop, or del its iterator)")
+            self._iterating = True
+        try:
+            yield from self._stream(handle)
+        finally:
+            with self._iteration_lock:
+                self._iterating = False
+
+    def _stream(self, handle: "_Handle") -> Iterator[Batch]:
         _native.call(_native.lib.pyramid_start_epoch, handle.pointer, self._epoch, self._cursor)
         info = _native.BatchInfo()
         finished = False
@@ -360,7 +426,9 @@ class Loader:
 
     def _fingerprint(self) -> Dict[str, Any]:
         c = dict(self.configuration)
-        c["cache"] = self.manifest.get("createdAt", "") + "/" + str(self.manifest.get("sampleCount"))
+        # The build's id: two caches built in the same second are still two caches.
+        build = self.manifest.get("buildOptions", {}).get("buildID")
+        c["cache"] = build if build else self.manifest.get("createdAt", "") + "/" + str(self.manifest.get("sampleCount"))
         return {k: c.get(k) for k in FINGERPRINT_KEYS}
 
     def state_dict(self) -> Dict[str, Any]:
@@ -382,8 +450,8 @@ class Loader:
         if changed:
             details = ", ".join(f"{k} {theirs.get(k)!r} -> {mine.get(k)!r}" for k in changed)
             raise ValueError(f"state: made under other settings ({details}); resume with the same ones")
-        _check_type("epoch", state["epoch"], (int,), optional=False)
-        _check_type("cursor", state["cursor"], (int,), optional=False)
+        _check_int("epoch", state["epoch"], 0, INT64_MAX)
+        _check_int("cursor", state["cursor"], 0, INT64_MAX)
         self._epoch, self._cursor = state["epoch"], state["cursor"]
 
     # MARK: Other

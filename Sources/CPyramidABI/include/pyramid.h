@@ -123,7 +123,8 @@ int32_t pyramid_stop_epoch(pyramid_loader *loader, char **error);
  * native runs no Python code, so it can neither lose a signal nor skip the release.
  *
  * pyramid_ticket: a ticket that, redeemed, releases `batch_id` of `loader` (batch_id 0: closes
- * the loader). NULL if `loader` is NULL. pyramid_redeem_ticket redeems and frees it; errors (a
+ * the loader). NULL if `loader` is NULL. A ticket is an opaque number, not memory: redeeming one
+ * twice, or a value never handed out, does nothing. pyramid_redeem_ticket redeems it; errors (a
  * batch released already, a closed loader, a forked child) are ignored. A NULL ticket is ignored.
  *
  * pyramid_set_capsule_getter: how to read a ticket out of a capsule object (for Python:

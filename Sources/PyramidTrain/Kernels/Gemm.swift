@@ -31,12 +31,21 @@ public enum GemmBackend: String, Sendable {
     /// OpenBLAS for every product (`PYRAMID_GEMM=openblas`).
     case openblas
 
-    /// Chosen once per process from `PYRAMID_GEMM` (`libxsmm` unless it says `openblas`).
+    /// Chosen once per process from `PYRAMID_GEMM` (`libxsmm` unless it says `openblas`); any
+    /// other value is reported on standard error once (as `PYRAMID_KERNELS` is), naming the backend used.
     public static let current: GemmBackend = {
-        if ProcessInfo.processInfo.environment["PYRAMID_GEMM"] == "openblas" { return .openblas }
-        pyr_xsmm_init()
-        return .libxsmm
+        let chosen = choose(ProcessInfo.processInfo.environment["PYRAMID_GEMM"]) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+        if chosen == .libxsmm { pyr_xsmm_init() }
+        return chosen
     }()
+
+    /// What ``current`` picks for the value `requested` of `PYRAMID_GEMM` (nil: unset).
+    static func choose(_ requested: String?, warn: (String) -> Void) -> GemmBackend {
+        guard let requested, !requested.isEmpty else { return .libxsmm }
+        if let backend = GemmBackend(rawValue: requested.lowercased()) { return backend }
+        warn("pyramid: PYRAMID_GEMM=\(requested) is not one of libxsmm, openblas; using libxsmm")
+        return .libxsmm
+    }
 
     /// Columns of C per libxsmm kernel call (the kernel's M in column-major terms).
     static let tile = 64

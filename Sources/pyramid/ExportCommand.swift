@@ -10,7 +10,8 @@ struct ExportCommand: ParsableCommand {
         abstract: "Write a sample, or a contact sheet of the first N samples at every level, as PNG.",
         discussion: """
             pyramid export CACHE --index 7 --level 14 -o seven.png
-            pyramid export CACHE --grid 64 -o sheet.png   (one row per sample, one column per level)
+            pyramid export CACHE --grid 64 -o sheet.png   (one row per sample labelled with its index and class,
+                                                          one column per level headed by its size; .svg for the SVG)
             pyramid export CACHE --grid 16 --views 28,20,14 --augment pad:2+flip -o views.png
 
             --views renders what training is given instead of the stored levels: one column per
@@ -41,7 +42,7 @@ struct ExportCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "The seed of --views' crops and flips.")
     var seed: UInt64 = 0
 
-    @Option(name: [.short, .customLong("output")], help: "The PNG file to write; - (or /dev/stdout) writes it to standard output and the messages to standard error.")
+    @Option(name: [.short, .customLong("output")], help: "The PNG file to write (a contact sheet ending in .svg is written as SVG); - (or /dev/stdout) writes it to standard output and the messages to standard error.")
     var output: String
 
     func validate() throws {
@@ -82,7 +83,13 @@ struct ExportCommand: ParsableCommand {
                     return CacheExport.SheetImage(width: s, height: s, pixels: Array(all[(i * stride)..<((i + 1) * stride)]))
                 }
             }
-            let (w, h) = try CacheExport.writeSheet(rows: rows, channels: c, to: output)
+            let labels = try reader.labels()
+            let sheet = ContactSheet(
+                title: "each row: one sample as training sees it at every size (\(loader.augmentation), seed \(seed))",
+                columnTitles: batch.sizes.map { "\($0) px" },
+                rowLabels: batch.indices.map { CacheExport.rowLabel(index: $0, label: labels[$0], classes: reader.manifest.classes) },
+                rows: rows, channels: c)
+            let (w, h) = try sheet.write(to: output)
             say("wrote \(output): \(rows.count) sample(s) from index \(first) at \(batch.sizes.map(String.init).joined(separator: ", ")) px "
                   + "(\(loader.augmentation), seed \(seed)), \(w)x\(h) px", aside: isStandardOutput(output))
         } else if let index {

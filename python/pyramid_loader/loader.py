@@ -221,14 +221,14 @@ class Loader:
         For a cache that cannot be read.
     """
 
-    def __init__(self, path: Union[str, os.PathLike], schedule: Optional[str] = None, batch_size: int = 128, epochs: int = 1,
+    def __init__(self, path: Union[str, bytes, os.PathLike], schedule: Optional[str] = None, batch_size: int = 128, epochs: int = 1,
                  seed: int = 0, augment: Optional[str] = None, rank: Optional[int] = None, world_size: Optional[int] = None,
                  workers: Optional[int] = None, prefetch: Optional[int] = None, output: str = "float32", device=None,
                  shuffle: bool = True, drop_last: Optional[bool] = None, corrupt_records: str = "fail",
                  order: Optional[str] = None):
         if torch is None:
             raise ImportError("pyramid_loader.Loader needs torch (pip install torch)")
-        _check_type("path", path, (str, os.PathLike), optional=False)
+        _check_type("path", path, (str, bytes, os.PathLike), optional=False)
         for name, value in (("schedule", schedule), ("augment", augment), ("order", order)):
             _check_type(name, value, (str,))
         _check_type("output", output, (str,), optional=False)

@@ -43,6 +43,9 @@ public struct BuildOptions: Sendable {
     public var mode: OutputMode = .create
     /// Use only the first `limit` source items.
     public var limit: Int?
+    /// The cache format version to write: 3 (a file per level in each shard), or 2 (one file per
+    /// shard, for readers older than version 3).
+    public var formatVersion: Int = Manifest.defaultBuildVersion
 
     public init(levels: [Int]) { self.levels = levels }
 
@@ -64,6 +67,9 @@ public struct BuildOptions: Sendable {
         if zstdLevel < -7 || zstdLevel > 19 { throw BuildError.invalidOption(name: "zstdLevel", reason: "must be between -7 and 19, not \(zstdLevel)") }
         if maxPixels < 1 { throw BuildError.invalidOption(name: "maxPixels", reason: "must be positive") }
         if let l = limit, l < 1 { throw BuildError.invalidOption(name: "limit", reason: "must be positive") }
+        if formatVersion != 2 && formatVersion != 3 {
+            throw BuildError.invalidOption(name: "cacheVersion", reason: "must be 2 or 3, not \(formatVersion)")
+        }
         if let codecs, codecs.count != 1 && codecs.count != levels.count {
             throw BuildError.invalidOption(name: "codecs", reason: "give one codec, or one per level (\(levels.count)), not \(codecs.count)")
         }

@@ -4,35 +4,40 @@ import Synchronization
 
 /// Opens a finished cache for reading.
 ///
-/// Opening checks the manifest version and that every shard matches the manifest (its identity,
-/// its levels and its record counts), so a mismatch is reported once, naming the shard, instead
-/// of surfacing as odd samples later. A `CacheReader` is thread-safe; each reading thread makes its
-/// own ``ReadSession`` with ``makeSession()``.
+/// Opening checks the manifest version and that every shard file matches the manifest (its
+/// identity, its levels and its record counts), so a mismatch is reported once, naming the file,
+/// instead of surfacing as odd samples later. A version 3 cache's level files are opened (and
+/// checked) when a level is first read: a run at one size never opens another level's file. A
+/// `CacheReader` is thread-safe; each reading thread makes its own ``ReadSession`` with
+/// ``makeSession()``.
 ///
-/// `@unchecked Sendable`: every stored property is immutable after `init`; the LMDB environments
-/// are opened `MDB_NOTLS` and only read, each thread through its own read transaction.
+/// `@unchecked Sendable`: the stored properties are immutable after `init` or behind a `Mutex`;
+/// the LMDB environments are opened `MDB_NOTLS` and only read, each thread through its own read
+/// transaction.
 public final class CacheReader: @unchecked Sendable {
     /// The cache directory.
     public let url: URL
     /// The decoded manifest.
     public let manifest: Manifest
 
-    struct OpenShard {
+    /// One open shard file (see ``Manifest/files``) and its databases by name.
+    final class OpenFile: @unchecked Sendable {
         let env: LMDBEnvironment
-        let info: Manifest.Shard
-        let levelDBs: [Int: MDB_dbi]
-        let labelsDB: MDB_dbi
-        let metaDB: MDB_dbi
+        let dbs: [String: MDB_dbi]
+        init(env: LMDBEnvironment, dbs: [String: MDB_dbi]) { self.env = env; self.dbs = dbs }
     }
 
-    /// Shards by number; nil for a shard this reader was not asked to open (or, for a remote
-    /// cache, every shard: those are opened while fetched, in `remoteShards`).
-    let shards: [OpenShard?]
-    /// Where a remote cache's shards come from; nil for a local cache.
+    /// ``Manifest/files`` once.
+    let files: [Manifest.CacheFile]
+    /// The only shard this reader reads, when it was asked to (`pyramid verify`'s children).
+    private let onlyShard: Int?
+    /// A local cache's files opened so far, by file id.
+    private let local: Mutex<[Int: OpenFile]>
+    /// Where a remote cache's files come from; nil for a local cache.
     public let store: (any ShardStore)?
-    /// A remote cache's open shards and how many holders each has.
-    private let remoteShards: Mutex<[RemoteShard]>
-    struct RemoteShard { var open: OpenShard?; var pins = 0 }
+    /// A remote cache's open files and how many holders each has, by file id.
+    private let remoteFiles: Mutex<[RemoteFile]>
+    struct RemoteFile { var open: OpenFile?; var pins = 0 }
     let dictionaries: [Int: RecordDictionary]
     let filter: RecordHeader.Filter
     /// Each level's codec, by size.
@@ -47,7 +52,7 @@ public final class CacheReader: @unchecked Sendable {
         try self.init(url: url, onlyShard: onlyShard, store: nil)
     }
 
-    /// Opens the local copy at `url` of a remote cache whose shards `store` fetches: no shard is
+    /// Opens the local copy at `url` of a remote cache whose files `store` fetches: no file is
     /// opened until it is pinned (``pin(_:)``) or read.
     public convenience init(url: URL, store: any ShardStore) throws {
         try self.init(url: url, onlyShard: nil, store: store)
@@ -56,20 +61,17 @@ public final class CacheReader: @unchecked Sendable {
     private init(url: URL, onlyShard: Int?, store: (any ShardStore)?) throws {
         self.url = url
         self.store = store
+        self.onlyShard = onlyShard
         manifest = try Manifest.load(from: url)
-        remoteShards = Mutex(Array(repeating: RemoteShard(), count: manifest.shards.count))
+        files = manifest.files
+        local = Mutex([:])
+        remoteFiles = Mutex(Array(repeating: RemoteFile(), count: files.count))
         guard manifest.codec.name == "zstd", let filter = RecordHeader.Filter(name: manifest.codec.filter) else {
             throw CacheError.invalidManifest(path: url.appendingPathComponent(Manifest.fileName).path,
                                              reason: "unknown codec \(manifest.codec.name) with filter \(manifest.codec.filter)")
         }
         self.filter = filter
         codecs = Dictionary(uniqueKeysWithValues: manifest.levels.map { ($0.size, $0.levelCodec) })
-        var opened: [OpenShard?] = []
-        for (number, shard) in manifest.shards.enumerated() {
-            guard store == nil, onlyShard == nil || onlyShard == number else { opened.append(nil); continue }
-            opened.append(try Self.openShard(url.appendingPathComponent(shard.name), number: number, shard: shard, manifest: manifest))
-        }
-        shards = opened
         var dicts: [Int: RecordDictionary] = [:]
         for level in manifest.levels {
             if let bytes = level.dictionaryBytes {
@@ -77,20 +79,42 @@ public final class CacheReader: @unchecked Sendable {
             }
         }
         dictionaries = dicts
+        // A local cache's shards are checked now (version 3: their meta.mdb; the level files when read).
+        if store == nil {
+            for number in manifest.shards.indices where onlyShard == nil || onlyShard == number {
+                _ = try file(manifest.metaFileID(shard: number))
+            }
+        }
     }
 
-    private static func openShard(_ dir: URL, number: Int, shard: Manifest.Shard, manifest: Manifest) throws -> OpenShard {
-        let path = dir.path
-        guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("data.mdb").path) else {
-            throw CacheError.shardMismatch(path: path, reason: "data.mdb is missing")
+    /// Opens and checks file `id` (of ``files``) in the local directory.
+    private func openFile(_ id: Int) throws -> OpenFile {
+        let file = files[id], shard = manifest.shards[file.shard], v3 = manifest.hasLevelFiles
+        let path = url.appendingPathComponent(file.path).path
+        let directory = (path as NSString).deletingLastPathComponent
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw CacheError.shardMismatch(path: directory, reason: "\((file.path as NSString).lastPathComponent) is missing")
         }
-        let env = try LMDBEnvironment(path: path, readOnly: true, maxDatabases: manifest.levels.count + 2, mapSize: 0)
+        // The names this file holds: version 1/2 data.mdb every level, labels and meta; version 3
+        // meta.mdb labels and meta, a level file its level and meta.
+        let names: [String]
+        if let level = file.level { names = [ShardDatabase.level(level), ShardDatabase.meta] }
+        else if v3 { names = [ShardDatabase.labels, ShardDatabase.meta] }
+        else { names = manifest.levels.map(\.databaseName) + [ShardDatabase.labels, ShardDatabase.meta] }
+        // Level files are read in the loader's order, one record after another in index order
+        // within a step's shards: the kernel's readahead fetches the neighbouring pages of the same
+        // level, which is what the next records need (measured in Tools/bench/io). A version 1/2
+        // data.mdb interleaves every level's pages, so readahead there pulls in levels the run
+        // does not use: no readahead for it.
+        let env = try LMDBEnvironment(path: v3 ? path : directory, readOnly: true, maxDatabases: names.count + 1, mapSize: 0,
+                                      subdirectory: !v3, advice: v3 ? .normal : .random)
         var txn: OpaquePointer?
         try lmdbCheck(mdb_txn_begin(env.env, nil, UInt32(MDB_RDONLY), &txn), "mdb_txn_begin", path)
         // Database handles opened in a transaction survive only if it commits (an abort closes them).
         var committed = false
         defer { if !committed { mdb_txn_abort(txn) } }
-        func open(_ name: String) throws -> MDB_dbi {
+        var dbs: [String: MDB_dbi] = [:]
+        for name in names {
             var dbi: MDB_dbi = 0
             let rc = mdb_dbi_open(txn, name, 0, &dbi)
             if rc == MDB_NOTFOUND { throw CacheError.shardMismatch(path: path, reason: "no database \(name)") }
@@ -100,26 +124,25 @@ public final class CacheReader: @unchecked Sendable {
             if name != ShardDatabase.meta && stat.ms_entries != shard.count {
                 throw CacheError.shardMismatch(path: path, reason: "\(name) holds \(stat.ms_entries) records, the manifest says \(shard.count)")
             }
-            return dbi
+            dbs[name] = dbi
         }
-        var levelDBs: [Int: MDB_dbi] = [:]
-        for level in manifest.levels { levelDBs[level.size] = try open(level.databaseName) }
-        let labelsDB = try open(ShardDatabase.labels)
-        let metaDB = try open(ShardDatabase.meta)
-        // The shard's own description must agree with the manifest.
+        // The file's own description of its shard must agree with the manifest.
         var key = Array(ShardInfo.metaKey.utf8)
         let info: ShardInfo? = key.withUnsafeMutableBytes { kb in
             var k = MDB_val(mv_size: kb.count, mv_data: kb.baseAddress); var v = MDB_val()
-            guard mdb_get(txn, metaDB, &k, &v) == MDB_SUCCESS else { return nil }
+            guard mdb_get(txn, dbs[ShardDatabase.meta]!, &k, &v) == MDB_SUCCESS else { return nil }
             return try? JSONDecoder().decode(ShardInfo.self, from: Data(bytes: v.mv_data, count: v.mv_size))
         }
         guard let info else { throw CacheError.shardMismatch(path: path, reason: "no shard description in its meta database") }
         guard info.formatVersion == manifest.formatVersion else {
             throw CacheError.unsupportedVersion(path: path, found: info.formatVersion, supported: manifest.formatVersion)
         }
-        let expected = manifest.buildOptions["buildID"]
+        let expected = manifest.buildID
+        let number = file.shard
         if info.number != number || info.firstIndex != shard.firstIndex || info.count != shard.count
-            || info.levels != manifest.levelSizes || info.channels != manifest.channels
+            // A version 3 publication may hold a subset of the build's levels (push --levels).
+            || (v3 ? !Set(manifest.levelSizes).isSubset(of: info.levels) : info.levels != manifest.levelSizes)
+            || info.channels != manifest.channels
             || (expected != nil && info.buildID != expected) {
             throw CacheError.shardMismatch(
                 path: path,
@@ -127,41 +150,73 @@ public final class CacheReader: @unchecked Sendable {
         }
         committed = true
         try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit", path)
-        return OpenShard(env: env, info: shard, levelDBs: levelDBs, labelsDB: labelsDB, metaDB: metaDB)
+        return OpenFile(env: env, dbs: dbs)
     }
 
-    /// Shard `number`, open. A remote shard that is not pinned is fetched and kept to the end.
-    func shard(_ number: Int) throws -> OpenShard {
-        if let s = shards[number] { return s }
+    /// File `id`, open. A local file is opened on first use and kept; a remote file that is not
+    /// pinned is fetched and kept to the end.
+    func file(_ id: Int) throws -> OpenFile {
+        let shard = files[id].shard
+        if let onlyShard, shard != onlyShard {
+            throw CacheError.shardMismatch(path: url.appendingPathComponent(manifest.shards[shard].name).path, reason: "not opened by this reader")
+        }
         guard store != nil else {
-            throw CacheError.shardMismatch(path: url.appendingPathComponent(manifest.shards[number].name).path, reason: "not opened by this reader")
+            return try local.withLock { table in
+                if let f = table[id] { return f }
+                let f = try openFile(id)
+                table[id] = f
+                return f
+            }
         }
-        if let s = remoteShards.withLock({ $0[number].open }) { return s }
-        try pin([number])  // never unpinned: a one-off read (export, inspect, a substitution)
-        guard let s = remoteShards.withLock({ $0[number].open }) else {
-            throw CacheError.shardMismatch(path: url.appendingPathComponent(manifest.shards[number].name).path, reason: "not opened by this reader")
+        if let f = remoteFiles.withLock({ $0[id].open }) { return f }
+        try pin([id])  // never unpinned: a one-off read (export, inspect, a substitution)
+        guard let f = remoteFiles.withLock({ $0[id].open }) else {
+            throw CacheError.shardMismatch(path: url.appendingPathComponent(files[id].path).path, reason: "not opened by this reader")
         }
-        return s
+        return f
     }
 
-    /// True for a remote cache (shards fetched by ``store``).
+    /// The open file and database of `level`'s records in shard `shard`.
+    func levelDatabase(shard: Int, level: Int) throws -> (file: OpenFile, id: Int, dbi: MDB_dbi) {
+        guard manifest.levels.contains(where: { $0.size == level }) else {
+            throw CacheError.unknownLevel(level: level, available: manifest.levelSizes)
+        }
+        let id = manifest.fileID(shard: shard, level: level)
+        let f = try file(id)
+        return (f, id, f.dbs[ShardDatabase.level(level)]!)
+    }
+
+    /// The open file and database of shard `shard`'s labels.
+    func labelsDatabase(shard: Int) throws -> (file: OpenFile, id: Int, dbi: MDB_dbi) {
+        let id = manifest.metaFileID(shard: shard)
+        let f = try file(id)
+        return (f, id, f.dbs[ShardDatabase.labels]!)
+    }
+
+    /// The files a read of `levels` in `shards` opens (ids into ``Manifest/files``).
+    public func files(shards: some Collection<Int>, levels: Set<Int>) -> [Int] {
+        var ids = Set<Int>()
+        for s in shards {
+            if manifest.hasLevelFiles { for l in levels { ids.insert(manifest.fileID(shard: s, level: l)) } } else { ids.insert(s) }
+        }
+        return ids.sorted()
+    }
+
+    /// True for a remote cache (files fetched by ``store``).
     public var isRemote: Bool { store != nil }
 
-    /// Makes remote shards `numbers` local and open, and keeps them so until ``unpin(_:)``
-    /// (waits for downloads). Nothing for a local cache.
-    /// - Throws: ``RemoteError`` when a shard cannot be fetched, and the checks of opening a shard.
-    public func pin(_ numbers: some Collection<Int>) throws {
+    /// Makes remote files `ids` (of ``Manifest/files``) local and open, and keeps them so until
+    /// ``unpin(_:)`` (waits for downloads). Nothing for a local cache.
+    /// - Throws: ``RemoteError`` when a file cannot be fetched, and the checks of opening it.
+    public func pin(_ ids: some Collection<Int>) throws {
         guard let store else { return }
         var done: [Int] = []
         do {
-            for n in numbers {
+            for n in ids {
                 try store.acquire(n)
                 done.append(n)
-                try remoteShards.withLock { table in
-                    if table[n].open == nil {
-                        let info = manifest.shards[n]
-                        table[n].open = try Self.openShard(url.appendingPathComponent(info.name), number: n, shard: info, manifest: manifest)
-                    }
+                try remoteFiles.withLock { table in
+                    if table[n].open == nil { table[n].open = try openFile(n) }
                     table[n].pins += 1
                 }
             }
@@ -171,12 +226,12 @@ public final class CacheReader: @unchecked Sendable {
         }
     }
 
-    /// Ends one ``pin(_:)`` of each shard. A shard nobody holds is closed and may be evicted.
+    /// Ends one ``pin(_:)`` of each file. A file nobody holds is closed and may be evicted.
     /// Sessions must not hold reads on them (``ReadSession/endReads()``).
-    public func unpin(_ numbers: some Collection<Int>) {
+    public func unpin(_ ids: some Collection<Int>) {
         guard let store else { return }
-        for n in numbers {
-            remoteShards.withLock { table in
+        for n in ids {
+            remoteFiles.withLock { table in
                 // A pin whose open failed never counted.
                 guard table[n].pins > 0 else { return }
                 table[n].pins -= 1
@@ -195,9 +250,8 @@ public final class CacheReader: @unchecked Sendable {
         if let store { return try store.labels() }
         let session = makeSession()
         var out = [Int32](repeating: -1, count: manifest.sampleCount)
-        for (number, open) in shards.enumerated() {
-            guard let open else { continue }  // a shard this reader did not open
-            try session.forEach(shard: number, database: open.labelsDB) { index, value in
+        for number in manifest.shards.indices where onlyShard == nil || onlyShard == number {
+            try session.forEach(file: try labelsDatabase(shard: number)) { index, value in
                 guard index >= 0, index < out.count, value.count == 4 else {
                     throw CacheError.corruptRecord(shard: number, index: index, level: 0, reason: "bad label entry")
                 }
@@ -216,75 +270,63 @@ public final class CacheReader: @unchecked Sendable {
 public final class ReadSession {
     /// The reader this session reads from.
     public let reader: CacheReader
-    private var txns: [OpaquePointer?]
-    /// The shards this session reads (kept open by the session while it reads them).
-    private var opened: [CacheReader.OpenShard?]
+    /// Read transactions by file id, with the file they read (kept open by the session while it
+    /// reads it).
+    private var txns: [Int: (file: CacheReader.OpenFile, txn: OpaquePointer?)] = [:]
     private var decoders: [Int: RecordDecoder] = [:]
 
     init(reader: CacheReader) {
         self.reader = reader
-        txns = Array(repeating: nil, count: reader.manifest.shards.count)
-        opened = Array(repeating: nil, count: reader.manifest.shards.count)
     }
 
     deinit { endReads() }
 
-    /// Ends this session's reads, so that a remote cache's shards can be closed and evicted
+    /// Ends this session's reads, so that a remote cache's files can be closed and evicted
     /// (the next read starts new ones).
     public func endReads() {
-        for (i, t) in txns.enumerated() where t != nil { mdb_txn_abort(t); txns[i] = nil }
-        for i in opened.indices { opened[i] = nil }
+        for (_, t) in txns { mdb_txn_abort(t.txn) }
+        txns = [:]
     }
 
-    private func shard(_ number: Int) throws -> CacheReader.OpenShard {
-        if let s = opened[number] { return s }
-        let s = try reader.shard(number)
-        opened[number] = s
-        return s
-    }
-
-    private func txn(_ shard: Int) throws -> OpaquePointer? {
-        if let t = txns[shard] { return t }
+    private func txn(_ location: (file: CacheReader.OpenFile, id: Int, dbi: MDB_dbi)) throws -> OpaquePointer? {
+        if let t = txns[location.id], t.file === location.file { return t.txn }
+        if let stale = txns[location.id] { mdb_txn_abort(stale.txn) }  // the file was reopened (fetched again)
         var t: OpaquePointer?
-        let s = try self.shard(shard)
-        try lmdbCheck(mdb_txn_begin(s.env.env, nil, UInt32(MDB_RDONLY), &t), "mdb_txn_begin", s.env.path)
-        txns[shard] = t
+        try lmdbCheck(mdb_txn_begin(location.file.env.env, nil, UInt32(MDB_RDONLY), &t), "mdb_txn_begin", location.file.env.path)
+        txns[location.id] = (location.file, t)
         return t
+    }
+
+    /// Ends the transaction on file `id` after a failed read (LMDB makes it unusable).
+    private func discard(_ id: Int) {
+        if let t = txns.removeValue(forKey: id) { mdb_txn_abort(t.txn) }
     }
 
     private func decoder(_ level: Int) -> RecordDecoder {
         if let d = decoders[level] { return d }
         let d = RecordDecoder(codec: reader.codecs[level] ?? .zstd, dictionary: reader.dictionaries[level], filter: reader.filter,
-                              recordVersion: UInt8(reader.manifest.formatVersion))
+                              recordVersion: UInt8(min(reader.manifest.formatVersion, 2)))  // version 3 keeps version 2's records
         decoders[level] = d
         return d
     }
 
-    private func locate(_ index: Int, _ level: Int) throws -> (shard: Int, dbi: MDB_dbi) {
+    /// Calls `body` with the stored bytes of a record (header, payload and, from version 2,
+    /// checksum), valid only inside `body`.
+    public func withRecord<R>(index: Int, level: Int, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         guard let shard = reader.manifest.shardNumber(of: index) else {
             throw CacheError.indexOutOfRange(index: index, count: reader.manifest.sampleCount)
         }
-        guard let dbi = try self.shard(shard).levelDBs[level] else {
-            throw CacheError.unknownLevel(level: level, available: reader.manifest.levelSizes)
-        }
-        return (shard, dbi)
-    }
-
-    /// Calls `body` with the stored bytes of a record (header, payload and, in version 2, checksum),
-    /// valid only inside `body`.
-    public func withRecord<R>(index: Int, level: Int, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
-        let (shard, dbi) = try locate(index, level)
-        let t = try txn(shard)
+        let location = try reader.levelDatabase(shard: shard, level: level)
+        let t = try txn(location)
         var value = MDB_val()
-        let rc = withIndexKey(index) { key in mdb_get(t, dbi, &key, &value) }
+        let rc = withIndexKey(index) { key in mdb_get(t, location.dbi, &key, &value) }
         if rc == MDB_NOTFOUND { throw CacheError.missingRecord(shard: shard, index: index, level: level) }
         if rc != 0 {
             // A failed get (damaged pages) leaves its transaction unusable (MDB_BAD_TXN for every
-            // later read): end it, so the next read of this shard starts afresh.
-            mdb_txn_abort(t)
-            txns[shard] = nil
+            // later read): end it, so the next read of this file starts afresh.
+            discard(location.id)
         }
-        try lmdbCheck(rc, "mdb_get", try self.shard(shard).env.path)
+        try lmdbCheck(rc, "mdb_get", location.file.env.path)
         return try body(UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
     }
 
@@ -343,22 +385,23 @@ public final class ReadSession {
         guard let shard = reader.manifest.shardNumber(of: index) else {
             throw CacheError.indexOutOfRange(index: index, count: reader.manifest.sampleCount)
         }
-        let t = try txn(shard)
+        let location = try reader.labelsDatabase(shard: shard)
+        let t = try txn(location)
         var value = MDB_val()
-        let labelsDB = try self.shard(shard).labelsDB
-        let rc = withIndexKey(index) { key in mdb_get(t, labelsDB, &key, &value) }
+        let rc = withIndexKey(index) { key in mdb_get(t, location.dbi, &key, &value) }
         if rc == MDB_NOTFOUND { throw CacheError.missingRecord(shard: shard, index: index, level: 0) }
-        try lmdbCheck(rc, "mdb_get", try self.shard(shard).env.path)
+        if rc != 0 { discard(location.id) }
+        try lmdbCheck(rc, "mdb_get", location.file.env.path)
         guard value.mv_size == 4 else { throw CacheError.corruptRecord(shard: shard, index: index, level: 0, reason: "label of \(value.mv_size) bytes") }
         return Int(UnsafeRawBufferPointer(start: value.mv_data, count: 4).loadUnaligned(as: Int32.self).littleEndian)
     }
 
-    /// Walks a database of a shard in key order.
-    func forEach(shard: Int, database: MDB_dbi, _ body: (Int, UnsafeRawBufferPointer) throws -> Void) throws {
-        let t = try txn(shard)
-        let path = try self.shard(shard).env.path
+    /// Walks a database of a shard file in key order.
+    func forEach(file location: (file: CacheReader.OpenFile, id: Int, dbi: MDB_dbi), _ body: (Int, UnsafeRawBufferPointer) throws -> Void) throws {
+        let t = try txn(location)
+        let path = location.file.env.path
         var cursor: OpaquePointer?
-        try lmdbCheck(mdb_cursor_open(t, database, &cursor), "mdb_cursor_open", path)
+        try lmdbCheck(mdb_cursor_open(t, location.dbi, &cursor), "mdb_cursor_open", path)
         defer { mdb_cursor_close(cursor) }
         var key = MDB_val(), value = MDB_val()
         var rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST)
@@ -371,10 +414,7 @@ public final class ReadSession {
 
     /// Walks one level of one shard in index order, handing each record's stored bytes to `body`.
     public func forEachRecord(shard: Int, level: Int, _ body: (Int, UnsafeRawBufferPointer) throws -> Void) throws {
-        guard let dbi = try self.shard(shard).levelDBs[level] else {
-            throw CacheError.unknownLevel(level: level, available: reader.manifest.levelSizes)
-        }
-        try forEach(shard: shard, database: dbi, body)
+        try forEach(file: try reader.levelDatabase(shard: shard, level: level), body)
     }
 
     /// Decoder for `level`, for callers that walk records with ``forEachRecord(shard:level:_:)``.

@@ -25,7 +25,10 @@ final class LMDBEnvironment: @unchecked Sendable {
     /// - Throws: ``CacheError/lmdb(function:code:message:path:)``, and
     ///   ``CacheError/truncatedFile(path:size:expected:)`` when `data.mdb` is shorter than the pages
     ///   its own meta page says are in use (reading them would end the process with SIGBUS).
-    init(path: String, readOnly: Bool, maxDatabases: Int, mapSize: Int) throws {
+    ///   - subdirectory: `path` is a directory holding `data.mdb` (versions 1, 2); false: `path`
+    ///     is the data file itself (`MDB_NOSUBDIR`, version 3's level files).
+    init(path: String, readOnly: Bool, maxDatabases: Int, mapSize: Int, subdirectory: Bool = true,
+         advice: ReadAdvice = .normal) throws {
         var e: OpaquePointer?
         try lmdbCheck(mdb_env_create(&e), "mdb_env_create", path)
         env = e!
@@ -33,11 +36,13 @@ final class LMDBEnvironment: @unchecked Sendable {
         // From here on a throw releases self, and deinit closes the environment (once).
         try lmdbCheck(mdb_env_set_maxdbs(env, MDB_dbi(maxDatabases)), "mdb_env_set_maxdbs", path)
         try lmdbCheck(mdb_env_set_mapsize(env, mapSize), "mdb_env_set_mapsize", path)
-        let flags: Int32 = readOnly
+        var flags: Int32 = readOnly
             ? Int32(MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS)
             : Int32(MDB_NOSYNC | MDB_NOTLS)
+        if !subdirectory { flags |= Int32(MDB_NOSUBDIR) }
+        if readOnly && advice == .random { flags |= Int32(MDB_NORDAHEAD) }
         try lmdbCheck(mdb_env_open(env, path, UInt32(flags), 0o644), "mdb_env_open", path)
-        let file = (path as NSString).appendingPathComponent("data.mdb")
+        let file = subdirectory ? (path as NSString).appendingPathComponent("data.mdb") : path
         let size = ((try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? Int) ?? 0
         let used = usedBytes
         if size < used { throw CacheError.truncatedFile(path: file, size: size, expected: used) }
@@ -51,6 +56,14 @@ final class LMDBEnvironment: @unchecked Sendable {
         mdb_env_info(env, &info); mdb_env_stat(env, &stat)
         return (info.me_last_pgno + 1) * Int(stat.ms_psize)
     }
+}
+
+/// How a reader's accesses to a file go, for the kernel's readahead.
+enum ReadAdvice {
+    /// LMDB's default: the kernel reads ahead of each page fault.
+    case normal
+    /// `MDB_NORDAHEAD`: no readahead.
+    case random
 }
 
 /// The LMDB key of sample `index`: 8 bytes, big-endian, so key order is index order.

@@ -7,9 +7,13 @@ import Foundation
 /// first and refuse versions they do not know (see ``Manifest/load(from:)``).
 /// The format is specified in `docs/cache-format.md`.
 public struct Manifest: Codable, Equatable, Sendable {
-    /// The cache format version this module writes; it reads every version from 1 up to it.
-    /// Version 2 adds a codec per level (zstd or JPEG) and a checksum in every record.
-    public static let currentFormatVersion = 2
+    /// The newest cache format version this module writes; it reads every version from 1 up to it.
+    /// Version 2 adds a codec per level (zstd or JPEG) and a checksum in every record; version 3
+    /// stores each level of a shard in a file of its own (`shard-00000/level-224.mdb`), so that a
+    /// reader, a download or an eviction touches only the levels a run uses.
+    public static let currentFormatVersion = 3
+    /// The version `pyramid build` writes unless told otherwise.
+    public static let defaultBuildVersion = 2
     /// The versions ``load(from:)`` accepts.
     public static let readableFormatVersions = 1...currentFormatVersion
     /// The file name of the manifest inside a cache directory.
@@ -108,15 +112,71 @@ public struct Manifest: Codable, Equatable, Sendable {
         public var firstIndex: Int
         /// The number of samples stored in this shard.
         public var count: Int
-        /// Size and digest of the shard's `data.mdb` (optional: written by builds since 0.9 and by
-        /// `pyramid push`; remote reading needs it, local reading ignores it).
+        /// Size and digest of the shard's `data.mdb` (versions 1 and 2; optional: written by
+        /// builds since 0.9 and by `pyramid push`; remote reading needs it, local reading ignores it).
         public var file: FileDigest?
-        public init(name: String, firstIndex: Int, count: Int, file: FileDigest? = nil) {
-            self.name = name; self.firstIndex = firstIndex; self.count = count; self.file = file
+        /// Version 3: size and digest of each of the shard's files, by name (`meta.mdb`,
+        /// `level-224.mdb`, …).
+        public var files: [String: FileDigest]?
+        public init(name: String, firstIndex: Int, count: Int, file: FileDigest? = nil, files: [String: FileDigest]? = nil) {
+            self.name = name; self.firstIndex = firstIndex; self.count = count; self.file = file; self.files = files
         }
-        /// The shard's data file, relative to the cache's top: `shard-00000/data.mdb`.
+        /// The shard's data file in versions 1 and 2, relative to the cache's top: `shard-00000/data.mdb`.
         public var dataPath: String { name + "/data.mdb" }
     }
+
+    /// One file of a cache's shards: what a reader opens, a remote reader downloads and evicts,
+    /// and `pyramid push` publishes. Versions 1 and 2 have one per shard (`data.mdb`, every level);
+    /// version 3 has `meta.mdb` (labels, bookkeeping) and one per level (`level-224.mdb`).
+    public struct CacheFile: Sendable, Equatable {
+        /// Relative to the cache's top: `shard-00000/level-224.mdb`.
+        public var path: String
+        public var shard: Int
+        /// The level the file holds alone (version 3 level files); nil for `meta.mdb` and for a
+        /// version 1/2 `data.mdb` (which holds every level).
+        public var level: Int?
+        /// Size and digest, when the manifest records them.
+        public var digest: FileDigest?
+    }
+
+    /// True when each level of a shard is a file of its own (version 3 on).
+    public var hasLevelFiles: Bool { formatVersion >= 3 }
+
+    /// The name of level `size`'s file in a version 3 shard.
+    public static func levelFileName(_ size: Int) -> String { "level-\(size).mdb" }
+    /// The name of a version 3 shard's labels and bookkeeping file.
+    public static let metaFileName = "meta.mdb"
+
+    /// Every shard file, numbered: file `id` is `files[id]`. Version 3: shard k's files are
+    /// `k × (levels + 1)` (its `meta.mdb`) and the next `levels` ids (its levels, largest first).
+    public var files: [CacheFile] {
+        if !hasLevelFiles {
+            return shards.enumerated().map { CacheFile(path: $1.dataPath, shard: $0, level: nil, digest: $1.file) }
+        }
+        return shards.enumerated().flatMap { k, shard in
+            [CacheFile(path: shard.name + "/" + Self.metaFileName, shard: k, level: nil, digest: shard.files?[Self.metaFileName])]
+                + levels.map { l in
+                    let name = Self.levelFileName(l.size)
+                    return CacheFile(path: shard.name + "/" + name, shard: k, level: l.size, digest: shard.files?[name])
+                }
+        }
+    }
+
+    /// The levels this copy of the cache holds: every level, except in a version 3 publication
+    /// of some levels (`pyramid push --levels`), whose shards list only those levels' files.
+    public var heldLevels: [Int] {
+        guard hasLevelFiles, shards.allSatisfy({ $0.files != nil }) else { return levelSizes }
+        return levelSizes.filter { l in shards.allSatisfy { $0.files?[Self.levelFileName(l)] != nil } }
+    }
+
+    /// The id (into ``files``) of the file holding `level` of shard `shard`.
+    public func fileID(shard: Int, level: Int) -> Int {
+        guard hasLevelFiles else { return shard }
+        return shard * (levels.count + 1) + 1 + (levels.firstIndex { $0.size == level } ?? 0)
+    }
+
+    /// The id of the file holding shard `shard`'s labels and bookkeeping.
+    public func metaFileID(shard: Int) -> Int { hasLevelFiles ? shard * (levels.count + 1) : shard }
 
     /// The size and XXH3-64 digest of a file of the cache, for remote copies to be checked against.
     public struct FileDigest: Codable, Equatable, Sendable {
@@ -267,6 +327,10 @@ public struct Manifest: Codable, Equatable, Sendable {
             next += shard.count
             if let f = shard.file, f.bytes < 0 || f.digest == nil {
                 throw CacheError.invalidManifest(path: path, reason: "shard \(shard.name): file size \(f.bytes) or digest \(String(reflecting: f.xxh3)) is not valid")
+            }
+            for (name, f) in shard.files ?? [:] where f.bytes < 0 || f.digest == nil
+                || !(name == Self.metaFileName || levels.contains { Self.levelFileName($0.size) == name }) {
+                throw CacheError.invalidManifest(path: path, reason: "shard \(shard.name): file \(String(reflecting: name)) (\(f.bytes) bytes, digest \(String(reflecting: f.xxh3))) is not one of its files or not valid")
             }
         }
         if let f = labels, f.bytes != 4 * sampleCount || f.digest == nil {

@@ -17,8 +17,8 @@ final class EpochRun: Sendable {
     let epoch: Int
     let plan: EpochPlan
     let order: [Int32]
-    /// For a remote cache: the shards each step from `firstStep` on reads (this rank's share).
-    let shardUses: [[Int]]
+    /// For a remote cache: the files each step from `firstStep` on reads (this rank's share).
+    let fileUses: [[Int]]
     let firstStep: Int
     private let state: Mutex<State>
 
@@ -31,15 +31,15 @@ final class EpochRun: Sendable {
         firstStep = first
         if let store = loader.cache.store {
             // Fetch ahead through this epoch's rest and the next epoch (its order is known already).
-            shardUses = loader.shardUses(plan: plan, order: order, from: first)
-            var ahead = shardUses
+            fileUses = loader.fileUses(plan: plan, order: order, from: first)
+            var ahead = fileUses
             let c = loader.configuration
             if c.shuffle, c.epochs.map({ epoch + 1 < $0 }) ?? true {
-                ahead += loader.shardUses(plan: loader.plan(epoch: epoch + 1), order: loader.sampler.order(epoch: epoch + 1), from: 0)
+                ahead += loader.fileUses(plan: loader.plan(epoch: epoch + 1), order: loader.sampler.order(epoch: epoch + 1), from: 0)
             }
             try store.schedule(ahead, concurrency: c.workers)
         } else {
-            shardUses = []
+            fileUses = []
         }
         // Buffers left by earlier epochs are reused, so their pages are not faulted in again.
         state = Mutex(State(firstStep: first, steps: plan.steps.count, capacity: loader.configuration.prefetch,
@@ -91,8 +91,8 @@ final class EpochRun: Sendable {
                 let result: Result<BatchStorage, any Error>
                 do {
                     if let store = loader.cache.store {
-                        // A remote cache: the step's shards stay local while it is rendered.
-                        let shards = shardUses[step - firstStep]
+                        // A remote cache: the step's files stay local while it is rendered.
+                        let shards = fileUses[step - firstStep]
                         store.begin(step: step - firstStep)
                         defer { store.end(step: step - firstStep) }
                         try loader.cache.pin(shards)

@@ -99,6 +99,15 @@ public final class Loader: Sendable {
                 size: size, levels: manifest.levelSizes,
                 reason: "it would upsample the largest level \(largest) by more than \(maximumUpsampling)x; build the cache with a larger level")
         }
+        // A publication of some levels only (push --levels): a size is served from the level the
+        // whole cache would use, so its batches are the whole cache's, or refused.
+        let source = manifest.levelSizes.filter { $0 >= size }.min() ?? largest
+        let held = manifest.heldLevels
+        if !held.contains(source) {
+            throw LoaderError.unservableSize(
+                size: size, levels: held,
+                reason: "it is rendered from level \(source), which this copy does not hold (published with push --levels); publish level \(source) too, or use sizes its levels serve")
+        }
     }
 
     /// The stored level a view of `size` is rendered from: the smallest level at least `size`, or
@@ -138,14 +147,17 @@ public final class Loader: Sendable {
     }
 
     /// The shards each step of `plan` from step `first` on reads, for this rank (sorted).
-    func shardUses(plan: EpochPlan, order: [Int32], from first: Int) -> [[Int]] {
+    /// The cache files each step from `first` on reads (ids into ``Manifest/files``): the shards
+    /// of its samples, and in a version 3 cache only the files of the levels its sizes are
+    /// rendered from.
+    func fileUses(plan: EpochPlan, order: [Int32], from first: Int) -> [[Int]] {
         let m = cache.manifest, c = configuration
         return plan.steps[min(first, plan.steps.count)...].map { step in
             let positions = Sampler.positions(cursor: step.cursor, batchSize: step.batchSize, rank: c.rank,
                                               worldSize: c.worldSize, available: step.globalImages)
             var shards = Set<Int>()
             for p in positions { if let s = m.shardNumber(of: Int(order[p])) { shards.insert(s) } }
-            return shards.sorted()
+            return cache.files(shards: shards, levels: Set(step.sizes.map(sourceLevel)))
         }
     }
 

@@ -116,6 +116,10 @@ struct BuildCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Use only the first N source items.")
     var limit: Int?
 
+    @Option(name: .customLong("cache-version"), parsing: .unconditional,
+            help: "The cache format to write: 3 (each level of a shard in a file of its own, so a run reads, fetches and keeps only the levels it uses) or 2 (one file per shard, for readers older than format 3).")
+    var cacheVersion: Int = Manifest.defaultBuildVersion
+
     @Flag(help: "No progress line and no summary.")
     var quiet = false
 
@@ -144,6 +148,7 @@ struct BuildCommand: ParsableCommand {
         o.strict = strict
         o.mode = resume ? .resume : overwrite ? .overwrite : .create
         o.limit = limit
+        o.formatVersion = cacheVersion
         try o.validate()
         return o
     }

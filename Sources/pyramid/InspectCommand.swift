@@ -28,6 +28,18 @@ struct InspectCommand: ParsableCommand {
         func mib(_ b: Int) -> String { String(format: "%.2f MiB", Double(b) / 1_048_576) }
         var out = "cache        \(cache)\n"
         out += "format       version \(m.formatVersion), built by pyramid \(m.toolVersion) at \(m.createdAt)\n"
+        switch m.formatVersion {
+        case 3...:
+            out += "layout       a file per level in each shard: a run reads, fetches and keeps only the levels it uses\n"
+            if m.heldLevels.count < m.levels.count {
+                out += "held levels  \(m.heldLevels.map(String.init).joined(separator: ",")) (a publication of some levels; the others are not here)\n"
+            }
+        case 2:
+            out += "layout       one file per shard (every level together): every read and download moves every level;\n"
+                + "             pyramid upgrade \(cache) --out NEW converts it to version 3 (a file per level) without decoding\n"
+        default:
+            out += "layout       one file per shard, records without checksums: rebuild with pyramid build for version 3\n"
+        }
         out += "source       \(m.source.format) \(m.source.path)\(m.source.split.map { " (\($0))" } ?? "")\n"
         out += "samples      \(m.sampleCount) in \(m.shards.count) shard\(m.shards.count == 1 ? "" : "s"), \(m.skipped) skipped at build\n"
         let shownClasses = m.classes.prefix(12).enumerated().map { "\($1) \(m.labelHistogram[safe: $0] ?? 0)" }.joined(separator: ", ")

@@ -15,7 +15,7 @@ struct Pyramid: ParsableCommand {
             evaluate it at any test size.
             """,
         version: version,
-        subcommands: [BuildCommand.self, PushCommand.self, InspectCommand.self, VerifyCommand.self, ExportCommand.self, PlanCommand.self, BatchesCommand.self, TrainCommand.self, EvalCommand.self, BenchCommand.self])
+        subcommands: [BuildCommand.self, PushCommand.self, UpgradeCommand.self, InspectCommand.self, VerifyCommand.self, ExportCommand.self, PlanCommand.self, BatchesCommand.self, TrainCommand.self, EvalCommand.self, BenchCommand.self])
 
     /// Parses the command line and runs the command; every error of the run goes through
     /// ``Failure`` (one line, exit 64 usage, 1 failure, 130 interrupted).

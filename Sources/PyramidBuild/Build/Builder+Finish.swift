@@ -11,8 +11,17 @@ extension Builder {
         for (k, p) in progress.enumerated() {
             // Size and digest of the finished file, for remote copies to be checked against.
             let name = shardDirectoryName(k)
-            let file = Manifest.FileDigest(ofFile: output.appendingPathComponent(name).appendingPathComponent("data.mdb").path)
-            shards.append(Manifest.Shard(name: name, firstIndex: first, count: p.count, file: file))
+            let directory = output.appendingPathComponent(name)
+            if options.formatVersion >= 3 {
+                var files: [String: Manifest.FileDigest] = [:]
+                for file in [Manifest.metaFileName] + levels.map(Manifest.levelFileName) {
+                    files[file] = Manifest.FileDigest(ofFile: directory.appendingPathComponent(file).path)
+                }
+                shards.append(Manifest.Shard(name: name, firstIndex: first, count: p.count, files: files))
+            } else {
+                let file = Manifest.FileDigest(ofFile: directory.appendingPathComponent("data.mdb").path)
+                shards.append(Manifest.Shard(name: name, firstIndex: first, count: p.count, file: file))
+            }
             first += p.count
         }
         let pixels = Double(progress.reduce(UInt64(0)) { $0 + $1.pixels })
@@ -52,12 +61,13 @@ extension Builder {
         var recorded = recordedOptions
         recorded["buildID"] = state.buildID
         let formatter = ISO8601DateFormatter()
-        let manifest = Manifest(
+        var manifest = Manifest(
             toolVersion: toolVersion, createdAt: formatter.string(from: Date()), source: catalog.source,
             classes: catalog.classes, sampleCount: count, channels: channels, levels: levelEntries,
             shape: .init(crop: options.crop.rawValue, margin: options.margin),
             codec: .init(level: options.zstdLevel, filter: options.filter.name), shards: shards, mean: mean, std: std,
             labelHistogram: histogram, skipped: skipped.count, buildOptions: recorded, buildSeconds: total)
+        manifest.formatVersion = options.formatVersion
         try manifest.write(to: output)
         try? FileManager.default.removeItem(at: output.appendingPathComponent(BuildState.fileName))
         return report

@@ -80,7 +80,8 @@ extension Builder {
         if p.movedTo != nil && p.movedTo != firstIndex {
             throw BuildError.output(path: writer.directory.path, reason: "an interrupted renumbering of shard \(k) targets index \(p.movedTo!), now \(firstIndex)")
         }
-        let info = ShardInfo(number: k, firstIndex: firstIndex, count: p.count, levels: levels, channels: channels, buildID: buildID)
+        let info = ShardInfo(number: k, firstIndex: firstIndex, count: p.count, levels: levels, channels: channels, buildID: buildID,
+                             formatVersion: options.formatVersion)
         try writer.moveKeys(from: from, to: firstIndex, count: p.count, done: done) { moved in
             if moved == p.count {
                 p.keyBase = firstIndex; p.movedTo = nil; p.moved = 0

@@ -68,7 +68,7 @@ public final class Builder {
             "zstd-level": String(options.zstdLevel), "filter": options.filter.name,
             "dictionary": String(options.dictionary), "shards": String(options.shards),
             "max-pixels": String(options.maxPixels), "codecs": codecList,
-            "format-version": String(Manifest.currentFormatVersion), "keys": "source-position",
+            "format-version": String(options.formatVersion), "keys": "source-position",
         ]
     }
 
@@ -238,7 +238,8 @@ public final class Builder {
         let total = catalog.count, count = options.shards
         return try (0..<count).filter { $0 % ranks == rank }.map { k in
             let range = (k * total / count)..<((k + 1) * total / count)
-            let writer = try ShardWriter(directory: output.appendingPathComponent(shardDirectoryName(k)), levels: levels)
+            let writer = try ShardWriter(directory: output.appendingPathComponent(shardDirectoryName(k)), levels: levels,
+                                         formatVersion: options.formatVersion)
             let stored = try writer.meta(ShardProgress.metaKey).flatMap { try? JSONDecoder().decode(ShardProgress.self, from: Data($0)) }
             return LocalShard(number: k, range: range, writer: writer,
                               progress: stored ?? ShardProgress(cursor: range.lowerBound, channels: channels, classes: catalog.classes.count,

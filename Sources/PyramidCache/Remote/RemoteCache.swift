@@ -117,7 +117,9 @@ public final class RemoteCache: Sendable {
         let (bytes, etag) = try Self.fetchManifest(client: client, location: location, ifMatch: options.manifestETag)
         manifestETag = etag
         let manifest = try Manifest.decode(Data(bytes), path: location.object(Manifest.fileName))
-        guard manifest.shards.allSatisfy({ $0.file != nil }), manifest.labels != nil else {
+        let held = Set(manifest.heldLevels)
+        guard manifest.files.allSatisfy({ $0.digest != nil || ($0.level.map { !held.contains($0) } ?? false) || (manifest.hasLevelFiles && $0.level == nil) }),
+              !held.isEmpty, manifest.labels != nil else {
             throw RemoteError.notPublished(
                 location: location.description,
                 reason: "its manifest gives no shard sizes and digests or no labels file; publish it with pyramid push")
@@ -141,7 +143,7 @@ public final class RemoteCache: Sendable {
                 try client.download(location, Manifest.labelsFileName, to: labels, expected: .init(size: want.bytes, digest: want.digest))
             }
         }
-        let total = manifest.shards.reduce(0) { $0 + ($1.file?.bytes ?? 0) }
+        let total = manifest.files.reduce(0) { $0 + ($1.digest?.bytes ?? 0) }
         let limit = try options.resolvedLimit() ?? total
         fetcher = ShardFetcher(client: client, location: location, manifest: manifest, manifestETag: etag, directory: directory, limit: limit)
     }

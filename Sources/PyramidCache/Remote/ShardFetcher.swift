@@ -20,6 +20,8 @@ public final class ShardFetcher: ShardStore, @unchecked Sendable {
     let client: S3Client
     let location: S3Location
     let manifest: Manifest
+    /// ``Manifest/files``: what the ids of ``acquire(_:)`` and ``schedule(_:concurrency:)`` number.
+    let files: [Manifest.CacheFile]
     let directory: URL
     /// Bytes of shard files the directory may hold.
     public let limit: Int
@@ -60,8 +62,9 @@ public final class ShardFetcher: ShardStore, @unchecked Sendable {
         self.client = client; self.location = location; self.manifest = manifest; self.manifestETag = manifestETag
         self.directory = directory; self.limit = limit
         downloads = ProcessInfo.processInfo.environment["PYRAMID_S3_DOWNLOADS"].flatMap(Int.init).map { min(max($0, 1), 32) } ?? 4
-        slots = Array(repeating: Slot(), count: manifest.shards.count)
-        stepsOf = Array(repeating: [], count: manifest.shards.count)
+        files = manifest.files
+        slots = Array(repeating: Slot(), count: files.count)
+        stepsOf = Array(repeating: [], count: files.count)
     }
 
     public var statistics: RemoteStatistics {
@@ -72,9 +75,14 @@ public final class ShardFetcher: ShardStore, @unchecked Sendable {
         return s
     }
 
-    private func bytes(_ shard: Int) -> Int { manifest.shards[shard].file?.bytes ?? 0 }
-    private func dataPath(_ shard: Int) -> String { directory.appendingPathComponent(manifest.shards[shard].dataPath).path }
-    private func lockPath(_ shard: Int) -> String { directory.appendingPathComponent(manifest.shards[shard].name).appendingPathComponent("lock").path }
+    private func bytes(_ id: Int) -> Int { files[id].digest?.bytes ?? 0 }
+    private func dataPath(_ id: Int) -> String { directory.appendingPathComponent(files[id].path).path }
+    /// A version 1/2 shard's lock is `shard-00000/lock` (as before level files); a version 3
+    /// file's is beside it (`level-224.mdb.lock`).
+    private func lockPath(_ id: Int) -> String {
+        manifest.hasLevelFiles ? dataPath(id) + ".lock"
+            : directory.appendingPathComponent(manifest.shards[files[id].shard].name).appendingPathComponent("lock").path
+    }
 
     public func labels() throws -> [Int32] {
         let path = directory.appendingPathComponent(Manifest.labelsFileName).path
@@ -132,7 +140,7 @@ public final class ShardFetcher: ShardStore, @unchecked Sendable {
         }
         condition.lock(); defer { condition.unlock() }
         self.uses = uses
-        stepsOf = Array(repeating: [], count: manifest.shards.count)
+        stepsOf = Array(repeating: [], count: files.count)
         for (step, shards) in uses.enumerated() { for s in Set(shards) { stepsOf[s].append(step) } }
         position = 0
         active = [:]; inUse = [:]
@@ -193,7 +201,7 @@ public final class ShardFetcher: ShardStore, @unchecked Sendable {
     /// Bytes of shard files (complete or partial) in the directory, counting a download of ours
     /// in flight at its full size.
     private func bytesOnDisk() -> Int {
-        (0..<manifest.shards.count).reduce(0) { sum, s in
+        files.indices.reduce(0) { sum, s in
             sum + (slots[s].state == .fetching ? bytes(s) : (fileSize(dataPath(s)) ?? 0) + (fileSize(dataPath(s) + ".part") ?? 0))
         }
     }
@@ -265,9 +273,9 @@ public final class ShardFetcher: ShardStore, @unchecked Sendable {
 
     /// Makes `shard` local and returns its lock file descriptor, held shared. Runs unlocked.
     private func fetch(_ shard: Int) throws -> Int32 {
-        let info = manifest.shards[shard]
-        guard let file = info.file else { throw RemoteError.notPublished(location: location.description, reason: "shard \(info.name) has no size and digest in the manifest") }
-        let dir = directory.appendingPathComponent(info.name)
+        let info = files[shard]
+        guard let file = info.digest else { throw RemoteError.notPublished(location: location.description, reason: "\(info.path) has no size and digest in the manifest") }
+        let dir = directory.appendingPathComponent(manifest.shards[info.shard].name)
         try createDirectory(dir, purpose: "the shard's directory")
         let fd = open(lockPath(shard), O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw RemoteError.local(path: lockPath(shard), reason: String(cString: strerror(errno))) }
@@ -277,7 +285,7 @@ public final class ShardFetcher: ShardStore, @unchecked Sendable {
                 if flock(fd, LOCK_EX | LOCK_NB) == 0 {
                     if !FileManager.default.fileExists(atPath: data.path) {
                         do {
-                            try client.download(location, info.dataPath, to: data, expected: .init(size: file.bytes, digest: file.digest))
+                            try client.download(location, info.path, to: data, expected: .init(size: file.bytes, digest: file.digest))
                         } catch RemoteError.damaged(let object, let reason) {
                             throw republished(object) ?? RemoteError.damaged(object: object, reason: reason)
                         }

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Reads a Pyramid cache (format version 1 or 2) with lmdb, zstandard, numpy, and for version 2
-xxhash and Pillow (pip install lmdb zstandard numpy xxhash pillow).
+"""Reads a Pyramid cache (format version 1, 2 or 3) with lmdb, zstandard, numpy, and from version 2
+xxhash and Pillow (pip install lmdb zstandard numpy xxhash pillow). Version 3 keeps each level of a
+shard in a file of its own: only the file of the level read is opened.
 
     python3 docs/read_cache.py CACHE [INDEX [LEVEL]]
 
@@ -12,29 +13,41 @@ import lmdb, numpy as np, zstandard
 
 def open_cache(path):
     manifest = json.load(open(os.path.join(path, "manifest.json")))
-    if manifest["formatVersion"] not in (1, 2):
+    if manifest["formatVersion"] not in (1, 2, 3):
         raise SystemExit(f"{path}: unsupported format version {manifest['formatVersion']}")
-    envs = [lmdb.open(os.path.join(path, s["name"]), readonly=True, lock=False, max_dbs=64, subdir=True)
-            for s in manifest["shards"]]
-    return manifest, envs
+    return manifest, {}
 
-def read(manifest, envs, index, size):
+def env(path, manifest, envs, shard, file):
+    """The LMDB environment of one shard file, opened on first use: version 1/2 `data.mdb` (a
+    directory environment holding every level), version 3 `meta.mdb` or `level-<size>.mdb`."""
+    key = (shard, file if manifest["formatVersion"] >= 3 else "data.mdb")
+    if key not in envs:
+        directory = os.path.join(path, manifest["shards"][shard]["name"])
+        if manifest["formatVersion"] >= 3:
+            envs[key] = lmdb.open(os.path.join(directory, file), readonly=True, lock=False, max_dbs=4, subdir=False)
+        else:
+            envs[key] = lmdb.open(directory, readonly=True, lock=False, max_dbs=64, subdir=True)
+    return envs[key]
+
+def read(path, manifest, envs, index, size):
     version = manifest["formatVersion"]
     shard = max(k for k, s in enumerate(manifest["shards"]) if s["firstIndex"] <= index)
     level = next(l for l in manifest["levels"] if l["size"] == size)
-    env = envs[shard]
     key = struct.pack(">Q", index)
-    with env.begin() as txn:
-        record = bytes(txn.get(key, db=env.open_db(f"level-{size}".encode(), txn=txn, create=False)))
-        label = struct.unpack("<i", txn.get(key, db=env.open_db(b"labels", txn=txn, create=False)))[0]
-    if version == 2:  # the last 8 bytes: XXH3-64 (seed 0) of everything before them, little-endian
+    records = env(path, manifest, envs, shard, f"level-{size}.mdb")
+    with records.begin() as txn:
+        record = bytes(txn.get(key, db=records.open_db(f"level-{size}".encode(), txn=txn, create=False)))
+    labels = env(path, manifest, envs, shard, "meta.mdb")
+    with labels.begin() as txn:
+        label = struct.unpack("<i", txn.get(key, db=labels.open_db(b"labels", txn=txn, create=False)))[0]
+    if version >= 2:  # the last 8 bytes: XXH3-64 (seed 0) of everything before them, little-endian
         import xxhash
         record, stored = record[:-8], struct.unpack("<Q", record[-8:])[0]
         if xxhash.xxh3_64_intdigest(record) != stored:
             raise SystemExit(f"index {index} level {size}: checksum mismatch")
     rversion, codec, filt, channels, width, height = struct.unpack("<BBBBHH", record[:8])
     payload = record[8:]
-    assert rversion == version and channels == manifest["channels"] and min(width, height) == level["storedShortSide"]
+    assert rversion == min(version, 2) and channels == manifest["channels"] and min(width, height) == level["storedShortSide"]
     if level.get("codec", "zstd") == "jpeg":
         from PIL import Image
         assert codec == 3 and filt == 0
@@ -61,5 +74,5 @@ if __name__ == "__main__":
     size = int(sys.argv[3]) if len(sys.argv) > 3 else manifest["levels"][0]["size"]
     codecs = [l.get("codec", "zstd") + (f":{l['quality']}" if "quality" in l else "") for l in manifest["levels"]]
     print(f"{manifest['sampleCount']} samples, levels {[l['size'] for l in manifest['levels']]} ({', '.join(codecs)}), classes {len(manifest['classes'])}")
-    image, label = read(manifest, envs, index, size)
+    image, label = read(path, manifest, envs, index, size)
     print(f"sample {index} level {size}: shape {image.shape}, label {label} ({manifest['classes'][label]}), mean {image.mean():.2f}")

@@ -42,6 +42,10 @@ public final class CacheReader: @unchecked Sendable {
     let filter: RecordHeader.Filter
     /// Each level's codec, by size.
     let codecs: [Int: LevelCodec]
+    private let recordBytes = Atomic<Int>(0)
+    /// Record bytes read through this reader's sessions so far (every level, all threads).
+    public var bytesRead: Int { recordBytes.load(ordering: .relaxed) }
+    func countRead(_ bytes: Int) { recordBytes.add(bytes, ordering: .relaxed) }
 
     /// Opens the cache at `url`: every shard, or only shard `onlyShard` (the others then throw
     /// ``CacheError/shardMismatch(path:reason:)`` when read).
@@ -327,6 +331,7 @@ public final class ReadSession {
             discard(location.id)
         }
         try lmdbCheck(rc, "mdb_get", location.file.env.path)
+        reader.countRead(value.mv_size)
         return try body(UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
     }
 

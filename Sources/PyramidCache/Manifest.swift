@@ -13,7 +13,7 @@ public struct Manifest: Codable, Equatable, Sendable {
     /// reader, a download or an eviction touches only the levels a run uses.
     public static let currentFormatVersion = 3
     /// The version `pyramid build` writes unless told otherwise.
-    public static let defaultBuildVersion = 2
+    public static let defaultBuildVersion = 3
     /// The versions ``load(from:)`` accepts.
     public static let readableFormatVersions = 1...currentFormatVersion
     /// The file name of the manifest inside a cache directory.

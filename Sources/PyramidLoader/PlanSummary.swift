@@ -1,3 +1,5 @@
+import PyramidCache
+
 /// Compute and step accounting of a schedule over a run, without reading a pixel.
 ///
 /// Compute is counted as rendered pixels (`Σ samples × s²` over every step and size), which is
@@ -90,6 +92,52 @@ public struct PlanSummary: Sendable {
                 let (b, d) = mix.setting(for: s, baseBatch: batchSize)
                 return MixSizeSetting(size: s, batch: b, duplicates: d)
             }
+        }
+    }
+}
+
+/// The bytes a schedule reads from a cache, per epoch and level, without reading any: each
+/// image served at a size reads one record of the level that size is rendered from (the
+/// smallest stored level at least that size), a level's mean record being its bytes over the
+/// samples. In a version 3 cache that is what is read from disk (each level a file of its own);
+/// a remote run fetches the level files its epoch uses, once each when they fit the local limit.
+/// In versions 1 and 2 every level shares each shard's file, so a read or a download moves every
+/// level: ``wholeFiles`` is then the cache's size for every epoch.
+public struct PlanIO: Sendable, Codable, Equatable {
+    public struct Epoch: Sendable, Codable, Equatable {
+        public var epoch: Int
+        /// Record bytes read, by level size.
+        public var bytesPerLevel: [Int: Int]
+        public var bytes: Int { bytesPerLevel.values.reduce(0, +) }
+        /// Bytes of the files this epoch opens (version 3: the used levels' files; versions 1,
+        /// 2: every shard's whole file): what a cold remote epoch fetches.
+        public var fileBytes: Int
+    }
+    public var epochs: [Epoch]
+    /// True for a version 1/2 cache: every read moves every level.
+    public var wholeFiles: Bool
+    public var bytes: Int { epochs.reduce(0) { $0 + $1.bytes } }
+    public var fileBytes: Int { epochs.reduce(0) { $0 + $1.fileBytes } }
+
+    /// Accounts `epochs` epochs of `schedule` on the cache described by `manifest`.
+    public init(schedule: any ResolutionSchedule, manifest: Manifest, epochs: Int, batchSize: Int, worldSize: Int = 1, seed: UInt64 = 0) {
+        let levels = manifest.levelSizes
+        let n = max(manifest.sampleCount, 1)
+        func source(_ size: Int) -> Int { levels.filter { $0 >= size }.min() ?? levels.max() ?? size }
+        let levelBytes = Dictionary(uniqueKeysWithValues: manifest.levels.map { ($0.size, $0.bytes) })
+        wholeFiles = !manifest.hasLevelFiles
+        let total = manifest.levels.reduce(0) { $0 + $1.bytes }
+        self.epochs = (0..<epochs).map { e in
+            let plan = schedule.plan(PlanContext(epoch: e, epochs: epochs, images: manifest.sampleCount, batchSize: batchSize,
+                                                 worldSize: worldSize, seed: seed))
+            var images: [Int: Int] = [:]
+            for step in plan.steps {
+                for level in Set(step.sizes.map(source)) { images[level, default: 0] += step.globalImages }
+            }
+            var perLevel: [Int: Int] = [:]
+            for (level, count) in images { perLevel[level] = Int((Double(levelBytes[level] ?? 0) * Double(count) / Double(n)).rounded()) }
+            let files = manifest.hasLevelFiles ? images.keys.reduce(0) { $0 + (levelBytes[$1] ?? 0) } : total
+            return Epoch(epoch: e, bytesPerLevel: perLevel, fileBytes: files)
         }
     }
 }

@@ -160,6 +160,7 @@ extension Trainer {
         let started = Date()
         let allreduceBefore = allreduceSeconds
         let remoteBefore = loader.cache.store?.statistics
+        let readBefore = loader.cache.bytesRead
         let resumedSums = cursor > 0 ? header.epochProgress : nil
         var sums = resumedSums ?? Checkpoint.EpochProgress(lossSum: 0, steps: 0, hits: 0, seen: 0, macs: 0, seconds: 0, sizes: [])
         let earlierSeconds = sums.seconds
@@ -204,6 +205,7 @@ extension Trainer {
         entry.substitutions = substitutions == 0 ? nil : substitutions
         if group.size > 1 { (entry.allreduceSeconds, entry.processes) = (allreduceSeconds - allreduceBefore, group.size) }
         if let store = loader.cache.store, let remoteBefore { entry.remote = store.statistics.since(remoteBefore) }
+        entry.bytesRead = loader.cache.bytesRead - readBefore
         return entry
     }
 

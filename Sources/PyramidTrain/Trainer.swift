@@ -38,6 +38,9 @@ public final class Trainer {
         /// An s3:// training cache: this process's transfers during the epoch (bytes fetched, cache
         /// hits and misses, retries, seconds the steps waited for shards, evictions).
         public var remote: RemoteStatistics?
+        /// Record bytes this process read from the cache during the epoch (the levels it was
+        /// served from; in a version 3 cache, what it read from disk or fetched files hold).
+        public var bytesRead: Int?
     }
 
     /// What a progress display needs.

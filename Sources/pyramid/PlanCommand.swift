@@ -79,6 +79,10 @@ struct PlanCommand: ParsableCommand {
             var note: String?
             /// With --steps: every step's size(s).
             var stepSizes: [[Int]]?
+            /// With a cache: record bytes read, by level, and bytes of the files the epoch opens.
+            var bytesRead: Int?
+            var bytesPerLevel: [String: Int]?
+            var fileBytes: Int?
         }
         var schedule: String, samples: Int, batch: Int, worldSize: Int, seed: UInt64
         var baselineStepsPerEpoch: Int, steps: Int, images: Int, relativeCompute: Double
@@ -87,6 +91,9 @@ struct PlanCommand: ParsableCommand {
         var participation: Double?, realizedFraction: Double?, nominalRelativeCompute: Double?
         /// With --flops.
         var averageFlopsPerImage: Double?
+        /// With a cache: record bytes read over the run, and bytes of the files its epochs open.
+        var bytesRead: Int?
+        var fileBytes: Int?
     }
 
     @OptionGroup(title: "Remote caches")
@@ -100,6 +107,7 @@ struct PlanCommand: ParsableCommand {
         if let manifest { for s in schedule.sizes { try Loader.checkServable(size: s, manifest: manifest) } }
         let summary = PlanSummary(schedule: schedule, sampleCount: n, epochs: epochs, batchSize: batch, worldSize: worldSize, seed: seed)
         let trd = summary.temporalDecrement
+        let io = manifest.map { PlanIO(schedule: schedule, manifest: $0, epochs: epochs, batchSize: batch, worldSize: worldSize, seed: seed) }
         if json {
             let epochReports = summary.epochs.map { e in
                 Report.Epoch(epoch: e.epoch, steps: e.steps, images: e.images, relativeCompute: e.relativeCompute, relativeSteps: e.relativeSteps,
@@ -108,20 +116,24 @@ struct PlanCommand: ParsableCommand {
                              },
                              parallelSizes: e.parallelSizes, note: e.note,
                              stepSizes: steps ? schedule.plan(PlanContext(epoch: e.epoch, epochs: epochs, images: n, batchSize: batch,
-                                                                          worldSize: worldSize, seed: seed)).steps.map(\.sizes) : nil)
+                                                                          worldSize: worldSize, seed: seed)).steps.map(\.sizes) : nil,
+                             bytesRead: io?.epochs[e.epoch].bytes,
+                             bytesPerLevel: io.map { Dictionary(uniqueKeysWithValues: $0.epochs[e.epoch].bytesPerLevel.map { (String($0.key), $0.value) }) },
+                             fileBytes: io?.epochs[e.epoch].fileBytes)
             }
             return try printJSON(Report(schedule: schedule.description, samples: n, batch: batch, worldSize: worldSize, seed: seed,
                                         baselineStepsPerEpoch: summary.baselineSteps, steps: summary.steps, images: summary.images,
                                         relativeCompute: summary.relativeCompute, epochs: epochReports,
                                         participation: trd?.participation, realizedFraction: trd?.realizedFraction,
                                         nominalRelativeCompute: trd?.nominalRelativeCompute,
-                                        averageFlopsPerImage: flops.map { $0 * summary.relativeCompute }), pretty: true)
+                                        averageFlopsPerImage: flops.map { $0 * summary.relativeCompute },
+                                        bytesRead: io?.bytes, fileBytes: io?.fileBytes), pretty: true)
         }
         print("schedule  \(schedule)")
         print("data      \(n) samples, base batch \(batch) x \(worldSize) rank\(worldSize == 1 ? "" : "s"), seed \(seed)")
         print("baseline  fixed:\(schedule.referenceSize), \(summary.baselineSteps) steps/epoch")
         print("")
-        print("epoch  steps   images  compute  sizes (steps x batch[xduplicates])")
+        print("epoch  steps   images  compute" + (io != nil ? "      reads" : "") + "  sizes (steps x batch[xduplicates])")
         for e in summary.epochs {
             let sizes: String
             if let p = e.parallelSizes {
@@ -132,11 +144,23 @@ struct PlanCommand: ParsableCommand {
                     return "\(s): \(e.stepsPerSize[s]!)x\(e.batchPerSize[s]!)" + (d > 1 ? "x\(d)" : "")
                 }.joined(separator: "  ")
             }
-            print(String(format: "%5d  %5d  %7d  %6.3fx  ", e.epoch, e.steps, e.images, e.relativeCompute) + sizes + (e.note.map { "  (\($0))" } ?? ""))
+            let reads = io.map { String(format: " %10@", formatBytes($0.epochs[e.epoch].bytes) as NSString) } ?? ""
+            print(String(format: "%5d  %5d  %7d  %6.3fx", e.epoch, e.steps, e.images, e.relativeCompute) + reads + "  " + sizes + (e.note.map { "  (\($0))" } ?? ""))
         }
         print("")
         print(String(format: "total     %d steps (%.3fx the baseline's), %d images, compute %.4fx the baseline",
                      summary.steps, Double(summary.steps) / Double(max(1, summary.baselineSteps * epochs)), summary.images, summary.relativeCompute))
+        if let io, let manifest {
+            var perLevel: [Int: Int] = [:]
+            for e in io.epochs { for (l, b) in e.bytesPerLevel { perLevel[l, default: 0] += b } }
+            let levels = perLevel.sorted { $0.key > $1.key }.map { "\($0.key): \(formatBytes($0.value))" }.joined(separator: ", ")
+            let whole = manifest.levels.reduce(0) { $0 + $1.bytes } * epochs
+            print("reads     \(formatBytes(io.bytes)) of records (\(levels)); "
+                  + String(format: "%.3fx", Double(io.bytes) / Double(max(whole, 1))) + " of reading every level each epoch")
+            print(io.wholeFiles
+                  ? "files     version \(manifest.formatVersion) cache: every shard file holds every level, so each epoch's reads and downloads move \(formatBytes(whole / max(epochs, 1))) (pyramid upgrade: a file per level)"
+                  : "files     the epochs open \(formatBytes(io.fileBytes)) of level files in all (what a cold remote run fetches, each file once when it fits --cache-limit)")
+        }
         if let trd {
             print(String(format: "TRD       p = %.2f nominal, %.2f realized (%d of %d epochs reduced); nominal compute (1-p)+p(r/R)^2 = %.4fx",
                          trd.participation, trd.realizedFraction, trd.reducedEpochs, epochs, trd.nominalRelativeCompute))

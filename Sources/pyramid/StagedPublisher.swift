@@ -25,13 +25,19 @@ final class StagedPublisher: Sendable {
 
     /// Queues shard `number`'s upload (called on the build's committing thread).
     func shardFinished(_ number: Int) {
-        let name = shardDirectoryName(number) + "/data.mdb"
-        let path = staging.appendingPathComponent(name).path
+        let directory = shardDirectoryName(number)
+        // Its data files: data.mdb (version 2), or meta.mdb and a file per level (version 3).
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: staging.appendingPathComponent(directory).path)) ?? [])
+            .filter { $0.hasSuffix(".mdb") && $0 != "lock.mdb" }.sorted()
         queue.async { [self] in
-            guard let digest = Manifest.FileDigest(ofFile: path) else { return }
-            // A failure is left to the final publish, which sends the shard again or reports why it cannot.
-            guard (try? client.put(location, name, file: path, metadata: ["xxh3": digest.xxh3])) != nil else { return }
-            early.withLock { $0.sent += 1; $0.bytes += digest.bytes }
+            for file in names {
+                let name = directory + "/" + file
+                let path = staging.appendingPathComponent(name).path
+                guard let digest = Manifest.FileDigest(ofFile: path) else { continue }
+                // A failure is left to the final publish, which sends the file again or reports why it cannot.
+                guard (try? client.put(location, name, file: path, metadata: ["xxh3": digest.xxh3])) != nil else { continue }
+                early.withLock { $0.sent += 1; $0.bytes += digest.bytes }
+            }
         }
     }
 
@@ -49,7 +55,7 @@ final class StagedPublisher: Sendable {
         let e = early.withLock { $0 }
         try? FileManager.default.removeItem(at: staging)
         guard !quiet else { return }
-        print("published to \(location): \(e.sent) shard\(e.sent == 1 ? "" : "s") (\(formatBytes(e.bytes))) uploaded during the build, "
+        print("published to \(location): \(e.sent) shard file\(e.sent == 1 ? "" : "s") (\(formatBytes(e.bytes))) uploaded during the build, "
               + "\(report.uploaded) object\(report.uploaded == 1 ? "" : "s") (\(formatBytes(report.uploadedBytes))) after it, "
               + "\(report.skipped) already there; staging directory \(staging.path) removed")
     }

@@ -50,7 +50,7 @@ import Testing
         try CacheFixture.write(samples, levels: levels, channels: 1, classes: 3, shards: 2, to: dir.url)
         // Locate sample 22's 12 px record bytes in shard 1's file and damage its zstd frame.
         let target = try CacheReader(url: dir.url).makeSession().withRecord(index: 22, level: 12) { Array($0) }
-        let file = dir.url.appendingPathComponent("shard-00001/data.mdb").path
+        let file = try CacheFixture.shardFile(dir.url.path, shard: 1, level: 12)
         #expect(try CacheFixture.flipByte(in: file, inside: target, offset: target.count / 2))
         let reader = try CacheReader(url: dir.url)
         let session = reader.makeSession()
@@ -89,7 +89,7 @@ import Testing
             _ = try CacheReader(url: dir.url)
             Issue.record("a swapped shard was accepted")
         } catch let CacheError.shardMismatch(path, _) {
-            #expect(path == s0.path)
+            #expect(path == s0.appendingPathComponent(Manifest.metaFileName).path)  // version 3: the file that disagrees
         }
     }
 
@@ -107,7 +107,7 @@ import Testing
             batch.meta = [(ShardInfo.metaKey, info.encoded())]
             try writer.commit(batch)
         }
-        #expect(throws: CacheError.unsupportedVersion(path: shard.path, found: Manifest.currentFormatVersion + 1, supported: Manifest.currentFormatVersion)) {
+        #expect(throws: CacheError.unsupportedVersion(path: shard.appendingPathComponent(Manifest.metaFileName).path, found: Manifest.currentFormatVersion + 1, supported: Manifest.currentFormatVersion)) {
             try CacheReader(url: dir.url)
         }
     }

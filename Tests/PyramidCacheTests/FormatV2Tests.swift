@@ -144,7 +144,7 @@ import Testing
         let dir = TempDirectory()
         let written = try CacheFixture.write(samples, levels: levels, channels: channels, classes: 3, shards: 2, filter: .sub,
                                              codecs: codecs, to: dir.url)
-        #expect(written.formatVersion == 2)
+        #expect(written.formatVersion == 3)
         let reader = try CacheReader(url: dir.url)
         #expect(reader.manifest.levels.map(\.levelCodec) == codecs)
         let text = try String(contentsOf: dir.url.appendingPathComponent(Manifest.fileName), encoding: .utf8)
@@ -208,9 +208,9 @@ import Testing
         try refused({ $0.levels[0].levelCodec = .jpeg(quality: 0) }, "quality 0")
         try refused({ $0.formatVersion = 1; $0.levels[0].levelCodec = .jpeg(quality: 90) }, "version 1 cache")
         var future = manifest
-        future.formatVersion = 3
+        future.formatVersion = 4
         try future.write(to: dir.url)
-        #expect(throws: CacheError.unsupportedVersion(path: path, found: 3, supported: 2)) { try Manifest.load(from: dir.url) }
+        #expect(throws: CacheError.unsupportedVersion(path: path, found: 4, supported: 3)) { try Manifest.load(from: dir.url) }
     }
 
     @Test func codecNamesParse() {

@@ -17,12 +17,13 @@ import Testing
         return cache
     }
 
-    /// `data.mdb` cut to half, 4096, 100 or 0 bytes, or replaced by a directory.
+    /// A shard's `meta.mdb` (which opening a version 3 cache checks) cut to half, 4096, 100 or 0
+    /// bytes, or replaced by a directory.
     @Test(arguments: ["half", "4096", "100", "0", "directory"])
     func aTruncatedShardIsAnErrorNotASignal(damage: String) throws {
         let out = TempDirectory()
         let cache = try builtCache(out)
-        let data = "\(cache)/shard-00000/data.mdb"
+        let data = "\(cache)/shard-00000/meta.mdb"
         let size = try #require(try FileManager.default.attributesOfItem(atPath: data)[.size] as? Int)
         switch damage {
         case "directory":
@@ -45,7 +46,7 @@ import Testing
         }
         if damage == "half" {
             let r = try Tool.run(["inspect", cache])
-            #expect(r.stderr.contains("data.mdb: \(size / 2) bytes, but its LMDB meta page says"), "\(r.stderr)")
+            #expect(r.stderr.contains("meta.mdb: \(size / 2) bytes, but its LMDB meta page says"), "\(r.stderr)")
         }
         #expect(!FileManager.default.fileExists(atPath: out.path("run")), "a refused cache left a run directory")
     }

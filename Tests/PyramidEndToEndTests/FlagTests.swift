@@ -98,7 +98,7 @@ import Testing
         #expect(try Tool.run(["verify", listed]).status == 0)
         // A flipped byte inside a JPEG record is named by verify.
         let record = try CacheReader(url: URL(fileURLWithPath: listed)).makeSession().withRecord(index: 2, level: 32) { Array($0) }
-        #expect(try CacheFixture.flipByte(in: listed + "/shard-00000/data.mdb", inside: record, offset: record.count / 2))
+        #expect(try CacheFixture.flipByte(in: try CacheFixture.shardFile(listed, level: 32), inside: record, offset: record.count / 2))
         let v = try Tool.run(["verify", listed])
         #expect(v.status == 1 && v.stdout.contains("shard 0 index 2 level 32: checksum mismatch"), "\(v.stdout)\(v.stderr)")
 

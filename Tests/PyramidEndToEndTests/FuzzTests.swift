@@ -15,7 +15,7 @@ import Testing
         try makeTinyFolder(src)
         let pristine = out.path("pristine")
         #expect(try Tool.run(["build", src.url.path, "--out", pristine, "--levels", "32,24,16", "--quiet"]).status == 0)
-        let original = try Data(contentsOf: URL(fileURLWithPath: "\(pristine)/shard-00000/data.mdb"))
+        let original = try Data(contentsOf: URL(fileURLWithPath: "\(pristine)/shard-00000/level-24.mdb"))
         var outcomes: [Int32: Int] = [:]
         for trial in 0..<24 {
             let cache = out.path("trial-\(trial)")
@@ -33,7 +33,7 @@ import Testing
                 for i in flips { bytes[i] ^= UInt8.random(in: 1...255, using: &rng) }
                 what = "bytes \(flips) flipped"
             }
-            try Data(bytes).write(to: URL(fileURLWithPath: "\(cache)/shard-00000/data.mdb"))
+            try Data(bytes).write(to: URL(fileURLWithPath: "\(cache)/shard-00000/level-24.mdb"))
             let (p, o, e) = try Tool.start(["verify", cache, "--quiet"])
             let r = Tool.finish(p, o, e)
             #expect(p.terminationReason == .exit && (r.status == 0 || r.status == 1),

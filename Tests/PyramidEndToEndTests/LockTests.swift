@@ -18,7 +18,7 @@ import Testing
         let cache = out.path("cache")
         let args = ["build", src.url.path, "--levels", "28,24,20,16,14,12", "--out", cache, "--workers", "1", "--quiet"]
         let (p, o, e) = try Tool.start(args)
-        waitFor("\(cache)/shard-00000/data.mdb", while: p)
+        waitFor("\(cache)/shard-00000/meta.mdb", while: p)
         #expect(p.isRunning, "the build finished before a second one could start")
         let second = try Tool.run(args + ["--overwrite"])
         #expect(second.status == 1, "\(second.stderr)")

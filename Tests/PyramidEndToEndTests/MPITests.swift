@@ -80,8 +80,8 @@ struct MPIRun {
         // no manifest; then three ranks finish it into the same cache.
         let killed = out.path("killed")
         let (p, o, e) = try MPIRun.start(2, ["build"] + args + ["--out", killed])
-        let data = "\(killed)/shard-00001/data.mdb"
-        #expect(MPIRun.wait(60) { ((try? FileManager.default.attributesOfItem(atPath: data)[.size] as? Int) ?? 0) > 200_000 || !p.isRunning })
+        let data = "\(killed)/shard-00001/level-28.mdb"
+        #expect(MPIRun.wait(60) { ((try? FileManager.default.attributesOfItem(atPath: data)[.size] as? Int) ?? 0) > 100_000 || !p.isRunning })
         let ranks = MPIRun.ranks(of: p)
         try #require(p.isRunning && ranks.count == 2, "the build finished before a rank could be killed (ranks \(ranks))")
         kill(ranks[1], SIGKILL)

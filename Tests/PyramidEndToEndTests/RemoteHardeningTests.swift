@@ -12,7 +12,7 @@ struct RemoteHardeningTests {
         let src = TempDirectory()
         try makeLargeIDX(src, count: 600)
         let cache = out.path("cache")
-        #expect(try Tool.run(["build", src.url.path, "--out", cache, "--levels", "16,12", "--shards", "3", "--quiet"]).status == 0)
+        #expect(try Tool.run(["build", src.url.path, "--out", cache, "--levels", "16,12", "--shards", "3", "--cache-version", "2", "--quiet"]).status == 0)
         let remote = "s3://\(try S3Server.newBucket())/pushed"
         // Every shard's first PUT has one byte flipped between the client and the server.
         let proxy = try FaultProxy(["--put-faults", "flip", "--faults", "", "--per-object", "1"], directory: out)

@@ -234,7 +234,7 @@ func collect(_ loader: Loader, epoch: Int, from cursor: Int = 0, limit: Int = .m
         let victim = 7
         let session = try CacheReader(url: cache.url).makeSession()
         let record = try session.withRecord(index: victim, level: 12) { Array($0) }
-        let data = cache.url.appendingPathComponent("shard-00000/data.mdb").path
+        let data = try CacheFixture.shardFile(cache.url.path, level: 12)
         #expect(try CacheFixture.flipByte(in: data, inside: record, offset: record.count - 6))
 
         let failing = try cache.loader("fixed:12", batch: 40, augmentation: Augmentation.none)
@@ -293,7 +293,7 @@ func collect(_ loader: Loader, epoch: Int, from cursor: Int = 0, limit: Int = .m
         let record = try CacheReader(url: cache.url).makeSession().withRecord(index: victim, level: 16) { Array($0) }
         #expect(record[1] == RecordHeader.Codec.jpeg.rawValue)
         // A byte in the middle of the JPEG stream: TurboJPEG might decode it to other pixels; the checksum must not let it.
-        #expect(try CacheFixture.flipByte(in: cache.url.appendingPathComponent("shard-00000/data.mdb").path, inside: record, offset: record.count / 2))
+        #expect(try CacheFixture.flipByte(in: try CacheFixture.shardFile(cache.url.path, level: 16), inside: record, offset: record.count / 2))
         #expect {
             var it = try cache.loader("fixed:16", batch: 40, augmentation: Augmentation.none).batches(epoch: 0)
             while try it.next() != nil {}

@@ -27,7 +27,8 @@ public enum CacheFixture {
     @discardableResult
     /// - Parameters:
     ///   - codecs: one per level (default: zstd everywhere).
-    ///   - formatVersion: 2, or 1 for a cache as pyramid wrote it before version 2 (zstd only).
+    ///   - formatVersion: 3 (a file per level), 2 (one file per shard), or 1 for a cache as pyramid
+    ///     wrote it before version 2 (zstd only).
     public static func write(_ samples: [Sample], levels: [Int], channels: Int, classes: Int, shards: Int = 1,
                              filter: RecordHeader.Filter = .none, dictionary: Bool = false, codecs: [LevelCodec]? = nil,
                              formatVersion: Int = Manifest.currentFormatVersion, to dir: URL) throws -> Manifest {
@@ -45,14 +46,15 @@ public enum CacheFixture {
         }
         let encoders = Dictionary(uniqueKeysWithValues: zip(levels, codecs).map { size, codec in
             (size, RecordEncoder(codec: codec, compressionLevel: 3, filter: filter, dictionary: dictionaries[size],
-                                 recordVersion: UInt8(formatVersion)))
+                                 recordVersion: UInt8(min(formatVersion, 2))))  // version 3 keeps version 2's records
         })
         var manifestShards: [Manifest.Shard] = []
         var bytes = Array(repeating: 0, count: levels.count)
         for k in 0..<shards {
             let range = (k * samples.count / shards)..<((k + 1) * samples.count / shards)
             let name = shardDirectoryName(k)
-            let writer = try ShardWriter(directory: dir.appendingPathComponent(name), levels: levels, initialMapSize: 1 << 16)
+            let writer = try ShardWriter(directory: dir.appendingPathComponent(name), levels: levels, initialMapSize: 1 << 16,
+                                         formatVersion: formatVersion)
             var batch = ShardWriter.Batch()
             for i in range {
                 for (l, size) in levels.enumerated() {
@@ -87,6 +89,15 @@ public enum CacheFixture {
         manifest.formatVersion = formatVersion
         try manifest.write(to: dir)
         return manifest
+    }
+
+    /// The file of `cache` holding `level` of shard `shard`: `level-<size>.mdb` in a version 3
+    /// cache (the largest level when nil), `data.mdb` in versions 1 and 2.
+    public static func shardFile(_ cache: String, shard: Int = 0, level: Int? = nil) throws -> String {
+        let m = try Manifest.load(from: URL(fileURLWithPath: cache))
+        let dir = (cache as NSString).appendingPathComponent(shardDirectoryName(shard))
+        guard m.hasLevelFiles else { return (dir as NSString).appendingPathComponent("data.mdb") }
+        return (dir as NSString).appendingPathComponent(Manifest.levelFileName(level ?? m.levelSizes[0]))
     }
 
     /// Finds `needle` in a file and flips one byte at `offset` inside every match (LMDB may keep a

@@ -343,7 +343,7 @@ extension TrainerSuites {
         let dir = TempDirectory("pyramid-corrupt")
         let cache = try tinyTrainingCache(dir)
         let record = try CacheReader(url: URL(fileURLWithPath: cache)).makeSession().withRecord(index: 5, level: 10) { Array($0) }
-        #expect(try CacheFixture.flipByte(in: cache + "/shard-00000/data.mdb", inside: record, offset: record.count - 6))
+        #expect(try CacheFixture.flipByte(in: try CacheFixture.shardFile(cache, level: 10), inside: record, offset: record.count - 6))
         var config = configuration(cache, schedule: "fixed:10", epochs: 1)
         config.testCache = nil
         #expect {

@@ -127,15 +127,23 @@ public final class ShardFetcher: ShardStore, @unchecked Sendable {
 
     public func schedule(_ uses: [[Int]], concurrency: Int) throws {
         let window = max(1, min(concurrency, uses.count))
-        var minimum = 0
+        var minimum = 0, widest = Set<Int>()
         for start in 0..<max(1, uses.count - window + 1) where start < uses.count {
-            let shards = Set(uses[start..<min(uses.count, start + window)].joined())
-            minimum = max(minimum, shards.reduce(0) { $0 + bytes($1) })
+            let ids = Set(uses[start..<min(uses.count, start + window)].joined())
+            let need = ids.reduce(0) { $0 + bytes($1) }
+            if need > minimum { minimum = need; widest = ids }
         }
         if minimum > limit {
+            // Per level, so that a run at one size knows it needs only that level's share.
+            var perLevel: [Int: Int] = [:]
+            for id in widest { if let l = files[id].level { perLevel[l, default: 0] += bytes(id) } }
+            let levels = perLevel.isEmpty ? "" : " (" + perLevel.sorted { $0.key > $1.key }
+                .map { "level \($0.key): \(formatBytes($0.value))" }.joined(separator: ", ") + ")"
+            let whole = manifest.hasLevelFiles ? "" : "; every shard file holds every level (a version \(manifest.formatVersion) cache: pyramid upgrade makes a file per level, so a run fetches only its levels)"
             throw RemoteError.cacheLimitTooSmall(
                 limit: limit, minimum: minimum,
-                reason: (window == 1 ? "one step reads from that many shard bytes" : "\(window) steps read at once (one per worker) touch that many shard bytes")
+                reason: (window == 1 ? "one step reads from that many bytes of files" : "\(window) steps read at once (one per worker) touch that many bytes of files")
+                    + levels + whole
                     + "; raise the limit (--cache-limit, PYRAMID_CACHE_LIMIT), or read in a streaming order (shards:W with a smaller W: --shuffle, order=)")
         }
         condition.lock(); defer { condition.unlock() }

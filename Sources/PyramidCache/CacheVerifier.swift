@@ -31,7 +31,7 @@ public struct CacheVerifier {
     public init(reader: CacheReader) { self.reader = reader }
 
     /// Total records a full verification reads (levels × samples, plus labels).
-    public var totalRecords: Int { reader.manifest.sampleCount * (reader.manifest.levels.count + 1) }
+    public var totalRecords: Int { reader.manifest.sampleCount * (reader.manifest.heldLevels.count + 1) }
 
     /// Verifies the whole cache (every shard the reader opened).
     /// - Parameter progress: called now and then with the number of records checked so far.
@@ -56,7 +56,7 @@ public struct CacheVerifier {
         var buffer = [UInt8]()
         let shard = manifest.shards[number]
         let range = shard.firstIndex..<(shard.firstIndex + shard.count)
-        for level in manifest.levels {
+        for level in manifest.levels where manifest.heldLevels.contains(level.size) {  // a publication of some levels: those
             var expected = range.lowerBound
             let decoder = session.recordDecoder(level: level.size)
             try session.forEachRecord(shard: number, level: level.size) { index, bytes in

@@ -42,7 +42,7 @@ struct VerifyCommand: ParsableCommand {
         // Every shard child reads the publication this process read (If-Match on the manifest).
         let pin = S3Location.isRemote(cache) ? try RemoteCache.open(S3Location(cache)).manifestETag : nil
         let progress = ProgressLine(quiet: quiet || json)
-        let total = manifest.sampleCount * (manifest.levels.count + 1)
+        let total = manifest.sampleCount * (manifest.heldLevels.count + 1)
         let started = Date()
         var problems: [CacheVerifier.Problem] = []
         var checked = 0
@@ -75,7 +75,7 @@ struct VerifyCommand: ParsableCommand {
         if json {
             try printJSON(report, pretty: true)
         } else if report.ok {
-            print(String(format: "ok: %d records in %d levels + labels checked in %.1f s", report.recordsChecked, manifest.levels.count, seconds))
+            print(String(format: "ok: %d records in %d levels + labels checked in %.1f s", report.recordsChecked, manifest.heldLevels.count, seconds))
         } else {
             for p in report.problems.prefix(100) { print("bad: \(p)") }
             if report.problems.count > 100 { print("… and \(report.problems.count - 100) more") }

@@ -87,7 +87,7 @@ import Testing
         #expect(b.status == 0, "\(b.stderr)")
         #expect(b.stdout.contains("(jpeg:90 ×1, zstd ×1)"), "\(b.stdout)")
         let inspect = try Tool.run(["inspect", auto])
-        #expect(inspect.stdout.contains("format       version 2"), "\(inspect.stdout)")
+        #expect(inspect.stdout.contains("format       version 3"), "\(inspect.stdout)")
         #expect(inspect.stdout.range(of: #"\n\s+64\s+64\s+jpeg:90 "#, options: .regularExpression) != nil, "\(inspect.stdout)")
         #expect(inspect.stdout.range(of: #"\n\s+32\s+32\s+zstd "#, options: .regularExpression) != nil, "\(inspect.stdout)")
         // One per level, largest first, whatever order --levels lists them in.

@@ -170,7 +170,8 @@ struct MPIRun {
     func logWithoutClocks(_ run: String) throws -> [[String: String]] {
         try String(contentsOfFile: "\(run)/log.jsonl", encoding: .utf8).split(separator: "\n").map { line in
             var object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-            for key in ["seconds", "imagesPerSecond", "allreduceSeconds"] { object[key] = nil }
+            // bytesRead is this process's reads (rank 0's share; a resumed epoch counts from the resume).
+            for key in ["seconds", "imagesPerSecond", "allreduceSeconds", "bytesRead"] { object[key] = nil }
             return object.mapValues { "\($0)" }
         }
     }

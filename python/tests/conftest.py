@@ -51,9 +51,12 @@ def damaged_cache(cache, tmp_path) -> str:
     """A copy of `cache` with one 14 px record's payload changed: its checksum fails."""
     copy = tmp_path / "damaged"
     shutil.copytree(cache, copy)
-    data = copy / "shard-00000" / "data.mdb"
+    # Version 3 keeps the level in a file of its own (version 2: every level in data.mdb).
+    data = copy / "shard-00000" / "level-14.mdb"
+    if not data.exists():
+        data = copy / "shard-00000" / "data.mdb"
     raw = bytes(data.read_bytes())
-    # Version 2 record headers at 14x14, grey, zstd (codec 1). LMDB keeps stale copies of pages
+    # Record headers (version 2 records, in version 2 and 3 caches) at 14x14, grey, zstd (codec 1). LMDB keeps stale copies of pages
     # from earlier commits in the file: a flip is kept once `pyramid verify` sees it in a live record.
     header = bytes([2, 1, 0, 1, 14, 0, 14, 0])
     at = raw.rfind(header)

@@ -105,13 +105,9 @@ public final class CacheReader: @unchecked Sendable {
         if let level = file.level { names = [ShardDatabase.level(level), ShardDatabase.meta] }
         else if v3 { names = [ShardDatabase.labels, ShardDatabase.meta] }
         else { names = manifest.levels.map(\.databaseName) + [ShardDatabase.labels, ShardDatabase.meta] }
-        // Level files are read in the loader's order, one record after another in index order
-        // within a step's shards: the kernel's readahead fetches the neighbouring pages of the same
-        // level, which is what the next records need (measured in Tools/bench/io). A version 1/2
-        // data.mdb interleaves every level's pages, so readahead there pulls in levels the run
-        // does not use: no readahead for it.
+        // Readahead: see ``ReadAdvice/forLayout(levelFiles:environment:)`` (chosen by measurement).
         let env = try LMDBEnvironment(path: v3 ? path : directory, readOnly: true, maxDatabases: names.count + 1, mapSize: 0,
-                                      subdirectory: !v3, advice: v3 ? .normal : .random)
+                                      subdirectory: !v3, advice: ReadAdvice.forLayout(levelFiles: v3))
         var txn: OpaquePointer?
         try lmdbCheck(mdb_txn_begin(env.env, nil, UInt32(MDB_RDONLY), &txn), "mdb_txn_begin", path)
         // Database handles opened in a transaction survive only if it commits (an abort closes them).

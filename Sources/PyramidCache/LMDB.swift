@@ -64,6 +64,20 @@ enum ReadAdvice {
     case normal
     /// `MDB_NORDAHEAD`: no readahead.
     case random
+
+    /// The advice for a shard file: LMDB's default readahead for both layouts, unless
+    /// `PYRAMID_READAHEAD=off` (or `on`) says otherwise — the knob `Tools/bench/io` measures with.
+    /// A version 3 level file holds one level, so what readahead brings in is that level's
+    /// neighbouring records, which the loader's shard-windowed order reads next; a version 2
+    /// `data.mdb` interleaves the levels' pages, so readahead also brings in levels a run does not
+    /// use. Measured (docs/performance.md, "Bytes per run"): see the table for both settings.
+    static func forLayout(levelFiles: Bool, environment: [String: String] = ProcessInfo.processInfo.environment) -> ReadAdvice {
+        switch environment["PYRAMID_READAHEAD"] {
+        case "off": return .random
+        case "on": return .normal
+        default: return .normal
+        }
+    }
 }
 
 /// The LMDB key of sample `index`: 8 bytes, big-endian, so key order is index order.

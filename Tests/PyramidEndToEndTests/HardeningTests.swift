@@ -86,6 +86,27 @@ import Testing
         #expect(other.status != 0 && other.stderr.contains("is not the cache this run was made on"), "\(other.stderr)")
     }
 
+    @Test func aCheckpointFromAnotherRunAndADamagedRunFileAreNamed() throws {
+        let out = TempDirectory()
+        let cache = try HostileInputTests.smallCache(out)
+        for name in ["a", "b"] {
+            let t = try Tool.run(["train", cache, "--out", out.path(name)] + Self.recipe)
+            try #require(t.status == 0, "\(t.stderr)")
+        }
+        // Run b's checkpoint copied into run a (same model, same length): refused, not resumed.
+        let config = URL(fileURLWithPath: out.path("a/run.json"))
+        let original = try String(contentsOf: config, encoding: .utf8)
+        try original.replacingOccurrences(of: "\"epochs\" : 2", with: "\"epochs\" : 3").write(to: config, atomically: true, encoding: .utf8)
+        try FileManager.default.removeItem(atPath: out.path("a/checkpoint.bin"))
+        try FileManager.default.copyItem(atPath: out.path("b/checkpoint.bin"), toPath: out.path("a/checkpoint.bin"))
+        let swapped = try Tool.run(["train", "--resume", out.path("a"), "--quiet"])
+        #expect(swapped.status == 1 && swapped.stderr.contains("it belongs to run") && swapped.stderr.contains("copied in from another run"), "\(swapped.stderr)")
+        // A negative seed in run.json is named, not "holds no run".
+        try original.replacingOccurrences(of: "\"seed\" : 0", with: "\"seed\" : -3").write(to: config, atomically: true, encoding: .utf8)
+        let seed = try Tool.run(["train", "--resume", out.path("a"), "--quiet"])
+        #expect(seed.status == 1 && seed.stderr.contains("seed -3 is not a whole number"), "\(seed.stderr)")
+    }
+
     @Test func numbersThatWouldOverflowOrAllocateWithoutBoundAreRefused() throws {
         let out = TempDirectory()
         let cache = try HostileInputTests.smallCache(out)

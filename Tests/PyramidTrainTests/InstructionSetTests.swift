@@ -10,6 +10,15 @@ extension TrainerSuites {
 @Suite struct InstructionSetTests {
     static var tables: [(InstructionSet, pyr_kernels)] { InstructionSet.supported.map { ($0, $0.table!) } }
 
+    @Test func anUnknownGemmBackendIsReportedNotIgnored() {
+        var warnings: [String] = []
+        #expect(GemmBackend.choose(nil) { warnings.append($0) } == .libxsmm)
+        #expect(GemmBackend.choose("OpenBLAS") { warnings.append($0) } == .openblas)
+        #expect(warnings.isEmpty)
+        #expect(GemmBackend.choose("bogus") { warnings.append($0) } == .libxsmm)
+        #expect(warnings == ["pyramid: PYRAMID_GEMM=bogus is not one of libxsmm, openblas; using libxsmm"])
+    }
+
     @Test func theBaselineAlwaysRunsAndTheProcessTakesTheBestOrTheOneAskedFor() {
         #expect(InstructionSet.baseline.isSupported)
         let best = InstructionSet.supported.max()!

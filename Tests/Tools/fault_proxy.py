@@ -20,6 +20,8 @@ Uploads: --put-faults flip inverts one byte of the body of PUTs whose path conta
 most --per-object times per object), before it reaches the server.
 Persistent resets: --reset-every N cuts every GET body of a matching path after N bytes (RST), on
 every request: a client only gets through by resuming where it was cut.
+Ranges: --ignore-range answers a range request for an object whose whole response it has seen
+(a GET it cut) with that whole response, 200: a server that ignores ranges.
 TLS: --tls-cert/--tls-key serve HTTPS (a self-signed front) in front of the plain upstream.
 
 Shaping (for Tools/bench/remote): --delay adds latency before every response, --bandwidth caps
@@ -48,6 +50,7 @@ parser.add_argument("--bandwidth", type=float, default=0.0, help="bytes per seco
 parser.add_argument("--stats", default="", help="a JSON file kept up to date with the bytes served")
 parser.add_argument("--put-faults", default="", help="flip: one byte of a matching PUT body inverted")
 parser.add_argument("--reset-every", type=int, default=0, help="cut every matching GET body after this many bytes")
+parser.add_argument("--ignore-range", action="store_true", help="forward GETs without their Range and If-Match headers (a server that ignores ranges)")
 parser.add_argument("--tls-cert", default="")
 parser.add_argument("--tls-key", default="")
 args = parser.parse_args()
@@ -61,6 +64,7 @@ burst = [0]
 count = [0]
 pace = [0.0]  # when the shared link is free again (monotonic seconds)
 served = {"getBytes": 0, "requests": 0}
+whole = {}  # --ignore-range: each object's first whole response, by path
 
 
 def send(sock, data):
@@ -164,6 +168,13 @@ def handle(client):
             if flip:
                 b = bytearray(body); b[rng.randrange(0, len(b))] ^= 0xFF; body = bytes(b)
                 say(f"FAULT putflip {path}")
+        if args.ignore_range and method == "GET" and b"\r\nrange:" in head.lower() and path in whole:
+            # Answer the range request as a server that ignores ranges would: 200 and the whole
+            # object (kept from its first, cut, response; a range request is signed, so it cannot
+            # be forwarded without its Range header).
+            say(f"IGNORED-RANGE {path}")
+            client.sendall(whole[path]); client.close()
+            return
         kind = choose(method, path)
         if kind is None and args.reset_every and method == "GET" and args.match in path:
             kind = "resetevery"
@@ -202,6 +213,9 @@ def handle(client):
             client.sendall(rhead + rbody[:args.reset_every]); time.sleep(0.05); reset(client)
             return
         say(f"FAULT {kind} {path}")
+        if args.ignore_range and status == b"200":
+            with lock:
+                whole[path] = rhead + rbody
         cut = rng.randrange(1, len(rbody) - 1)
         if kind == "flip":
             b = bytearray(rbody); b[cut] ^= 0xFF

@@ -156,11 +156,12 @@ extension Trainer {
         let c = configuration
         let sizesOfParallel = (schedule as? Parallel)?.sizes
         let fullSteps = loader.plan(epoch: epoch).steps.count
+        // Counted before the iterator exists: its workers start reading (and fetching) at once.
+        let readBefore = loader.cache.bytesRead
+        let remoteBefore = loader.cache.store?.statistics
         var it = try loader.batches(epoch: epoch, from: cursor)
         let started = Date()
         let allreduceBefore = allreduceSeconds
-        let remoteBefore = loader.cache.store?.statistics
-        let readBefore = loader.cache.bytesRead
         let resumedSums = cursor > 0 ? header.epochProgress : nil
         var sums = resumedSums ?? Checkpoint.EpochProgress(lossSum: 0, steps: 0, hits: 0, seen: 0, macs: 0, seconds: 0, sizes: [])
         let earlierSeconds = sums.seconds

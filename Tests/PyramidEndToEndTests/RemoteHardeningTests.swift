@@ -108,6 +108,18 @@ struct RemoteHardeningTests {
         #expect(proxy.lines.contains { $0.hasPrefix("IGNORED-RANGE") }, "a resume was asked for: \(proxy.lines.prefix(5))")
     }
 
+    @Test func oneResponseOfTheWrongSizeIsFetchedAgainNotCalledDamaged() throws {
+        let out = TempDirectory()
+        let (cache, remote, _) = try RemoteCacheTests.published(out)
+        let proxy = try FaultProxy(["--faults", "short", "--rate", "1", "--per-object", "1"], directory: out)
+        defer { proxy.stop() }
+        let args = ["--batch", "50", "--seed", "2", "--shuffle", "shards:1"]
+        let local = try Tool.run(["batches", cache] + args)
+        let (r, hung) = try runTool(["batches", remote] + args, environment: S3Server.toolEnvironment(endpoint: proxy.endpoint, cacheDir: out.path("f")), timeout: 180)
+        #expect(!hung && r.status == 0 && r.stdout == local.stdout, "\(r.stderr)")
+        #expect(proxy.lines.filter { $0.hasPrefix("FAULT short") }.count == 8, "\(proxy.lines.prefix(10))")
+    }
+
     @Test func anHTTPSEndpointIsCheckedAgainstTheCABundleAWSToolsName() throws {
         let out = TempDirectory()
         let (_, remote, _) = try RemoteCacheTests.published(out)

@@ -13,6 +13,7 @@ The kinds are used in turn (a seeded draw decides which requests get one, and wh
 
   503       answer 503 SlowDown for this request and the next two (a burst) without forwarding
   flip      send the whole body with one byte inverted
+  short     send a complete response whose Content-Length (and body) is shorter than the object
   replace   send half the body, print "STALLED <path>" on stdout, wait until --release-file
             exists, then reset (the test replaces the object meanwhile)
 
@@ -220,6 +221,11 @@ def handle(client):
         if kind == "flip":
             b = bytearray(rbody); b[cut] ^= 0xFF
             client.sendall(rhead + bytes(b)); client.close()
+        elif kind == "short":
+            # A whole, well-formed response of the wrong size: Content-Length says `cut`.
+            lines = [l for l in rhead.split(b"\r\n") if not l.lower().startswith(b"content-length:")]
+            head = b"\r\n".join(lines[:1] + [b"Content-Length: " + str(cut).encode()] + lines[1:])
+            client.sendall(head + rbody[:cut]); client.close()
         elif kind == "reset":
             client.sendall(rhead + rbody[:cut]); time.sleep(0.05); reset(client)
         elif kind == "truncate":

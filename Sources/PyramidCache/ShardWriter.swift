@@ -76,6 +76,8 @@ public final class ShardWriter {
     public let directory: URL
     /// The cache format version this shard is written in (its layout).
     public let formatVersion: Int
+    /// Its level sizes, as given.
+    public let levels: [Int]
     /// `data.mdb` (versions 1, 2) or `meta.mdb` (version 3): labels and meta.
     private let main: Store
     /// Version 3: each level's file; versions 1 and 2: none (the levels are in `main`).
@@ -87,6 +89,7 @@ public final class ShardWriter {
     public init(directory: URL, levels: [Int], initialMapSize: Int = 64 << 20, formatVersion: Int = Manifest.defaultBuildVersion) throws {
         self.directory = directory
         self.formatVersion = formatVersion
+        self.levels = levels
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
@@ -109,7 +112,7 @@ public final class ShardWriter {
     private func levelTarget(_ level: Int) throws -> (Store, MDB_dbi) {
         let store = levelStores[level] ?? main
         guard let dbi = store.dbs[ShardDatabase.level(level)] else {
-            throw CacheError.unknownLevel(level: level, available: (formatVersion >= 3 ? Array(levelStores.keys) : main.dbs.keys.compactMap { Int($0.dropFirst(6)) }).sorted(by: >))
+            throw CacheError.unknownLevel(level: level, available: levels)
         }
         return (store, dbi)
     }

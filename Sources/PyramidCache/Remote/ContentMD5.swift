@@ -10,34 +10,25 @@ struct ContentMD5: Equatable {
 
     /// The MD5 of the file at `path`, read in 4 MiB pieces; nil when it cannot be read.
     init?(ofFile path: String) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        guard let context = pyramid_md5_begin() else { return nil }
-        defer { EVP_MD_CTX_free(context) }
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 4 << 20, alignment: 64)
-        defer { buffer.deallocate() }
-        while true {
-            let n = read(fd, buffer, 4 << 20)
-            if n < 0 { if errno == EINTR { continue }; return nil }
-            if n == 0 { break }
-            guard EVP_DigestUpdate(context, buffer, n) == 1 else { return nil }
-        }
-        var digest = [UInt8](repeating: 0, count: 16)
-        var length: UInt32 = 0
-        guard EVP_DigestFinal_ex(context, &digest, &length) == 1, length == 16 else { return nil }
+        guard let digest = Self.digest({ context in forEachPiece(ofFile: path) { EVP_DigestUpdate(context, $0, $1) == 1 } }) else { return nil }
         bytes = digest
     }
 
     /// The MD5 of `data`; nil only if OpenSSL fails.
     init?(bytes data: [UInt8]) {
+        guard let digest = Self.digest({ context in data.withUnsafeBytes { EVP_DigestUpdate(context, $0.baseAddress, $0.count) == 1 } }) else { return nil }
+        bytes = digest
+    }
+
+    /// The MD5 of what `feed` passes to the context it is given (false: a failure).
+    private static func digest(_ feed: (OpaquePointer) -> Bool) -> [UInt8]? {
         guard let context = pyramid_md5_begin() else { return nil }
         defer { EVP_MD_CTX_free(context) }
-        guard data.withUnsafeBytes({ EVP_DigestUpdate(context, $0.baseAddress, $0.count) }) == 1 else { return nil }
+        guard feed(context) else { return nil }
         var digest = [UInt8](repeating: 0, count: 16)
         var length: UInt32 = 0
         guard EVP_DigestFinal_ex(context, &digest, &length) == 1, length == 16 else { return nil }
-        bytes = digest
+        return digest
     }
 
     /// The `Content-MD5` header value: base64.

@@ -117,9 +117,10 @@ public final class RemoteCache: Sendable {
         let (bytes, etag) = try Self.fetchManifest(client: client, location: location, ifMatch: options.manifestETag)
         manifestETag = etag
         let manifest = try Manifest.decode(Data(bytes), path: location.object(Manifest.fileName))
+        // The files a reader fetches: every data.mdb (version 2), or the held levels' files (version 3).
         let held = Set(manifest.heldLevels)
-        guard manifest.files.allSatisfy({ $0.digest != nil || ($0.level.map { !held.contains($0) } ?? false) || (manifest.hasLevelFiles && $0.level == nil) }),
-              !held.isEmpty, manifest.labels != nil else {
+        let fetched = manifest.files.filter { $0.level.map(held.contains) ?? !manifest.hasLevelFiles }
+        guard !held.isEmpty, fetched.allSatisfy({ $0.digest != nil }), manifest.labels != nil else {
             throw RemoteError.notPublished(
                 location: location.description,
                 reason: "its manifest gives no shard sizes and digests or no labels file; publish it with pyramid push")

@@ -12,6 +12,9 @@ public final class ReadSession {
     /// Read transactions by file id, with the file they read (kept open by the session while it
     /// reads it).
     private var txns: [Int: (file: CacheReader.OpenFile, txn: OpaquePointer?)] = [:]
+    /// Where each (shard, level) read so far lives, keyed `shard << 16 | level`: found once per
+    /// session and file, not per record (no lock, no database-name string on the hot path).
+    private var locations: [Int: (file: CacheReader.OpenFile, id: Int, dbi: MDB_dbi)] = [:]
     private var decoders: [Int: RecordDecoder] = [:]
 
     init(reader: CacheReader) {
@@ -25,6 +28,7 @@ public final class ReadSession {
     public func endReads() {
         for (_, t) in txns { mdb_txn_abort(t.txn) }
         txns = [:]
+        locations = [:]  // a remote file may be closed and fetched again before the next read
     }
 
     private func txn(_ location: (file: CacheReader.OpenFile, id: Int, dbi: MDB_dbi)) throws -> OpaquePointer? {
@@ -55,7 +59,12 @@ public final class ReadSession {
         guard let shard = reader.manifest.shardNumber(of: index) else {
             throw CacheError.indexOutOfRange(index: index, count: reader.manifest.sampleCount)
         }
-        let location = try reader.levelDatabase(shard: shard, level: level)
+        let location: (file: CacheReader.OpenFile, id: Int, dbi: MDB_dbi)
+        let key = shard << 16 | level
+        if (1...0xFFFF).contains(level), let known = locations[key] { location = known } else {
+            location = try reader.levelDatabase(shard: shard, level: level)  // validates the level (manifest levels fit 16 bits)
+            locations[key] = location
+        }
         let t = try txn(location)
         var value = MDB_val()
         let rc = withIndexKey(index) { key in mdb_get(t, location.dbi, &key, &value) }

@@ -24,7 +24,9 @@ public final class CacheReader: @unchecked Sendable {
     final class OpenFile: @unchecked Sendable {
         let env: LMDBEnvironment
         let dbs: [String: MDB_dbi]
-        init(env: LMDBEnvironment, dbs: [String: MDB_dbi]) { self.env = env; self.dbs = dbs }
+        /// A packed level file's pack table (``LevelPack``); nil: one record per key.
+        let packs: LevelPack.Table?
+        init(env: LMDBEnvironment, dbs: [String: MDB_dbi], packs: LevelPack.Table?) { self.env = env; self.dbs = dbs; self.packs = packs }
     }
 
     /// ``Manifest/files`` once.
@@ -119,20 +121,34 @@ public final class CacheReader: @unchecked Sendable {
             let rc = mdb_dbi_open(txn, name, 0, &dbi)
             if rc == MDB_NOTFOUND { throw CacheError.shardMismatch(path: path, reason: "no database \(name)") }
             try lmdbCheck(rc, "mdb_dbi_open(\(name))", path)
-            var stat = MDB_stat()
-            try lmdbCheck(mdb_stat(txn, dbi, &stat), "mdb_stat", path)
-            if name != ShardDatabase.meta && stat.ms_entries != shard.count {
-                throw CacheError.shardMismatch(path: path, reason: "\(name) holds \(stat.ms_entries) records, the manifest says \(shard.count)")
-            }
             dbs[name] = dbi
         }
-        // The file's own description of its shard must agree with the manifest.
-        var key = Array(ShardInfo.metaKey.utf8)
-        let info: ShardInfo? = key.withUnsafeMutableBytes { kb in
-            var k = MDB_val(mv_size: kb.count, mv_data: kb.baseAddress); var v = MDB_val()
-            guard mdb_get(txn, dbs[ShardDatabase.meta]!, &k, &v) == MDB_SUCCESS else { return nil }
-            return try? JSONDecoder().decode(ShardInfo.self, from: Data(bytes: v.mv_data, count: v.mv_size))
+        func meta(_ key: String) -> UnsafeRawBufferPointer? {
+            var k = Array(key.utf8)
+            return k.withUnsafeMutableBytes { kb in
+                var mk = MDB_val(mv_size: kb.count, mv_data: kb.baseAddress); var v = MDB_val()
+                guard mdb_get(txn, dbs[ShardDatabase.meta]!, &mk, &v) == MDB_SUCCESS else { return nil }
+                return UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size)  // valid while the transaction is
+            }
         }
+        // A packed level file (``LevelPack``) holds a key per pack; its table counts the records.
+        var packs: LevelPack.Table?
+        if file.level != nil, let bytes = meta(LevelPack.metaKey) {
+            guard let table = LevelPack.Table(bytes: bytes) else { throw CacheError.shardMismatch(path: path, reason: "its pack table is damaged") }
+            packs = table
+        }
+        for name in names where name != ShardDatabase.meta {
+            var stat = MDB_stat()
+            try lmdbCheck(mdb_stat(txn, dbs[name]!, &stat), "mdb_stat", path)
+            if let packs, stat.ms_entries != packs.starts.count || packs.count != shard.count {
+                throw CacheError.shardMismatch(path: path, reason: "\(name) holds \(stat.ms_entries) packs of \(packs.count) records, its table lists \(packs.starts.count) packs, the manifest says \(shard.count) records")
+            }
+            if packs == nil && stat.ms_entries != shard.count {
+                throw CacheError.shardMismatch(path: path, reason: "\(name) holds \(stat.ms_entries) records, the manifest says \(shard.count)")
+            }
+        }
+        // The file's own description of its shard must agree with the manifest.
+        let info = meta(ShardInfo.metaKey).flatMap { try? JSONDecoder().decode(ShardInfo.self, from: Data($0)) }
         guard let info else { throw CacheError.shardMismatch(path: path, reason: "no shard description in its meta database") }
         guard info.formatVersion == manifest.formatVersion else {
             throw CacheError.unsupportedVersion(path: path, found: info.formatVersion, supported: manifest.formatVersion)
@@ -150,7 +166,7 @@ public final class CacheReader: @unchecked Sendable {
         }
         committed = true
         try lmdbCheck(mdb_txn_commit(txn), "mdb_txn_commit", path)
-        return OpenFile(env: env, dbs: dbs)
+        return OpenFile(env: env, dbs: dbs, packs: packs)
     }
 
     /// File `id`, open. A local file is opened on first use and kept; a remote file that is not

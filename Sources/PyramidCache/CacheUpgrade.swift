@@ -68,6 +68,7 @@ public enum CacheUpgrade {
             final.meta.append((ShardInfo.metaKey, ShardInfo(number: number, firstIndex: shard.firstIndex, count: shard.count, levels: levels,
                                                              channels: manifest.channels, buildID: manifest.buildID ?? "", formatVersion: 3).encoded()))
             try writer.commit(final)
+            try writer.packLevels()
             try writer.sync()
             done += shard.count
             progress(done, total)

@@ -59,7 +59,7 @@ public struct CacheVerifier {
         for level in manifest.levels where manifest.heldLevels.contains(level.size) {  // a publication of some levels: those
             var expected = range.lowerBound
             let decoder = session.recordDecoder(level: level.size)
-            try session.forEachRecord(shard: number, level: level.size) { index, bytes in
+            do { try session.forEachRecord(shard: number, level: level.size) { index, bytes in
                 defer { checked += 1; if checked % 4096 == 0 { progress(checked) } }
                 while expected < index && expected < range.upperBound {
                     report(Problem(shard: number, index: expected, level: level.size, reason: "missing"))
@@ -84,6 +84,10 @@ public struct CacheVerifier {
                         report(Problem(shard: number, index: index, level: level.size, reason: reason))
                     }
                 }
+            } } catch CacheError.corruptRecord(_, let index, _, let reason) {
+                // A damaged pack (version 3): the walk cannot find the records after it.
+                report(Problem(shard: number, index: index, level: level.size, reason: "\(reason); this level's records from here on were not checked"))
+                expected = range.upperBound
             }
             while expected < range.upperBound {
                 report(Problem(shard: number, index: expected, level: level.size, reason: "missing"))

@@ -66,8 +66,12 @@ public final class ReadSession {
             locations[key] = location
         }
         let t = try txn(location)
+        // A packed level file: the record is part of the pack that starts at or before it.
+        let packs = location.file.packs
+        let place = packs?.locate(index)
+        if packs != nil && place == nil { throw CacheError.missingRecord(shard: shard, index: index, level: level) }
         var value = MDB_val()
-        let rc = withIndexKey(index) { key in mdb_get(t, location.dbi, &key, &value) }
+        let rc = withIndexKey(place?.start ?? index) { key in mdb_get(t, location.dbi, &key, &value) }
         if rc == MDB_NOTFOUND { throw CacheError.missingRecord(shard: shard, index: index, level: level) }
         if rc != 0 {
             // A failed get (damaged pages) leaves its transaction unusable (MDB_BAD_TXN for every
@@ -75,8 +79,15 @@ public final class ReadSession {
             discard(location.id)
         }
         try lmdbCheck(rc, "mdb_get", location.file.env.path)
-        reader.countRead(value.mv_size)
-        return try body(UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
+        var record = UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size)
+        if let place {
+            switch LevelPack.record(place.offset, in: record) {
+            case .success(let r): record = r
+            case .failure(let f): throw CacheError.corruptRecord(shard: shard, index: index, level: level, reason: f.reason)
+            }
+        }
+        reader.countRead(record.count)
+        return try body(record)
     }
 
     /// The header of a record, without decompressing it.
@@ -162,8 +173,20 @@ public final class ReadSession {
     }
 
     /// Walks one level of one shard in index order, handing each record's stored bytes to `body`.
+    /// - Throws: ``CacheError/corruptRecord(shard:index:level:reason:)`` at a damaged pack (named by
+    ///   its first index; the walk cannot go on past it), and what `body` throws.
     public func forEachRecord(shard: Int, level: Int, _ body: (Int, UnsafeRawBufferPointer) throws -> Void) throws {
-        try forEach(file: try reader.levelDatabase(shard: shard, level: level), body)
+        let location = try reader.levelDatabase(shard: shard, level: level)
+        guard location.file.packs != nil else { return try forEach(file: location, body) }
+        try forEach(file: location) { first, pack in
+            for j in 0..<max(1, LevelPack.count(of: pack)) {
+                switch LevelPack.record(j, in: pack) {
+                case .success(let record): try body(first + j, record)
+                case .failure(let f):
+                    throw CacheError.corruptRecord(shard: shard, index: first, level: level, reason: "its pack is damaged: \(f.reason)")
+                }
+            }
+        }
     }
 
     /// Decoder for `level`, for callers that walk records with ``forEachRecord(shard:level:_:)``.

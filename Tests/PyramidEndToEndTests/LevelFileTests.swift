@@ -54,6 +54,40 @@ import Testing
         #expect(fixed.status == 0, "\(fixed.stderr)")
     }
 
+    /// Records of 2–4 KiB (56 px of noise) are where LMDB's page rounding hurt most: one record
+    /// per key took two 4 KiB pages each (2.6x the records). Packed, a level file is its records
+    /// and a few pages of LMDB's own; and a damaged pack header is named, never a crash.
+    @Test func levelFilesArePackedCloseToTheirRecordsBytes() throws {
+        let out = TempDirectory(), src = try Self.source()
+        let cache = out.path("v3")
+        try Self.build(src, cache, levels: "56,28")
+        let reader = try CacheReader(url: URL(fileURLWithPath: cache))
+        let session = reader.makeSession()
+        for (k, shard) in reader.manifest.shards.enumerated() {
+            var records = 0, bytes = 0
+            try session.forEachRecord(shard: k, level: 56) { index, record in
+                #expect(index == shard.firstIndex + records)
+                records += 1; bytes += record.count
+            }
+            #expect(records == shard.count)
+            let size = try #require(shard.files?["level-56.mdb"]?.bytes)
+            #expect(bytes > 2048 * records, "records of \(bytes / records) bytes: not the case this test is about")
+            #expect(Double(size) <= 1.05 * Double(bytes) + 32768, "shard \(k): level-56.mdb is \(size) bytes for \(bytes) bytes of records")
+        }
+        session.endReads()
+
+        let first = reader.manifest.shards[1].firstIndex
+        let record = try reader.makeSession().withRecord(index: first, level: 56) { Array($0) }
+        // The byte before a pack's first record is the top byte of the pack's last end offset.
+        #expect(try CacheFixture.flipByte(in: "\(cache)/shard-00001/level-56.mdb", inside: record, offset: -1))
+        let damaged = try CacheReader(url: URL(fileURLWithPath: cache)).makeSession()
+        #expect(throws: CacheError.self) { try damaged.withRecord(index: first, level: 56) { _ in } }
+        let v = try Tool.run(["verify", cache, "--quiet"])
+        #expect(v.status == 1 && v.stdout.contains("shard 1 index \(first) level 56") && v.stdout.contains("pack is damaged"), "\(v.stdout)")
+        let fixed = try Tool.run(["batches", cache, "--schedule", "fixed:28", "--batch", "50"])
+        #expect(fixed.status == 0, "\(fixed.stderr)")
+    }
+
     @Test func aFixedRunNeverOpensAnotherLevelsFile() throws {
         let out = TempDirectory(), src = try Self.source()
         let cache = out.path("v3"), partial = out.path("only14")

@@ -92,6 +92,7 @@ extension Builder {
             if moved == p.count { entries.append((ShardInfo.metaKey, info.encoded())) }
             return entries
         }
+        try writer.packLevels()  // version 3: final keys, so the level files are packed now (nothing for 1, 2)
         try writer.sync()
     }
 }

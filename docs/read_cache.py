@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reads a Pyramid cache (format version 1, 2 or 3) with lmdb, zstandard, numpy, and from version 2
 xxhash and Pillow (pip install lmdb zstandard numpy xxhash pillow). Version 3 keeps each level of a
-shard in a file of its own: only the file of the level read is opened.
+shard in a file of its own (only the file of the level read is opened), its records in packs.
 
     python3 docs/read_cache.py CACHE [INDEX [LEVEL]]
 
@@ -36,7 +36,24 @@ def read(path, manifest, envs, index, size):
     key = struct.pack(">Q", index)
     records = env(path, manifest, envs, shard, f"level-{size}.mdb")
     with records.begin() as txn:
-        record = bytes(txn.get(key, db=records.open_db(f"level-{size}".encode(), txn=txn, create=False)))
+        db = records.open_db(f"level-{size}".encode(), txn=txn, create=False)
+        meta = records.open_db(b"meta", txn=txn, create=False) if version >= 3 else None
+        if meta is not None and txn.get(b"packs", db=meta) is not None:
+            # A pack: consecutive records in one value, keyed by the first one's index.
+            cursor = txn.cursor(db=db)
+            if not cursor.set_range(key):  # the first key >= index, or the pack before it
+                cursor.last()
+            elif cursor.key() != key:
+                cursor.prev()
+            first = struct.unpack(">Q", cursor.key())[0]
+            pack = cursor.value()
+            n = struct.unpack_from("<I", pack)[0]
+            ends = (0,) + struct.unpack_from(f"<{n}I", pack, 4)
+            j = index - first
+            assert 0 <= j < n and 4 + 4 * n + ends[n] == len(pack), f"index {index} level {size}: damaged pack"
+            record = bytes(pack[4 + 4 * n + ends[j]:4 + 4 * n + ends[j + 1]])
+        else:
+            record = bytes(txn.get(key, db=db))
     labels = env(path, manifest, envs, shard, "meta.mdb")
     with labels.begin() as txn:
         label = struct.unpack("<i", txn.get(key, db=labels.open_db(b"labels", txn=txn, create=False)))[0]

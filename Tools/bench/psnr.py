@@ -24,8 +24,8 @@ for level in ma["levels"]:
     size = level["size"]
     se, count = 0.0, 0
     for i in indices:
-        a, _ = read_cache.read(ma, ea, i, size)
-        b, _ = read_cache.read(mb, eb, i, size)
+        a, _ = read_cache.read(lossless, ma, ea, i, size)
+        b, _ = read_cache.read(lossy, mb, eb, i, size)
         d = a.astype(np.float64) - b.astype(np.float64)
         se += float((d * d).sum()); count += d.size
     out[str(size)] = 10 * np.log10(255 ** 2 / (se / count))

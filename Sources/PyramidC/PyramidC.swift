@@ -229,6 +229,25 @@ public func bridgePlan(_ loader: OpaquePointer?, _ first: Int64, _ count: Int64,
     }
 }
 
+@_cdecl("pyramid_plan_from")
+public func bridgePlanFrom(_ loader: OpaquePointer?, _ epoch: Int64, _ cursor: Int64,
+                           _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ error: ErrorSlot) -> Int32 {
+    guarded(error) {
+        let h = try handle(loader)
+        guard epoch >= 0, epoch < Int64(BridgeConfiguration.maxEpochs) else {
+            throw BridgeError.invalid(key: "epoch", reason: "\(epoch) is not in 0..<\(BridgeConfiguration.maxEpochs)")
+        }
+        guard cursor >= 0, cursor <= Int64(h.loader.cache.manifest.sampleCount) else {
+            throw BridgeError.invalid(key: "cursor", reason: "\(cursor) is not in 0...\(h.loader.cache.manifest.sampleCount)")
+        }
+        let (plan, first) = try h.loader.plan(epoch: Int(epoch), from: Int(cursor))
+        let steps = plan.steps[min(first, plan.steps.count)...].map {
+            PlanJSON.Step(sizes: $0.sizes, batch: $0.batchSize, duplicates: $0.duplicates, cursor: $0.cursor, images: $0.globalImages)
+        }
+        return try output(try json(PlanJSON(epochs: [.init(epoch: Int(epoch), steps: steps, note: plan.note)])), out)
+    }
+}
+
 @_cdecl("pyramid_start_epoch")
 public func bridgeStartEpoch(_ loader: OpaquePointer?, _ epoch: Int64, _ cursor: Int64, _ error: ErrorSlot) -> Int32 {
     guarded(error) {

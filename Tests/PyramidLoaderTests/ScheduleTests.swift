@@ -99,6 +99,35 @@ import Testing
         #expect(a.steps.map { $0.sizes[0] } != a.steps.map { $0.sizes[0] }.sorted())
     }
 
+    /// Without drop-last (evaluation, drop_last=False) MixSize serves every image exactly once,
+    /// on one rank or several, also when a size's batch is larger than its group; with drop-last
+    /// the plan says how many it leaves out.
+    @Test(arguments: ["mixsize:14,20,28@0.3,0.3,0.4", "mixsize:14,20,28@0.3,0.3,0.4,sampling=iid", "mixsize:14,28@0.01,0.99"])
+    func mixSizeWithoutDropLastServesEveryImageOnce(schedule: String) throws {
+        let m = try ScheduleParser.parse(schedule, largestLevel: 28)
+        for (images, batch, world) in [(2_000, 32, 1), (2_000, 32, 2), (60_000, 128, 3), (37, 64, 2)] {
+            let context = PlanContext(epoch: 1, images: images, batchSize: batch, worldSize: world, seed: 4, dropLast: false)
+            let plan = m.plan(context)
+            #expect(plan.images == images, "\(schedule): \(plan.images) of \(images) (batch \(batch), world \(world))")
+            #expect(plan.note == nil)
+            // Every stream position exactly once over all ranks.
+            var served = [Int](repeating: 0, count: images)
+            for step in plan.steps {
+                #expect(step.globalImages > 0)
+                for r in 0..<world {
+                    for p in Sampler.positions(cursor: step.cursor, batchSize: step.batchSize, rank: r, worldSize: world, available: step.globalImages) {
+                        served[p] += 1
+                    }
+                }
+            }
+            #expect(served.allSatisfy { $0 == 1 }, "\(schedule): \(served.filter { $0 != 1 }.count) positions not served once")
+            var training = context; training.dropLast = true
+            let dropped = m.plan(training)
+            #expect(dropped.images <= images)
+            if dropped.images < images { #expect(dropped.note?.hasPrefix("\(images - dropped.images) of \(images) images left out") == true, "\(dropped.note ?? "no note")") }
+        }
+    }
+
     @Test func mixSizeIndependentDrawsFollowTheProbabilities() throws {
         let m = try ScheduleParser.parse("mixsize:14,28@0.5,0.5,sampling=iid,mode=D+,base=28")
         let plan = m.plan(PlanContext(epoch: 0, images: 200_000, batchSize: 10, seed: 2))

@@ -64,6 +64,7 @@ def _load() -> ctypes.CDLL:
         "pyramid_close": ([handle, err], ctypes.c_int32),
         "pyramid_describe": ([handle, out, err], ctypes.c_int32),
         "pyramid_plan": ([handle, ctypes.c_int64, ctypes.c_int64, out, err], ctypes.c_int32),
+        "pyramid_plan_from": ([handle, ctypes.c_int64, ctypes.c_int64, out, err], ctypes.c_int32),
         "pyramid_start_epoch": ([handle, ctypes.c_int64, ctypes.c_int64, err], ctypes.c_int32),
         "pyramid_stop_epoch": ([handle, err], ctypes.c_int32),
         "pyramid_ticket": ([handle, ctypes.c_uint64], ctypes.c_void_p),

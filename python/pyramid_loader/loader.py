@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Union
 
@@ -22,9 +23,10 @@ except ImportError:  # the package imports without torch; the Loader needs it
     torch = None
 
 OUTPUTS = ("float32", "float16", "uint8")
-# Settings that decide which batches a run sees: a state_dict made under other values is refused.
-FINGERPRINT_KEYS = ("schedule", "batch_size", "seed", "epochs", "augment", "rank", "world_size", "shuffle", "order", "drop_last",
-                    "corrupt_records", "cache")
+# Settings that decide which images the stream holds and in what order: a state_dict made under
+# other values is refused. The rank is not one (every rank loads the same state), nor the world
+# size or per-process batch: the global batch (batch_size × world_size) is compared on its own.
+FINGERPRINT_KEYS = ("schedule", "seed", "epochs", "augment", "shuffle", "order", "drop_last", "corrupt_records", "cache")
 # How long one wait inside the library lasts: between waits Python handles signals (Ctrl-C).
 POLL_MS = 100
 # The C interface takes 64-bit integers: larger ones would wrap silently through ctypes.
@@ -168,7 +170,24 @@ def _check_type(name: str, value: Any, kinds: tuple, optional: bool = True) -> N
         raise TypeError(f"{name} must be {' or '.join(k.__name__ for k in kinds)}, not {type(value).__name__}")
 
 
-class Loader:
+# A torch Dataset when torch is there, so that DataLoader(loader, batch_size=None) takes it.
+_DatasetBase: Any = torch.utils.data.IterableDataset if torch is not None else object
+
+
+def _in_dataloader_worker() -> Optional[int]:
+    """The id of the DataLoader worker this runs in, or None."""
+    if torch is None:
+        return None
+    info = torch.utils.data.get_worker_info()
+    return None if info is None else info.id
+
+
+_WORKER_MESSAGE = ("a pyramid_loader.Loader loads on its own threads: iterate it directly, or pass it to "
+                   "DataLoader(loader, batch_size=None) with num_workers=0. Inside DataLoader worker processes every "
+                   "worker would serve the whole epoch (each image num_workers times), so this is refused")
+
+
+class Loader(_DatasetBase):
     """Batches from a Pyramid cache under a resolution schedule, as torch tensors.
 
     Parameters
@@ -228,6 +247,8 @@ class Loader:
                  order: Optional[str] = None):
         if torch is None:
             raise ImportError("pyramid_loader.Loader needs torch (pip install torch)")
+        if _in_dataloader_worker() is not None:
+            raise PyramidError(f"made in DataLoader worker {_in_dataloader_worker()}: {_WORKER_MESSAGE}")
         _check_type("path", path, (str, bytes, os.PathLike), optional=False)
         for name, value in (("schedule", schedule), ("augment", augment), ("order", order)):
             _check_type(name, value, (str,))
@@ -273,7 +294,11 @@ class Loader:
         self.path = os.fspath(path)
         self.epochs = epochs
         self._epoch = 0
-        self._cursor = 0
+        # The stream position after the last batch yielded in _epoch (what state_dict saves).
+        self._position = 0
+        # A position restored by load_state_dict (or batches(cursor=)) that the next iteration of
+        # _epoch starts from; None: iterations start at the epoch's beginning.
+        self._resume: Optional[int] = None
         self._mean = [m * 255 for m in self.manifest["mean"]]
         self._std = [max(s, 1e-6) * 255 for s in self.manifest["std"]]
         self._pinned: Dict[int, int] = {}
@@ -292,12 +317,21 @@ class Loader:
     # MARK: Schedule
 
     def set_epoch(self, epoch: int) -> None:
-        """The epoch the next iteration serves (from its start)."""
+        """Makes `epoch` the one the next iteration serves, from its start, except right after
+        ``load_state_dict`` with the restored epoch: then the restored position is kept (so a loop
+        that calls ``set_epoch`` at the top of every epoch resumes where the state says).
+
+        Args:
+            epoch: 0-based, below 2**63.
+        """
         _check_int("epoch", epoch, 0, INT64_MAX)
-        self._epoch, self._cursor = epoch, 0
+        if self._resume is not None and epoch == self._epoch:
+            return
+        self._epoch, self._position, self._resume = epoch, 0, None
 
     @property
     def epoch(self) -> int:
+        """The epoch the next iteration serves (after a complete pass, the next one)."""
         return self._epoch
 
     def plan(self, epochs: Optional[int] = None) -> List[List[Dict[str, Any]]]:
@@ -309,30 +343,48 @@ class Loader:
         data = json.loads(_native.call_json(_native.lib.pyramid_plan, self._handle.pointer, 0, count))
         return [epoch["steps"] for epoch in data["epochs"]]
 
-    def __len__(self) -> int:
-        """Steps of the current epoch (MixSize's B+ changes it from epoch to epoch)."""
+    def steps(self) -> List[Dict[str, Any]]:
+        """The steps the next iteration serves: the current epoch's, or after ``load_state_dict``
+        the rest of the restored one. Each is {"sizes", "batch", "duplicates", "cursor", "images"}."""
         self._handle.check_process()
-        data = json.loads(_native.call_json(_native.lib.pyramid_plan, self._handle.pointer, self._epoch, 1))
-        return len(data["epochs"][0]["steps"])
+        start = self._resume or 0
+        data = json.loads(_native.call_json(_native.lib.pyramid_plan_from, self._handle.pointer, self._epoch, start))
+        return data["epochs"][0]["steps"]
+
+    def __len__(self) -> int:
+        """Steps the next iteration serves: the current epoch's (MixSize's B+ changes it from
+        epoch to epoch), or after ``load_state_dict`` what remains of the restored epoch."""
+        return len(self.steps())
 
     # MARK: Iteration
 
     def __iter__(self) -> Iterator[tuple]:
-        """(images, labels) of the current epoch from its cursor; then the next epoch is current."""
+        """(images, labels) of the current epoch, from its start (or from the position
+        ``load_state_dict`` restored). Every ``iter()`` starts afresh, like a DataLoader's: after a
+        ``break``, the next loop serves the epoch again from its first batch. After a complete
+        pass the next epoch is current."""
         for batch in self.batches():
             yield batch.images, batch.labels
 
     def batches(self, epoch: Optional[int] = None, cursor: Optional[int] = None) -> Iterator[Batch]:
-        """The batches of `epoch` (default: the current one) from stream position `cursor`
-        (default: where the last iteration stopped, or 0), as ``Batch`` objects."""
+        """The batches of `epoch` (default: the current one) as ``Batch`` objects.
+
+        Args:
+            epoch: the epoch to serve (``set_epoch`` first); default the current one.
+            cursor: the stream position to start at (a ``Batch.next_cursor``); default the
+                epoch's start, or the position ``load_state_dict`` restored.
+        """
         if epoch is not None:
             self.set_epoch(epoch)
         if cursor is not None:
             _check_int("cursor", cursor, 0, INT64_MAX)
-            self._cursor = cursor
+            self._resume = cursor
         return self._batches()
 
     def _batches(self) -> Iterator[Batch]:
+        worker = _in_dataloader_worker()
+        if worker is not None:
+            raise PyramidError(f"iterated in DataLoader worker {worker}: {_WORKER_MESSAGE}")
         handle = self._handle
         handle.check_process()
         with self._iteration_lock:
@@ -347,7 +399,9 @@ class Loader:
                 self._iterating = False
 
     def _stream(self, handle: "_Handle") -> Iterator[Batch]:
-        _native.call(_native.lib.pyramid_start_epoch, handle.pointer, self._epoch, self._cursor)
+        start, self._resume = self._resume or 0, None
+        self._position = start
+        _native.call(_native.lib.pyramid_start_epoch, handle.pointer, self._epoch, start)
         info = _native.BatchInfo()
         finished = False
         try:
@@ -362,7 +416,7 @@ class Loader:
                     break
                 batch = self._wrap(info)
                 info.id = 0  # its owner releases it now
-                self._cursor = batch.next_cursor
+                self._position = batch.next_cursor
                 yield batch
         finally:
             # A Ctrl-C between the library handing out a batch and its owner taking it would leak
@@ -371,7 +425,7 @@ class Loader:
             if not handle.closed and os.getpid() == handle.pid:
                 interrupted |= _to_the_end(lambda: _native.call(_native.lib.pyramid_stop_epoch, handle.pointer))
             if finished:
-                self._epoch, self._cursor = self._epoch + 1, 0
+                self._epoch, self._position = self._epoch + 1, 0
             if interrupted:
                 _thread.interrupt_main()  # raising here would be lost when this runs in a collector's close()
 
@@ -431,17 +485,38 @@ class Loader:
         c["cache"] = build if build else self.manifest.get("createdAt", "") + "/" + str(self.manifest.get("sampleCount"))
         return {k: c.get(k) for k in FINGERPRINT_KEYS}
 
+    @property
+    def global_batch(self) -> int:
+        """Base images per step over all ranks: ``batch_size × world_size``."""
+        return int(self.configuration["batch_size"]) * int(self.configuration["world_size"])
+
     def state_dict(self) -> Dict[str, Any]:
-        """Where the run is: the epoch and the stream position after the last batch yielded, and the
-        settings that decide the batches. ``load_state_dict`` continues exactly there."""
+        """Where the run is, the same on every rank: the epoch and the global stream position after
+        the last batch yielded, the global batch, and the settings that decide the stream.
+
+        Save it from one rank (rank 0) and load it on every rank: the state holds no rank. It
+        resumes under another world size whenever the global batch is the same (``batch_size ×
+        world_size``); see ``load_state_dict``.
+        """
         settings = self._fingerprint()
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
-        return {"epoch": self._epoch, "cursor": self._cursor, "fingerprint": digest, "settings": settings,
-                "version": _native.version()}
+        return {"epoch": self._epoch, "cursor": self._position, "global_batch": self.global_batch, "fingerprint": digest,
+                "settings": settings, "version": _native.version()}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
-        """Continues from `state` (from ``state_dict``); a state made under other settings is refused,
-        naming them."""
+        """Continues from `state` (from ``state_dict``, on any rank): the next iteration of the
+        restored epoch starts at its position (``set_epoch`` with that epoch keeps it).
+
+        With the same global batch (any world size whose ``batch_size × world_size`` is the saved
+        one) the run continues step for step as if it had not stopped. With another global batch
+        the rest of the epoch is planned afresh from the position: every remaining image is still
+        served once, but the steps are not those an uninterrupted run would have taken; a
+        ``RuntimeWarning`` says so.
+
+        Raises:
+            ValueError: a state made under other settings (naming them, ``seed 11 -> 12``), or
+                not a state_dict.
+        """
         if not isinstance(state, dict) or "epoch" not in state or "cursor" not in state:
             raise ValueError("state: not a pyramid_loader state_dict (needs epoch and cursor)")
         mine = self._fingerprint()
@@ -452,7 +527,17 @@ class Loader:
             raise ValueError(f"state: made under other settings ({details}); resume with the same ones")
         _check_int("epoch", state["epoch"], 0, INT64_MAX)
         _check_int("cursor", state["cursor"], 0, INT64_MAX)
-        self._epoch, self._cursor = state["epoch"], state["cursor"]
+        saved = state.get("global_batch")
+        if saved is None and "batch_size" in theirs and "world_size" in theirs:  # a state of version 0.1
+            saved = int(theirs["batch_size"]) * int(theirs["world_size"])
+        if saved is not None and saved != self.global_batch and state["cursor"] > 0:
+            warnings.warn(f"state: saved with a global batch of {saved}, resumed with {self.global_batch} "
+                          f"(batch_size {self.configuration['batch_size']} × world_size {self.configuration['world_size']}): "
+                          f"the rest of epoch {state['epoch']} is planned afresh from position {state['cursor']}; every "
+                          "remaining image is served once, but not in the steps an uninterrupted run would have taken",
+                          RuntimeWarning, stacklevel=2)
+        self._epoch, self._position = state["epoch"], state["cursor"]
+        self._resume = state["cursor"] if state["cursor"] > 0 else None
 
     # MARK: Other
 

@@ -101,6 +101,11 @@ int32_t pyramid_describe(pyramid_loader *loader, char **json, char **error);
    [{"sizes", "batch", "duplicates", "cursor", "images"}]}]}, in *json (free it). */
 int32_t pyramid_plan(pyramid_loader *loader, int64_t first, int64_t count, char **json, char **error);
 
+/* The steps pyramid_start_epoch(loader, epoch, cursor) would serve, as pyramid_plan's JSON with
+   one epoch: the rest of the epoch's plan from a step boundary, or the rest planned afresh from
+   another position (after a change of the global batch). */
+int32_t pyramid_plan_from(pyramid_loader *loader, int64_t epoch, int64_t cursor, char **json, char **error);
+
 /* Starts serving `epoch` from stream position `cursor` (0, or a batch's next_cursor); an epoch
    in progress is stopped first. */
 int32_t pyramid_start_epoch(pyramid_loader *loader, int64_t epoch, int64_t cursor, char **error);

@@ -6,11 +6,15 @@
 /// - **partition** (default): the epoch's images are split into one group per size, `⌊p_s·N⌋`
 ///   images each (the last size takes the remainder), so `p_s` weighs *images*, not steps; group `s`
 ///   makes `⌊n_s / (B_s·W)⌋` steps (drop-last), and the steps of all groups are interleaved in an
-///   order drawn from `(seed, epoch)`. Every image is used once per epoch, in `D_s` copies.
+///   order drawn from `(seed, epoch)`. With drop-last (training) each group's rest, fewer than
+///   `B_s·W` images, is left out of the epoch (the plan's note says how many); without it
+///   (evaluation, `drop_last=False`) the rest is a partial step, so every image is served
+///   exactly once, in `D_s` copies.
 ///   Here the epoch's permutation already is random, so step `k` simply takes the next `B_s·W`
 ///   positions of the stream: the same distribution as the reference's explicit groups.
 /// - **independent**: the paper's wording, a size drawn per step with probabilities `p_s`
-///   (from `(seed, epoch, step)`), until the next step no longer fits the epoch.
+///   (from `(seed, epoch, step)`), until the next step no longer fits the epoch (without
+///   drop-last, the rest is a partial step of the size drawn last).
 /// - **B+**: `B_s = round(B₀·(S₀/s)²)`, `D_s = D₀`, so `B·s²` stays about constant.
 /// - **D+**: `D_s = max(1, round(D₀·(S₀/s)²))`, `B_s = B₀`; for a size with `(S₀/s)²·D₀ < 0.5`
 ///   it falls back to B+ (`B_s = round(B₀·(S₀/s)²)`, `D_s = 1`).
@@ -92,6 +96,11 @@ public struct MixSize: ResolutionSchedule {
                 let (b, d) = settings[i]
                 let count = n / (b * context.worldSize)
                 steps += Array(repeating: StepPlan(sizes: [size], batchSize: b, duplicates: d), count: count)
+                // Without drop-last (evaluation, or drop_last=False), the group's rest is a partial step.
+                let rest = n - count * b * context.worldSize
+                if !context.dropLast && rest > 0 {
+                    steps.append(StepPlan(sizes: [size], batchSize: b, duplicates: d, globalImages: rest))
+                }
             }
             // The reference shuffles the list of step sizes with a generator seeded by the epoch.
             var i = steps.count - 1
@@ -99,15 +108,22 @@ public struct MixSize: ResolutionSchedule {
         case .independent:
             let total = probabilities.reduce(0, +)
             var left = context.images
-            while true {
+            while left > 0 {
                 var u = rng.nextUnit() * total, k = 0
                 while k < sizeSet.count - 1 && u >= probabilities[k] { u -= probabilities[k]; k += 1 }
                 let (b, d) = settings[k]
-                guard b * context.worldSize <= left else { break }
+                guard b * context.worldSize <= left else {
+                    // Without drop-last, the rest is a partial step of the size drawn.
+                    if !context.dropLast { steps.append(StepPlan(sizes: [sizeSet[k]], batchSize: b, duplicates: d, globalImages: left)) }
+                    break
+                }
                 left -= b * context.worldSize
                 steps.append(StepPlan(sizes: [sizeSet[k]], batchSize: b, duplicates: d))
             }
         }
-        return EpochPlan(epoch: context.epoch, steps: steps, context: context)
+        var plan = EpochPlan(epoch: context.epoch, steps: steps, context: context)
+        let leftOut = context.images - plan.images
+        if leftOut > 0 { plan.note = "\(leftOut) of \(context.images) images left out (each size's partial step; drop-last)" }
+        return plan
     }
 }

@@ -9,7 +9,7 @@
 """
 
 from ._native import PyramidError, version
+from ._version import __version__
 from .loader import Batch, Loader
 
-__all__ = ["Batch", "Loader", "PyramidError", "version"]
-__version__ = "0.1.0"
+__all__ = ["Batch", "Loader", "PyramidError", "__version__", "version"]

@@ -158,3 +158,8 @@ def test_without_drop_last_every_image_is_served_once(cache, schedule, shuffle):
             for i in b.indices.tolist():
                 counts[i] = counts.get(i, 0) + 1
     assert sorted(counts) == list(range(600)) and set(counts.values()) == {1}
+
+
+def test_the_version_is_written_once():
+    from importlib.metadata import version
+    assert version("pyramid-loader") == pl.__version__

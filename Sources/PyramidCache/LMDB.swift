@@ -68,11 +68,10 @@ enum ReadAdvice {
     /// The advice for a shard file: no readahead (`MDB_NORDAHEAD`), unless `PYRAMID_READAHEAD=on`
     /// (the knob `Tools/bench/io` measures with). Measured on 2,000 photos (docs/performance.md,
     /// "Bytes per run", AMD EPYC Zen 3): where a run reads every record of a level (a fixed
-    /// size), readahead changes nothing (a 96 px run read 1.69x the records' bytes with it, 1.65x
-    /// without: the records fill their pages in key order); where it reads some records of each of
-    /// several levels (MixSize gives each image one size per epoch, so a quarter of each of four
-    /// levels), readahead pulls in the neighbours it skips: 5.5x the records with it, 1.4x
-    /// without. A version 2 `data.mdb` interleaves every level's pages, so readahead there also
+    /// size), readahead changes nothing (a 96 px run read 1.13x the records' bytes either way:
+    /// the packs fill their pages in key order); where it reads some records of each of several
+    /// levels (MixSize gives each image one size per epoch, so a quarter of each of four levels),
+    /// readahead pulls in the neighbours it skips: 4.6x the records with it, 1.56x without. A version 2 `data.mdb` interleaves every level's pages, so readahead there also
     /// brings in levels the run does not use.
     static func forLayout(levelFiles: Bool, environment: [String: String] = ProcessInfo.processInfo.environment) -> ReadAdvice {
         environment["PYRAMID_READAHEAD"] == "on" ? .normal : .random

@@ -242,7 +242,7 @@ class Loader(_DatasetBase):
 
     def __init__(self, path: Union[str, bytes, os.PathLike], schedule: Optional[str] = None, batch_size: int = 128, epochs: int = 1,
                  seed: int = 0, augment: Optional[str] = None, rank: Optional[int] = None, world_size: Optional[int] = None,
-                 workers: Optional[int] = None, prefetch: Optional[int] = None, output: str = "float32", device=None,
+                 workers: Optional[int] = None, prefetch: Optional[int] = None, output: str = "float32", device: Union[str, int, "torch.device", None] = None,
                  shuffle: bool = True, drop_last: Optional[bool] = None, corrupt_records: str = "fail",
                  order: Optional[str] = None):
         if torch is None:
@@ -321,8 +321,10 @@ class Loader(_DatasetBase):
         ``load_state_dict`` with the restored epoch: then the restored position is kept (so a loop
         that calls ``set_epoch`` at the top of every epoch resumes where the state says).
 
-        Args:
-            epoch: 0-based, below 2**63.
+        Parameters
+        ----------
+        epoch : int
+            0-based, below 2**63.
         """
         _check_int("epoch", epoch, 0, INT64_MAX)
         if self._resume is not None and epoch == self._epoch:
@@ -369,10 +371,13 @@ class Loader(_DatasetBase):
     def batches(self, epoch: Optional[int] = None, cursor: Optional[int] = None) -> Iterator[Batch]:
         """The batches of `epoch` (default: the current one) as ``Batch`` objects.
 
-        Args:
-            epoch: the epoch to serve (``set_epoch`` first); default the current one.
-            cursor: the stream position to start at (a ``Batch.next_cursor``); default the
-                epoch's start, or the position ``load_state_dict`` restored.
+        Parameters
+        ----------
+        epoch : int, optional
+            The epoch to serve (``set_epoch`` first); default the current one.
+        cursor : int, optional
+            The stream position to start at (a ``Batch.next_cursor``); default the epoch's
+            start, or the position ``load_state_dict`` restored.
         """
         if epoch is not None:
             self.set_epoch(epoch)
@@ -454,7 +459,7 @@ class Loader(_DatasetBase):
         return Batch(images=images, labels=labels, indices=indices, epoch=info.epoch, step=info.step, sizes=sizes,
                      cursor=info.cursor, next_cursor=info.next_cursor, substitutions=info.substitutions)
 
-    def _to_device(self, host, address: int, nbytes: int, owner: object):
+    def _to_device(self, host: "torch.Tensor", address: int, nbytes: int, owner: object) -> "torch.Tensor":
         """Copies a uint8 batch to the GPU from pinned memory and normalizes it there. The host
         buffer is kept (through its owner) until the copy's event has completed."""
         if address not in self._pinned:
@@ -513,9 +518,11 @@ class Loader(_DatasetBase):
         served once, but the steps are not those an uninterrupted run would have taken; a
         ``RuntimeWarning`` says so.
 
-        Raises:
-            ValueError: a state made under other settings (naming them, ``seed 11 -> 12``), or
-                not a state_dict.
+        Raises
+        ------
+        ValueError
+            For a state made under other settings (naming them, ``seed 11 -> 12``), or not a
+            state_dict.
         """
         if not isinstance(state, dict) or "epoch" not in state or "cursor" not in state:
             raise ValueError("state: not a pyramid_loader state_dict (needs epoch and cursor)")

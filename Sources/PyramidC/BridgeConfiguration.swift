@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 import PyramidCache
 import PyramidLoader
 
@@ -18,7 +23,7 @@ struct BridgeConfiguration {
     ///   augmentation that does not parse or does not fit the cache.
     init(json: String?, manifest: Manifest) throws {
         var object: [String: JSONValue] = [:]
-        if let json, !json.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+        if let json, !json.trimmingWhitespace().isEmpty {
             guard let parsed = try? JSONDecoder().decode(JSONValue.self, from: Data(json.utf8)) else {
                 throw BridgeError.invalid(key: "configuration", reason: "not valid JSON")
             }

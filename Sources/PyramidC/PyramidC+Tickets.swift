@@ -1,5 +1,10 @@
 import CPyramidABI
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 import PyramidCache
 import PyramidLoader
 import Synchronization

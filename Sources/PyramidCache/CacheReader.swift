@@ -1,5 +1,10 @@
 import CLMDB
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 import Synchronization
 
 /// Opens a finished cache for reading.
@@ -97,9 +102,9 @@ public final class CacheReader: @unchecked Sendable {
     private func openFile(_ id: Int) throws -> OpenFile {
         let file = files[id], shard = manifest.shards[file.shard], v3 = manifest.hasLevelFiles
         let path = url.appendingPathComponent(file.path).path
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = PathName.directory(path)
         guard FileManager.default.fileExists(atPath: path) else {
-            throw CacheError.shardMismatch(path: directory, reason: "\((file.path as NSString).lastPathComponent) is missing")
+            throw CacheError.shardMismatch(path: directory, reason: "\(PathName.last(file.path)) is missing")
         }
         // The names this file holds: version 1/2 data.mdb every level, labels and meta; version 3
         // meta.mdb labels and meta, a level file its level and meta.

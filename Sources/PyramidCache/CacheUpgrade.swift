@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// Converts a version 2 cache into version 3 (a file per level in each shard) without decoding a
 /// single image: every record and label is copied byte for byte, so batches from the result are

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// Reads every record of every level and checks it: zstd checksum, header against the manifest,
 /// keys contiguous and counts as promised.

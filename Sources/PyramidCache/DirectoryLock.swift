@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// An exclusive advisory lock (`flock`) on a directory that one process writes: a cache being
 /// built, a run being trained. The lock file `.pyramid.lock` holds the holder's PID; the lock
@@ -19,7 +24,7 @@ public final class DirectoryLock {
         descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw CacheError.io(path: path, reason: "cannot create the lock file: \(String(cString: strerror(errno)))") }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
-            let holder = (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            let holder = (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int32($0.trimmingWhitespace()) }
             close(descriptor)
             throw CacheError.locked(path: directory.path, holder: holder)
         }

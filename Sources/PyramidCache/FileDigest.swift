@@ -1,5 +1,10 @@
 import CXXHash
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 extension Manifest.FileDigest {
     /// The size and digest of the file at `path`; nil when it cannot be read.

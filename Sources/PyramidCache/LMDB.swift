@@ -1,5 +1,10 @@
 import CLMDB
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// Turns an LMDB return code into ``CacheError/lmdb(function:code:message:path:)``. Every LMDB call goes through here.
 @inline(__always)
@@ -42,7 +47,7 @@ final class LMDBEnvironment: @unchecked Sendable {
         if !subdirectory { flags |= Int32(MDB_NOSUBDIR) }
         if readOnly && advice == .random { flags |= Int32(MDB_NORDAHEAD) }
         try lmdbCheck(mdb_env_open(env, path, UInt32(flags), 0o644), "mdb_env_open", path)
-        let file = subdirectory ? (path as NSString).appendingPathComponent("data.mdb") : path
+        let file = subdirectory ? PathName.join(path, "data.mdb") : path
         let size = ((try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? Int) ?? 0
         let used = usedBytes
         if size < used { throw CacheError.truncatedFile(path: file, size: size, expected: used) }

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// Consecutive records of a version 3 level file stored together in one LMDB value (a pack).
 ///

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// A cache's shard files: what readers open, remote readers fetch, and `pyramid push` publishes.
 extension Manifest {

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// The JSON description of a cache, stored as `manifest.json` at its top.
 ///
@@ -228,10 +233,15 @@ public struct Manifest: Codable, Equatable, Sendable {
             default: throw CacheError.io(path: url.path, reason: "cannot open: \(String(cString: strerror(code)))")  // EMFILE, EACCES…
             }
         }
-        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-        let data: Data
-        do { data = try handle.readToEnd() ?? Data() } catch {
-            throw CacheError.io(path: url.path, reason: "cannot read: \(error)")
+        defer { close(fd) }
+        var data = Data()
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw CacheError.io(path: url.path, reason: "cannot read: \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            data.append(contentsOf: chunk[..<n])
         }
         return try decode(data, path: url.path)
     }
@@ -241,7 +251,7 @@ public struct Manifest: Codable, Equatable, Sendable {
         let decoder = JSONDecoder()
         let probe: VersionProbe
         do { probe = try decoder.decode(VersionProbe.self, from: data) } catch {
-            guard (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
+            guard (try? decoder.decode(AnyJSONObject.self, from: data)) != nil else {
                 throw CacheError.invalidManifest(path: path, reason: "it is not a JSON object (damaged or truncated)")
             }
             throw CacheError.invalidManifest(path: path, reason: "no formatVersion, or one that is not an integer")
@@ -330,4 +340,16 @@ public struct Manifest: Codable, Equatable, Sendable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try writeAtomically(encoder.encode(self), to: directory.appendingPathComponent(Manifest.fileName))
     }
+}
+
+/// Decodes from any JSON object (and from nothing else): tells a manifest without a version
+/// from one that is not JSON.
+private struct AnyJSONObject: Decodable {
+    struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+    init(from decoder: any Decoder) throws { _ = try decoder.container(keyedBy: Key.self) }
 }

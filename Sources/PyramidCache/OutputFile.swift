@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// Writes `data` to `url` so that a reader sees the old content or the new one, never a mix.
 ///
@@ -96,8 +101,8 @@ struct OutputTarget {
         guard n >= 0 else { throw fileError(link, "readlink", errno) }
         let target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
         if target.hasPrefix("/") { return target }
-        return (link as NSString).deletingLastPathComponent.isEmpty
-            ? target : ((link as NSString).deletingLastPathComponent as NSString).appendingPathComponent(target)
+        return PathName.directory(link).isEmpty
+            ? target : PathName.join(PathName.directory(link), target)
     }
 }
 
@@ -160,7 +165,7 @@ private func writeAll(_ fd: Int32, _ data: Data) -> Int32? {
 /// The error of a file operation on `path` that failed with `code`: a full disk when it is one,
 /// else what the system said.
 func fileError(_ path: String, _ function: String, _ code: Int32, needed: Int = 0) -> CacheError {
-    let directory = (path as NSString).deletingLastPathComponent
+    let directory = PathName.directory(path)
     if let full = diskFull(directory.isEmpty ? "." : directory, function: function, errno: code, needed: needed) { return full }
     return .io(path: path, reason: "cannot \(function): \(String(cString: strerror(code)))")
 }

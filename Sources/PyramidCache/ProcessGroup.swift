@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// The processes of one build or training run, and what they exchange.
 ///
@@ -63,7 +68,8 @@ public final class SingleProcess: ProcessGroup {
     public func post(_ values: [Int64]) {}
     public func collectPosts() -> [(rank: Int, values: [Int64])] { [] }
     public func abort(_ message: String, code: Int32) -> Never {
-        FileHandle.standardError.write(Data((message + "\n").utf8))
+        let line = Array((message + "\n").utf8)
+        _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
         exit(code)
     }
 }

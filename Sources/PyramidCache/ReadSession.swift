@@ -1,5 +1,10 @@
 import CLMDB
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// A single thread's view of a cache: long-lived read transactions and a decoder (zstd or TurboJPEG
 /// context) per level.

@@ -1,5 +1,10 @@
 import CLMDB
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// Writes one shard. Versions 1 and 2: one LMDB environment (`data.mdb`) with a database per
 /// level, `labels` and `meta`. Version 3: `meta.mdb` (`labels`, `meta`) and one environment per
@@ -33,7 +38,7 @@ public final class ShardWriter {
 
         init(path: String, subdirectory: Bool, names: [String], initialMapSize: Int) throws {
             self.path = path
-            let file = subdirectory ? (path as NSString).appendingPathComponent("data.mdb") : path
+            let file = subdirectory ? PathName.join(path, "data.mdb") : path
             // Start from the current file size so reopening a big shard does not shrink the map.
             let existing = fileSize(file) ?? 0
             mapSize = max(initialMapSize, existing * 2)
@@ -93,7 +98,7 @@ public final class ShardWriter {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
-            throw CacheError.io(path: directory.path, reason: "cannot create shard directory: \(error.localizedDescription)")
+            throw CacheError.io(path: directory.path, reason: "cannot create shard directory: \(error)")
         }
         if formatVersion >= 3 {
             main = try Store(path: directory.appendingPathComponent(Manifest.metaFileName).path, subdirectory: false,

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 import PyramidCache
 
 /// A crop of one sample, in coordinates normalized to the stored image (0…1 on each axis), and
@@ -86,7 +91,7 @@ public struct Augmentation: Sendable, Equatable, CustomStringConvertible {
     /// Parses `none`, `whole`, `center:0.875`, `pad:4+flip`, `rrc+flip`, `rrc:0.25-1+flip`, `pad:4+flip+flips`.
     public static func parse(_ spec: String) throws -> Augmentation {
         func fail(_ reason: String) -> LoaderError { .invalidAugmentation(spec: spec, reason: reason) }
-        var parts = spec.split(separator: "+").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        var parts = spec.split(separator: "+").map { $0.trimmingBlanks().lowercased() }
         guard let head = parts.first, !head.isEmpty else { throw fail("empty") }
         parts.removeFirst()
         var aug: Augmentation

@@ -1,5 +1,10 @@
 import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 import PyramidCache
 import Synchronization
 
@@ -58,9 +63,7 @@ final class EpochRun: Sendable {
         let remaining = state.withLock { $0.steps - $0.nextClaim }
         for w in 0..<min(loader.configuration.workers, max(1, remaining)) {
             // The thread holds the run until its loop returns; the run holds no thread.
-            let t = Thread { [self] in work() }
-            t.name = "pyramid-loader-\(w)"
-            t.start()
+            startThread(name: "pyramid-load-\(w)") { [self] in work() }
         }
     }
 

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// What to do with a record that fails its checksum or header check, or is missing.
 public enum CorruptRecordPolicy: String, Codable, Sendable, CaseIterable {

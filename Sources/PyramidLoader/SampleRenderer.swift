@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 import PyramidCache
 
 /// Fills one batch buffer: reads each sample's records, draws its crop, renders every view and

@@ -1,5 +1,10 @@
 import CTurboJPEG
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// JPEG encoding and decoding of 8-bit grey or sRGB pixels with libjpeg-turbo's TurboJPEG API.
 ///

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// How the records of one level are stored: losslessly with zstd, or as JPEG at a quality.
 ///

@@ -1,5 +1,10 @@
 import CXXHash
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// The checksum of version 2 records: XXH3-64 (seed 0) of everything before it, stored little-endian
 /// in the record's last 8 bytes.

@@ -1,5 +1,10 @@
 import CZstd
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// Decodes records. One per thread: it owns a zstd or TurboJPEG decompression context.
 ///

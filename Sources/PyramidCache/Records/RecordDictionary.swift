@@ -1,5 +1,10 @@
 import CZstd
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// A zstd dictionary prepared for both directions. Thread-safe (zstd's digested dictionaries are read-only).
 ///

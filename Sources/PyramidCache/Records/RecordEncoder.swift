@@ -1,5 +1,10 @@
 import CZstd
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// Encodes pixels into records. One per thread: it owns a zstd or TurboJPEG context.
 public final class RecordEncoder {

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// The PNG-style "sub" filter over interleaved 8-bit rows.
 public enum RecordFilter {

@@ -1,5 +1,10 @@
 import CCurl
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// The MD5 of an object's body, as S3 uses it: sent as `Content-MD5` with an upload (S3 and
 /// SeaweedFS refuse a body that does not match with `BadDigest`), and compared with the `ETag`
@@ -35,12 +40,12 @@ struct ContentMD5: Equatable {
     var base64: String { Data(bytes).base64EncodedString() }
 
     /// Lowercase hex, as in an ETag.
-    var hex: String { bytes.map { String(format: "%02x", $0) }.joined() }
+    var hex: String { hexDigits(bytes) }
 
     /// True when `etag` (quoted or not) is this MD5: the object was stored from exactly these
     /// bytes in one `PUT`. A multipart or server-encrypted object's ETag is not an MD5 and never
     /// matches, so such an object is sent again rather than trusted.
     func matches(etag: String) -> Bool {
-        etag.trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased() == hex
+        etag.trimming(["\""]).lowercased() == hex
     }
 }

@@ -1,5 +1,10 @@
 import CCurl
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 import Synchronization
 
 /// One HTTP exchange through libcurl, signed with AWS SigV4 by libcurl itself
@@ -38,7 +43,7 @@ private final class Exchange {
     var sinkAborted = false
 
     func header(_ line: UnsafeRawBufferPointer) {
-        guard let text = String(bytes: line, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines), !text.isEmpty else { return }
+        guard let text = String(bytes: line, encoding: .utf8)?.trimmingWhitespace(), !text.isEmpty else { return }
         if text.hasPrefix("HTTP/") {
             // A new response (after a 100 Continue or a redirect): forget the last one's headers.
             headers = [:]
@@ -47,7 +52,7 @@ private final class Exchange {
             return
         }
         guard let colon = text.firstIndex(of: ":") else { return }
-        headers[text[..<colon].lowercased()] = text[text.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        headers[text[..<colon].lowercased()] = text[text.index(after: colon)...].trimmingBlanks()
     }
 
     func data(_ bytes: UnsafeRawBufferPointer) -> Bool {
@@ -162,7 +167,7 @@ extension HTTPOutcome {
     static func s3Error(_ body: [UInt8]) -> (code: String, message: String) {
         let text = String(decoding: body, as: UTF8.self)
         func element(_ name: String) -> String {
-            guard let open = text.range(of: "<\(name)>"), let close = text.range(of: "</\(name)>", range: open.upperBound..<text.endIndex) else { return "" }
+            guard let open = text.firstRange(of: "<\(name)>"), let close = text[open.upperBound...].firstRange(of: "</\(name)>") else { return "" }
             return String(text[open.upperBound..<close.lowerBound])
         }
         return (element("Code"), element("Message"))

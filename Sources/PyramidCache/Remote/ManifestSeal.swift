@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// The seal of a published manifest: its XXH3-64 inside it, so that a reader can tell that the
 /// manifest it fetched is byte for byte the one ``Publisher`` sent.

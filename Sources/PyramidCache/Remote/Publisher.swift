@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// Uploads a finished local cache to `s3://bucket/prefix`: every shard file (version 3: every
 /// level file, or those of the levels asked for) and the labels first, the manifest last, so a
@@ -56,7 +61,7 @@ public struct Publisher {
         // from the whole cache, or refused); only their files are not listed.
         for file in manifest.files {
             if let levels, let level = file.level, !levels.contains(level) {
-                manifest.shards[file.shard].files?[(file.path as NSString).lastPathComponent] = nil
+                manifest.shards[file.shard].files?[PathName.last(file.path)] = nil
                 continue
             }
             let path = cache.appendingPathComponent(file.path).path
@@ -68,7 +73,7 @@ public struct Publisher {
             }
             if manifest.hasLevelFiles {
                 var recorded = manifest.shards[file.shard].files ?? [:]
-                recorded[(file.path as NSString).lastPathComponent] = digest
+                recorded[PathName.last(file.path)] = digest
                 manifest.shards[file.shard].files = recorded
             } else {
                 manifest.shards[file.shard].file = digest

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 import Synchronization
 
 /// Settings of remote reading: where fetched shards go and how many bytes they may take.
@@ -31,7 +36,7 @@ public struct RemoteOptions: Sendable, Equatable {
         if let cacheDirectory { return cacheDirectory }
         if let d = environment["PYRAMID_CACHE_DIR"], !d.isEmpty { return URL(fileURLWithPath: d) }
         if let x = environment["XDG_CACHE_HOME"], !x.isEmpty { return URL(fileURLWithPath: x).appendingPathComponent("pyramid") }
-        return URL(fileURLWithPath: environment["HOME"] ?? NSHomeDirectory()).appendingPathComponent(".cache/pyramid")
+        return URL(fileURLWithPath: homeDirectory(environment)).appendingPathComponent(".cache/pyramid")
     }
 
     /// The limit these options resolve to (nil: none).
@@ -68,13 +73,13 @@ func createDirectory(_ url: URL, purpose: String) throws {
 
 /// `512MiB`, `4GiB`, `300MB`, `2000000` → bytes; nil when `text` is not a positive size.
 public func parseByteSize(_ text: String) -> Int? {
-    let t = text.trimmingCharacters(in: .whitespaces)
+    let t = text.trimmingBlanks()
     let units: [(String, Double)] = [("KiB", 1024), ("MiB", 1_048_576), ("GiB", 1_073_741_824), ("TiB", 1_099_511_627_776),
                                      ("KB", 1e3), ("MB", 1e6), ("GB", 1e9), ("TB", 1e12),
                                      ("K", 1024), ("M", 1_048_576), ("G", 1_073_741_824), ("T", 1_099_511_627_776), ("B", 1)]
     var number = Substring(t), scale = 1.0
     for (suffix, s) in units where t.hasSuffix(suffix) { number = t.dropLast(suffix.count); scale = s; break }
-    guard let v = Double(number.trimmingCharacters(in: .whitespaces)), v.isFinite, v > 0, v * scale < 9e18 else { return nil }
+    guard let v = Double(number.trimmingBlanks()), v.isFinite, v > 0, v * scale < 9e18 else { return nil }
     return Int(v * scale)
 }
 
@@ -136,7 +141,7 @@ public final class RemoteCache: Sendable {
         if let want = manifest.labels, Manifest.FileDigest(ofFile: labels.path) != want {
             // One process downloads the labels; others sharing the directory wait for it.
             let lockPath = directory.appendingPathComponent("labels.lock").path
-            let fd = Foundation.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            let fd = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw RemoteError.local(path: lockPath, reason: String(cString: strerror(errno))) }
             defer { flock(fd, LOCK_UN); close(fd) }
             flock(fd, LOCK_EX)

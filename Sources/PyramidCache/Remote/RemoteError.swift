@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// What went wrong with a remote cache. Every case names the object (`s3://bucket/key`) and says
 /// what the server or the network said, in one line.
@@ -33,7 +38,7 @@ public enum RemoteError: Error, Equatable, CustomStringConvertible {
         case .refused(let object, let status, let code, let message):
             return "\(object): the server refused the request (HTTP \(status)\(code.isEmpty ? "" : " \(code)")): \(message)"
         case .gaveUp(let object, let attempts, let seconds, let last):
-            return "\(object): gave up after \(attempts) attempt\(attempts == 1 ? "" : "s") in \(String(format: "%.1f", seconds)) s; last failure: \(last)"
+            return "\(object): gave up after \(attempts) attempt\(attempts == 1 ? "" : "s") in \(formatFixed(seconds, 1)) s; last failure: \(last)"
         case .changed(let object, let reason): return "\(object): the object changed on the server while it was read (\(reason)); publish the cache again or point at the new one"
         case .damaged(let object, let reason): return "\(object): the remote copy is damaged (\(reason)); push the cache again"
         case .unreachable(let endpoint, let reason): return "\(endpoint): cannot reach the S3 endpoint: \(reason)"
@@ -50,5 +55,5 @@ public func formatBytes(_ n: Int) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"]
     var v = Double(n), u = 0
     while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
-    return u == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[u])
+    return u == 0 ? "\(n) B" : formatFixed(v, 1) + " " + units[u]
 }

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// Resumable, checked downloads to a file.
 extension S3Client {
@@ -141,7 +146,7 @@ extension S3Client {
         close(fd)
         guard synced else { throw RemoteError.local(path: part, reason: "fsync failed: \(String(cString: strerror(errno)))") }
         guard rename(part, path) == 0 else { throw RemoteError.local(path: path, reason: "rename failed: \(String(cString: strerror(errno)))") }
-        let dir = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        let dir = open(PathName.directory(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dir >= 0 { _ = fsync(dir); close(dir) }
     }
 }

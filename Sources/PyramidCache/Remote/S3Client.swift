@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 import Synchronization
 
@@ -62,7 +67,7 @@ public final class S3Client: Sendable {
                     throw RemoteError.gaveUp(object: object, attempts: attempts, seconds: elapsed, lastFailure: why)
                 }
                 counters.withLock { $0.retries += 1 }
-                Thread.sleep(forTimeInterval: wait)
+                sleepSeconds(wait)
             }
         }
     }

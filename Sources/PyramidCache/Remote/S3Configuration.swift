@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// Where requests go and how they are signed, resolved as the AWS tools resolve them.
 ///
@@ -35,7 +40,7 @@ public struct S3Configuration: Sendable, Equatable {
 
     /// The endpoint as messages show it: any `user:password@` in it is replaced by `***@`.
     public var displayEndpoint: String {
-        guard let scheme = endpoint.range(of: "://") else { return endpoint }
+        guard let scheme = endpoint.firstRange(of: "://") else { return endpoint }
         let rest = endpoint[scheme.upperBound...]
         let authority = rest.prefix { $0 != "/" }
         guard let at = authority.lastIndex(of: "@") else { return endpoint }
@@ -51,7 +56,7 @@ public struct S3Configuration: Sendable, Equatable {
     /// Resolves the configuration from `environment` and the AWS files.
     /// - Throws: ``RemoteError/missingCredentials(reason:)``.
     public static func resolve(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> S3Configuration {
-        let home = environment["HOME"] ?? NSHomeDirectory()
+        let home = homeDirectory(environment)
         let profile = environment["AWS_PROFILE"].flatMap { $0.isEmpty ? nil : $0 } ?? "default"
         let credentialsFile = environment["AWS_SHARED_CREDENTIALS_FILE"] ?? home + "/.aws/credentials"
         let configFile = environment["AWS_CONFIG_FILE"] ?? home + "/.aws/config"
@@ -96,17 +101,17 @@ public struct S3Configuration: Sendable, Equatable {
         var current: String?
         var nested: String?  // the block (`s3 =`, `dynamodb =`) indented lines belong to
         for raw in text.split(whereSeparator: \.isNewline) {
-            let line = raw.trimmingCharacters(in: .whitespaces)
+            let line = raw.trimmingBlanks()
             if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
             let indented = raw.first == " " || raw.first == "\t"
             if !indented { nested = nil }
             if line.hasPrefix("[") && line.hasSuffix("]") {
-                current = String(line.dropFirst().dropLast()).trimmingCharacters(in: .whitespaces)
+                current = String(line.dropFirst().dropLast()).trimmingBlanks()
                 continue
             }
             guard let name = current, let eq = line.firstIndex(of: "=") else { continue }
-            let key = line[..<eq].trimmingCharacters(in: .whitespaces).lowercased()
-            let value = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            let key = line[..<eq].trimmingBlanks().lowercased()
+            let value = line[line.index(after: eq)...].trimmingBlanks()
             if value.isEmpty {
                 if !indented { nested = key }
                 continue
@@ -125,7 +130,7 @@ public struct S3Configuration: Sendable, Equatable {
     func url(bucket: String, key: String) -> String {
         let encoded = key.split(separator: "/", omittingEmptySubsequences: false).map { Self.encode(String($0)) }.joined(separator: "/")
         if pathStyle { return "\(endpoint)/\(bucket)/\(encoded)" }
-        guard let scheme = endpoint.range(of: "://") else { return "\(endpoint)/\(bucket)/\(encoded)" }
+        guard let scheme = endpoint.firstRange(of: "://") else { return "\(endpoint)/\(bucket)/\(encoded)" }
         return endpoint[..<scheme.upperBound] + bucket + "." + endpoint[scheme.upperBound...] + "/" + encoded
     }
 
@@ -138,7 +143,7 @@ public struct S3Configuration: Sendable, Equatable {
                  UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
                 out.append(Character(UnicodeScalar(b)))
             default:
-                out += String(format: "%%%02X", b)
+                out += "%" + hexDigits([b]).uppercased()
             }
         }
         return out

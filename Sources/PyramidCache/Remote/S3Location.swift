@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// A cache in object storage: `s3://bucket/prefix`. The cache's files are objects under the
 /// prefix with the names they have in a local cache directory (`manifest.json`,
@@ -23,7 +28,7 @@ public struct S3Location: Sendable, Equatable, CustomStringConvertible {
               bucket.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-" || $0 == ".") }) else {
             throw RemoteError.invalidLocation(string, reason: "\"\(bucket)\" is not a bucket name (3 to 63 lowercase letters, digits, dots or hyphens)")
         }
-        prefix = parts.count > 1 ? String(parts[1]).trimmingCharacters(in: CharacterSet(charactersIn: "/")) : ""
+        prefix = parts.count > 1 ? String(parts[1]).trimming(["/"]) : ""
         if prefix.split(separator: "/").contains(where: { $0 == "." || $0 == ".." }) {
             throw RemoteError.invalidLocation(string, reason: "the prefix may not contain . or .. segments")
         }

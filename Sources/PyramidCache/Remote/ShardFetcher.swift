@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// Fetches a remote cache's shards into a local directory, within a byte limit.
 ///
@@ -39,7 +44,7 @@ public final class ShardFetcher: ShardStore, @unchecked Sendable {
         /// When eviction last failed because another process holds the shard.
         var busyUntil = Date.distantPast
     }
-    private let condition = NSCondition()
+    private let condition = Condition()
     private var slots: [Slot]
     private var demand: [Int] = []
     private var uses: [[Int]] = []
@@ -182,9 +187,7 @@ public final class ShardFetcher: ShardStore, @unchecked Sendable {
         guard !started else { return }
         started = true
         for _ in 0..<downloads {
-            let t = Thread { [self] in run() }
-            t.name = "pyramid-fetch"
-            t.start()
+            startThread(name: "pyramid-fetch") { [self] in run() }
         }
     }
 
@@ -228,7 +231,7 @@ public final class ShardFetcher: ShardStore, @unchecked Sendable {
                     overLimitFetches += 1
                 } else {
                     if demanded && waitingSince == nil { waitingSince = Date() }
-                    _ = condition.wait(until: Date().addingTimeInterval(0.25))
+                    condition.wait(seconds: 0.25)
                     continue
                 }
             }

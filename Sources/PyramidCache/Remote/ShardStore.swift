@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// Where a ``CacheReader`` of a remote cache gets its shards: it makes a shard's `data.mdb` local
 /// (downloading it) and keeps it until released. Implemented by ``ShardFetcher``.

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// The weights that resample one axis: output pixel `j` is `Σ_t weights[j·stride + t] · source[first[j] + t]`.
 ///

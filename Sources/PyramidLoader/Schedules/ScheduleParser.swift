@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Glibc
 
 /// Parses the command-line form of a schedule.
 ///
@@ -33,7 +38,7 @@ public enum ScheduleParser {
         var positional: [String] = [], afterAt: [String] = [], keyed: [String: String] = [:]
         var seenAt = false
         for raw in body.split(separator: ",", omittingEmptySubsequences: false) {
-            let token = raw.trimmingCharacters(in: .whitespaces)
+            let token = raw.trimmingBlanks()
             if token.isEmpty { throw fail("empty item (two commas in a row?)") }
             if let eq = token.firstIndex(of: "=") {
                 let key = token[..<eq].lowercased(), value = String(token[token.index(after: eq)...])

@@ -40,7 +40,7 @@ struct PushCommand: ParsableCommand {
 
     func run() throws {
         let location = try S3Location(destination)
-        let client = S3Client(configuration: try S3Configuration.resolve())
+        let client = try S3Client(configuration: try S3Configuration.resolve())
         if createBucket { try client.createBucket(location.bucket) }
         let progress = ProgressLine(quiet: quiet || json)
         let subset = try levels.map { try parseIntList($0, flag: "levels") }

@@ -20,7 +20,7 @@ final class StagedPublisher: Sendable {
     init(location: S3Location, staging: URL) throws {
         self.location = location
         self.staging = staging
-        client = S3Client(configuration: try S3Configuration.resolve())
+        client = try S3Client(configuration: try S3Configuration.resolve())
     }
 
     /// Queues shard `number`'s upload (called on the build's committing thread).

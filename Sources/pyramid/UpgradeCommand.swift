@@ -34,7 +34,7 @@ struct UpgradeCommand: ParsableCommand {
         try remote.apply()
         let reader = try CacheReader.open(cache)
         let destination = S3Location.isRemote(out) ? try S3Location(out) : nil
-        let client = try destination.map { _ in S3Client(configuration: try S3Configuration.resolve()) }
+        let client = try destination.map { _ in try S3Client(configuration: try S3Configuration.resolve()) }
         if let destination, let client, try client.head(destination, Manifest.fileName) != nil {
             throw Failure.failure("--out: \(destination) already holds a cache; choose another prefix")
         }

@@ -88,6 +88,19 @@ import Testing
         #expect(fixed.status == 0, "\(fixed.stderr)")
     }
 
+    /// libcurl is loaded when a remote cache is first used: without it a local cache reads as
+    /// ever, and s3:// says what to install.
+    @Test func withoutLibcurlLocalCachesReadAndS3SaysWhatToInstall() throws {
+        let out = TempDirectory(), src = try Self.source(200)
+        let cache = out.path("v3")
+        try Self.build(src, cache, shards: 1)
+        let absent = ["PYRAMID_LIBCURL": "/nonexistent/libcurl.so.4"]
+        let local = try Tool.run(["batches", cache, "--schedule", "fixed:14", "--batch", "50"], environment: absent)
+        #expect(local.status == 0, "\(local.stderr)")
+        let remote = try Tool.run(["inspect", "s3://bucket/cache"], environment: absent.merging(["AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"]) { a, _ in a })
+        #expect(remote.status != 0 && remote.stderr.contains("apt install libcurl4") && remote.stderr.contains("dnf install libcurl"), "\(remote.stderr)")
+    }
+
     @Test func aFixedRunNeverOpensAnotherLevelsFile() throws {
         let out = TempDirectory(), src = try Self.source()
         let cache = out.path("v3"), partial = out.path("only14")

@@ -36,9 +36,19 @@ struct Tool {
         return Output(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
     }
 
-    static func run(_ arguments: [String]) throws -> Output {
-        let (p, o, e) = try start(arguments)
-        return finish(p, o, e)
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Output {
+        if environment.isEmpty {
+            let (p, o, e) = try start(arguments)
+            return finish(p, o, e)
+        }
+        let p = Process()
+        p.executableURL = url
+        p.arguments = arguments
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        return finish(p, out, err)
     }
 }
 

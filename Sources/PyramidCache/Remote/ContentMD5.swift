@@ -15,24 +15,23 @@ struct ContentMD5: Equatable {
 
     /// The MD5 of the file at `path`, read in 4 MiB pieces; nil when it cannot be read.
     init?(ofFile path: String) {
-        guard let digest = Self.digest({ context in forEachPiece(ofFile: path) { EVP_DigestUpdate(context, $0, $1) == 1 } }) else { return nil }
+        guard let digest = Self.digest({ context in forEachPiece(ofFile: path) { pyramid_md5_update(context, $0, $1) == 1 } }) else { return nil }
         bytes = digest
     }
 
     /// The MD5 of `data`; nil only if OpenSSL fails.
     init?(bytes data: [UInt8]) {
-        guard let digest = Self.digest({ context in data.withUnsafeBytes { EVP_DigestUpdate(context, $0.baseAddress, $0.count) == 1 } }) else { return nil }
+        guard let digest = Self.digest({ context in data.withUnsafeBytes { pyramid_md5_update(context, $0.baseAddress, $0.count) == 1 } }) else { return nil }
         bytes = digest
     }
 
     /// The MD5 of what `feed` passes to the context it is given (false: a failure).
-    private static func digest(_ feed: (OpaquePointer) -> Bool) -> [UInt8]? {
-        guard let context = pyramid_md5_begin() else { return nil }
-        defer { EVP_MD_CTX_free(context) }
-        guard feed(context) else { return nil }
+    /// nil also when OpenSSL's libcrypto cannot be loaded (``RemoteLibraries``).
+    private static func digest(_ feed: (UnsafeMutableRawPointer) -> Bool) -> [UInt8]? {
+        guard RemoteLibraries.failure == nil, let context = pyramid_md5_begin() else { return nil }
+        guard feed(context) else { pyramid_md5_free(context); return nil }
         var digest = [UInt8](repeating: 0, count: 16)
-        var length: UInt32 = 0
-        guard EVP_DigestFinal_ex(context, &digest, &length) == 1, length == 16 else { return nil }
+        guard pyramid_md5_finish(context, &digest) == 1 else { return nil }
         return digest
     }
 

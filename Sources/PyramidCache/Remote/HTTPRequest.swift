@@ -86,27 +86,28 @@ final class CurlHandles: @unchecked Sendable {
     private struct Handle: @unchecked Sendable { let raw: UnsafeMutableRawPointer }
     private let pool = Mutex<[Handle]>([])
     private static let initialized: Bool = {
+        guard RemoteLibraries.failure == nil else { return false }
         _ = pyramid_openssl_no_atexit()
-        return curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
+        return pyramid_curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
     }()
 
-    deinit { pool.withLock { for h in $0 { curl_easy_cleanup(h.raw) } } }
+    deinit { pool.withLock { for h in $0 { pyramid_curl_easy_cleanup(h.raw) } } }
 
     /// Runs `request`, signing it with `configuration`'s keys.
     func perform(_ request: HTTPRequest, configuration c: S3Configuration, policy: TransferPolicy, timeout: Double) -> HTTPOutcome {
-        guard Self.initialized, let handle = pool.withLock({ $0.popLast()?.raw }) ?? curl_easy_init() else {
-            return .transport(code: -1, message: "libcurl could not be initialized")
+        guard Self.initialized, let handle = pool.withLock({ $0.popLast()?.raw }) ?? pyramid_curl_easy_init() else {
+            return .transport(code: -1, message: RemoteLibraries.failure ?? "libcurl could not be initialized")
         }
-        defer { curl_easy_reset(handle); let kept = Handle(raw: handle); pool.withLock { $0.append(kept) } }
+        defer { pyramid_curl_easy_reset(handle); let kept = Handle(raw: handle); pool.withLock { $0.append(kept) } }
         let exchange = Exchange()
         exchange.sink = request.sink
         exchange.onResponse = request.onResponse
         let context = Unmanaged.passUnretained(exchange).toOpaque()
         var list: UnsafeMutablePointer<curl_slist>?
-        defer { curl_slist_free_all(list) }
+        defer { pyramid_curl_slist_free_all(list) }
         var headers = request.headers + ["x-amz-content-sha256: UNSIGNED-PAYLOAD"]
         if let token = c.sessionToken { headers.append("x-amz-security-token: \(token)") }
-        for h in headers { list = curl_slist_append(list, h) }
+        for h in headers { list = pyramid_curl_slist_append(list, h) }
         var file: UnsafeMutablePointer<FILE>?
         defer { if let file { fclose(file) } }
         var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
@@ -146,7 +147,7 @@ final class CurlHandles: @unchecked Sendable {
                 _ = pyramid_curl_setopt_pointer(handle, CURLOPT_READDATA, UnsafeMutableRawPointer(file))
                 _ = pyramid_curl_setopt_off(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(upload.size))
             }
-            return curl_easy_perform(handle)
+            return pyramid_curl_easy_perform(handle)
         }
         if code == CURLE_OK || (code == CURLE_WRITE_ERROR && exchange.sinkAborted) {
             var status = 0
@@ -157,7 +158,7 @@ final class CurlHandles: @unchecked Sendable {
             return .response(status: status == 0 ? exchange.status : status, headers: exchange.headers, body: exchange.body)
         }
         let detail = String(decoding: errorBuffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+        let message = detail.isEmpty ? String(cString: pyramid_curl_easy_strerror(code)) : detail
         return .transport(code: Int(code.rawValue), message: message, status: exchange.status, headers: exchange.headers)
     }
 }
@@ -171,5 +172,21 @@ extension HTTPOutcome {
             return String(text[open.upperBound..<close.lowerBound])
         }
         return (element("Code"), element("Message"))
+    }
+}
+
+/// libcurl and OpenSSL's libcrypto, loaded when a remote cache is first used (dlopen, in CCurl):
+/// reading local caches needs neither installed, and s3:// uses the system's own.
+enum RemoteLibraries {
+    /// nil when both loaded; else what is missing and the package that provides it.
+    static let failure: String? = {
+        var message = [CChar](repeating: 0, count: 512)
+        guard pyramid_remote_load(&message, message.count) != 0 else { return nil }
+        return String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }()
+
+    /// - Throws: ``RemoteError/missingLibrary(reason:)`` when libcurl or libcrypto cannot be loaded.
+    static func require() throws {
+        if let failure { throw RemoteError.missingLibrary(reason: failure) }
     }
 }

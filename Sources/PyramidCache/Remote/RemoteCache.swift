@@ -118,7 +118,7 @@ public final class RemoteCache: Sendable {
     private init(location: S3Location, options: RemoteOptions) throws {
         self.location = location
         let configuration = try S3Configuration.resolve()
-        client = S3Client(configuration: configuration, policy: options.policy)
+        client = try S3Client(configuration: configuration, policy: options.policy)
         let (bytes, etag) = try Self.fetchManifest(client: client, location: location, ifMatch: options.manifestETag)
         manifestETag = etag
         let manifest = try Manifest.decode(Data(bytes), path: location.object(Manifest.fileName))

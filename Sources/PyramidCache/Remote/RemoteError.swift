@@ -30,6 +30,8 @@ public enum RemoteError: Error, Equatable, CustomStringConvertible {
     case cacheLimitTooSmall(limit: Int, minimum: Int, reason: String)
     /// The remote cache lacks what remote reading needs (shard sizes and digests, labels).
     case notPublished(location: String, reason: String)
+    /// libcurl or libcrypto is not installed (both are loaded when a remote cache is first used).
+    case missingLibrary(reason: String)
 
     public var description: String {
         switch self {
@@ -43,6 +45,7 @@ public enum RemoteError: Error, Equatable, CustomStringConvertible {
         case .damaged(let object, let reason): return "\(object): the remote copy is damaged (\(reason)); push the cache again"
         case .unreachable(let endpoint, let reason): return "\(endpoint): cannot reach the S3 endpoint: \(reason)"
         case .local(let path, let reason): return "\(path): \(reason)"
+        case .missingLibrary(let reason): return reason
         case .cacheLimitTooSmall(let limit, let minimum, let reason):
             return "the cache limit \(formatBytes(limit)) is too small: this run needs at least \(formatBytes(minimum)) (\(minimum) bytes) in the cache directory at once (\(reason))"
         case .notPublished(let location, let reason): return "\(location): \(reason)"

@@ -24,7 +24,9 @@ public final class S3Client: Sendable {
     let handles = CurlHandles()
     let counters = Mutex(TransferStatistics())
 
-    public init(configuration: S3Configuration, policy: TransferPolicy = .fromEnvironment()) {
+    /// - Throws: ``RemoteError/missingLibrary(reason:)`` when libcurl or libcrypto cannot be loaded.
+    public init(configuration: S3Configuration, policy: TransferPolicy = .fromEnvironment()) throws {
+        try RemoteLibraries.require()
         self.configuration = configuration; self.policy = policy
     }
 

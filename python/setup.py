@@ -1,10 +1,12 @@
 """Builds libPyramidC with the Swift toolchain and ships it inside the package.
 
 `pip install ./python` runs this: `swift build -c release --product PyramidC` with the Swift
-runtime linked statically (`-static-stdlib`) and a run path of `$ORIGIN`, then copies the
-library and the system libraries it needs that a Python environment may lack (LMDB, zstd,
-TurboJPEG, xxHash: Debian ships no position-independent static archives of them) into
-`pyramid_loader/lib/`. The installed package then loads without the toolchain on any path.
+runtime linked statically (`-static-stdlib`: the library imports FoundationEssentials, not all
+of Foundation) and a run path of `$ORIGIN`, then copies the library, stripped, and the system
+libraries it links that a Python environment may lack (LMDB, zstd, TurboJPEG, xxHash: Debian
+ships no position-independent static archives of them) into `pyramid_loader/lib/`. libcurl is not
+among them: the library loads the system's when an s3:// cache is first opened. The installed
+package then loads without the toolchain on any path.
 
 PYRAMID_SOURCE names the repository (default: this file's parent's parent); PYRAMID_SWIFT the
 `swift` executable (default: the one on PATH).
@@ -70,6 +72,8 @@ class BuildWithSwift(build_py):
         root = repository()
         library = build_library(root)
         destination = Path(self.build_lib) / "pyramid_loader" / "lib"
+        # setuptools keeps build_lib between builds: libraries an earlier build needed must not ship.
+        shutil.rmtree(destination, ignore_errors=True)
         destination.mkdir(parents=True, exist_ok=True)
         target = destination / library.name
         shutil.copy2(library, target)
@@ -87,4 +91,19 @@ class BinaryDistribution(Distribution):
         return True
 
 
-setup(cmdclass={"build_py": BuildWithSwift}, distclass=BinaryDistribution)
+try:
+    from setuptools.command.bdist_wheel import bdist_wheel
+except ImportError:  # setuptools before 70.1
+    from wheel.bdist_wheel import bdist_wheel
+
+
+class PlatformWheel(bdist_wheel):
+    """Tagged py3-none-PLATFORM: the library is loaded with ctypes, not as a CPython extension,
+    so one wheel serves every Python 3.9+ on its platform (auditwheel then names the glibc)."""
+
+    def get_tag(self):
+        _, _, platform = super().get_tag()
+        return "py3", "none", platform
+
+
+setup(cmdclass={"build_py": BuildWithSwift, "bdist_wheel": PlatformWheel}, distclass=BinaryDistribution)

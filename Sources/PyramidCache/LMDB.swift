@@ -48,7 +48,7 @@ final class LMDBEnvironment: @unchecked Sendable {
         if readOnly && advice == .random { flags |= Int32(MDB_NORDAHEAD) }
         try lmdbCheck(mdb_env_open(env, path, UInt32(flags), 0o644), "mdb_env_open", path)
         let file = subdirectory ? PathName.join(path, "data.mdb") : path
-        let size = ((try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? Int) ?? 0
+        let size = fileSize(file) ?? 0  // stat(2): FileManager's attribute types differ between Foundation and FoundationEssentials
         let used = usedBytes
         if size < used { throw CacheError.truncatedFile(path: file, size: size, expected: used) }
     }

@@ -310,14 +310,45 @@ def test_the_library_needs_no_swift_runtime():
     assert "libswift" not in out and "not found" not in out, out
 
 
-def test_it_runs_without_the_toolchain_on_any_path(cache):
+def test_it_trains_without_the_toolchain_on_any_path(cache, tmp_path):
+    """The installed wheel, with PATH cut to /usr/bin:/bin and no LD_LIBRARY_PATH, from another
+    directory: it imports, loads and trains (a few SGD steps that lower the loss)."""
     if os.environ.get("PYRAMID_LIBRARY"):
         pytest.skip("a development build (PYRAMID_LIBRARY), not the installed package")
     env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")}
-    code = f"import pyramid_loader as pl; b = next(pl.Loader({cache!r}, batch_size=4).batches()); print(b.images.shape)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    code = (f"import torch, pyramid_loader as pl\n"
+            f"loader = pl.Loader({cache!r}, schedule='fixed:14', batch_size=100, epochs=4, seed=1, augment='none')\n"
+            "model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(196, 10))\n"
+            "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+            "losses = []\n"
+            "for epoch in range(4):\n"
+            "    loader.set_epoch(epoch)\n"
+            "    for images, labels in loader:\n"
+            "        loss = torch.nn.functional.cross_entropy(model(images), labels)\n"
+            "        opt.zero_grad(); loss.backward(); opt.step(); losses.append(loss.item())\n"
+            "print(images.shape, losses[0], losses[-1])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "torch.Size([4, 1, 28, 28])" in out.stdout
+    shape, first, last = out.stdout.rsplit(" ", 2)
+    assert "torch.Size([100, 1, 14, 14])" in shape and float(last) < float(first), out.stdout
+
+
+def test_the_installed_wheel_is_small_tagged_and_carries_no_tls_stack():
+    """Issue 34: a manylinux wheel of at most 25 MB installed, with no TLS, crypto, LDAP or
+    Kerberos library inside (libcurl is the system's, loaded for s3:// only)."""
+    if os.environ.get("PYRAMID_LIBRARY"):
+        pytest.skip("a development build (PYRAMID_LIBRARY), not the installed package")
+    from importlib.metadata import distribution
+    from pathlib import Path
+    import re
+    tags = distribution("pyramid-loader").read_text("WHEEL")
+    assert re.search(r"^Tag: py3-none-manylinux_2_\d+_x86_64$", tags, re.M), tags
+    package = Path(pl.__file__).parent
+    size = sum(f.stat().st_size for f in package.rglob("*") if f.is_file())
+    assert size <= 25 * 2**20, f"{size / 2**20:.1f} MiB installed"
+    names = sorted(f.name for f in (package / "lib").iterdir())
+    assert not [n for n in names if re.search(r"ssl|crypto|gnutls|krb5|ldap|curl|gssapi|nettle|sasl", n)], names
+    assert "libPyramidC.so" in names
 
 
 def test_float16_and_channels_last_uint8(cache):

@@ -121,26 +121,14 @@ final class SampleRenderer {
                                                scale: loader.normalizeScale, offset: loader.normalizeOffset, lut: lut, into: dst,
                                                planeStride: channelMajor ? count * plane : plane)
                     } else {
-                        let result = resampler.render(image.pixels, width: image.width, height: image.height, channels: channels, box: box, size: size)
-                        store(result, into: storage.views[v].pointer, slot: slot, size: size, format: config.output)
+                        // NHWC: a sample's bytes side by side.
+                        let dst = storage.views[v].pointer.assumingMemoryBound(to: UInt8.self) + slot * size * size * channels
+                        resampler.renderBytes(image.pixels, width: image.width, height: image.height, channels: channels, box: box, size: size, into: dst)
                     }
                 }
                 storage.labels.append(label)
                 storage.indices.append(index)
             }
-        }
-    }
-
-    /// Writes one rendered view into its slot of a uint8 (NHWC) batch (float32 views are rendered
-    /// in place by ``Resampler/renderPlanes(_:width:height:channels:box:size:scale:offset:lut:into:)``).
-    private func store(_ result: Resampler.Result, into base: UnsafeMutableRawPointer, slot: Int, size: Int, format: OutputFormat) {
-        precondition(format == .uint8)
-        let count = size * size * channels
-        let dst = base.assumingMemoryBound(to: UInt8.self) + slot * count
-        switch result {
-        case .bytes(let src): dst.update(from: src, count: count)
-        case .floats(let src):
-            for i in 0..<count { dst[i] = UInt8(max(0, min(255, src[i].rounded()))) }
         }
     }
 }

@@ -32,6 +32,43 @@ import PyramidTestSupport
         #expect(worst < 0.01, "max |fast − naive| = \(worst)")
     }
 
+    /// The uint8 path renders into the batch and rounds eight values at a time; it must give
+    /// exactly the nearest byte (ties to even) of the interleaved render, bit for bit, ties (x.5)
+    /// included, and every value the render makes must lie where that rounding holds.
+    @Test(arguments: [UInt64(1), 2, 3, 4])
+    func byteRenderEqualsInterleavedRenderThenRounding(seed: UInt64) {
+        var rng = SeededGenerator(seed: seed)
+        let r = Resampler()
+        for trial in 0..<40 {
+            let w = Int.random(in: 1...70, using: &rng), h = Int.random(in: 1...70, using: &rng)
+            let c = trial % 2 == 0 ? 3 : 1
+            let size = Int.random(in: 1...48, using: &rng)
+            let px = Self.image(w, h, c, seed: seed &* 1000 &+ UInt64(trial))
+            var box = CropBox(x: Double.random(in: -0.2...0.9, using: &rng), y: Double.random(in: -0.2...0.9, using: &rng),
+                              width: Double.random(in: 0.05...1.3, using: &rng), height: Double.random(in: 0.05...1.3, using: &rng),
+                              flip: Bool.random(using: &rng))
+            if trial % 5 == 0 { box = .whole }  // a 2:1 or 1:2 scale: exact halves, ties to round
+            let floats = render(px, w, h, c, box, size)
+            #expect(floats.allSatisfy { $0 > -0.5 && $0 < 255.5 })
+            let expected = floats.map { UInt8($0.rounded(.toNearestOrEven)) }
+            var bytes = [UInt8](repeating: 0xAA, count: size * size * c)
+            px.withUnsafeBufferPointer { p in
+                bytes.withUnsafeMutableBufferPointer { d in
+                    r.renderBytes(p.baseAddress!, width: w, height: h, channels: c, box: box, size: size, into: d.baseAddress!)
+                }
+            }
+            #expect(bytes == expected, "trial \(trial): \(w)x\(h)x\(c) → \(size), \(box)")
+        }
+        // Ties and the edges of the range, through the rounding alone (one lane and eight).
+        let values: [Float] = [0.5, 1.5, 2.5, 254.5, -0.49, 0.49999997, 127.5, 0, 255, 1e-30, 254.49998, 255.49998, 3.7, 200.2, 99.5, 100.5]
+        for v in values { #expect(Resampler.roundedByte(v) == UInt8(max(0, v.rounded(.toNearestOrEven))), "\(v)") }
+        for start in stride(from: 0, to: values.count, by: 8) {
+            let lanes = SIMD8<Float>(values[start..<(start + 8)])
+            let got = Resampler.roundedBytes(lanes)
+            for k in 0..<8 { #expect(got[k] == Resampler.roundedByte(lanes[k]), "\(lanes[k])") }
+        }
+    }
+
     /// The float32 path renders into planes and normalizes in one go; it must give exactly what the
     /// interleaved render followed by `v · scale + offset` per channel gives (its twin), bit for bit.
     @Test(arguments: [UInt64(1), 2, 3, 4, 5, 6])

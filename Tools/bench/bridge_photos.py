@@ -10,7 +10,12 @@ workers, into torch tensors; best epoch of ROUNDS (the first epoch of each loade
 - DataLoader: an ImageFolder-like Dataset decoding each JPEG with PIL and cutting the crop as
   torchvision's RandomResizedCrop does (torchvision itself does not import beside the local CPU torch
   wheel on these machines), ToTensor + Normalize, `num_workers=2`.
-Prints one JSON object (images/s per row).
+- NVIDIA DALI's CPU pipeline, when `nvidia.dali` imports (`pip install nvidia-dali-cuda120`; it
+  runs without a GPU with `device_id=None`): file reader over the same folder, libjpeg-turbo
+  decode on the CPU (`fn.decoders.image_random_crop`: decode of the crop window only, the same
+  scale and ratio ranges), resize to 224, flip and normalize into float32 NCHW
+  (`fn.crop_mirror_normalize`), 2 threads, into torch tensors through DALIGenericIterator.
+Prints one JSON object (images/s per row; a row that could not run gives its error).
 """
 
 import json
@@ -81,6 +86,31 @@ def dataloader(photos, size, rounds):
     return best_epoch(one, rounds)
 
 
+def dali(photos, size, rounds):
+    """DALI's CPU pipeline (see the module's docstring); raises ImportError without DALI."""
+    from nvidia.dali import fn, pipeline_def, types
+    from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
+
+    @pipeline_def(batch_size=BATCH, num_threads=WORKERS, device_id=None, prefetch_queue_depth=2)
+    def pipe():
+        jpegs, labels = fn.readers.file(file_root=photos, random_shuffle=True, name="reader")
+        images = fn.decoders.image_random_crop(jpegs, device="cpu", output_type=types.RGB,
+                                               random_area=[0.08, 1.0], random_aspect_ratio=[3 / 4, 4 / 3])
+        images = fn.resize(images, resize_x=size, resize_y=size)
+        images = fn.crop_mirror_normalize(images, dtype=types.FLOAT, output_layout="CHW", mirror=fn.random.coin_flip(),
+                                          mean=[0.485 * 255, 0.456 * 255, 0.406 * 255], std=[0.229 * 255, 0.224 * 255, 0.225 * 255])
+        return images, labels
+
+    p = pipe()
+    p.build()
+    iterator = DALIGenericIterator([p], ["images", "labels"], reader_name="reader", last_batch_policy=LastBatchPolicy.DROP, auto_reset=True)
+
+    def one():
+        for batch in iterator:
+            yield batch[0]["images"]
+    return best_epoch(one, rounds)
+
+
 def main():
     photos, cache, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
     torch.set_num_threads(1)
@@ -90,6 +120,10 @@ def main():
         "bridgeUint8_224": bridge(cache, 224, "uint8", rounds),
         "dataLoader224": dataloader(photos, 224, rounds),
     }
+    try:
+        result["daliCPU224"] = dali(photos, 224, rounds)
+    except Exception as error:  # not installed, or it cannot run here: say what it printed
+        result["daliCPU224"] = f"{type(error).__name__}: {error}"
     print(json.dumps(result))
 
 

@@ -157,7 +157,7 @@ public func bridgeOpen(_ path: UnsafePointer<CChar>?, _ configuration: UnsafePoi
         }
         let reader = try CacheReader.open(text)
         let config = try BridgeConfiguration(json: configuration.map { String(cString: $0) }, manifest: reader.manifest)
-        if config.loader.schedule.sizes.count > Int(PYRAMID_MAX_VIEWS), config.loader.schedule is Parallel {
+        if config.loader.schedule.sizes.count > Int(PYRAMID_MAX_VIEWS), config.loader.schedule.parallelSizes != nil {
             throw BridgeError.invalid(key: "schedule", reason: "a parallel schedule serves at most \(PYRAMID_MAX_VIEWS) sizes")
         }
         let h = LoaderHandle(loader: try Loader(cache: reader, configuration: config.loader))
@@ -203,7 +203,7 @@ public func bridgeDescribe(_ loader: OpaquePointer?, _ out: UnsafeMutablePointer
             configuration: .init(schedule: c.schedule.description, batch_size: c.batchSize, seed: c.seed, epochs: c.epochs,
                                  augment: h.loader.augmentation.description, rank: c.rank, world_size: c.worldSize, workers: c.workers,
                                  prefetch: c.prefetch, output: c.output.rawValue, shuffle: c.shuffle, drop_last: c.dropLast,
-                                 corrupt_records: c.corruptRecords.rawValue, sizes: c.schedule.sizes, parallel: c.schedule is Parallel,
+                                 corrupt_records: c.corruptRecords.rawValue, sizes: c.schedule.sizes, parallel: c.schedule.parallelSizes != nil,
                                  order: (c.order ?? .global).description),
             version: pyramidVersion)), out)
     }

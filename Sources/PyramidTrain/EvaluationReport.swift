@@ -76,7 +76,7 @@ public struct EvaluationReport: Codable, Sendable {
         let schedule = try config.parsedSchedule(largestLevel: trainReader.manifest.levelSizes.max())
         let testManifest = try Manifest.load(location: test)
         for s in sizes { try Loader.checkServable(size: s, manifest: testManifest) }
-        let trainedSizes = (schedule as? Parallel)?.sizes ?? []
+        let trainedSizes = schedule.parallelSizes ?? []
         // Banks per trained size (private BatchNorm); a shared-BatchNorm parallel run has one.
         let bankSizes = network.configuration.banks > 1 ? trainedSizes : []
         if let forcedBank, !(0..<network.configuration.banks).contains(forcedBank) {

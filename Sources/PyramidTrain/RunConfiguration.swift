@@ -105,11 +105,7 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
     /// The parsed schedule; TRD gets the LR milestones as its guard epochs.
     public func parsedSchedule(largestLevel: Int?) throws -> any ResolutionSchedule {
         let s = try ScheduleParser.parse(schedule, largestLevel: largestLevel)
-        if var trd = s as? TemporalDecrement, trd.milestones.isEmpty, learningRate.kind == .multistep {
-            trd.milestones = learningRate.milestones
-            return trd
-        }
-        return s
+        return learningRate.kind == .multistep ? s.aligned(withMilestones: learningRate.milestones) : s
     }
 
     /// Checks the settings against the training cache (and the test cache, when given): the
@@ -137,7 +133,7 @@ public struct RunConfiguration: Codable, Equatable, Sendable {
         if let bad = learningRate.milestones.first(where: { $0 < 1 || $0 >= epochs }) {
             throw TrainError.invalidSetting(setting: "milestones", reason: "\(bad) is not an epoch where the rate can change (1...\(epochs - 1) for \(epochs) epochs)")
         }
-        if sharedBatchNorm && !(parsed is Parallel) {
+        if sharedBatchNorm && parsed.parallelSizes == nil {
             throw TrainError.invalidSetting(setting: "sharedBatchNorm", reason: "only for parallel schedules (the others have one BatchNorm already)")
         }
         if let testManifest, let testCache, testManifest.channels != manifest.channels || testManifest.classes.count != manifest.classes.count {
@@ -261,15 +257,15 @@ extension RunConfiguration {
         let spec = recipe.schedule ?? "fixed:\(manifest.levelSizes.max()!)"
         // A schedule that does not parse is reported by validate() below.
         let parsed = try? ScheduleParser.parse(spec, largestLevel: manifest.levelSizes.max())
-        let isParallel = parsed is Parallel, isMixSize = parsed is MixSize
+        let isParallel = parsed?.parallelSizes != nil, varyingBatch = parsed?.varyingBatch == true
         var optimizer = recipe.optimizer
         optimizer.decayAll = optimizer.decayAll || isParallel
         var configuration = RunConfiguration(
             cache: absoluteLocation(cache), testCache: recipe.testCache.map(absoluteLocation),
             model: .init(architecture: recipe.architecture.description, inputChannels: manifest.channels, classes: manifest.classes.count,
-                         shortcut: recipe.shortcut, zeroInitResidual: recipe.zeroInitResidual ?? isMixSize, seed: recipe.seed),
+                         shortcut: recipe.shortcut, zeroInitResidual: recipe.zeroInitResidual ?? varyingBatch, seed: recipe.seed),
             schedule: spec, augment: recipe.augment, epochs: recipe.epochs, batch: recipe.batch, learningRate: recipe.learningRate,
-            optimizer: optimizer, labelSmoothing: recipe.labelSmoothing, gradientSmoothing: recipe.gradientSmoothing ?? isMixSize,
+            optimizer: optimizer, labelSmoothing: recipe.labelSmoothing, gradientSmoothing: recipe.gradientSmoothing ?? varyingBatch,
             distillation: recipe.distillation, seed: recipe.seed, workers: recipe.workers, threads: recipe.threads,
             corruptRecords: recipe.corruptRecords, sharedBatchNorm: recipe.sharedBatchNorm, order: recipe.order)
         configuration.cacheBuildID = manifest.buildID

@@ -56,7 +56,7 @@ extension Trainer {
         ctx.calibrating = false
         var loss: Float
         var hits = 0
-        if let parallel = (schedule as? Parallel)?.sizes, let mred, let alpha = alphaOffset {
+        if let parallel = schedule.parallelSizes, let mred, let alpha = alphaOffset {
             var logits: [Tensor] = []
             for (b, s) in parallel.enumerated() {
                 ctx.bank = .bank(network.bank(b))
@@ -154,7 +154,7 @@ extension Trainer {
     /// checkpoint at the step and throws ``TrainError/interrupted(directory:epoch:cursor:)``.
     private func trainEpoch(_ epoch: Int, from cursor: Int, progress: ((Progress) -> Void)?, shouldStop: () -> Bool) throws -> EpochLog {
         let c = configuration
-        let sizesOfParallel = (schedule as? Parallel)?.sizes
+        let sizesOfParallel = schedule.parallelSizes
         let fullSteps = loader.plan(epoch: epoch).steps.count
         // Counted before the iterator exists: its workers start reading (and fetching) at once.
         let readBefore = loader.cache.bytesRead

@@ -89,7 +89,7 @@ public final class Trainer {
         let reader = try CacheReader.open(configuration.cache)
         let m = reader.manifest
         schedule = try configuration.validate(against: m)
-        let parallel = schedule is Parallel
+        let parallel = schedule.parallelSizes != nil
         var modelConfiguration = configuration.model
         modelConfiguration.inputChannels = m.channels
         modelConfiguration.classes = m.classes.count

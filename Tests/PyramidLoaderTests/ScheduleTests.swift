@@ -128,6 +128,33 @@ import Testing
         }
     }
 
+    /// What callers ask of a schedule is a property of the protocol (no downcasts): a custom
+    /// schedule can say it serves every sample at all sizes.
+    @Test func whatCallersAskIsAPropertyOfTheProtocol() throws {
+        struct EverySize: ResolutionSchedule {
+            var sizes: [Int] { [28, 14] }
+            var referenceSize: Int { 28 }
+            var description: String { "every-size" }
+            var parallelSizes: [Int]? { sizes }
+            func plan(_ context: PlanContext) -> EpochPlan { EpochPlan(epoch: context.epoch, steps: context.uniformSteps(sizes: sizes), context: context) }
+        }
+        struct Plain: ResolutionSchedule {
+            var sizes: [Int] { [28] }
+            var referenceSize: Int { 28 }
+            var description: String { "plain" }
+            func plan(_ context: PlanContext) -> EpochPlan { EpochPlan(epoch: context.epoch, steps: context.uniformSteps(sizes: sizes), context: context) }
+        }
+        #expect(EverySize().parallelSizes == [28, 14] && Plain().parallelSizes == nil && !Plain().varyingBatch)
+        #expect(try ScheduleParser.parse("parallel:14,28").parallelSizes == [28, 14])
+        #expect(try ScheduleParser.parse("mixsize:14,28@0.5,0.5", largestLevel: 28).varyingBatch)
+        #expect(try ScheduleParser.parse("fixed:28").parallelSizes == nil)
+        let trd = try ScheduleParser.parse("trd:28,14,p=0.5")
+        #expect((trd.aligned(withMilestones: [30, 60]) as? TemporalDecrement)?.milestones == [30, 60])
+        let given = try ScheduleParser.parse("trd:28,14,p=0.5,milestones=10+20")
+        #expect((given.aligned(withMilestones: [30, 60]) as? TemporalDecrement)?.milestones == [10, 20])
+        #expect(Plain().aligned(withMilestones: [3]).description == "plain")
+    }
+
     @Test func mixSizeIndependentDrawsFollowTheProbabilities() throws {
         let m = try ScheduleParser.parse("mixsize:14,28@0.5,0.5,sampling=iid,mode=D+,base=28")
         let plan = m.plan(PlanContext(epoch: 0, images: 200_000, batchSize: 10, seed: 2))

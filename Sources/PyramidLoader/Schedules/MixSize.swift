@@ -56,6 +56,8 @@ public struct MixSize: ResolutionSchedule {
     }
 
     public var sizes: [Int] { sizeSet }
+    /// The batch (B+) or the duplicates (D+) follow each step's size.
+    public var varyingBatch: Bool { true }
     public var referenceSize: Int { baseSize }
     public var description: String {
         let p = probabilities.map { String($0) }.joined(separator: ",")

@@ -12,6 +12,8 @@ public struct Parallel: ResolutionSchedule {
     public let sizes: [Int]
 
     public init(sizes: [Int]) { self.sizes = Array(Set(sizes)).sorted(by: >) }
+    /// Every step serves each sample at all of ``sizes``.
+    public var parallelSizes: [Int]? { sizes }
 
     public var referenceSize: Int { sizes.first ?? 0 }
     public var description: String { "parallel:" + sizes.map(String.init).joined(separator: ",") }

@@ -11,6 +11,23 @@ public protocol ResolutionSchedule: Sendable, CustomStringConvertible {
     var referenceSize: Int { get }
     /// The steps of one epoch.
     func plan(_ context: PlanContext) -> EpochPlan
+    /// The sizes every step serves each of its samples at, largest first (RS-Nets: the trainer
+    /// keeps a BatchNorm per size and distils the smaller sizes from the ensemble); nil when a
+    /// step serves one size. Default: nil.
+    var parallelSizes: [Int]? { get }
+    /// True when the images per step change from step to step within an epoch (MixSize's B+ and
+    /// D+): the trainer's recipe then smooths gradients and starts residual branches at zero, as
+    /// the MixSize reference does. Default: false.
+    var varyingBatch: Bool { get }
+    /// This schedule fitted to a step learning-rate schedule's milestones (TRD takes them as its
+    /// guard epochs when it was given none). Default: itself.
+    func aligned(withMilestones milestones: [Int]) -> any ResolutionSchedule
+}
+
+extension ResolutionSchedule {
+    public var parallelSizes: [Int]? { nil }
+    public var varyingBatch: Bool { false }
+    public func aligned(withMilestones milestones: [Int]) -> any ResolutionSchedule { self }
 }
 
 /// What a schedule knows when it plans an epoch.

@@ -35,6 +35,13 @@ public struct TemporalDecrement: ResolutionSchedule {
     }
 
     public var sizes: [Int] { [full, reduced] }
+    /// With no milestones of its own, TRD guards the epochs where a step LR schedule drops.
+    public func aligned(withMilestones milestones: [Int]) -> any ResolutionSchedule {
+        guard self.milestones.isEmpty else { return self }
+        var aligned = self
+        aligned.milestones = milestones
+        return aligned
+    }
     public var referenceSize: Int { full }
     public var description: String {
         var s = "trd:\(full),\(reduced),p=\(participation)"

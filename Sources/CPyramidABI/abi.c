@@ -1,2 +1,3 @@
-// The C interface's declarations (include/pyramid.h); PyramidC implements them in Swift.
+// The C interface's declarations (include/pyramid.h, include/pyramid_binding.h); PyramidC implements them in Swift.
 #include "pyramid.h"
+#include "pyramid_binding.h"

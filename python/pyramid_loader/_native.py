@@ -57,6 +57,8 @@ def _load() -> ctypes.CDLL:
     out = ctypes.POINTER(ctypes.c_void_p)
     signatures = {
         "pyramid_abi_version": ([], ctypes.c_int32),
+        "pyramid_version_number": ([], ctypes.c_uint32),
+        "pyramid_status_name": ([ctypes.c_int32], ctypes.c_char_p),
         "pyramid_version": ([], ctypes.c_char_p),
         "pyramid_string_free": ([ctypes.c_void_p], None),
         "pyramid_digest": ([ctypes.c_void_p, ctypes.c_size_t], ctypes.c_uint64),

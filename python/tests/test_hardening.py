@@ -4,6 +4,7 @@ states that would resume the wrong stream, a Loader shared by two iterations, ti
 import ctypes
 import os
 import pickle
+import subprocess
 import threading
 
 import pytest
@@ -109,3 +110,50 @@ def test_tickets_redeemed_twice_or_invented_do_nothing(cache):
     _native.lib.pyramid_redeem_ticket(ticket)  # twice: nothing happens
     _native.lib.pyramid_redeem_ticket(ctypes.c_void_p(0xDEADBEEF))  # never handed out
     assert sum(1 for _ in loader.batches()) == len(loader)
+
+
+def test_the_c_header_compiles_and_serves_a_batch(cache, tmp_path):
+    """pyramid.h and pyramid_binding.h as a C program uses them: the header compiles as C, the
+    statuses have names, the version has a number, and a batch is opened, lent and released."""
+    import shutil
+    from pathlib import Path
+    compiler = shutil.which("cc") or shutil.which("clang") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler on PATH")
+    include = Path(__file__).resolve().parents[2] / "Sources" / "CPyramidABI" / "include"
+    library = _native.library_path()
+    program = tmp_path / "use.c"
+    program.write_text(r'''
+#include <stdio.h>
+#include <string.h>
+#include "pyramid.h"
+#include "pyramid_binding.h"
+int main(int argc, char **argv) {
+    printf("%s %s %s %s %u\n", pyramid_status_name(PYRAMID_OK), pyramid_status_name(PYRAMID_END),
+           pyramid_status_name(PYRAMID_INVALID), pyramid_status_name(42), pyramid_version_number());
+    pyramid_loader *loader = NULL;
+    char *error = NULL;
+    if (pyramid_open(argv[1], "{\"batch_size\": 8, \"workers\": 1}", &loader, &error) != PYRAMID_OK) { printf("open: %s\n", error); return 1; }
+    int32_t bad = pyramid_open(argv[1], "{\"batch_size\": -1}", &(pyramid_loader *){NULL}, &error);
+    printf("%s %s\n", pyramid_status_name(bad), error ? "message" : "none");
+    pyramid_string_free(error);
+    pyramid_batch_info info;
+    if (pyramid_start_epoch(loader, 0, 0, NULL) != PYRAMID_OK) return 2;
+    int32_t status = pyramid_next(loader, -1, &info, NULL);
+    printf("%s %lld %lld\n", pyramid_status_name(status), (long long)info.count, (long long)info.sizes[0]);
+    if (pyramid_release(loader, info.id, NULL) != PYRAMID_OK) return 3;
+    printf("%s\n", pyramid_status_name(pyramid_release(loader, info.id, NULL)));
+    return pyramid_close(loader, NULL) == PYRAMID_OK ? 0 : 4;
+}
+''')
+    binary = tmp_path / "use"
+    subprocess.run([compiler, "-std=c11", "-Wall", "-Werror", "-I", str(include), str(program), "-o", str(binary),
+                    "-L", str(library.parent), "-lPyramidC", f"-Wl,-rpath,{library.parent}"], check=True, capture_output=True, text=True)
+    out = subprocess.run([str(binary), cache], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    version = [int(p) for p in pl.version().split(".")]
+    assert lines[0] == f"PYRAMID_OK PYRAMID_END PYRAMID_INVALID unknown status {version[0] * 10000 + version[1] * 100 + version[2]}"
+    assert lines[1] == "PYRAMID_INVALID message"
+    assert lines[2] == "PYRAMID_OK 8 28"
+    assert lines[3] == "PYRAMID_ERROR"

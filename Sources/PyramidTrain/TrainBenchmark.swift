@@ -11,20 +11,22 @@ public enum TrainBenchmark {
     /// `PYRAMID_GEMM=openblas`) on `size`² matrices, `threads` single-threaded products at once (the
     /// way the trainer uses the cores).
     public static func sgemmPeak(size: Int = 1024, threads: Int, repetitions: Int = 3) -> Double {
-        Threads.configure(threads)
-        let n = size
-        let bufs = (0..<threads).map { _ in (Tensor(shape: [n, n], values: Tensor.uniformValues(n * n, seed: 1)),
-                                             Tensor(shape: [n, n], values: Tensor.uniformValues(n * n, seed: 2)), Tensor(shape: [n, n])) }
-        var best = Double.infinity
-        for _ in 0..<repetitions {
-            let start = DispatchTime.now().uptimeNanoseconds
-            parallelFor(threads) { t in
-                let (a, b, c) = bufs[t]
-                gemm(transA: false, transB: false, m: n, n: n, k: n, a: a.data, lda: n, b: b.data, ldb: n, beta: 0, c: c.data, ldc: n)
+        // The threads bound for this measurement only (Threads.with): nothing process-wide changes.
+        return Threads.with(threads) {
+            let n = size
+            let bufs = (0..<threads).map { _ in (Tensor(shape: [n, n], values: Tensor.uniformValues(n * n, seed: 1)),
+                                                 Tensor(shape: [n, n], values: Tensor.uniformValues(n * n, seed: 2)), Tensor(shape: [n, n])) }
+            var best = Double.infinity
+            for _ in 0..<repetitions {
+                let start = DispatchTime.now().uptimeNanoseconds
+                parallelFor(threads) { t in
+                    let (a, b, c) = bufs[t]
+                    gemm(transA: false, transB: false, m: n, n: n, k: n, a: a.data, lda: n, b: b.data, ldb: n, beta: 0, c: c.data, ldc: n)
+                }
+                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
             }
-            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            return 2 * Double(n * n * n) * Double(threads) / best / 1e9
         }
-        return 2 * Double(n * n * n) * Double(threads) / best / 1e9
     }
 
     /// Result of ``trainingSteps(model:size:channels:batch:steps:threads:)``.
@@ -45,49 +47,51 @@ public enum TrainBenchmark {
     /// images/s of the median step.
     public static func trainingSteps(model: String, size: Int, channels: Int, batch: Int, steps: Int, threads: Int,
                                      algorithm: Conv2D.Algorithm = .auto, profile: Bool = false) throws -> Result {
-        Threads.configure(threads)
-        let network = try Network(.init(architecture: model, inputChannels: channels, classes: 10))
-        network.convolutionTuning.algorithm = algorithm
-        let sgd = SGD(store: network.store, configuration: .init())
-        let images = Tensor.uniformValues(batch * channels * size * size, seed: 3)
-        let labels = (0..<batch).map { Int32($0 % 10) }
-        let grad = Tensor(shape: [0])
-        func step() {
-            network.store.zeroGrads()
-            let x = images.withUnsafeBufferPointer { network.setInput($0, count: batch, channels: channels, size: size) }
-            let logits = network.forward(x)
-            _ = Losses.crossEntropy(logits: logits, labels: labels, grad: grad)
-            network.backward(grad)
-            sgd.step(lr: 0.01)
+        // The threads bound for this measurement only (Threads.with): nothing process-wide changes.
+        return try Threads.with(threads) {
+            let network = try Network(.init(architecture: model, inputChannels: channels, classes: 10))
+            network.convolutionTuning.algorithm = algorithm
+            let sgd = SGD(store: network.store, configuration: .init())
+            let images = Tensor.uniformValues(batch * channels * size * size, seed: 3)
+            let labels = (0..<batch).map { Int32($0 % 10) }
+            let grad = Tensor(shape: [0])
+            func step() {
+                network.store.zeroGrads()
+                let x = images.withUnsafeBufferPointer { network.setInput($0, count: batch, channels: channels, size: size) }
+                let logits = network.forward(x)
+                _ = Losses.crossEntropy(logits: logits, labels: labels, grad: grad)
+                network.backward(grad)
+                sgd.step(lr: 0.01)
+            }
+            step()  // warm-up: buffers allocated, pages touched
+            // The median step: the machine is shared, and a neighbour's burst lengthens a few steps by
+            // a lot; the median is what a step costs here (Tools/bench/pytorch_resnet.py does the same).
+            var times: [Double] = []
+            for _ in 0..<steps {
+                let start = DispatchTime.now().uptimeNanoseconds
+                step()
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            }
+            times.sort()
+            let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+            var layers: [LayerProfile.Row]?
+            if profile {
+                let p = LayerProfile()
+                network.context.profile = p
+                let start = DispatchTime.now().uptimeNanoseconds
+                for _ in 0..<steps { step() }
+                let total = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                network.context.profile = nil
+                var rows = p.table.map { LayerProfile.Row(layer: $0.layer, forwardSeconds: $0.forwardSeconds / Double(steps),
+                                                          backwardSeconds: $0.backwardSeconds / Double(steps), calls: $0.calls / steps) }
+                let claimed = rows.reduce(0) { $0 + $1.forwardSeconds + $1.backwardSeconds }
+                rows.append(LayerProfile.Row(layer: LayerProfile.remainderRow, forwardSeconds: total / Double(steps) - claimed, backwardSeconds: 0, calls: 0))
+                layers = rows
+            }
+            let macs = network.macs(size: size)
+            let rate = Double(batch) / median
+            return Result(size: size, imagesPerSecond: rate, macs: macs, gflops: rate * Double(macs) * 3 * 2 / 1e9, layers: layers)
         }
-        step()  // warm-up: buffers allocated, pages touched
-        // The median step: the machine is shared, and a neighbour's burst lengthens a few steps by
-        // a lot; the median is what a step costs here (Tools/bench/pytorch_resnet.py does the same).
-        var times: [Double] = []
-        for _ in 0..<steps {
-            let start = DispatchTime.now().uptimeNanoseconds
-            step()
-            times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-        }
-        times.sort()
-        let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
-        var layers: [LayerProfile.Row]?
-        if profile {
-            let p = LayerProfile()
-            network.context.profile = p
-            let start = DispatchTime.now().uptimeNanoseconds
-            for _ in 0..<steps { step() }
-            let total = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            network.context.profile = nil
-            var rows = p.table.map { LayerProfile.Row(layer: $0.layer, forwardSeconds: $0.forwardSeconds / Double(steps),
-                                                      backwardSeconds: $0.backwardSeconds / Double(steps), calls: $0.calls / steps) }
-            let claimed = rows.reduce(0) { $0 + $1.forwardSeconds + $1.backwardSeconds }
-            rows.append(LayerProfile.Row(layer: LayerProfile.remainderRow, forwardSeconds: total / Double(steps) - claimed, backwardSeconds: 0, calls: 0))
-            layers = rows
-        }
-        let macs = network.macs(size: size)
-        let rate = Double(batch) / median
-        return Result(size: size, imagesPerSecond: rate, macs: macs, gflops: rate * Double(macs) * 3 * 2 / 1e9, layers: layers)
     }
 }
 
@@ -129,32 +133,34 @@ extension TrainBenchmark {
     /// times so that they see the same machine; the fastest of each.
     public static func convolution(inChannels: Int, outChannels: Int, size: Int, stride: Int = 1, batch: Int, threads: Int,
                                    repetitions: Int = 9, methods: [Conv2D.Algorithm]) -> [ConvolutionResult] {
-        Threads.configure(threads)
-        let store = ParameterStore()
-        var initializer = Initializer(seed: 1)
-        let conv = Conv2D(store, inChannels, outChannels, kernel: 3, stride: stride, padding: 1, initializer: &initializer, name: "conv")
-        store.finalize()
-        // Training mode, as in a training step (the layer holds its context weakly).
-        let context = ModelContext()
-        conv.context = context
-        defer { withExtendedLifetime(context) {} }
-        let x = Tensor(shape: [inChannels, batch, size, size], values: Tensor.uniformValues(inChannels * batch * size * size, seed: 5))
-        let y = conv.forward(x, branch: 0)
-        let g = Tensor(shape: y.shape, values: Tensor.uniformValues(y.count, seed: 6))
-        var results = methods.map { ConvolutionResult(method: $0, forward: .infinity, backward: .infinity, macs: conv.lastMacs * batch) }
-        for m in methods { conv.tuning.algorithm = m; _ = conv.forward(x, branch: 0); _ = conv.backward(g, branch: 0) }
-        for _ in 0..<repetitions {
-            for (i, m) in methods.enumerated() {
-                conv.tuning.algorithm = m
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                _ = conv.forward(x, branch: 0)
-                let t1 = DispatchTime.now().uptimeNanoseconds
-                _ = conv.backward(g, branch: 0)
-                let t2 = DispatchTime.now().uptimeNanoseconds
-                results[i].forward = min(results[i].forward, Double(t1 - t0) / 1e9)
-                results[i].backward = min(results[i].backward, Double(t2 - t1) / 1e9)
+        // The threads bound for this measurement only (Threads.with): nothing process-wide changes.
+        return Threads.with(threads) {
+            let store = ParameterStore()
+            var initializer = Initializer(seed: 1)
+            let conv = Conv2D(store, inChannels, outChannels, kernel: 3, stride: stride, padding: 1, initializer: &initializer, name: "conv")
+            store.finalize()
+            // Training mode, as in a training step (the layer holds its context weakly).
+            let context = ModelContext()
+            conv.context = context
+            defer { withExtendedLifetime(context) {} }
+            let x = Tensor(shape: [inChannels, batch, size, size], values: Tensor.uniformValues(inChannels * batch * size * size, seed: 5))
+            let y = conv.forward(x, branch: 0)
+            let g = Tensor(shape: y.shape, values: Tensor.uniformValues(y.count, seed: 6))
+            var results = methods.map { ConvolutionResult(method: $0, forward: .infinity, backward: .infinity, macs: conv.lastMacs * batch) }
+            for m in methods { conv.tuning.algorithm = m; _ = conv.forward(x, branch: 0); _ = conv.backward(g, branch: 0) }
+            for _ in 0..<repetitions {
+                for (i, m) in methods.enumerated() {
+                    conv.tuning.algorithm = m
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    _ = conv.forward(x, branch: 0)
+                    let t1 = DispatchTime.now().uptimeNanoseconds
+                    _ = conv.backward(g, branch: 0)
+                    let t2 = DispatchTime.now().uptimeNanoseconds
+                    results[i].forward = min(results[i].forward, Double(t1 - t0) / 1e9)
+                    results[i].backward = min(results[i].backward, Double(t2 - t1) / 1e9)
+                }
             }
+            return results
         }
-        return results
     }
 }

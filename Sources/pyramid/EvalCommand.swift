@@ -79,6 +79,7 @@ struct EvalCommand: ParsableCommand {
     var remote: RemoteArguments
 
     func run() throws {
+        reportKernelChoice()
         try remote.apply()
         let sizeList = try parseIntList(sizes, flag: "sizes")
         var reports: [EvaluationReport] = []

@@ -1,4 +1,5 @@
 import Foundation
+import PyramidTrain
 
 /// Writes to standard error.
 func printError(_ text: String) {
@@ -16,4 +17,10 @@ func printJSON<T: Encodable>(_ value: T, pretty: Bool = false) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys] : [.sortedKeys]
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// Reports on standard error why `PYRAMID_KERNELS` or `PYRAMID_GEMM` could not be honoured (the
+/// library only says so): called by the commands that train or benchmark the trainer.
+func reportKernelChoice() {
+    for warning in [InstructionSet.warning, GemmBackend.warning].compactMap({ $0 }) { printError(warning) }
 }

@@ -198,6 +198,7 @@ struct TrainCommand: ParsableCommand {
     var remote: RemoteArguments
 
     func run() throws {
+        reportKernelChoice()
         try remote.apply()
         let directory: URL
         var runConfiguration: RunConfiguration

@@ -31,12 +31,21 @@ public enum GemmBackend: String, Sendable {
     /// OpenBLAS for every product (`PYRAMID_GEMM=openblas`).
     case openblas
 
-    /// Chosen once per process from `PYRAMID_GEMM` (`libxsmm` unless it says `openblas`); any
-    /// other value is reported on standard error once (as `PYRAMID_KERNELS` is), naming the backend used.
+    /// Chosen once per process from `PYRAMID_GEMM` (`libxsmm` unless it says `openblas`).
     public static let current: GemmBackend = {
-        let chosen = choose(ProcessInfo.processInfo.environment["PYRAMID_GEMM"]) { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+        let chosen = selection.backend
         if chosen == .libxsmm { pyr_xsmm_init() }
         return chosen
+    }()
+
+    /// Why `PYRAMID_GEMM` was not honoured (any value but libxsmm and openblas), naming the backend
+    /// used; nil when it was. For the program to report, as ``InstructionSet/warning``.
+    public static var warning: String? { selection.warning }
+
+    private static let selection: (backend: GemmBackend, warning: String?) = {
+        var warning: String?
+        let backend = choose(ProcessInfo.processInfo.environment["PYRAMID_GEMM"]) { warning = $0 }
+        return (backend, warning)
     }()
 
     /// What ``current`` picks for the value `requested` of `PYRAMID_GEMM` (nil: unset).

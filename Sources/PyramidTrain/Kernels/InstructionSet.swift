@@ -30,11 +30,19 @@ public enum InstructionSet: String, CaseIterable, Sendable, Comparable {
     public static var supported: [InstructionSet] { allCases.filter(\.isSupported) }
 
     /// The version this process runs: `PYRAMID_KERNELS` (`baseline`, `avx2`, `avx512`) when set
-    /// and supported, else the best this CPU has. A value that is unknown or beyond the CPU is
-    /// reported on standard error once, naming the version used instead.
-    public static let active: InstructionSet = choose(ProcessInfo.processInfo.environment["PYRAMID_KERNELS"]) { message in
-        FileHandle.standardError.write(Data((message + "\n").utf8))
-    }
+    /// and supported, else the best this CPU has.
+    public static var active: InstructionSet { selection.set }
+
+    /// Why `PYRAMID_KERNELS` could not be honoured (unknown, or beyond this CPU), naming the
+    /// version used instead; nil when it was. The library never prints: the program reports it
+    /// (the `pyramid` tool does on standard error when it trains or benchmarks).
+    public static var warning: String? { selection.warning }
+
+    private static let selection: (set: InstructionSet, warning: String?) = {
+        var warning: String?
+        let set = choose(ProcessInfo.processInfo.environment["PYRAMID_KERNELS"]) { warning = $0 }
+        return (set, warning)
+    }()
 
     /// What ``active`` picks for the value `requested` of `PYRAMID_KERNELS` (nil: unset), `warn`
     /// called with the reason when the request cannot be honoured.

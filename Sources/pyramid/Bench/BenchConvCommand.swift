@@ -31,6 +31,7 @@ struct BenchConvCommand: ParsableCommand {
     var repetitions: Int = 9
 
     func run() throws {
+        reportKernelChoice()
         // The peak before and after the layers, the higher kept: a neighbour's burst during one
         // measurement would otherwise make every ratio too high.
         var peak = TrainBenchmark.sgemmPeak(threads: threads)

@@ -66,6 +66,7 @@ struct BenchTrainCommand: ParsableCommand {
     }
 
     func run() throws {
+        reportKernelChoice()
         let peak = TrainBenchmark.sgemmPeak(threads: threads)
         var results: [TrainBenchmark.Result] = []
         for s in try parseIntList(sizes, flag: "sizes") {

@@ -218,7 +218,7 @@ class Loader(_DatasetBase):
         (a copy on the CPU). uint8: the rendered pixels, NHWC viewed as a channels-last NCHW tensor.
     device : str or torch.device, optional
         A CUDA device: pinned host buffers, non-blocking copies, normalization on the GPU in the
-        chosen dtype (not yet run on a GPU: these machines have none).
+        chosen dtype (not yet run on a GPU: the machines it was developed on have none).
     shuffle, drop_last : bool
         A permutation per epoch (training) or index order (evaluation); drop the partial last step.
     order : str, optional

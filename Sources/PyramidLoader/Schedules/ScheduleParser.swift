@@ -18,7 +18,7 @@ public enum ScheduleParser {
     /// The syntax, for help texts.
     public static let syntax = """
         fixed:S | trd:R,r,p=P[,milestones=M1+M2][,guard=2][,final=2] | \
-        mixsize:S1,S2,…@P1,P2,…[,mode=B+|D+][,sampling=partition|iid][,base=S0] | \
+        mixsize:S1,S2,…@P1,P2,…[,mode=B+|D+][,sampling=partition|iid][,base=S0][,duplicates=D0] | \
         parallel:S1,S2,… | progressive:FROM,TO,start=E1,end=E2[,multiple=4]
         """
 

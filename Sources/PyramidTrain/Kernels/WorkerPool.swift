@@ -58,9 +58,10 @@ private struct Region: @unchecked Sendable {
 }
 
 /// Runs `body(worker, chunk)` for every chunk of `0..<chunks` on `workers` threads (at most one
-/// per chunk), each worker claiming the next unclaimed chunk until none is left. On this shared
+/// per chunk), each worker claiming the next unclaimed chunk until none is left. On a shared
 /// machine a neighbour often slows one core down for milliseconds; with a fixed half of the batch
-/// per core the other then waited (4–15% of a step, measured), with chunks it takes more of them.
+/// per core the other then waited (4–15% of a step, measured on the 2-core VMs of
+/// docs/performance.md), with chunks it takes more of them.
 /// Which worker runs a chunk varies from run to run, so what a chunk computes (and where it
 /// writes) must depend on the chunk alone; per-worker scratch is fine.
 func parallelChunks(_ chunks: Int, workers: Int, _ body: (_ worker: Int, _ chunk: Int) -> Void) {

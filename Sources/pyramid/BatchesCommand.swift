@@ -11,9 +11,9 @@ struct BatchesCommand: ParsableCommand {
             pyramid batches CACHE --schedule trd:28,14,p=0.5 --batch 64 --epochs 10 --epoch 3 --limit 5
             pyramid batches CACHE --schedule parallel:28,20,14 --json
 
-            Every batch is a pure function of the cache and these settings, so two machines, two
-            versions of Pyramid, or Pyramid's Swift and Python loaders (pyramid_loader) can be
-            compared by their digests: the XXH3-64 of each view's pixels as stored in the batch
+            Every batch is a pure function of the cache and these settings, so two machines, two \
+            versions of Pyramid, or Pyramid's Swift and Python loaders (pyramid_loader) can be \
+            compared by their digests: the XXH3-64 of each view's pixels as stored in the batch \
             (float32 NCHW, normalized, or uint8 NHWC with --output uint8) and of its labels.
             """)
 

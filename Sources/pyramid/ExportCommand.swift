@@ -10,14 +10,16 @@ struct ExportCommand: ParsableCommand {
         abstract: "Write a sample, or a contact sheet of the first N samples at every level, as PNG.",
         discussion: """
             pyramid export CACHE --index 7 --level 14 -o seven.png
-            pyramid export CACHE --grid 64 -o sheet.png   (one row per sample labelled with its index and class,
-                                                          one column per level headed by its size; .svg for the SVG)
+            pyramid export CACHE --grid 64 -o sheet.png
             pyramid export CACHE --grid 16 --views 28,20,14 --augment pad:2+flip -o views.png
 
-            --views renders what training is given instead of the stored levels: one column per
-            size, every size of a sample from the same crop box and flip, each from the smallest
-            stored level at least that size (the loader's resampler) — as a parallel (RS-Nets) step
-            sees the sample, or any step of a schedule at one of those sizes. The box of sample I
+            --grid N draws one row per sample, labelled with its index and class, and one column per \
+            level, headed by its size; an output ending in .svg gives an SVG.
+
+            --views renders what training is given instead of the stored levels: one column per \
+            size, every size of a sample from the same crop box and flip, each from the smallest \
+            stored level at least that size (the loader's resampler) — as a parallel (RS-Nets) step \
+            sees the sample, or any step of a schedule at one of those sizes. The box of sample I \
             depends on --seed and I only, so --index I and --grid N show the same views.
             """)
 

@@ -20,6 +20,7 @@ struct TrainCommand: ParsableCommand {
             stops the run with the last good checkpoint kept: free space and --resume.
 
             Schedules: \(ScheduleParser.syntax)
+
             A multistep learning rate's milestones become TRD's guard epochs. MixSize schedules turn \
             gradient smoothing on; parallel schedules train one BatchNorm bank per size with \
             multi-resolution ensemble distillation (--distillation).

@@ -12,7 +12,7 @@ struct BenchLoadCommand: ParsableCommand {
             only reads and decompresses those records into reused buffers, with the same number of \
             threads; (2) a memcpy of the output bytes, batch by batch, with the same threads; (3) the \
             loader itself, its consumer doing nothing but take batches (or, with --consumer-us, \
-            spinning that long per batch, to check that prefetch keeps the consumer from waiting).
+            spinning that long per batch, to check that prefetch keeps the consumer from waiting). \
             Each is run --repeat times and the best is kept.
 
             --json prints one object: images, samples, records, outputBytes, loaderImagesPerSecond, \

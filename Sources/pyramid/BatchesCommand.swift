@@ -20,11 +20,11 @@ struct BatchesCommand: ParsableCommand {
     @Argument(help: "The cache: a directory or s3://bucket/prefix.")
     var cache: String
 
-    @Option(help: "Resolution schedule (default: fixed at the cache's largest level).")
-    var schedule: String?
+    @OptionGroup(title: "Steps")
+    var stream: StreamArguments
 
-    @Option(parsing: .unconditional, help: "Base images per rank per step.")
-    var batch: Int = 128
+    @OptionGroup(title: "Samples")
+    var samples: SampleArguments
 
     @Option(parsing: .unconditional, help: "Seed of the order, crops, flips and schedule draws.")
     var seed: UInt64 = 0
@@ -37,9 +37,6 @@ struct BatchesCommand: ParsableCommand {
 
     @Option(parsing: .unconditional, help: "Start at this stream position (a batch's next cursor).")
     var cursor: Int = 0
-
-    @Option(help: "Augmentation (\(Augmentation.syntax)); default: the cache's training augmentation.")
-    var augment: String?
 
     @Option(parsing: .unconditional, help: "This process's rank, of --world-size.")
     var rank: Int = 0
@@ -57,11 +54,10 @@ struct BatchesCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        if batch < 1 { throw ValidationError("--batch: must be at least 1") }
         if epochs < 1 { throw ValidationError("--epochs: must be at least 1") }
         if epoch < 0 { throw ValidationError("--epoch: must be at least 0") }
         if cursor < 0 { throw ValidationError("--cursor: must be at least 0") }
-        if worldSize < 1 { throw ValidationError("--world-size: must be at least 1") }
+        if let why = Bounds.check(worldSize, atMost: Bounds.worldSize) { throw ValidationError("--world-size: \(why)") }
         if rank < 0 || rank >= worldSize { throw ValidationError("--rank: must be in 0..<\(worldSize)") }
         if let limit, limit < 1 { throw ValidationError("--limit: must be at least 1") }
     }
@@ -74,9 +70,6 @@ struct BatchesCommand: ParsableCommand {
         var indices: [Int]
     }
 
-    @Option(help: "How the epoch is shuffled: global or shards:W (default: global for a directory, shards:\(SampleOrder.defaultWindow) for s3://).")
-    var shuffle: SampleOrder?
-
     @OptionGroup(title: "Remote caches")
     var remote: RemoteArguments
 
@@ -85,8 +78,8 @@ struct BatchesCommand: ParsableCommand {
         let reader = try CacheReader.open(cache)
         let largest = reader.manifest.levelSizes.max()
         let loader = try Loader(cache: reader, configuration: LoaderConfiguration(
-            schedule: try ScheduleParser.parse(schedule ?? "fixed:\(largest ?? 1)", largestLevel: largest), batchSize: batch, seed: seed,
-            rank: rank, worldSize: worldSize, epochs: epochs, augmentation: try augment.map(Augmentation.parse), output: output, order: shuffle))
+            schedule: try stream.parsedSchedule(largestLevel: largest), batchSize: try stream.batchPerProcess(worldSize), seed: seed,
+            rank: rank, worldSize: worldSize, epochs: epochs, augmentation: try samples.parsedAugmentation(), output: output, order: samples.shuffle))
         var batches = try loader.batches(epoch: epoch, from: cursor)
         var listed = 0
         while listed < (limit ?? .max), let b = try batches.next() {

@@ -24,14 +24,11 @@ struct PlanCommand: ParsableCommand {
     @Argument(help: "A cache: a directory or s3://bucket/prefix (optional with --samples).")
     var cache: String?
 
-    @Option(help: "The resolution schedule.")
-    var schedule: String
+    @OptionGroup(title: "Steps")
+    var stream: StreamArguments
 
     @Option(parsing: .unconditional, help: "Epochs to plan.")
     var epochs: Int = 1
-
-    @Option(parsing: .unconditional, help: "Base images per rank per step.")
-    var batch: Int = 128
 
     @Option(parsing: .unconditional, help: "Samples per epoch, when no cache is given.")
     var samples: Int?
@@ -55,12 +52,13 @@ struct PlanCommand: ParsableCommand {
         if cache == nil && samples == nil { throw ValidationError("give a cache or --samples N") }
         if let samples, let why = Bounds.check(samples, atMost: Bounds.samples) { throw ValidationError("--samples: \(why)") }
         if let why = Bounds.check(epochs, atMost: Bounds.epochs) { throw ValidationError("--epochs: \(why)") }
-        if let why = Bounds.check(batch, atMost: Bounds.batchSize) { throw ValidationError("--batch: \(why)") }
+        if let batch = stream.batch, let why = Bounds.check(batch, atMost: Bounds.batchSize) { throw ValidationError("--batch: \(why)") }
         if let why = Bounds.check(worldSize, atMost: Bounds.worldSize) { throw ValidationError("--world-size: \(why)") }
         if let samples {
-            let steps = samples / (batch * worldSize)
+            let global = stream.batch ?? StreamArguments.defaultBatch
+            let steps = samples / global
             if steps > Bounds.stepsPerEpoch {
-                throw ValidationError("--samples: \(samples) in steps of \(batch * worldSize) is \(steps) steps per epoch, more than the \(Bounds.stepsPerEpoch) a plan lays out (a larger --batch)")
+                throw ValidationError("--samples: \(samples) in steps of \(global) is \(steps) steps per epoch, more than the \(Bounds.stepsPerEpoch) a plan lays out (a larger --batch)")
             }
             if steps * epochs > Bounds.plannedSteps {
                 throw ValidationError("--epochs: \(epochs) epochs of \(steps) steps is more than the \(Bounds.plannedSteps) steps a plan lays out")
@@ -103,7 +101,8 @@ struct PlanCommand: ParsableCommand {
         try remote.apply()
         let manifest = try cache.map { try Manifest.load(location: $0) }
         let n = samples ?? manifest!.sampleCount
-        let schedule = try ScheduleParser.parse(self.schedule, largestLevel: manifest?.levelSizes.max())
+        let schedule = try stream.parsedSchedule(largestLevel: manifest?.levelSizes.max())
+        let batch = try stream.batchPerProcess(worldSize)  // per rank: what each step's plan gives every rank
         if let manifest { for s in schedule.sizes { try Loader.checkServable(size: s, manifest: manifest) } }
         let summary = PlanSummary(schedule: schedule, sampleCount: n, epochs: epochs, batchSize: batch, worldSize: worldSize, seed: seed)
         let trd = summary.temporalDecrement

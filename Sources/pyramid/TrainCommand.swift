@@ -59,17 +59,14 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "The model (default: \(defaults.architecture)).")
     var model: Network.Architecture?
 
-    @Option(help: "Resolution schedule (default: fixed at the cache's largest level).")
-    var schedule: String?
+    @OptionGroup(title: "Steps")
+    var stream: StreamArguments
 
-    @Option(help: "Augmentation (\(Augmentation.syntax)); default: the cache's training augmentation.")
-    var augment: String?
+    @OptionGroup(title: "Samples")
+    var samples: SampleArguments
 
     @Option(parsing: .unconditional, help: "Epochs (default: \(defaults.epochs)).")
     var epochs: Int?
-
-    @Option(parsing: .unconditional, help: "Base images per step, over all processes (default: \(defaults.batch)).")
-    var batch: Int?
 
     @Option(parsing: .unconditional, help: "Base learning rate (default: \(defaults.learningRate.base)).")
     var lr: Float?
@@ -119,9 +116,6 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Seed of initialization, order and augmentation (default: 0).")
     var seed: UInt64?
 
-    @Option(help: "How epochs are shuffled: global (one permutation of every sample) or shards:W (the shards in a random order, then the samples of every W shards together, so an s3:// cache streams through a small --cache-limit) (default: global for a directory, shards:\(SampleOrder.defaultWindow) for s3://).")
-    var shuffle: SampleOrder?
-
     @Option(parsing: .unconditional, help: "Loader worker threads (default: 1).")
     var workers: Int?
 
@@ -131,19 +125,50 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "No progress line, no per-epoch lines.")
     var quiet = false
 
-    /// The flags given that define a run (saved in run.json), which a resume cannot change.
-    var runDefiningFlagsGiven: [String] {
-        let given: [(String, Bool)] = [
-            ("--test", test != nil), ("--model", model != nil), ("--schedule", schedule != nil), ("--augment", augment != nil),
-            ("--epochs", epochs != nil), ("--batch", batch != nil), ("--lr", lr != nil), ("--lr-schedule", lrSchedule != nil),
-            ("--milestones", milestones != nil), ("--warmup", warmup != nil), ("--momentum", momentum != nil), ("--nesterov", nesterov),
-            ("--weight-decay", weightDecay != nil), ("--decay-all", decayAll), ("--label-smoothing", labelSmoothing != nil),
-            ("--gradient-smoothing", gradientSmoothing != nil), ("--zero-init-residual", zeroInitResidual != nil),
-            ("--distillation", distillation != nil), ("--shared-bn", sharedBatchNorm), ("--shortcut", shortcut != nil),
-            ("--corrupt-records", corruptRecords != nil), ("--seed", seed != nil), ("--shuffle", shuffle != nil),
-        ]
-        return given.filter(\.1).map(\.0)
+    /// One flag that defines a run (saved in run.json, so a resume cannot change it): whether it
+    /// was given, and what it sets in the recipe. The one list both ``runDefiningFlagsGiven`` and
+    /// ``recipe()`` read: a flag cannot be refused on resume and forgotten by the recipe, or the
+    /// reverse. FlagTests checks that every flag of `train` is here or in ``resumableFlags``.
+    struct RunFlag: Sendable {
+        let name: String
+        let given: @Sendable (TrainCommand) -> Bool
+        let apply: @Sendable (TrainCommand, inout RunConfiguration.Recipe) throws -> Void
     }
+
+    static let runFlags: [RunFlag] = [
+        RunFlag(name: "--test", given: { $0.test != nil }) { c, r in r.testCache = c.test },
+        RunFlag(name: "--model", given: { $0.model != nil }) { c, r in r.architecture = c.model ?? r.architecture },
+        RunFlag(name: "--schedule", given: { $0.stream.schedule != nil }) { c, r in r.schedule = c.stream.schedule },
+        RunFlag(name: "--augment", given: { $0.samples.augment != nil }) { c, r in r.augment = c.samples.augment },
+        RunFlag(name: "--epochs", given: { $0.epochs != nil }) { c, r in r.epochs = c.epochs ?? r.epochs },
+        RunFlag(name: "--batch", given: { $0.stream.batch != nil }) { c, r in r.batch = c.stream.batch ?? StreamArguments.defaultBatch },
+        RunFlag(name: "--lr", given: { $0.lr != nil }) { c, r in r.learningRate.base = c.lr ?? r.learningRate.base },
+        RunFlag(name: "--lr-schedule", given: { $0.lrSchedule != nil }) { c, r in r.learningRate.kind = c.lrSchedule ?? r.learningRate.kind },
+        RunFlag(name: "--milestones", given: { $0.milestones != nil }) { c, r in
+            r.learningRate.milestones = try c.milestones.map { try parseIntList($0, flag: "milestones") } ?? []
+        },
+        RunFlag(name: "--warmup", given: { $0.warmup != nil }) { c, r in r.learningRate.warmupEpochs = c.warmup ?? 0 },
+        RunFlag(name: "--momentum", given: { $0.momentum != nil }) { c, r in r.optimizer.momentum = c.momentum ?? r.optimizer.momentum },
+        RunFlag(name: "--nesterov", given: { $0.nesterov }) { c, r in r.optimizer.nesterov = c.nesterov },
+        RunFlag(name: "--weight-decay", given: { $0.weightDecay != nil }) { c, r in r.optimizer.weightDecay = c.weightDecay ?? r.optimizer.weightDecay },
+        RunFlag(name: "--decay-all", given: { $0.decayAll }) { c, r in r.optimizer.decayAll = c.decayAll },
+        RunFlag(name: "--label-smoothing", given: { $0.labelSmoothing != nil }) { c, r in r.labelSmoothing = c.labelSmoothing ?? r.labelSmoothing },
+        RunFlag(name: "--gradient-smoothing", given: { $0.gradientSmoothing != nil }) { c, r in r.gradientSmoothing = c.gradientSmoothing.map { $0 == .on } },
+        RunFlag(name: "--zero-init-residual", given: { $0.zeroInitResidual != nil }) { c, r in r.zeroInitResidual = c.zeroInitResidual.map { $0 == .on } },
+        RunFlag(name: "--distillation", given: { $0.distillation != nil }) { c, r in r.distillation = c.distillation ?? r.distillation },
+        RunFlag(name: "--shared-bn", given: { $0.sharedBatchNorm }) { c, r in r.sharedBatchNorm = c.sharedBatchNorm },
+        RunFlag(name: "--shortcut", given: { $0.shortcut != nil }) { c, r in r.shortcut = c.shortcut ?? r.shortcut },
+        RunFlag(name: "--corrupt-records", given: { $0.corruptRecords != nil }) { c, r in r.corruptRecords = c.corruptRecords ?? r.corruptRecords },
+        RunFlag(name: "--seed", given: { $0.seed != nil }) { c, r in r.seed = c.seed ?? r.seed },
+        RunFlag(name: "--shuffle", given: { $0.samples.shuffle != nil }) { c, r in r.order = c.samples.shuffle },
+    ]
+
+    /// The flags a resume may give (they change how a run is computed or shown, not what it is),
+    /// and the ones that say which run.
+    static let resumableFlags = ["--out", "--resume", "--workers", "--threads", "--quiet", "--cache-dir", "--cache-limit"]
+
+    /// The flags given that define a run (saved in run.json), which a resume cannot change.
+    var runDefiningFlagsGiven: [String] { Self.runFlags.filter { $0.given(self) }.map(\.name) }
 
     func validate() throws {
         if resume == nil && (cache == nil || out == nil) { throw ValidationError("give CACHE and --out RUNDIR, or --resume RUNDIR") }
@@ -170,26 +195,7 @@ struct TrainCommand: ParsableCommand {
     /// The options as a recipe: what was given, the recipe's defaults for the rest.
     func recipe() throws -> RunConfiguration.Recipe {
         var r = RunConfiguration.Recipe()
-        r.testCache = test
-        r.architecture = model ?? r.architecture
-        r.shortcut = shortcut ?? r.shortcut
-        r.schedule = schedule
-        r.augment = augment
-        r.epochs = epochs ?? r.epochs
-        r.batch = batch ?? r.batch
-        r.learningRate = LearningRateSchedule(kind: lrSchedule ?? r.learningRate.kind, base: lr ?? r.learningRate.base,
-                                              milestones: try milestones.map { try parseIntList($0, flag: "milestones") } ?? [],
-                                              warmupEpochs: warmup ?? 0)
-        r.optimizer = .init(momentum: momentum ?? r.optimizer.momentum, nesterov: nesterov,
-                            weightDecay: weightDecay ?? r.optimizer.weightDecay, decayAll: decayAll)
-        r.labelSmoothing = labelSmoothing ?? r.labelSmoothing
-        r.gradientSmoothing = gradientSmoothing.map { $0 == .on }
-        r.zeroInitResidual = zeroInitResidual.map { $0 == .on }
-        r.distillation = distillation ?? r.distillation
-        r.sharedBatchNorm = sharedBatchNorm
-        r.corruptRecords = corruptRecords ?? r.corruptRecords
-        r.seed = seed ?? r.seed
-        r.order = shuffle
+        for flag in Self.runFlags { try flag.apply(self, &r) }
         r.workers = workers ?? 1
         r.threads = threads ?? Processes.coresPerProcess
         return r

@@ -41,6 +41,32 @@ import Testing
         #expect(r.stderr.contains("--resume continues /tmp/pyramid-no-run exactly as it was configured; [\"--epochs\", \"--lr\"] cannot change it"), "\(r.stderr)")
     }
 
+    /// Every flag of `train` either defines the run (a resume refuses it, naming it) or is one of
+    /// the few a resume may give: a flag added to the command and to neither list fails here.
+    @Test func everyTrainFlagIsRunDefiningOrResumable() throws {
+        let resumable: Set<String> = ["--out", "--resume", "--workers", "--threads", "--quiet", "--cache-dir", "--cache-limit", "--version", "--help"]
+        let values = ["--model": "resnet8", "--lr-schedule": "multistep", "--milestones": "2", "--gradient-smoothing": "on",
+                      "--zero-init-residual": "on", "--distillation": "vanilla", "--shortcut": "pad", "--corrupt-records": "substitute",
+                      "--shuffle": "shards:2", "--schedule": "fixed:16", "--augment": "none", "--test": "/tmp/x", "--lr": "0.5",
+                      "--momentum": "0.5", "--weight-decay": "0.1", "--label-smoothing": "0.1"]
+        let dump = try Tool.run(["train", "--experimental-dump-help"])
+        let info = try #require(try JSONSerialization.jsonObject(with: Data(dump.stdout.utf8)) as? [String: Any])
+        let arguments = try #require((info["command"] as? [String: Any])?["arguments"] as? [[String: Any]])
+        var checked = 0
+        for argument in arguments {
+            guard let kind = argument["kind"] as? String, kind != "positional",
+                  let names = argument["names"] as? [[String: Any]],
+                  let long = names.first(where: { $0["kind"] as? String == "long" })?["name"] as? String else { continue }
+            let flag = "--" + long
+            if resumable.contains(flag) { continue }
+            let given = kind == "flag" ? [flag] : [flag, values[flag] ?? "1"]
+            let r = try Tool.run(["train", "--resume", "/tmp/pyramid-no-run"] + given)
+            #expect(r.status == 64 && r.stderr.contains("[\"\(flag)\"] cannot change it"), "\(flag): \(r.stderr)")
+            checked += 1
+        }
+        #expect(checked >= 20, "only \(checked) run-defining flags found")
+    }
+
     @Test func negativeZstdLevelsAreValues() throws {
         let src = TempDirectory(), out = TempDirectory()
         try makeTinyFolder(src)

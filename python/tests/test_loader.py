@@ -52,7 +52,7 @@ def python_batches(loader: pl.Loader, epoch: int, limit: int = 10**9):
 
 
 def swift_batches(cache, schedule, epochs, epoch, batch, seed, output="float32", rank=0, world=1, order="global"):
-    lines = run_tool("batches", cache, "--schedule", schedule, "--epochs", str(epochs), "--epoch", str(epoch), "--batch", str(batch),
+    lines = run_tool("batches", cache, "--schedule", schedule, "--epochs", str(epochs), "--epoch", str(epoch), "--batch", str(batch * world),
                      "--seed", str(seed), "--output", output, "--rank", str(rank), "--world-size", str(world), "--shuffle", order,
                      "--json").splitlines()
     return [{k: v for k, v in json.loads(line).items() if k in ("step", "sizes", "indices", "nextCursor", "digests", "labelsDigest")}

@@ -23,14 +23,11 @@ struct BenchLoadCommand: ParsableCommand {
     @Argument(help: "The cache: a directory or s3://bucket/prefix.")
     var cache: String
 
-    @Option(help: "The resolution schedule (\(ScheduleParser.syntax)).")
-    var schedule: String
+    @OptionGroup(title: "Steps")
+    var stream: StreamArguments
 
-    @Option(parsing: .unconditional, help: "Base images per step.")
-    var batch: Int = 128
-
-    @Option(help: "Augmentation (\(Augmentation.syntax)); default: the cache's training augmentation.")
-    var augment: String?
+    @OptionGroup(title: "Samples")
+    var samples: SampleArguments
 
     @Option(help: "Output: float32 (NCHW, normalized), float32ChannelMajor (CNHW, normalized) or uint8 (NHWC).")
     var output: OutputFormat = .float32
@@ -54,13 +51,9 @@ struct BenchLoadCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        if batch < 1 { throw ValidationError("--batch: must be at least 1") }
         if workers < 1 { throw ValidationError("--workers: must be at least 1") }
         if consumerUs < 0 { throw ValidationError("--consumer-us: must not be negative") }
     }
-
-    @Option(help: "How the epoch is shuffled: global or shards:W (default: global for a directory, shards:\(SampleOrder.defaultWindow) for s3://).")
-    var shuffle: SampleOrder?
 
     @OptionGroup(title: "Remote caches")
     var remote: RemoteArguments
@@ -68,9 +61,10 @@ struct BenchLoadCommand: ParsableCommand {
     func run() throws {
         try remote.apply()
         let reader = try CacheReader.open(cache)
-        let parsed = try ScheduleParser.parse(schedule, largestLevel: reader.manifest.levelSizes.max())
-        let config = LoaderConfiguration(schedule: parsed, batchSize: batch, augmentation: try augment.map(Augmentation.parse),
-                                         output: output, prefetch: prefetch, workers: workers, order: shuffle)
+        let parsed = try stream.parsedSchedule(largestLevel: reader.manifest.levelSizes.max())
+        let batch = try stream.batchPerProcess(1)
+        let config = LoaderConfiguration(schedule: parsed, batchSize: batch, augmentation: try samples.parsedAugmentation(),
+                                         output: output, prefetch: prefetch, workers: workers, order: samples.shuffle)
         let loader = try Loader(cache: reader, configuration: config)
         let m = try LoadBenchmark.measure(loader, epoch: epoch, repetitions: repetitions, consumerMicroseconds: consumerUs)
         if json { return try printJSON(m) }

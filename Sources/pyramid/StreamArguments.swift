@@ -1,0 +1,55 @@
+import ArgumentParser
+import PyramidCache
+import PyramidLoader
+
+/// The flags that choose the steps a command serves — the schedule and the batch — declared once
+/// for `train`, `batches`, `plan` and `bench load`, each with one meaning everywhere. `--batch` is the images
+/// of a step over all processes (as `train` has always counted it): with `--world-size N` (or N
+/// processes under `mpirun`) each takes `batch / N`, so a recipe does not change with N.
+struct StreamArguments: ParsableArguments {
+    /// `--batch` when not given.
+    static let defaultBatch = 128
+
+    @Option(help: "The resolution schedule (\(ScheduleParser.syntax)); default: fixed at the cache's largest level.")
+    var schedule: String?
+
+    @Option(parsing: .unconditional, help: "Base images per step, over all processes: with --world-size N (or N processes under mpirun) each takes 1/N of them (default: \(StreamArguments.defaultBatch)).")
+    var batch: Int?
+
+    func validate() throws {
+        if let batch, batch < 1 { throw ValidationError("--batch: must be at least 1") }
+    }
+
+    /// The images each of `processes` takes per step: `--batch` divided among them.
+    /// - Throws: `ValidationError` when it does not divide.
+    func batchPerProcess(_ processes: Int) throws -> Int {
+        let b = batch ?? Self.defaultBatch
+        guard processes > 0, b % processes == 0 else {
+            throw ValidationError("--batch: \(b) images per step cannot be split evenly among \(processes) processes (--batch is the step's images over all of them)")
+        }
+        return b / processes
+    }
+
+    /// The schedule, parsed (`fixed` at `largestLevel` when none was given).
+    func parsedSchedule(largestLevel: Int?) throws -> any ResolutionSchedule {
+        guard let spec = schedule ?? largestLevel.map({ "fixed:\($0)" }) else {
+            throw ValidationError("--schedule: give one (there is no cache to take the largest level from)")
+        }
+        return try ScheduleParser.parse(spec, largestLevel: largestLevel)
+    }
+
+}
+
+/// The flags that choose which samples a step takes and how they are cut: the order of an epoch
+/// and the augmentation, declared once for `train`, `batches` and `bench load` (`plan` needs
+/// neither: a plan does not depend on them).
+struct SampleArguments: ParsableArguments {
+    @Option(help: "Augmentation (\(Augmentation.syntax)); default: the cache's training augmentation.")
+    var augment: String?
+
+    @Option(help: "How epochs are shuffled: global (one permutation of every sample) or shards:W (the shards in a random order, then the samples of every W shards together, so an s3:// cache streams through a small --cache-limit) (default: global for a directory, shards:\(SampleOrder.defaultWindow) for s3://).")
+    var shuffle: SampleOrder?
+
+    /// The augmentation, parsed; nil for the cache's own.
+    func parsedAugmentation() throws -> Augmentation? { try augment.map(Augmentation.parse) }
+}

@@ -32,10 +32,10 @@ extension TrainBenchmark {
     /// gradient of its share, summed over the ranks by the trainer's exchange and averaged, must equal
     /// the gradient of the whole batch in one process. Every rank must call it.
     public static func dataParallelStep(cache: String, model: String, size: Int, batch: Int, seed: UInt64, group: ProcessGroup,
-                                        threads: Int, repetitions: Int = 20) throws -> DataParallelResult {
+                                        threads: Int, repetitions: Int = 20, remote: RemoteOptions = RemoteOptions()) throws -> DataParallelResult {
         // The threads bound for this check only (Threads.with): nothing process-wide changes.
         return try Threads.with(threads) {
-            let reader = try CacheReader.open(cache)
+            let reader = try CacheReader.open(cache, remote: remote)
             let m = reader.manifest
             guard batch % group.size == 0 else {
                 throw TrainError.invalidSetting(setting: "batch", reason: "\(batch) images cannot be split evenly among \(group.size) processes")

@@ -53,15 +53,15 @@ public struct EvaluationReport: Codable, Sendable {
     ///   - forcedBank: evaluate every size with this BatchNorm bank instead of the bank
     ///     (or interpolation) the size would use — to see what the right bank is worth.
     public static func make(directory: URL, checkpoint: String, sizes: [Int], testCache: String?, calibrate: Int,
-                            workers: Int, threads: Int, forcedBank: Int? = nil) throws -> EvaluationReport {
+                            workers: Int, threads: Int, forcedBank: Int? = nil, remote: RemoteOptions = RemoteOptions()) throws -> EvaluationReport {
         try Threads.with(threads) {
             try evaluate(directory: directory, checkpoint: checkpoint, sizes: sizes, testCache: testCache, calibrate: calibrate,
-                         workers: workers, forcedBank: forcedBank)
+                         workers: workers, forcedBank: forcedBank, remote: remote)
         }
     }
 
     private static func evaluate(directory: URL, checkpoint: String, sizes: [Int], testCache: String?, calibrate: Int,
-                                 workers: Int, forcedBank: Int?) throws -> EvaluationReport {
+                                 workers: Int, forcedBank: Int?, remote: RemoteOptions) throws -> EvaluationReport {
         let config = try RunConfiguration.load(from: directory)
         guard let test = testCache ?? config.testCache else {
             throw TrainError.invalidSetting(setting: "testCache", reason: "the run has no test cache; give one")
@@ -71,10 +71,10 @@ public struct EvaluationReport: Codable, Sendable {
         let checkpointURL = directory.appendingPathComponent(file)
         let c = try Checkpoint.read(from: checkpointURL)
         try c.load(into: network.store, from: checkpointURL)
-        let evaluator = try Evaluator(network: network, testCache: test, workers: workers)
-        let trainReader = try CacheReader.open(config.cache)
+        let evaluator = try Evaluator(network: network, testCache: test, workers: workers, remote: remote)
+        let trainReader = try CacheReader.open(config.cache, remote: remote)
         let schedule = try config.parsedSchedule(largestLevel: trainReader.manifest.levelSizes.max())
-        let testManifest = try Manifest.load(location: test)
+        let testManifest = try Manifest.load(location: test, remote: remote)
         for s in sizes { try Loader.checkServable(size: s, manifest: testManifest) }
         let trainedSizes = schedule.parallelSizes ?? []
         // Banks per trained size (private BatchNorm); a shared-BatchNorm parallel run has one.
@@ -106,7 +106,7 @@ public struct EvaluationReport: Codable, Sendable {
         }
         var ensemble: (Double, Double)?
         if !trainedSizes.isEmpty, let w = network.ensembleWeights {
-            ensemble = try Self.ensemble(network: network, test: test, sizes: trainedSizes, weights: w, workers: workers)
+            ensemble = try Self.ensemble(network: network, test: test, sizes: trainedSizes, weights: w, workers: workers, remote: remote)
         }
         return EvaluationReport(run: directory.path, checkpoint: file, epochsDone: c.header.epochsDone, schedule: config.schedule,
                                 testCache: test, results: results, calibrated: calibrate > 0 ? calibrated : nil,
@@ -115,8 +115,8 @@ public struct EvaluationReport: Codable, Sendable {
     }
 
     /// The ensemble `Σ softmax(α)_s · z_s` over the training sizes, each with its own bank.
-    static func ensemble(network: Network, test: String, sizes: [Int], weights: [Float], workers: Int) throws -> (Double, Double) {
-        let reader = try CacheReader.open(test)
+    static func ensemble(network: Network, test: String, sizes: [Int], weights: [Float], workers: Int, remote: RemoteOptions) throws -> (Double, Double) {
+        let reader = try CacheReader.open(test, remote: remote)
         let loader = try Loader(cache: reader, configuration: LoaderConfiguration(
             schedule: Parallel(sizes: sizes), batchSize: 256, workers: workers, shuffle: false, dropLast: false))
         let ctx = network.context

@@ -27,9 +27,10 @@ public final class Evaluator {
     /// counts are summed; calibration averages the ranks' statistics.
     let group: ProcessGroup
 
-    public init(network: Network, testCache: String, workers: Int = 2, group: ProcessGroup = SingleProcess()) throws {
+    public init(network: Network, testCache: String, workers: Int = 2, group: ProcessGroup = SingleProcess(),
+                remote: RemoteOptions = RemoteOptions()) throws {
         self.network = network
-        self.testCache = try CacheReader.open(testCache)
+        self.testCache = try CacheReader.open(testCache, remote: remote)
         self.workers = workers
         self.group = group
         guard self.testCache.manifest.channels == network.configuration.inputChannels,

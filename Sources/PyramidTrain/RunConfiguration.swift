@@ -251,9 +251,9 @@ extension RunConfiguration {
     ///   MixSize schedules and off otherwise;
     /// - the model's channels and classes are the cache's.
     /// - Throws: `CacheError` for a cache that cannot be opened, and what ``validate(against:testManifest:)`` throws.
-    public static func recipe(cache: String, _ recipe: Recipe) throws -> RunConfiguration {
-        let manifest = try Manifest.load(location: cache)
-        let testManifest = try recipe.testCache.map { try Manifest.load(location: $0) }
+    public static func recipe(cache: String, _ recipe: Recipe, remote: RemoteOptions = RemoteOptions()) throws -> RunConfiguration {
+        let manifest = try Manifest.load(location: cache, remote: remote)
+        let testManifest = try recipe.testCache.map { try Manifest.load(location: $0, remote: remote) }
         let spec = recipe.schedule ?? "fixed:\(manifest.levelSizes.max()!)"
         // A schedule that does not parse is reported by validate() below.
         let parsed = try? ScheduleParser.parse(spec, largestLevel: manifest.levelSizes.max())

@@ -216,7 +216,7 @@ extension Trainer {
     private func finishEpoch(_ entry: EpochLog) throws -> EpochLog {
         var entry = entry
         if let test = configuration.testCache {
-            let evaluator = try Evaluator(network: network, testCache: test, workers: configuration.workers, group: group)
+            let evaluator = try Evaluator(network: network, testCache: test, workers: configuration.workers, group: group, remote: remote)
             let size = schedule.referenceSize
             entry.validationTop1 = try evaluator.evaluate(size: size, bank: .bank(0)).top1
             entry.validationSize = size

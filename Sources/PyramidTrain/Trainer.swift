@@ -64,6 +64,8 @@ public final class Trainer {
     let gradTensors: [Tensor]
     /// The processes training together (data-parallel); `SingleProcess` alone.
     public let group: ProcessGroup
+    /// Where an `s3://` cache's files go (the training cache's and the test cache's).
+    public let remote: RemoteOptions
     /// Seconds spent in the gradient allreduce since the trainer was made (0 alone).
     public internal(set) var allreduceSeconds = 0.0
 
@@ -79,14 +81,17 @@ public final class Trainer {
     /// recipe (batch, learning rate, steps per epoch) is the one-process recipe whatever N is, so
     /// a run resumes on any number of processes.
     /// - Throws: ``TrainError`` or a cache/loader error naming what is wrong, before any training.
-    public init(configuration: RunConfiguration, directory: URL, resume: Bool, group: ProcessGroup = SingleProcess()) throws {
+    /// - Parameter remote: where an `s3://` cache's fetched files go and how much they may take.
+    public init(configuration: RunConfiguration, directory: URL, resume: Bool, group: ProcessGroup = SingleProcess(),
+                remote: RemoteOptions = RemoteOptions()) throws {
+        self.remote = remote
         self.configuration = configuration
         self.directory = directory
         self.group = group
         guard configuration.batch % group.size == 0 else {
             throw TrainError.invalidSetting(setting: "batch", reason: "\(configuration.batch) images per step cannot be split evenly among \(group.size) processes")
         }
-        let reader = try CacheReader.open(configuration.cache)
+        let reader = try CacheReader.open(configuration.cache, remote: remote)
         let m = reader.manifest
         schedule = try configuration.validate(against: m)
         let parallel = schedule.parallelSizes != nil

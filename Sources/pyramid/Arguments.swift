@@ -62,14 +62,14 @@ struct RemoteArguments: ParsableArguments {
                                valueName: "size"))
     var cacheLimit: String?
 
-    /// Sets ``RemoteOptions/current`` from the flags (and a pinned manifest ETag).
-    func apply(manifestETag: String? = nil) throws {
+    /// The remote options the flags give (and a pinned manifest ETag), passed to every open.
+    func options(manifestETag: String? = nil) throws -> RemoteOptions {
         var options = RemoteOptions(manifestETag: manifestETag)
         options.cacheDirectory = cacheDir.map { URL(fileURLWithPath: $0) }
         if let cacheLimit {
             guard let n = parseByteSize(cacheLimit) else { throw ValidationError("--cache-limit: \"\(cacheLimit)\" is not a size (examples: 2000000000, 512MiB, 4GiB)") }
             options.limit = n
         }
-        RemoteOptions.configure(options)
+        return options
     }
 }

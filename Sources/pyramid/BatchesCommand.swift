@@ -74,8 +74,8 @@ struct BatchesCommand: ParsableCommand {
     var remote: RemoteArguments
 
     func run() throws {
-        try remote.apply()
-        let reader = try CacheReader.open(cache)
+        let remoteOptions = try remote.options()
+        let reader = try CacheReader.open(cache, remote: remoteOptions)
         let largest = reader.manifest.levelSizes.max()
         let loader = try Loader(cache: reader, configuration: LoaderConfiguration(
             schedule: try stream.parsedSchedule(largestLevel: largest), batchSize: try stream.batchPerProcess(worldSize), seed: seed,

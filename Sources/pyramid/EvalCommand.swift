@@ -80,7 +80,7 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         reportKernelChoice()
-        try remote.apply()
+        let remoteOptions = try remote.options()
         let sizeList = try parseIntList(sizes, flag: "sizes")
         var reports: [EvaluationReport] = []
         for runDirectory in runDirectories {
@@ -92,7 +92,7 @@ struct EvalCommand: ParsableCommand {
                 continue
             }
             let report = try EvaluationReport.make(directory: directory, checkpoint: checkpoint.rawValue, sizes: sizeList, testCache: test,
-                                                   calibrate: calibrate, workers: workers, threads: threads, forcedBank: bank)
+                                                   calibrate: calibrate, workers: workers, threads: threads, forcedBank: bank, remote: remoteOptions)
             let stem = checkpoint.rawValue + (bank.map { "-bank\($0)" } ?? "")
             let encoder = JSONEncoder(); encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             let data = try encoder.encode(report)

@@ -64,8 +64,8 @@ struct ExportCommand: ParsableCommand {
     var remote: RemoteArguments
 
     func run() throws {
-        try remote.apply()
-        let reader = try CacheReader.open(cache)
+        let remoteOptions = try remote.options()
+        let reader = try CacheReader.open(cache, remote: remoteOptions)
         if let views {
             let sizes = try parseIntList(views, flag: "views")
             let n = reader.manifest.sampleCount

@@ -17,8 +17,8 @@ struct InspectCommand: ParsableCommand {
     var remote: RemoteArguments
 
     func run() throws {
-        try remote.apply()
-        let reader = try CacheReader.open(cache)
+        let remoteOptions = try remote.options()
+        let reader = try CacheReader.open(cache, remote: remoteOptions)
         let m = reader.manifest
         if json {
             let encoder = JSONEncoder(); encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -98,8 +98,8 @@ struct PlanCommand: ParsableCommand {
     var remote: RemoteArguments
 
     func run() throws {
-        try remote.apply()
-        let manifest = try cache.map { try Manifest.load(location: $0) }
+        let remoteOptions = try remote.options()
+        let manifest = try cache.map { try Manifest.load(location: $0, remote: remoteOptions) }
         let n = samples ?? manifest!.sampleCount
         let schedule = try stream.parsedSchedule(largestLevel: manifest?.levelSizes.max())
         let batch = try stream.batchPerProcess(worldSize)  // per rank: what each step's plan gives every rank

@@ -206,7 +206,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         reportKernelChoice()
-        try remote.apply()
+        let remoteOptions = try remote.options()
         let directory: URL
         var runConfiguration: RunConfiguration
         if let resume {
@@ -225,11 +225,11 @@ struct TrainCommand: ParsableCommand {
             if FileManager.default.fileExists(atPath: directory.appendingPathComponent(Trainer.checkpointFile).path) {
                 throw Failure.usage("--out: \(out!) already holds a run (--resume \(out!) continues it)")
             }
-            runConfiguration = try RunConfiguration.recipe(cache: cache!, try recipe())
+            runConfiguration = try RunConfiguration.recipe(cache: cache!, try recipe(), remote: remoteOptions)
         }
         let group = try Processes.group()
         let quiet = self.quiet || !group.isRoot
-        let trainer = try Trainer(configuration: runConfiguration, directory: directory, resume: resume != nil, group: group)
+        let trainer = try Trainer(configuration: runConfiguration, directory: directory, resume: resume != nil, group: group, remote: remoteOptions)
         let c = trainer.configuration
         if !quiet {
             let params = trainer.network.store.count

@@ -31,15 +31,15 @@ struct UpgradeCommand: ParsableCommand {
     var remote: RemoteArguments
 
     func run() throws {
-        try remote.apply()
-        let reader = try CacheReader.open(cache)
+        let remoteOptions = try remote.options()
+        let reader = try CacheReader.open(cache, remote: remoteOptions)
         let destination = S3Location.isRemote(out) ? try S3Location(out) : nil
         let client = try destination.map { _ in try S3Client(configuration: try S3Configuration.resolve()) }
         if let destination, let client, try client.head(destination, Manifest.fileName) != nil {
             throw Failure.failure("--out: \(destination) already holds a cache; choose another prefix")
         }
         let local = URL(fileURLWithPath: destination == nil ? out
-            : staging ?? RemoteOptions.current.root().appendingPathComponent("staging").appendingPathComponent("upgrade-\(destination!.directoryName)-\(getpid())").path)
+            : staging ?? remoteOptions.root().appendingPathComponent("staging").appendingPathComponent("upgrade-\(destination!.directoryName)-\(getpid())").path)
         let progress = ProgressLine(quiet: quiet)
         let report = try CacheUpgrade.upgrade(reader, to: local) { progress.update("upgrade", done: $0, total: $1) }
         progress.finish()

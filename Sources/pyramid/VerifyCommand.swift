@@ -36,11 +36,11 @@ struct VerifyCommand: ParsableCommand {
     var remote: RemoteArguments
 
     func run() throws {
-        try remote.apply(manifestETag: manifestEtag)
-        if let shard { return scanShard(shard) }
-        let manifest = try Manifest.load(location: cache)
+        let remoteOptions = try remote.options(manifestETag: manifestEtag)
+        if let shard { return scanShard(shard, remote: remoteOptions) }
+        let manifest = try Manifest.load(location: cache, remote: remoteOptions)
         // Every shard child reads the publication this process read (If-Match on the manifest).
-        let pin = S3Location.isRemote(cache) ? try RemoteCache.open(S3Location(cache)).manifestETag : nil
+        let pin = S3Location.isRemote(cache) ? try RemoteCache.open(S3Location(cache), options: remoteOptions).manifestETag : nil
         let progress = ProgressLine(quiet: quiet || json)
         let total = manifest.sampleCount * (manifest.heldLevels.count + 1)
         let started = Date()
@@ -48,7 +48,7 @@ struct VerifyCommand: ParsableCommand {
         var checked = 0
         for number in manifest.shards.indices {
             let before = checked
-            let scan = try ShardScan.run(cache: cache, shard: number, manifestETag: pin) { progress.update("verify", done: before + $0, total: total) }
+            let scan = try ShardScan.run(cache: cache, shard: number, manifestETag: pin, remote: remoteOptions) { progress.update("verify", done: before + $0, total: total) }
             problems += scan.problems
             checked += scan.checked
             if let error = scan.error {
@@ -94,7 +94,7 @@ struct VerifyCommand: ParsableCommand {
     }
 
     /// The child's side: scans one shard, streaming one JSON line per problem and per 4096 records.
-    private func scanShard(_ number: Int) {
+    private func scanShard(_ number: Int, remote remoteOptions: RemoteOptions) {
         let out = FileHandle.standardOutput
         func emit(_ line: ShardScan.Line) {
             guard var data = try? JSONEncoder().encode(line) else { return }
@@ -103,7 +103,7 @@ struct VerifyCommand: ParsableCommand {
         }
         do {
             // A remote cache's child fetches the one shard (through the shared cache directory).
-            let reader = S3Location.isRemote(cache) ? try CacheReader.open(cache) : try CacheReader(url: URL(fileURLWithPath: cache), onlyShard: number)
+            let reader = S3Location.isRemote(cache) ? try CacheReader.open(cache, remote: remoteOptions) : try CacheReader(url: URL(fileURLWithPath: cache), onlyShard: number)
             let checked = try CacheVerifier(reader: reader).verify(shard: number, progress: { emit(.init(checked: $0)) },
                                                                   problem: { emit(.init(problem: $0)) })
             emit(.init(checked: checked, done: true))
@@ -139,7 +139,7 @@ struct ShardScan {
     var signal: Int32?
 
     /// Runs the child for shard `number` of `cache`, passing its progress to `progress`.
-    static func run(cache: String, shard number: Int, manifestETag: String?, progress: (Int) -> Void) throws -> ShardScan {
+    static func run(cache: String, shard number: Int, manifestETag: String?, remote: RemoteOptions, progress: (Int) -> Void) throws -> ShardScan {
         let child = Process()
         let me = URL(fileURLWithPath: "/proc/self/exe")
         child.executableURL = FileManager.default.fileExists(atPath: me.path) ? me : URL(fileURLWithPath: CommandLine.arguments[0])
@@ -147,7 +147,6 @@ struct ShardScan {
         var environment = ProcessInfo.processInfo.environment
         environment["SWIFT_BACKTRACE"] = "enable=no"  // a crash here is expected and reported; no backtrace
         // A remote cache's child uses the same cache directory and limit.
-        let remote = RemoteOptions.current
         if let dir = remote.cacheDirectory { environment["PYRAMID_CACHE_DIR"] = dir.path }
         if let limit = remote.limit { environment["PYRAMID_CACHE_LIMIT"] = String(limit) }
         child.environment = environment

@@ -25,12 +25,6 @@ public struct RemoteOptions: Sendable, Equatable {
         self.cacheDirectory = cacheDirectory; self.limit = limit; self.policy = policy; self.manifestETag = manifestETag
     }
 
-    private static let processDefault = Mutex(RemoteOptions())
-    /// The options commands and libraries use when they open a remote cache by location
-    /// (`pyramid` sets them from `--cache-dir` and `--cache-limit`).
-    public static var current: RemoteOptions { processDefault.withLock { $0 } }
-    public static func configure(_ options: RemoteOptions) { processDefault.withLock { $0 = options } }
-
     /// The root directory these options resolve to.
     public func root(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
         if let cacheDirectory { return cacheDirectory }
@@ -104,7 +98,7 @@ public final class RemoteCache: Sendable {
     /// Opens the cache at `location` (fetching its manifest and labels).
     /// - Throws: ``RemoteError`` (credentials, network, a cache not published with `pyramid push`),
     ///   ``CacheError/invalidManifest(path:reason:)``.
-    public static func open(_ location: S3Location, options: RemoteOptions = .current) throws -> RemoteCache {
+    public static func open(_ location: S3Location, options: RemoteOptions = RemoteOptions()) throws -> RemoteCache {
         let key = location.description
         if let cache = opened.withLock({ $0[key] }) { return cache }
         let cache = try RemoteCache(location: location, options: options)
@@ -180,17 +174,17 @@ public final class RemoteCache: Sendable {
 
 extension CacheReader {
     /// Opens a cache by location: a directory, or `s3://bucket/prefix` (through ``RemoteCache``
-    /// with ``RemoteOptions/current``).
-    public static func open(_ location: String) throws -> CacheReader {
-        if S3Location.isRemote(location) { return try RemoteCache.open(S3Location(location)).reader() }
+    /// with `remote`: by default the environment's cache directory and limit).
+    public static func open(_ location: String, remote: RemoteOptions = RemoteOptions()) throws -> CacheReader {
+        if S3Location.isRemote(location) { return try RemoteCache.open(S3Location(location), options: remote).reader() }
         return try CacheReader(url: URL(fileURLWithPath: location))
     }
 }
 
 extension Manifest {
     /// The manifest of the cache at `location`: a directory, or `s3://bucket/prefix`.
-    public static func load(location: String) throws -> Manifest {
-        if S3Location.isRemote(location) { return try RemoteCache.open(S3Location(location)).manifest }
+    public static func load(location: String, remote: RemoteOptions = RemoteOptions()) throws -> Manifest {
+        if S3Location.isRemote(location) { return try RemoteCache.open(S3Location(location), options: remote).manifest }
         return try load(from: URL(fileURLWithPath: location))
     }
 }

@@ -59,8 +59,8 @@ struct BenchLoadCommand: ParsableCommand {
     var remote: RemoteArguments
 
     func run() throws {
-        try remote.apply()
-        let reader = try CacheReader.open(cache)
+        let remoteOptions = try remote.options()
+        let reader = try CacheReader.open(cache, remote: remoteOptions)
         let parsed = try stream.parsedSchedule(largestLevel: reader.manifest.levelSizes.max())
         let batch = try stream.batchPerProcess(1)
         let config = LoaderConfiguration(schedule: parsed, batchSize: batch, augmentation: try samples.parsedAugmentation(),

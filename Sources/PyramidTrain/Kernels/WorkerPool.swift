@@ -100,9 +100,29 @@ func partRange(_ part: Int, of parts: Int, count: Int) -> Range<Int> {
 /// variable, so an idle trainer (waiting for the loader, evaluating, finished) leaves the cores to
 /// the loader's workers.
 ///
-/// `@unchecked Sendable`: `body` and `parts` are plain fields written by the one caller that holds
-/// `busy`, before the release increment of `generation`, and read by helpers after they acquire
-/// that generation; the caller clears them only after every helper has reported through `pending`.
+/// `@unchecked Sendable`, because the plain fields `body` and `parts` are shared. Why that is
+/// race-free, in the C++20 memory model that Swift's `Synchronization` atomics follow
+/// ([intro.races], [atomics.order]); `WorkerPoolTests` runs it through many thousands of regions,
+/// sleeps included:
+/// 1. *Publication.* The caller (the one thread holding `busy`) writes `body`, `parts` and
+///    `pending`, then increments `generation` (a sequentially consistent read-modify-write, so
+///    also a release). A helper reads `body` and `parts` only after an acquiring load of
+///    `generation` returned the new value: that load synchronizes with the increment, so the
+///    writes before it are visible.
+/// 2. *Completion.* Every helper, after its last read of `body`/`parts` and its part's writes,
+///    decrements `pending` with release. Each decrement is a read-modify-write, so it continues the
+///    release sequence of every earlier decrement; the caller's acquiring load that reads 0 reads
+///    the last of them and so synchronizes with all of them: every part's writes happen before
+///    `run` returns, and no helper touches `body` when the caller clears it.
+/// 3. *The next region* writes `body`, `parts` and `pending` only after (2): no helper reads them
+///    between its decrement and its next acquiring load of `generation` (step 1 again).
+/// 4. *No lost wake-up.* A helper that stops spinning takes the mutex, increments `sleepers` and
+///    re-reads `generation`, all sequentially consistent, and waits only if it is unchanged; the
+///    caller increments `generation` and then reads `sleepers`. In the single total order of
+///    sequentially consistent operations either the helper's read of `generation` comes after the
+///    increment (it does not wait), or the caller's read of `sleepers` comes after the helper's
+///    increment (it broadcasts, under the mutex, which the helper holds until `pthread_cond_wait`
+///    releases it: the broadcast cannot fall between the check and the wait).
 final class WorkerPool: @unchecked Sendable {
     static let shared = WorkerPool()
 

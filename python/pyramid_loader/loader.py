@@ -345,6 +345,21 @@ class Loader(_DatasetBase):
         data = json.loads(_native.call_json(_native.lib.pyramid_plan, self._handle.pointer, 0, count))
         return [epoch["steps"] for epoch in data["epochs"]]
 
+    def left_out(self, epoch: Optional[int] = None) -> int:
+        """Samples an epoch's plan does not serve (over all ranks): with ``drop_last`` the partial
+        steps' images (MixSize: one partial step per size), else 0.
+
+        Parameters
+        ----------
+        epoch : int, optional
+            Default: the current epoch.
+        """
+        e = self._epoch if epoch is None else epoch
+        _check_int("epoch", e, 0, INT64_MAX)
+        self._handle.check_process()
+        data = json.loads(_native.call_json(_native.lib.pyramid_plan, self._handle.pointer, e, 1))
+        return int(self.manifest["sampleCount"]) - sum(int(step["images"]) for step in data["epochs"][0]["steps"])
+
     def steps(self) -> List[Dict[str, Any]]:
         """The steps the next iteration serves: the current epoch's, or after ``load_state_dict``
         the rest of the restored one. Each is {"sizes", "batch", "duplicates", "cursor", "images"}."""

@@ -147,6 +147,14 @@ def test_a_dataloader_takes_the_loader_and_refuses_workers(cache):
             pass
 
 
+def test_plan_says_how_many_images_drop_last_leaves_out(cache):
+    training = pl.Loader(cache, schedule=MIX, batch_size=48, seed=1, workers=1)
+    served = sum(step["images"] for step in training.plan()[0])
+    assert training.left_out(0) == 600 - served > 0
+    evaluation = pl.Loader(cache, schedule=MIX, batch_size=48, seed=1, drop_last=False, workers=1)
+    assert evaluation.left_out(0) == 0
+
+
 @pytest.mark.parametrize("schedule", [MIX, MIX + ",sampling=iid", "fixed:20", "parallel:28,14"])
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_without_drop_last_every_image_is_served_once(cache, schedule, shuffle):

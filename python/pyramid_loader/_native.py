@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 from pathlib import Path
+from typing import Any
 
 MAX_VIEWS = 16
 OK, END, TIMEOUT, ERROR, INVALID = 0, 1, 2, -1, -2
@@ -122,7 +123,7 @@ def take_string(pointer: ctypes.c_void_p) -> str:
         lib.pyramid_string_free(pointer)
 
 
-def call(function, *arguments) -> int:
+def call(function: Any, *arguments: Any) -> int:
     """Calls `function(*arguments, &error)`; a failure raises ValueError (a bad argument) or
     PyramidError (everything else) with the library's message."""
     error = ctypes.c_void_p()
@@ -135,7 +136,7 @@ def call(function, *arguments) -> int:
     raise PyramidError(message)
 
 
-def call_json(function, *arguments) -> str:
+def call_json(function: Any, *arguments: Any) -> str:
     """Calls a function that returns JSON through its last-but-one argument."""
     out = ctypes.c_void_p()
     call(function, *arguments, ctypes.byref(out))

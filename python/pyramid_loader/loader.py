@@ -10,7 +10,7 @@ import os
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Union
+from typing import Any, Callable, Dict, Iterator, List, NoReturn, Optional, Union
 
 import numpy as np
 
@@ -34,7 +34,7 @@ INT64_MAX = 2**63 - 1
 UINT64_MAX = 2**64 - 1
 
 
-def _to_the_end(action) -> bool:
+def _to_the_end(action: Callable[[], object]) -> bool:
     """Runs `action` (a native call that is safe to repeat: a second release of the same batch is
     refused, never harmful) until it has run, even when a Ctrl-C lands in it; returns whether one did."""
     interrupted = False
@@ -72,7 +72,7 @@ class _Handle:
     """Owns one native loader; closed with close() or when the Loader is gone. Batches still
     viewed by tensors stay valid after the close until their tensors go."""
 
-    def __init__(self, path: Union[str, bytes, os.PathLike], configuration: Dict[str, Any]):
+    def __init__(self, path: Union[str, bytes, os.PathLike], configuration: Dict[str, Any]) -> None:
         self.pointer = ctypes.c_void_p()
         self.pid = os.getpid()
         self.closed = False
@@ -114,7 +114,7 @@ class _View:
     """`__array_interface__` of one view of a batch buffer (no copy); holds the batch's owner (a
     capsule that releases the batch in native code when the last view is gone)."""
 
-    def __init__(self, owner: object, address: int, shape: tuple, typestr: str):
+    def __init__(self, owner: object, address: int, shape: tuple, typestr: str) -> None:
         self.owner = owner
         self.__array_interface__ = {"shape": shape, "typestr": typestr, "data": (address, False), "version": 3}
 
@@ -244,30 +244,27 @@ class Loader(_DatasetBase):
                  seed: int = 0, augment: Optional[str] = None, rank: Optional[int] = None, world_size: Optional[int] = None,
                  workers: Optional[int] = None, prefetch: Optional[int] = None, output: str = "float32", device: Union[str, int, "torch.device", None] = None,
                  shuffle: bool = True, drop_last: Optional[bool] = None, corrupt_records: str = "fail",
-                 order: Optional[str] = None):
+                 order: Optional[str] = None) -> None:
         if torch is None:
             raise ImportError("pyramid_loader.Loader needs torch (pip install torch)")
         if _in_dataloader_worker() is not None:
             raise PyramidError(f"made in DataLoader worker {_in_dataloader_worker()}: {_WORKER_MESSAGE}")
         _check_type("path", path, (str, bytes, os.PathLike), optional=False)
-        for name, value in (("schedule", schedule), ("augment", augment), ("order", order)):
-            _check_type(name, value, (str,))
-        _check_type("output", output, (str,), optional=False)
-        _check_type("corrupt_records", corrupt_records, (str,), optional=False)
-        for name, value in (("batch_size", batch_size), ("epochs", epochs), ("seed", seed)):
-            _check_type(name, value, (int,), optional=False)
-        for name, value in (("rank", rank), ("world_size", world_size), ("workers", workers), ("prefetch", prefetch)):
-            _check_type(name, value, (int,))
-        for name, value in (("shuffle", shuffle), ("drop_last", drop_last)):
-            _check_type(name, value, (bool,), optional=name == "drop_last")
+        checks: List[tuple] = [(name, value, (str,), True) for name, value in (("schedule", schedule), ("augment", augment), ("order", order))]
+        checks += [("output", output, (str,), False), ("corrupt_records", corrupt_records, (str,), False)]
+        checks += [(name, value, (int,), False) for name, value in (("batch_size", batch_size), ("epochs", epochs), ("seed", seed))]
+        checks += [(name, value, (int,), True) for name, value in (("rank", rank), ("world_size", world_size), ("workers", workers), ("prefetch", prefetch))]
+        checks += [("shuffle", shuffle, (bool,), False), ("drop_last", drop_last, (bool,), True)]
+        for name, value, kinds, optional in checks:
+            _check_type(name, value, kinds, optional=optional)
         if output not in OUTPUTS:
             raise ValueError(f"output: '{output}' is not one of {', '.join(OUTPUTS)}")
         _check_int("batch_size", batch_size, 1, INT64_MAX)
         _check_int("epochs", epochs, 1, INT64_MAX)
         _check_int("seed", seed, 0, UINT64_MAX)
-        for name, value in (("rank", rank), ("world_size", world_size), ("workers", workers), ("prefetch", prefetch)):
-            if value is not None:
-                _check_int(name, value, 0, INT64_MAX)
+        for name, count in (("rank", rank), ("world_size", world_size), ("workers", workers), ("prefetch", prefetch)):
+            if count is not None:
+                _check_int(name, count, 0, INT64_MAX)
         if device is not None and not isinstance(device, (str, int, torch.device)):
             raise TypeError(f"device must be str, int or torch.device, not {type(device).__name__}")
         try:
@@ -309,7 +306,7 @@ class Loader(_DatasetBase):
         self._iterating = False
         self._iteration_lock = threading.Lock()
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError("a pyramid_loader.Loader cannot be pickled or sent to another process: it owns native threads and "
                         "buffers. It loads on its own threads, so iterate it directly rather than through DataLoader workers; "
                         "to load in another process, make a Loader there with the same settings")
@@ -581,7 +578,7 @@ class Loader(_DatasetBase):
     def __enter__(self) -> "Loader":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:

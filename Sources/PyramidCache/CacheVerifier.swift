@@ -63,13 +63,21 @@ public struct CacheVerifier {
         let range = shard.firstIndex..<(shard.firstIndex + shard.count)
         for level in manifest.levels where manifest.heldLevels.contains(level.size) {  // a publication of some levels: those
             var expected = range.lowerBound
+            // A damaged pack's records (from its first index to the next pack) are reported once, not as missing.
+            var damagedFrom: Int?
             let decoder = session.recordDecoder(level: level.size)
-            do { try session.forEachRecord(shard: number, level: level.size) { index, bytes in
+            try session.forEachRecord(shard: number, level: level.size, damagedPack: { first, reason in
+                report(Problem(shard: number, index: first, level: level.size, reason: "\(reason); its records up to the next pack were not checked"))
+                damagedFrom = first
+            }) { index, bytes in
                 defer { checked += 1; if checked % 4096 == 0 { progress(checked) } }
                 while expected < index && expected < range.upperBound {
-                    report(Problem(shard: number, index: expected, level: level.size, reason: "missing"))
+                    if damagedFrom == nil || expected < damagedFrom! {
+                        report(Problem(shard: number, index: expected, level: level.size, reason: "missing"))
+                    }
                     expected += 1
                 }
+                damagedFrom = nil
                 expected = index + 1
                 guard range.contains(index) else {
                     report(Problem(shard: number, index: index, level: level.size, reason: "index outside the shard's range \(range)"))
@@ -89,13 +97,11 @@ public struct CacheVerifier {
                         report(Problem(shard: number, index: index, level: level.size, reason: reason))
                     }
                 }
-            } } catch CacheError.corruptRecord(_, let index, _, let reason) {
-                // A damaged pack (version 3): the walk cannot find the records after it.
-                report(Problem(shard: number, index: index, level: level.size, reason: "\(reason); this level's records from here on were not checked"))
-                expected = range.upperBound
             }
             while expected < range.upperBound {
-                report(Problem(shard: number, index: expected, level: level.size, reason: "missing"))
+                if damagedFrom == nil || expected < damagedFrom! {
+                    report(Problem(shard: number, index: expected, level: level.size, reason: "missing"))
+                }
                 expected += 1
             }
         }

@@ -178,21 +178,38 @@ public final class ReadSession {
     }
 
     /// Walks one level of one shard in index order, handing each record's stored bytes to `body`.
+    /// - Parameter damagedPack: called with the first index of a pack whose header is damaged and
+    ///   why (version 3 level files); when it returns, the walk goes on with the next pack. The
+    ///   default stops the walk with the error below.
     /// - Throws: ``CacheError/corruptRecord(shard:index:level:reason:)`` at a damaged pack (named by
-    ///   its first index; the walk cannot go on past it), and what `body` throws.
-    public func forEachRecord(shard: Int, level: Int, _ body: (Int, UnsafeRawBufferPointer) throws -> Void) throws {
+    ///   its first index) when `damagedPack` is nil, and what `body` throws.
+    public func forEachRecord(shard: Int, level: Int, damagedPack: (Int, String) throws -> Void = ReadSession.refuseDamagedPack,
+                              _ body: (Int, UnsafeRawBufferPointer) throws -> Void) throws {
         let location = try reader.levelDatabase(shard: shard, level: level)
         guard location.file.packs != nil else { return try forEach(file: location, body) }
         try forEach(file: location) { first, pack in
-            for j in 0..<max(1, LevelPack.count(of: pack)) {
+            // The header is checked as a whole before any record is handed out.
+            let n = LevelPack.count(of: pack)
+            var records: [UnsafeRawBufferPointer] = []
+            records.reserveCapacity(max(0, min(n, 1 << 16)))
+            for j in 0..<max(1, n) {
                 switch LevelPack.record(j, in: pack) {
-                case .success(let record): try body(first + j, record)
+                case .success(let record): records.append(record)
                 case .failure(let f):
-                    throw CacheError.corruptRecord(shard: shard, index: first, level: level, reason: "its pack is damaged: \(f.reason)")
+                    let reason = "its pack is damaged: \(f.reason)"
+                    do { try damagedPack(first, reason) } catch is DamagedPack {
+                        throw CacheError.corruptRecord(shard: shard, index: first, level: level, reason: reason)
+                    }
+                    return
                 }
             }
+            for (j, record) in records.enumerated() { try body(first + j, record) }
         }
     }
+
+    /// The default of ``forEachRecord(shard:level:damagedPack:_:)``: a damaged pack stops the walk.
+    public static func refuseDamagedPack(_ first: Int, _ reason: String) throws { throw DamagedPack() }
+    private struct DamagedPack: Error {}
 
     /// Decoder for `level`, for callers that walk records with ``forEachRecord(shard:level:_:)``.
     public func recordDecoder(level: Int) -> RecordDecoder { decoder(level) }

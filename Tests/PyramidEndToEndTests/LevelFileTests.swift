@@ -78,12 +78,19 @@ import Testing
 
         let first = reader.manifest.shards[1].firstIndex
         let record = try reader.makeSession().withRecord(index: first, level: 56) { Array($0) }
+        let later = try reader.makeSession().withRecord(index: first + 250, level: 56) { Array($0) }  // in a later pack
         // The byte before a pack's first record is the top byte of the pack's last end offset.
         #expect(try CacheFixture.flipByte(in: "\(cache)/shard-00001/level-56.mdb", inside: record, offset: -1))
+        #expect(try CacheFixture.flipByte(in: "\(cache)/shard-00001/level-56.mdb", inside: later, offset: later.count - 4))
         let damaged = try CacheReader(url: URL(fileURLWithPath: cache)).makeSession()
         #expect(throws: CacheError.self) { try damaged.withRecord(index: first, level: 56) { _ in } }
         let v = try Tool.run(["verify", cache, "--quiet"])
         #expect(v.status == 1 && v.stdout.contains("shard 1 index \(first) level 56") && v.stdout.contains("pack is damaged"), "\(v.stdout)")
+        // The walk goes on after the damaged pack: one problem for it, none for its records as
+        // "missing", and the rest of the level (and the other shard) checked.
+        #expect(!v.stdout.contains("missing"), "\(v.stdout)")
+        #expect(v.stdout.contains("shard 1 index \(first + 250) level 56: checksum mismatch"), "\(v.stdout)")
+        #expect(v.stdout.components(separatedBy: "pack is damaged").count == 2, "\(v.stdout)")
         let fixed = try Tool.run(["batches", cache, "--schedule", "fixed:28", "--batch", "50"])
         #expect(fixed.status == 0, "\(fixed.stderr)")
     }

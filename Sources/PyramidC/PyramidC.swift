@@ -216,17 +216,22 @@ public func bridgePlan(_ loader: OpaquePointer?, _ first: Int64, _ count: Int64,
     }
 }
 
+/// An epoch and stream position a caller passed, checked against the loader's cache.
+private func checkPosition(epoch: Int64, cursor: Int64, of h: LoaderHandle) throws {
+    guard epoch >= 0, epoch < Int64(BridgeConfiguration.maxEpochs) else {
+        throw BridgeError.invalid(key: "epoch", reason: "\(epoch) is not in 0..<\(BridgeConfiguration.maxEpochs)")
+    }
+    guard cursor >= 0, cursor <= Int64(h.loader.cache.manifest.sampleCount) else {
+        throw BridgeError.invalid(key: "cursor", reason: "\(cursor) is not in 0...\(h.loader.cache.manifest.sampleCount)")
+    }
+}
+
 @_cdecl("pyramid_plan_from")
 public func bridgePlanFrom(_ loader: OpaquePointer?, _ epoch: Int64, _ cursor: Int64,
                            _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, _ error: ErrorSlot) -> Int32 {
     guarded(error) {
         let h = try handle(loader)
-        guard epoch >= 0, epoch < Int64(BridgeConfiguration.maxEpochs) else {
-            throw BridgeError.invalid(key: "epoch", reason: "\(epoch) is not in 0..<\(BridgeConfiguration.maxEpochs)")
-        }
-        guard cursor >= 0, cursor <= Int64(h.loader.cache.manifest.sampleCount) else {
-            throw BridgeError.invalid(key: "cursor", reason: "\(cursor) is not in 0...\(h.loader.cache.manifest.sampleCount)")
-        }
+        try checkPosition(epoch: epoch, cursor: cursor, of: h)
         let (plan, first) = try h.loader.plan(epoch: Int(epoch), from: Int(cursor))
         let steps = plan.steps[min(first, plan.steps.count)...].map {
             PlanJSON.Step(sizes: $0.sizes, batch: $0.batchSize, duplicates: $0.duplicates, cursor: $0.cursor, images: $0.globalImages)
@@ -239,12 +244,7 @@ public func bridgePlanFrom(_ loader: OpaquePointer?, _ epoch: Int64, _ cursor: I
 public func bridgeStartEpoch(_ loader: OpaquePointer?, _ epoch: Int64, _ cursor: Int64, _ error: ErrorSlot) -> Int32 {
     guarded(error) {
         let h = try handle(loader)
-        guard epoch >= 0, epoch < Int64(BridgeConfiguration.maxEpochs) else {
-            throw BridgeError.invalid(key: "epoch", reason: "\(epoch) is not in 0..<\(BridgeConfiguration.maxEpochs)")
-        }
-        guard cursor >= 0, cursor <= Int64(h.loader.cache.manifest.sampleCount) else {
-            throw BridgeError.invalid(key: "cursor", reason: "\(cursor) is not in 0...\(h.loader.cache.manifest.sampleCount)")
-        }
+        try checkPosition(epoch: epoch, cursor: cursor, of: h)
         h.replaceEpoch(with: try h.loader.batches(epoch: Int(epoch), from: Int(cursor)))
         return PYRAMID_OK
     }

@@ -8,6 +8,19 @@ import PyramidTestSupport
         return (0..<(w * h * c)).map { _ in UInt8.random(in: 0...255, using: &rng) }
     }
 
+    /// A random image (1–70 px a side, 3 channels on even trials), output size (1–48) and crop box
+    /// (partly outside the image, any scale, maybe flipped).
+    static func randomCase(_ rng: inout SeededGenerator, seed: UInt64, trial: Int) -> (Int, Int, Int, Int, [UInt8], CropBox) {
+        let w = Int.random(in: 1...70, using: &rng), h = Int.random(in: 1...70, using: &rng)
+        let c = trial % 2 == 0 ? 3 : 1
+        let size = Int.random(in: 1...48, using: &rng)
+        let px = image(w, h, c, seed: seed &* 1000 &+ UInt64(trial))
+        let bw = Double.random(in: 0.05...1.3, using: &rng), bh = Double.random(in: 0.05...1.3, using: &rng)
+        let box = CropBox(x: Double.random(in: -0.2...0.9, using: &rng), y: Double.random(in: -0.2...0.9, using: &rng),
+                          width: bw, height: bh, flip: Bool.random(using: &rng))
+        return (w, h, c, size, px, box)
+    }
+
     func render(_ px: [UInt8], _ w: Int, _ h: Int, _ c: Int, _ box: CropBox, _ size: Int) -> [Float] {
         let r = Resampler()
         return px.withUnsafeBufferPointer { p -> [Float] in
@@ -40,13 +53,7 @@ import PyramidTestSupport
         var rng = SeededGenerator(seed: seed)
         let r = Resampler()
         for trial in 0..<40 {
-            let w = Int.random(in: 1...70, using: &rng), h = Int.random(in: 1...70, using: &rng)
-            let c = trial % 2 == 0 ? 3 : 1
-            let size = Int.random(in: 1...48, using: &rng)
-            let px = Self.image(w, h, c, seed: seed &* 1000 &+ UInt64(trial))
-            var box = CropBox(x: Double.random(in: -0.2...0.9, using: &rng), y: Double.random(in: -0.2...0.9, using: &rng),
-                              width: Double.random(in: 0.05...1.3, using: &rng), height: Double.random(in: 0.05...1.3, using: &rng),
-                              flip: Bool.random(using: &rng))
+            var (w, h, c, size, px, box) = Self.randomCase(&rng, seed: seed, trial: trial)
             if trial % 5 == 0 { box = .whole }  // a 2:1 or 1:2 scale: exact halves, ties to round
             let floats = render(px, w, h, c, box, size)
             #expect(floats.allSatisfy { $0 > -0.5 && $0 < 255.5 })
@@ -76,13 +83,7 @@ import PyramidTestSupport
         var rng = SeededGenerator(seed: seed)
         let r = Resampler()
         for trial in 0..<40 {
-            let w = Int.random(in: 1...70, using: &rng), h = Int.random(in: 1...70, using: &rng)
-            let c = trial % 2 == 0 ? 3 : 1
-            let size = Int.random(in: 1...48, using: &rng)
-            let px = Self.image(w, h, c, seed: seed &* 1000 &+ UInt64(trial))
-            let bw = Double.random(in: 0.05...1.3, using: &rng), bh = Double.random(in: 0.05...1.3, using: &rng)
-            var box = CropBox(x: Double.random(in: -0.2...0.9, using: &rng), y: Double.random(in: -0.2...0.9, using: &rng),
-                              width: bw, height: bh, flip: Bool.random(using: &rng))
+            var (w, h, c, size, px, box) = Self.randomCase(&rng, seed: seed, trial: trial)
             if trial % 7 == 0 { box = CropBox(x: -2.0 / Double(w), y: 0, width: Double(size) / Double(w), height: Double(size) / Double(h), flip: trial % 2 == 0) }
             let scale = (0..<c).map { _ in Float.random(in: 0.001...0.02, using: &rng) }
             let offset = (0..<c).map { _ in Float.random(in: -2...0, using: &rng) }

@@ -30,11 +30,7 @@ extension Resampler {
                 let base = rows + (f - lo) * rowLength
                 var i = 0
                 while i + 8 <= rowLength {
-                    // The same sums as render's weightedRow: w₀·row₀, then + w_t·row_t in order.
-                    var acc = UnsafeRawPointer(base + i).loadUnaligned(as: SIMD8<Float>.self) * SIMD8<Float>(repeating: w[0])
-                    for t in 1..<n {
-                        acc += UnsafeRawPointer(base + t * rowLength + i).loadUnaligned(as: SIMD8<Float>.self) * SIMD8<Float>(repeating: w[t])
-                    }
+                    let acc = Self.columnSum8(base + i, rowStride: rowLength, taps: n, weights: w)
                     UnsafeMutableRawPointer(out + i).storeBytes(of: Self.roundedBytes(acc), as: SIMD8<UInt8>.self)
                     i += 8
                 }
@@ -46,6 +42,18 @@ extension Resampler {
                 }
             }
         }
+    }
+
+    /// Eight columns of the vertical pass: `Σ_t w[t] · row_t[0..<8]` for `taps` rows `rowStride`
+    /// apart from `base`, summed as render's `weightedRow` does (w₀·row₀, then + w_t·row_t in
+    /// order), so every output path gets the same bits.
+    @inline(__always)
+    static func columnSum8(_ base: UnsafePointer<Float>, rowStride: Int, taps n: Int, weights w: UnsafePointer<Float>) -> SIMD8<Float> {
+        var acc = UnsafeRawPointer(base).loadUnaligned(as: SIMD8<Float>.self) * SIMD8<Float>(repeating: w[0])
+        for t in 1..<max(1, n) {
+            acc += UnsafeRawPointer(base + t * rowStride).loadUnaligned(as: SIMD8<Float>.self) * SIMD8<Float>(repeating: w[t])
+        }
+        return acc
     }
 
     /// The byte nearest `v` (ties to even) for `v` in −0.5 < v < 255.5, eight at a time: adding

@@ -46,10 +46,7 @@ extension Resampler {
                     let base = planeRows + (f - lo) * size
                     var i = 0
                     while i + 8 <= size {
-                        var acc = UnsafeRawPointer(base + i).loadUnaligned(as: SIMD8<Float>.self) * SIMD8<Float>(repeating: w[0])
-                        for t in 1..<n {
-                            acc += UnsafeRawPointer(base + t * size + i).loadUnaligned(as: SIMD8<Float>.self) * SIMD8<Float>(repeating: w[t])
-                        }
+                        let acc = Self.columnSum8(base + i, rowStride: size, taps: n, weights: w)
                         UnsafeMutableRawPointer(out + i).storeBytes(of: acc * av + bv, as: SIMD8<Float>.self)
                         i += 8
                     }

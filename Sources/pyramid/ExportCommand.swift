@@ -38,8 +38,9 @@ struct ExportCommand: ParsableCommand {
     @Option(help: "Sizes to render each sample at, as training does (comma-separated), instead of the stored levels.")
     var views: String?
 
-    @Option(help: "The augmentation of --views (\(Augmentation.syntax)); default: the cache's training augmentation.")
-    var augment: String?
+    @OptionGroup var augmentation: AugmentArgument
+    /// `--augment`: the augmentation of `--views`.
+    var augment: String? { augmentation.augment }
 
     @Option(parsing: .unconditional, help: "The seed of --views' crops and flips.")
     var seed: UInt64 = 0

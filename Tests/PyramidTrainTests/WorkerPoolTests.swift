@@ -16,10 +16,9 @@ import Testing
                 let base = buffer.baseAddress!
                 parallelFor(parts) { part in base[part] = region * 10 + part }  // plain writes
             }
-            for part in 0..<parts where slots[part] != region * 10 + part {
-                Issue.record("region \(region): part \(part) holds \(slots[part])")
-                return
-            }
+            let seen = Array(slots[0..<parts]), expected = (0..<parts).map { region * 10 + $0 }
+            #expect(seen == expected, "region \(region)")
+            if seen != expected { return }
             if region % 2_000 == 0 { usleep(20_000) }  // the helpers outlast their spin and sleep
         }
     }

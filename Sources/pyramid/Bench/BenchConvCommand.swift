@@ -21,8 +21,8 @@ struct BenchConvCommand: ParsableCommand {
     @Option(help: "Layers, comma-separated CIN:COUT@SIZE[/2]; default: ResNet-20's 3x3 stride-1 layers at 28 px.")
     var layers: String = "16:16@28,32:32@14,64:64@7"
 
-    @Option(parsing: .unconditional, help: "Batch.")
-    var batch: Int = 128
+    @OptionGroup var step: BatchArgument
+    var batch: Int { step.value }
 
     @Option(parsing: .unconditional, help: "Threads (batch parts).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount

@@ -30,8 +30,8 @@ struct BenchMPICommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Image size.")
     var size: Int = 28
 
-    @Option(parsing: .unconditional, help: "Images of the global batch (divisible by the number of processes).")
-    var batch: Int = 128
+    @OptionGroup var step: BatchArgument
+    var batch: Int { step.value }
 
     @Option(parsing: .unconditional, help: "Seed of the weights and the batch.")
     var seed: UInt64 = 0

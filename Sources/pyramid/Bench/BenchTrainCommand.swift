@@ -39,8 +39,8 @@ struct BenchTrainCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Channels.")
     var channels: Int = 1
 
-    @Option(parsing: .unconditional, help: "Batch.")
-    var batch: Int = 128
+    @OptionGroup var step: BatchArgument
+    var batch: Int { step.value }
 
     @Option(parsing: .unconditional, help: "Timed steps per size.")
     var steps: Int = 10

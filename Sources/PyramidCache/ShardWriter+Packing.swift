@@ -23,7 +23,7 @@ extension ShardWriter {
             let name = ShardDatabase.level(level)
             let packed = try Store(path: temporary, subdirectory: false, names: [name, ShardDatabase.meta],
                                    initialMapSize: max(64 << 20, (fileSize(path) ?? 0) * 2))
-            var table = LevelPack.Table(count: 0, starts: [])
+            var packedRecords = 0, starts: [Int] = []  // the pack table (records, first indices), made once at the end
             try Self.walk(old, name) { records in
                 // One pack: records from the first key until they reach the target size.
                 var pending: [(start: Int, bytes: [UInt8])] = []
@@ -32,7 +32,7 @@ extension ShardWriter {
                     guard !group.isEmpty else { return }
                     let bytes = LevelPack.encode(group)
                     pending.append((groupStart, bytes)); pendingBytes += bytes.count
-                    table = LevelPack.Table(count: table.count + group.count, starts: table.starts + [groupStart])
+                    packedRecords += group.count; starts.append(groupStart)
                     group = []; groupBytes = 0
                 }
                 func write(meta: [(key: String, value: [UInt8])] = []) throws {
@@ -63,7 +63,7 @@ extension ShardWriter {
                 close()
                 // The last packs and the meta entries (the old file's and the pack table) in one
                 // transaction: no page of the file is written twice (a small level file stays small).
-                try write(meta: try Self.metaEntries(of: old, prefix: "") + [(key: LevelPack.metaKey, value: table.encoded)])
+                try write(meta: try Self.metaEntries(of: old, prefix: "") + [(key: LevelPack.metaKey, value: LevelPack.Table(count: packedRecords, starts: starts).encoded)])
             }
             try lmdbCheck(mdb_env_sync(packed.env.env, 1), "mdb_env_sync", temporary)
             let mapSize = max(old.mapSize, packed.mapSize)
